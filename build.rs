@@ -1,0 +1,22 @@
+//! Compiles `proto/` into Rust (server and client) and writes the descriptor set that gRPC
+//! reflection serves. `protoc` comes from the `protoc-bin-vendored` crate, so a fresh machine
+//! needs nothing installed by hand.
+
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    let include = protoc_bin_vendored::include_path()?;
+    // SAFETY: build scripts are single-threaded; prost-build reads PROTOC from the environment.
+    unsafe { env::set_var("PROTOC", protoc) };
+
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("capture_descriptor.bin"))
+        .compile_protos(
+            &[PathBuf::from("proto/capture/v1/capture_service.proto")],
+            &[PathBuf::from("proto"), include],
+        )?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! The domain: money, capture commands, statuses and outcomes. No I/O, no proto types.
+
+pub mod capture;
+pub mod money;
+pub mod outcome;
+pub mod record;
+pub mod status;
+pub mod validation;
+
+pub use capture::{CaptureCommand, CaptureParts, Provider};
+pub use money::{Currency, Money, MoneyError};
+pub use outcome::ProviderOutcome;
+pub use record::CaptureRecord;
+pub use status::{CaptureStatus, StatusReason};
+pub use validation::{FieldViolation, Violations};

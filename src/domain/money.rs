@@ -1,0 +1,249 @@
+//! Exact money: an ISO 4217 currency and a `Decimal` with no more decimals than the currency's
+//! minor unit allows. Stored as integer minor units; converted to each provider's unit at the
+//! connector edge.
+
+use std::fmt;
+
+use rust_decimal::Decimal;
+
+/// An active ISO 4217 currency and its minor-unit exponent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency {
+    code: &'static str,
+    exponent: u32,
+}
+
+/// Active ISO 4217 codes whose minor unit is not two decimals.
+const EXPONENT_0: &[&str] = &[
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+    "VUV", "XAF", "XOF", "XPF",
+];
+const EXPONENT_3: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+const EXPONENT_4: &[&str] = &["CLF", "UYW"];
+/// Active ISO 4217 codes with two decimals.
+const EXPONENT_2: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
+    "CHE", "CHF", "CHW", "CNY", "COP", "COU", "CRC", "CUP", "CVE", "CZK", "DKK", "DOP", "DZD",
+    "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GTQ", "GYD",
+    "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IRR", "JMD", "KES", "KGS", "KHR", "KPW",
+    "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT",
+    "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK",
+    "NPR", "NZD", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR",
+    "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP",
+    "SZL", "THB", "TJS", "TMT", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "USD", "USN", "UYU",
+    "UZS", "VED", "VES", "WST", "XCD", "XCG", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+impl Currency {
+    /// Looks up an ISO 4217 alphabetic code (upper case).
+    pub fn from_code(code: &str) -> Option<Self> {
+        [
+            (EXPONENT_0, 0),
+            (EXPONENT_2, 2),
+            (EXPONENT_3, 3),
+            (EXPONENT_4, 4),
+        ]
+        .iter()
+        .find_map(|(codes, exponent)| {
+            codes.iter().find(|c| **c == code).map(|c| Currency {
+                code: c,
+                exponent: *exponent,
+            })
+        })
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// Number of decimals of the minor unit (JPY 0, USD 2, TND 3).
+    pub fn exponent(&self) -> u32 {
+        self.exponent
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code)
+    }
+}
+
+/// Why a money value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("unknown ISO 4217 currency code {0:?}")]
+    UnknownCurrency(String),
+    #[error("{0:?} is not a decimal number such as 10.99")]
+    NotADecimal(String),
+    #[error("{currency} allows at most {exponent} decimal places")]
+    TooManyDecimals { currency: Currency, exponent: u32 },
+    #[error("must be greater than zero")]
+    NotPositive,
+    #[error("is too large")]
+    TooLarge,
+}
+
+/// An exact, positive-or-zero amount in a currency, with at most the currency's decimals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Money {
+    currency: Currency,
+    /// Amount in minor units (cents for USD, yen for JPY, millimes for TND).
+    minor_units: i64,
+}
+
+impl Money {
+    /// Parses a caller's money: a known currency and a positive decimal string in major units.
+    pub fn parse_positive(currency_code: &str, value: &str) -> Result<Self, MoneyError> {
+        let money = Self::parse(currency_code, value)?;
+        if money.minor_units <= 0 {
+            return Err(MoneyError::NotPositive);
+        }
+        Ok(money)
+    }
+
+    /// Parses a decimal string in major units (as PayPal writes them); zero is allowed, a sign or
+    /// an exponent is not.
+    pub fn parse(currency_code: &str, value: &str) -> Result<Self, MoneyError> {
+        let currency = Currency::from_code(currency_code)
+            .ok_or_else(|| MoneyError::UnknownCurrency(currency_code.to_owned()))?;
+        let well_formed = !value.is_empty()
+            && value.len() <= 32
+            && value.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && value.matches('.').count() <= 1
+            && value.chars().any(|c| c.is_ascii_digit());
+        if !well_formed {
+            return Err(MoneyError::NotADecimal(value.to_owned()));
+        }
+        let amount: Decimal = value
+            .parse()
+            .map_err(|_| MoneyError::NotADecimal(value.to_owned()))?;
+        Self::from_decimal(currency, amount)
+    }
+
+    /// An exact decimal amount in major units; refused if it has more decimals than the currency.
+    pub fn from_decimal(currency: Currency, amount: Decimal) -> Result<Self, MoneyError> {
+        let normalized = amount.normalize();
+        if normalized.scale() > currency.exponent {
+            return Err(MoneyError::TooManyDecimals {
+                currency,
+                exponent: currency.exponent,
+            });
+        }
+        let scaled = normalized
+            .checked_mul(Decimal::from(10_i64.pow(currency.exponent)))
+            .ok_or(MoneyError::TooLarge)?;
+        let minor_units = i64::try_from(scaled).map_err(|_| MoneyError::TooLarge)?;
+        Ok(Money {
+            currency,
+            minor_units,
+        })
+    }
+
+    /// An amount in minor units, as stored and as Checkout.com and PaymentOptions send it.
+    pub fn from_minor_units(currency: Currency, minor_units: i64) -> Self {
+        Money {
+            currency,
+            minor_units,
+        }
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    pub fn minor_units(&self) -> i64 {
+        self.minor_units
+    }
+
+    /// The exact amount in major units.
+    pub fn amount(&self) -> Decimal {
+        Decimal::new(self.minor_units, self.currency.exponent)
+    }
+
+    /// Major units with exactly the currency's decimals: `10.99`, `1000` (JPY), `1.230` (TND).
+    pub fn to_major_string(&self) -> String {
+        self.amount().to_string()
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.to_major_string(), self.currency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn money(code: &str, value: &str) -> Result<Money, MoneyError> {
+        Money::parse_positive(code, value)
+    }
+
+    #[test]
+    fn amounts_convert_to_minor_units_by_currency_exponent() -> Result<(), MoneyError> {
+        assert_eq!(money("USD", "0.01")?.minor_units(), 1);
+        assert_eq!(
+            money("USD", "99999999999.99")?.minor_units(),
+            9_999_999_999_999
+        );
+        assert_eq!(money("JPY", "1")?.minor_units(), 1);
+        assert_eq!(money("TND", "123.456")?.minor_units(), 123_456);
+        assert_eq!(money("USD", "10.50")?.minor_units(), 1050);
+        assert_eq!(money("USD", "10.500")?.minor_units(), 1050);
+        Ok(())
+    }
+
+    #[test]
+    fn major_strings_carry_exactly_the_currency_decimals() -> Result<(), MoneyError> {
+        assert_eq!(money("USD", "10.5")?.to_major_string(), "10.50");
+        assert_eq!(money("JPY", "1000")?.to_major_string(), "1000");
+        assert_eq!(money("TND", "1.23")?.to_major_string(), "1.230");
+        assert_eq!(
+            money("USD", "99999999999.99")?.to_major_string(),
+            "99999999999.99"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn more_decimals_than_the_currency_allows_are_refused() {
+        assert!(matches!(
+            money("JPY", "1.5"),
+            Err(MoneyError::TooManyDecimals { .. })
+        ));
+        assert!(matches!(
+            money("USD", "0.001"),
+            Err(MoneyError::TooManyDecimals { .. })
+        ));
+        assert!(matches!(
+            money("TND", "0.0001"),
+            Err(MoneyError::TooManyDecimals { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_unknown_and_non_positive_values_are_refused() {
+        for bad in ["", "-1", "1e3", "1.2.3", ".", "+1", " 1", "1,00", "NaN"] {
+            assert!(
+                matches!(money("USD", bad), Err(MoneyError::NotADecimal(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            money("XXX", "1"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
+        assert!(matches!(
+            money("usd", "1"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
+        assert_eq!(money("USD", "0"), Err(MoneyError::NotPositive));
+        assert_eq!(money("USD", "0.00"), Err(MoneyError::NotPositive));
+        assert_eq!(
+            money("USD", "99999999999999999999"),
+            Err(MoneyError::TooLarge)
+        );
+    }
+}

@@ -1,0 +1,36 @@
+//! A capture as the service keeps it: the command, its status and the provider's answer.
+
+use super::capture::CaptureCommand;
+use super::money::Money;
+use super::outcome::{
+    NetworkTransactionReference, ProcessorResponse, ProviderFailure, SellerProtection,
+    SellerReceivableBreakdown,
+};
+use super::status::{CaptureStatus, StatusReason};
+
+/// Microseconds since the Unix epoch, UTC: exact, portable and orderable on both databases.
+pub type TimestampMicros = i64;
+
+/// A stored capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureRecord {
+    /// `cap_` + 26 base32 characters; also the provider idempotency key.
+    pub id: String,
+    pub tenant: String,
+    /// The account name actually used (the default account's name when none was asked for).
+    pub account: String,
+    pub command: CaptureCommand,
+    pub status: CaptureStatus,
+    pub reason: Option<StatusReason>,
+    pub provider_reason: Option<String>,
+    pub provider_capture_id: Option<String>,
+    pub provider_status: Option<String>,
+    pub captured_amount: Option<Money>,
+    pub breakdown: Option<SellerReceivableBreakdown>,
+    pub network_reference: Option<NetworkTransactionReference>,
+    pub seller_protection: Option<SellerProtection>,
+    pub processor_response: Option<ProcessorResponse>,
+    pub failure: Option<ProviderFailure>,
+    pub create_time: TimestampMicros,
+    pub update_time: TimestampMicros,
+}

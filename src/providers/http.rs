@@ -1,0 +1,1 @@
+//! Shared HTTP transport for connectors.

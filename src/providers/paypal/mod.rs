@@ -1,0 +1,1 @@
+//! PayPal Payments v2 connector.
