@@ -11,10 +11,16 @@
 //! - [`domain`]: money, commands, statuses, outcomes — no I/O.
 //! - [`config`], [`telemetry`], [`app`]: configuration, logging, and the server built from both.
 
+pub mod api;
+pub mod app;
+pub mod capture;
 pub mod config;
 pub mod domain;
+pub mod http;
 pub mod providers;
 pub mod sandbox;
+pub mod store;
+pub mod telemetry;
 
 /// Generated from `proto/capture/v1`.
 pub mod proto {

@@ -1,1 +1,19 @@
-pub fn x() {}
+//! Schema migrations of capture-service, one set for SQLite and PostgreSQL.
+//!
+//! Money is stored as integer minor units (`BIGINT`) beside its ISO 4217 code, never as a
+//! floating-point column; timestamps as integer microseconds since the Unix epoch (UTC), so
+//! ordering and keyset pagination behave identically on both databases.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_tables;
+
+/// Runs at `serve` and by `capture-service migrate`.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_tables::Migration)]
+    }
+}

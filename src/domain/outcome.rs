@@ -26,7 +26,7 @@ pub struct SellerReceivableBreakdown {
 }
 
 /// The card network's reference for the transaction.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetworkTransactionReference {
     pub id: String,
     pub date: Option<String>,
@@ -35,14 +35,14 @@ pub struct NetworkTransactionReference {
 }
 
 /// The provider's seller protection.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SellerProtection {
     pub status: String,
     pub dispute_categories: Vec<String>,
 }
 
 /// The processor's answer codes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessorResponse {
     pub avs_code: Option<String>,
     pub cvv_code: Option<String>,

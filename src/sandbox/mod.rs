@@ -1,2 +1,402 @@
 //! The built-in sandbox: an emulator of the providers' HTTP APIs that the real connectors call
 //! over HTTP, exactly as they call the providers.
+//!
+//! One axum server serves every emulated provider under its own path prefix
+//! (`http://127.0.0.1:PORT/paypal`, `/checkout`, ...), so a connector only needs a different
+//! base URL to talk to the sandbox instead of the provider. Each provider is one file holding an
+//! [`Emulator`]; adding a provider is that file plus one line in [`Sandbox::start`].
+//!
+//! Authorizations are made through [`Sandbox::create_authorization`] or the admin endpoint
+//! `POST /sandbox/{provider}/authorizations` (mounted by the service on its own HTTP port), each
+//! with a [`Scenario`] that decides how the provider will answer its captures.
+
+pub mod paypal;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::PaypalAccount;
+use crate::domain::{Money, MoneyError, Provider};
+
+/// How long [`Sandbox::shutdown`] lets requests in flight finish before cutting them off (a
+/// `Timeout` scenario request would otherwise hold the shutdown for a minute).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Money as PayPal writes it, and as the admin endpoint takes it: a code and a major-unit string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoneyJson {
+    pub currency_code: String,
+    pub value: String,
+}
+
+impl From<Money> for MoneyJson {
+    fn from(money: Money) -> Self {
+        MoneyJson {
+            currency_code: money.currency().code().to_owned(),
+            value: money.to_major_string(),
+        }
+    }
+}
+
+/// How the emulated provider will answer captures of an authorization.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Scenario {
+    /// Captures complete.
+    #[default]
+    Approve,
+    /// Captures are accepted but held for review (PayPal `PENDING` / `PENDING_REVIEW`).
+    Pending,
+    /// Captures are declined; nothing is taken from the authorization.
+    Declined,
+    /// The authorization has expired: captures are refused.
+    Expired,
+    /// The authorization was voided: captures are refused.
+    Voided,
+    /// The provider fails with a 5xx and captures nothing.
+    ServerError,
+    /// The provider captures, then answers only after longer than any client waits.
+    Timeout,
+    /// The provider captures, then answers with a body that is not JSON.
+    MalformedBody,
+}
+
+/// What the admin endpoint takes: the amount to authorize and how its captures will go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewAuthorization {
+    pub amount: MoneyJson,
+    #[serde(default)]
+    pub scenario: Scenario,
+}
+
+/// An authorization the sandbox made, ready to be captured through the provider's API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxAuthorization {
+    /// The provider's authorization id, as the connector sends it.
+    pub id: String,
+    /// The provider's name, as in URLs (`paypal`).
+    pub provider: String,
+    /// The provider's status of the authorization (`CREATED`, `VOIDED`, `EXPIRED`).
+    pub status: String,
+    /// The authorized amount, with exactly the currency's decimals.
+    pub amount: MoneyJson,
+    pub scenario: Scenario,
+}
+
+/// Why the sandbox could not make an authorization.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the sandbox does not emulate {0} yet")]
+    NotEmulated(Provider),
+    #[error("amount: {0}")]
+    InvalidAmount(#[from] MoneyError),
+}
+
+/// One emulated provider: its HTTP API and how it creates authorizations.
+trait Emulator: Send + Sync + 'static {
+    fn provider(&self) -> Provider;
+    /// The provider's API, with paths relative to the provider's prefix.
+    fn routes(self: Arc<Self>) -> Router;
+    /// Records a new authorization of `amount` whose captures follow `scenario`.
+    fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization;
+}
+
+/// The emulated providers, shared by the provider server and the admin endpoint.
+struct Emulators(Vec<Arc<dyn Emulator>>);
+
+impl Emulators {
+    fn authorize(
+        &self,
+        provider: Provider,
+        request: NewAuthorization,
+    ) -> Result<SandboxAuthorization, SandboxError> {
+        let emulator = self
+            .0
+            .iter()
+            .find(|e| e.provider() == provider)
+            .ok_or(SandboxError::NotEmulated(provider))?;
+        let amount = Money::parse_positive(&request.amount.currency_code, &request.amount.value)?;
+        Ok(emulator.authorize(amount, request.scenario))
+    }
+}
+
+/// The running sandbox. Owns its server task: dropping it or [`Sandbox::shutdown`] stops it.
+pub struct Sandbox {
+    /// `http://127.0.0.1:PORT`, without a provider prefix.
+    origin: String,
+    emulators: Arc<Emulators>,
+    /// Kept typed (beside `emulators`) to hand out its generated credentials.
+    paypal: Arc<paypal::PaypalEmulator>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Binds `addr` (port 0 picks a free port) and serves every emulated provider.
+    pub async fn start(addr: SocketAddr) -> std::io::Result<Sandbox> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let origin = format!("http://{}", listener.local_addr()?);
+        let url = |p: Provider| format!("{origin}/{}", p.as_str());
+        let paypal = Arc::new(paypal::PaypalEmulator::new(url(Provider::Paypal)));
+        // One line per emulated provider.
+        let emulators: Vec<Arc<dyn Emulator>> = vec![paypal.clone()];
+
+        let mut app = Router::new();
+        for emulator in &emulators {
+            let prefix = format!("/{}", emulator.provider().as_str());
+            app = app.nest(&prefix, emulator.clone().routes());
+        }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = server.await {
+                tracing::warn!(error = %e, "sandbox server stopped");
+            }
+        });
+        tracing::info!(%origin, "sandbox serving emulated providers");
+        Ok(Sandbox {
+            origin,
+            emulators: Arc::new(Emulators(emulators)),
+            paypal,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The provider's base URL in the sandbox. Providers not emulated yet still get their URL;
+    /// it answers 404 until they are.
+    pub fn base_url(&self, provider: Provider) -> String {
+        format!("{}/{}", self.origin, provider.as_str())
+    }
+
+    /// A PayPal account whose credentials the sandbox's PayPal accepts.
+    pub fn paypal_account(&self) -> PaypalAccount {
+        self.paypal.account()
+    }
+
+    /// Makes an authorization at an emulated provider.
+    pub async fn create_authorization(
+        &self,
+        provider: Provider,
+        request: NewAuthorization,
+    ) -> Result<SandboxAuthorization, SandboxError> {
+        self.emulators.authorize(provider, request)
+    }
+
+    /// `POST /sandbox/{provider}/authorizations`, for the service to mount on its HTTP port.
+    pub fn admin_router(&self) -> Router {
+        Router::new()
+            .route("/sandbox/{provider}/authorizations", post(admin_authorize))
+            .with_state(self.emulators.clone())
+    }
+
+    /// Stops accepting connections, lets requests in flight finish briefly, then stops.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// 201 with the authorization; 404 for a provider that is unknown or not emulated; 400 for a
+/// body that is not a valid [`NewAuthorization`].
+async fn admin_authorize(
+    State(emulators): State<Arc<Emulators>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let error = |status: StatusCode, message: String| {
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    };
+    let Some(provider) = Provider::parse(&name) else {
+        return error(StatusCode::NOT_FOUND, format!("unknown provider {name:?}"));
+    };
+    let request: NewAuthorization = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match emulators.authorize(provider, request) {
+        Ok(authorization) => (StatusCode::CREATED, Json(authorization)).into_response(),
+        Err(e @ SandboxError::NotEmulated(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ SandboxError::InvalidAmount(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// An emulated answer, kept whole so a replay of the same idempotency key is byte for byte the
+/// first answer.
+#[derive(Clone)]
+struct Reply {
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl Reply {
+    fn empty(status: StatusCode) -> Self {
+        Reply {
+            status,
+            body: Bytes::new(),
+        }
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body.clone()).into_response();
+        if !self.body.is_empty() {
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        response
+    }
+}
+
+fn json_reply(status: StatusCode, body: &serde_json::Value) -> Reply {
+    Reply {
+        status,
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Fills `buf` with random bytes. Should the OS source fail, falls back to hashing the time and
+/// a counter: sandbox ids need to be unique, not secret, and a request must not fail for it.
+fn random_bytes(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_ok() {
+        return;
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    for chunk in buf.chunks_mut(32) {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let digest = Sha256::digest(format!("{nanos}:{count}").as_bytes());
+        chunk.copy_from_slice(&digest[..chunk.len()]);
+    }
+}
+
+/// `len` random lower-case hex characters.
+fn random_hex(len: usize) -> String {
+    let mut bytes = vec![0_u8; len.div_ceil(2)];
+    random_bytes(&mut bytes);
+    let mut text = hex::encode(bytes);
+    text.truncate(len);
+    text
+}
+
+/// `len` random characters from `alphabet` (ASCII).
+fn random_from(alphabet: &[u8], len: usize) -> String {
+    let mut bytes = vec![0_u8; len];
+    random_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| char::from(alphabet[usize::from(*b) % alphabet.len()]))
+        .collect()
+}
+
+/// `len` random upper-case letters and digits, the shape of PayPal's ids.
+fn random_alnum(len: usize) -> String {
+    random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", len)
+}
+
+fn random_digits(len: usize) -> String {
+    random_from(b"0123456789", len)
+}
+
+/// RFC 3339 UTC with seconds (`2024-05-01T12:00:00Z`), as providers write times; written out by
+/// hand to avoid a date crate for one format.
+fn rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_as_rfc3339_utc() {
+        let at = |secs| rfc3339(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_735_689_599), "2024-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn ids_have_the_requested_shape() {
+        let id = random_alnum(17);
+        assert_eq!(id.len(), 17);
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        assert_eq!(random_hex(13).len(), 13);
+        assert!(random_digits(15).chars().all(|c| c.is_ascii_digit()));
+    }
+}

@@ -1,1 +1,335 @@
-//! PayPal Payments v2 connector.
+//! PayPal Payments v2 connector: OAuth2 client credentials, the capture call with its headers,
+//! and the reading of PayPal's error bodies. Wire types live in [`wire`], their conversion to
+//! and from the domain in `mapping`.
+
+mod mapping;
+pub mod wire;
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use http::StatusCode;
+use tokio::sync::Mutex;
+
+use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
+use super::{CaptureCall, Connector, ProviderError, Rejection};
+use crate::config::{PaypalAccount, Secret};
+use crate::domain::outcome::ProviderFailure;
+use crate::domain::{CaptureCommand, FieldViolation, Provider, ProviderOutcome};
+
+/// A token is dropped this long before PayPal says it expires, so a capture never leaves with a
+/// token that dies in flight.
+const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// PayPal's longest documented money `value`.
+const MAX_VALUE_CHARS: usize = 32;
+
+/// An OAuth access token and when to stop using it.
+struct CachedToken {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+/// Captures at one PayPal REST app (one configured account).
+pub struct PaypalConnector {
+    /// Without a trailing slash.
+    base_url: String,
+    client_id: String,
+    client_secret: Secret,
+    /// `PayPal-Auth-Assertion`, when a partner captures for a merchant.
+    auth_assertion: Option<Secret>,
+    http: ProviderHttp,
+    /// Held across a token fetch, so concurrent captures wait for one fetch instead of each
+    /// asking PayPal for a token.
+    token: Mutex<Option<CachedToken>>,
+}
+
+impl PaypalConnector {
+    pub fn new(account: &PaypalAccount, http: ProviderHttp) -> Self {
+        PaypalConnector {
+            base_url: account.base_url.trim_end_matches('/').to_owned(),
+            client_id: account.client_id.clone(),
+            client_secret: account.client_secret.clone(),
+            auth_assertion: account.auth_assertion.clone(),
+            http,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The cached token, or a new one if there is none or it is about to expire.
+    async fn token(&self) -> Result<Secret, ProviderError> {
+        let mut cached = self.token.lock().await;
+        if let Some(current) = cached.as_ref() {
+            if Instant::now() < current.refresh_at {
+                return Ok(current.token.clone());
+            }
+        }
+        let fresh = self.fetch_token().await?;
+        let token = fresh.token.clone();
+        *cached = Some(fresh);
+        Ok(token)
+    }
+
+    /// Forgets `stale` after PayPal refused it, unless another capture already replaced it.
+    async fn drop_token(&self, stale: &Secret) {
+        let mut cached = self.token.lock().await;
+        if cached.as_ref().is_some_and(|c| &c.token == stale) {
+            *cached = None;
+        }
+    }
+
+    /// `POST /v1/oauth2/token` with HTTP Basic credentials.
+    async fn fetch_token(&self) -> Result<CachedToken, ProviderError> {
+        let request = self
+            .http
+            .client()
+            .post(format!("{}/v1/oauth2/token", self.base_url))
+            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
+            .header(http::header::ACCEPT, "application/json")
+            .form(&[("grant_type", "client_credentials")])
+            .build()
+            .map_err(|e| {
+                unknown(format!(
+                    "cannot build the token request: {}",
+                    e.without_url()
+                ))
+            })?;
+        // Asking for a token has no effect at PayPal: every failure may be retried.
+        let answer = self
+            .http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .map_err(|e| no_answer("token request", e))?;
+        if answer.status != StatusCode::OK {
+            let failure = failure_from(&answer);
+            tracing::warn!(
+                status = failure.http_status, code = %failure.code,
+                debug_id = failure.debug_id.as_deref().unwrap_or(""),
+                "PayPal refused the token request"
+            );
+            let rejection = match answer.status {
+                // Wrong credentials or an app without the permission: configuration problems.
+                StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    Rejection::Unauthorized
+                }
+                StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
+                status => {
+                    return Err(unknown(format!("token request answered HTTP {status}")));
+                }
+            };
+            return Err(rejected(rejection, failure, answer.retry_after()));
+        }
+        let parsed: wire::TokenAnswer = serde_json::from_slice(&answer.body)
+            .map_err(|e| unknown(format!("unreadable token answer: {e}")))?;
+        let lifetime = Duration::from_secs(parsed.expires_in).saturating_sub(TOKEN_EXPIRY_MARGIN);
+        tracing::debug!(
+            expires_in = parsed.expires_in,
+            "fetched a PayPal access token"
+        );
+        Ok(CachedToken {
+            token: Secret::new(parsed.access_token),
+            refresh_at: Instant::now() + lifetime,
+        })
+    }
+
+    /// One capture request (with the transport's retries) under `token`.
+    async fn post_capture(
+        &self,
+        url: &str,
+        token: &Secret,
+        body: &[u8],
+        idempotency_key: &str,
+    ) -> Result<HttpAnswer, ProviderError> {
+        let mut builder = self
+            .http
+            .client()
+            .post(url)
+            .bearer_auth(token.expose())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .header("PayPal-Request-Id", idempotency_key)
+            .header("Prefer", "return=representation");
+        if let Some(assertion) = &self.auth_assertion {
+            builder = builder.header("PayPal-Auth-Assertion", assertion.expose());
+        }
+        let request = builder.body(body.to_vec()).build().map_err(|e| {
+            unknown(format!(
+                "cannot build the capture request: {}",
+                e.without_url()
+            ))
+        })?;
+        // `PayPal-Request-Id` makes a resent capture return the first one's result.
+        self.http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .map_err(|e| no_answer("capture", e))
+    }
+}
+
+#[async_trait]
+impl Connector for PaypalConnector {
+    fn provider(&self) -> Provider {
+        Provider::Paypal
+    }
+
+    fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
+        let parts = command.parts();
+        let mut violations = Vec::new();
+        if !is_path_segment(parts.authorization_id.as_str()) {
+            violations.push(FieldViolation::new(
+                "authorization_id",
+                "must not be '.' or '..'",
+            ));
+        }
+        let too_long = |m: &crate::domain::Money| m.to_major_string().len() > MAX_VALUE_CHARS;
+        if parts.amount.as_ref().is_some_and(too_long) {
+            violations.push(FieldViolation::new(
+                "amount.value",
+                format!("PayPal takes at most {MAX_VALUE_CHARS} characters"),
+            ));
+        }
+        for (i, fee) in parts.platform_fees.iter().enumerate() {
+            if too_long(&fee.amount) {
+                violations.push(FieldViolation::new(
+                    format!("platform_fees[{i}].amount.value"),
+                    format!("PayPal takes at most {MAX_VALUE_CHARS} characters"),
+                ));
+            }
+        }
+        violations
+    }
+
+    #[tracing::instrument(
+        skip_all,
+        fields(provider = "paypal", authorization_id = %call.command.parts().authorization_id)
+    )]
+    async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        let authorization_id = call.command.parts().authorization_id.as_str();
+        if !is_path_segment(authorization_id) {
+            return Err(unknown(
+                "authorization_id is not a usable path segment (not sent)",
+            ));
+        }
+        let url = format!(
+            "{}/v2/payments/authorizations/{authorization_id}/capture",
+            self.base_url
+        );
+        let body = serde_json::to_vec(&mapping::capture_request(call.command))
+            .map_err(|e| unknown(format!("cannot encode the capture request: {e}")))?;
+        let token = self.token().await?;
+        let mut answer = self
+            .post_capture(&url, &token, &body, call.idempotency_key)
+            .await?;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            // Revoked or expired early: one new token, one more try. A second 401 is final.
+            tracing::info!("PayPal refused the access token; fetching a new one");
+            self.drop_token(&token).await;
+            let token = self.token().await?;
+            answer = self
+                .post_capture(&url, &token, &body, call.idempotency_key)
+                .await?;
+        }
+        classify(answer)
+    }
+}
+
+/// Turns the capture call's final answer into an outcome or an error.
+fn classify(answer: HttpAnswer) -> Result<ProviderOutcome, ProviderError> {
+    let status = answer.status;
+    if status == StatusCode::OK || status == StatusCode::CREATED {
+        let outcome = mapping::outcome_from_body(&answer.body).map_err(|detail| {
+            tracing::warn!(status = status.as_u16(), %detail, "unusable PayPal capture answer");
+            unknown(detail)
+        })?;
+        tracing::info!(
+            status = status.as_u16(), capture_status = %outcome.status,
+            attempts = answer.attempts, "PayPal answered the capture"
+        );
+        return Ok(outcome);
+    }
+    let failure = failure_from(&answer);
+    tracing::warn!(
+        status = failure.http_status, code = %failure.code,
+        debug_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
+        "PayPal did not capture"
+    );
+    let rejection = match status {
+        StatusCode::BAD_REQUEST => Rejection::InvalidArgument,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Rejection::Unauthorized,
+        StatusCode::NOT_FOUND => Rejection::NotFound,
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            mapping::rejection_for_422(first_issue(&answer.body).as_deref())
+        }
+        StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
+        // 5xx, other 2xx, redirects and undocumented 4xx: PayPal may have captured.
+        _ => {
+            return Err(unknown(format!(
+                "PayPal answered HTTP {} ({})",
+                status.as_u16(),
+                failure.code
+            )));
+        }
+    };
+    Err(rejected(rejection, failure, answer.retry_after()))
+}
+
+/// PayPal's error body as a failure: `code` is the first `details[].issue`, else `name`.
+fn failure_from(answer: &HttpAnswer) -> ProviderFailure {
+    let body: wire::ErrorBody = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let issue = body.details.iter().find_map(|d| d.issue.clone());
+    let description = body.details.iter().find_map(|d| d.description.clone());
+    let status = answer.status;
+    ProviderFailure {
+        code: issue
+            .or(body.name)
+            .or(body.error)
+            .unwrap_or_else(|| format!("HTTP_{}", status.as_u16())),
+        message: body
+            .message
+            .or(description)
+            .or(body.error_description)
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned()),
+        debug_id: body.debug_id,
+        http_status: status.as_u16(),
+    }
+}
+
+fn first_issue(body: &[u8]) -> Option<String> {
+    let body: wire::ErrorBody = serde_json::from_slice(body).ok()?;
+    body.details.into_iter().find_map(|d| d.issue)
+}
+
+/// `.` and `..` would be resolved away by URL normalisation and capture elsewhere.
+fn is_path_segment(id: &str) -> bool {
+    !id.chars().all(|c| c == '.')
+}
+
+fn rejected(
+    rejection: Rejection,
+    failure: ProviderFailure,
+    retry_after: Option<Duration>,
+) -> ProviderError {
+    ProviderError::Rejected {
+        provider: Provider::Paypal,
+        rejection,
+        failure,
+        retry_after: match rejection {
+            Rejection::RateLimited => retry_after,
+            Rejection::NotFound
+            | Rejection::FailedPrecondition
+            | Rejection::InvalidArgument
+            | Rejection::Unauthorized => None,
+        },
+    }
+}
+
+fn unknown(detail: impl Into<String>) -> ProviderError {
+    ProviderError::OutcomeUnknown {
+        provider: Provider::Paypal,
+        detail: detail.into(),
+    }
+}
+
+fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
+    unknown(format!("{what}: {e}"))
+}

@@ -1,0 +1,175 @@
+//! The one place errors become `tonic::Status`: an exhaustive match, with
+//! `google.rpc.BadRequest`, `ErrorInfo` and `RetryInfo` details. Internal errors reach the client
+//! as an opaque message; their cause chain goes to the log.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::error;
+
+use crate::capture::CaptureError;
+use crate::domain::FieldViolation;
+use crate::providers::registry::UnknownAccount;
+use crate::providers::{ProviderError, Rejection};
+use crate::store::{LedgerRefusal, StoreError};
+
+/// `ErrorInfo.domain` of every error this service raises.
+pub const ERROR_DOMAIN: &str = "capture.v1.CaptureService";
+
+/// How long a caller should wait before retrying a capture whose outcome is unknown.
+const RETRY_UNKNOWN_AFTER: Duration = Duration::from_secs(2);
+
+/// `INVALID_ARGUMENT` naming every bad field.
+pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
+    let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+    let details = ErrorDetails::with_bad_request(
+        violations
+            .iter()
+            .map(|v| tonic_types::FieldViolation::new(v.field.clone(), v.description.clone()))
+            .collect::<Vec<_>>(),
+    );
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {}", fields.join(", ")),
+        details,
+    )
+}
+
+fn with_info(
+    code: Code,
+    message: String,
+    reason: &str,
+    metadata: HashMap<String, String>,
+) -> Status {
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
+}
+
+fn internal(err: &dyn std::error::Error) -> Status {
+    error!(error = %err, source = ?err.source(), "internal error");
+    Status::internal("internal error; see the service logs")
+}
+
+impl From<StoreError> for Status {
+    fn from(err: StoreError) -> Self {
+        internal(&err)
+    }
+}
+
+impl From<CaptureError> for Status {
+    fn from(err: CaptureError) -> Self {
+        match err {
+            CaptureError::UnknownAccount(UnknownAccount::NoAccount(provider)) => with_info(
+                Code::FailedPrecondition,
+                format!("no {provider} account is configured"),
+                "PROVIDER_NOT_CONFIGURED",
+                HashMap::from([("provider".to_owned(), provider.to_string())]),
+            ),
+            CaptureError::UnknownAccount(err @ UnknownAccount::NoSuchAccount { .. }) => {
+                invalid_argument(&[FieldViolation::new("provider_account", err.to_string())])
+            }
+            CaptureError::Unsupported(violations) => invalid_argument(&violations),
+            CaptureError::KeyReused { capture_id } => with_info(
+                Code::AlreadyExists,
+                format!(
+                    "request_id was already used for a different request (capture {capture_id}); use a new request_id"
+                ),
+                "IDEMPOTENCY_KEY_REUSED",
+                HashMap::from([("capture_id".to_owned(), capture_id)]),
+            ),
+            CaptureError::Refused(refusal) => ledger_refusal(refusal),
+            CaptureError::Provider { error, capture } => provider_error(error, &capture.id),
+            CaptureError::Store(err) => internal(&err),
+            err @ (CaptureError::Entropy(_) | CaptureError::Task(_)) => internal(&err),
+        }
+    }
+}
+
+fn ledger_refusal(refusal: LedgerRefusal) -> Status {
+    let (message, reason, metadata) = match refusal {
+        LedgerRefusal::Closed { closed_by } => (
+            format!("the authorization was closed by capture {closed_by} (final or full amount)"),
+            "AUTHORIZATION_CLOSED",
+            HashMap::from([("closed_by".to_owned(), closed_by)]),
+        ),
+        LedgerRefusal::CurrencyMismatch { expected } => (
+            format!("earlier captures of this authorization are in {expected}"),
+            "CURRENCY_MISMATCH",
+            HashMap::from([("expected_currency".to_owned(), expected)]),
+        ),
+        LedgerRefusal::AuthorizedAmountMismatch { known } => (
+            format!("authorized_amount differs from the {known} given earlier"),
+            "AUTHORIZED_AMOUNT_MISMATCH",
+            HashMap::from([("authorized_amount".to_owned(), known.to_string())]),
+        ),
+        LedgerRefusal::ExceedsAuthorization { remaining } => (
+            format!("amount exceeds what remains of the authorization ({remaining})"),
+            "AMOUNT_EXCEEDS_AUTHORIZATION",
+            HashMap::from([("remaining".to_owned(), remaining.to_string())]),
+        ),
+    };
+    with_info(Code::FailedPrecondition, message, reason, metadata)
+}
+
+fn provider_error(error: ProviderError, capture_id: &str) -> Status {
+    match error {
+        ProviderError::Rejected {
+            provider,
+            rejection,
+            failure,
+            retry_after,
+        } => {
+            let (code, reason) = match rejection {
+                Rejection::NotFound => (Code::NotFound, "PROVIDER_RESOURCE_NOT_FOUND"),
+                Rejection::FailedPrecondition => {
+                    (Code::FailedPrecondition, "PROVIDER_PRECONDITION_FAILED")
+                }
+                Rejection::InvalidArgument => (Code::InvalidArgument, "PROVIDER_INVALID_REQUEST"),
+                Rejection::RateLimited => (Code::ResourceExhausted, "PROVIDER_RATE_LIMITED"),
+                Rejection::Unauthorized => (Code::Internal, "PROVIDER_AUTHENTICATION_FAILED"),
+            };
+            let mut metadata = HashMap::from([
+                ("provider".to_owned(), provider.to_string()),
+                ("provider_code".to_owned(), failure.code.clone()),
+                ("provider_message".to_owned(), failure.message.clone()),
+                ("http_status".to_owned(), failure.http_status.to_string()),
+                ("capture_id".to_owned(), capture_id.to_owned()),
+            ]);
+            if let Some(debug_id) = &failure.debug_id {
+                metadata.insert("debug_id".to_owned(), debug_id.clone());
+            }
+            let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+            if rejection == Rejection::RateLimited {
+                details.set_retry_info(Some(retry_after.unwrap_or(Duration::from_secs(1))));
+            }
+            let message = format!(
+                "{provider} refused the capture: {} ({}); capture {capture_id} is FAILED",
+                failure.code, failure.message
+            );
+            Status::with_error_details(code, message, details)
+        }
+        ProviderError::OutcomeUnknown { provider, detail } => {
+            let mut details = ErrorDetails::with_error_info(
+                "PROVIDER_OUTCOME_UNKNOWN",
+                ERROR_DOMAIN,
+                HashMap::from([
+                    ("provider".to_owned(), provider.to_string()),
+                    ("capture_id".to_owned(), capture_id.to_owned()),
+                ]),
+            );
+            details.set_retry_info(Some(RETRY_UNKNOWN_AFTER));
+            Status::with_error_details(
+                Code::Unavailable,
+                format!(
+                    "{provider} gave no definite answer ({detail}); capture {capture_id} stays PROCESSING: retry with the same request_id"
+                ),
+                details,
+            )
+        }
+    }
+}

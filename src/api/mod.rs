@@ -1,0 +1,10 @@
+//! The gRPC edge: authentication, proto ⇄ domain conversion, handlers, error mapping.
+
+pub mod auth;
+pub mod convert;
+pub mod error;
+mod page_token;
+pub mod service;
+
+pub use auth::{ApiKeys, Tenant};
+pub use service::CaptureApi;

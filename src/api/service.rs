@@ -1,0 +1,157 @@
+//! `capture.v1.CaptureService`: each handler converts its request once, calls the
+//! orchestrator or the store, and converts the answer back.
+
+use tonic::{Request, Response, Status};
+
+use super::auth::tenant;
+use super::convert::{micros, provider_from_proto, status_from_proto};
+use super::error::invalid_argument;
+use super::page_token;
+use crate::capture::Captures;
+use crate::domain::{CaptureCommand, FieldViolation};
+use crate::proto::{
+    self, capture_service_server::CaptureService, CaptureRequest, CaptureResponse,
+    GetCaptureRequest, GetCaptureResponse, ListCapturesRequest, ListCapturesResponse,
+};
+use crate::store::ListQuery;
+
+const DEFAULT_PAGE_SIZE: i32 = 50;
+const MAX_PAGE_SIZE: i32 = 1000;
+
+/// The gRPC handlers.
+pub struct CaptureApi {
+    captures: Captures,
+}
+
+impl CaptureApi {
+    pub fn new(captures: Captures) -> Self {
+        CaptureApi { captures }
+    }
+}
+
+#[tonic::async_trait]
+impl CaptureService for CaptureApi {
+    #[tracing::instrument(skip_all, fields(tenant))]
+    async fn capture(
+        &self,
+        request: Request<CaptureRequest>,
+    ) -> Result<Response<CaptureResponse>, Status> {
+        let tenant = tenant(&request)?;
+        tracing::Span::current().record("tenant", tenant.0.as_str());
+        let command =
+            CaptureCommand::try_from(request.into_inner()).map_err(|v| invalid_argument(&v))?;
+        let result = self.captures.capture(&tenant.0, command).await?;
+        Ok(Response::new(CaptureResponse {
+            capture: Some(proto::Capture::from(&result.record)),
+            replayed: result.replayed,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant, id = %request.get_ref().id))]
+    async fn get_capture(
+        &self,
+        request: Request<GetCaptureRequest>,
+    ) -> Result<Response<GetCaptureResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let id = &request.get_ref().id;
+        if id.is_empty() || id.len() > 64 {
+            return Err(invalid_argument(&[FieldViolation::new(
+                "id",
+                "must be a capture id such as cap_01J...",
+            )]));
+        }
+        let record = self
+            .captures
+            .store()
+            .get(&tenant.0, id)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("capture {id} not found")))?;
+        Ok(Response::new(GetCaptureResponse {
+            capture: Some(proto::Capture::from(&record)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant))]
+    async fn list_captures(
+        &self,
+        request: Request<ListCapturesRequest>,
+    ) -> Result<Response<ListCapturesResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let (query, filters) = list_query(request.get_ref())?;
+        let page = self.captures.store().list(&tenant.0, &query).await?;
+        Ok(Response::new(ListCapturesResponse {
+            captures: page.records.iter().map(proto::Capture::from).collect(),
+            next_page_token: page
+                .next
+                .map(|position| page_token::encode(&position, &filters))
+                .unwrap_or_default(),
+        }))
+    }
+}
+
+/// The store query of a list request, and the canonical filter string its tokens are bound to.
+fn list_query(request: &ListCapturesRequest) -> Result<(ListQuery, String), Status> {
+    let mut violations = Vec::new();
+    let page_size = match request.page_size {
+        n if n < 0 => {
+            violations.push(FieldViolation::new("page_size", "must not be negative"));
+            DEFAULT_PAGE_SIZE
+        }
+        0 => DEFAULT_PAGE_SIZE,
+        n => n.min(MAX_PAGE_SIZE),
+    };
+    let provider = match request.provider {
+        0 => None,
+        n => {
+            let provider = provider_from_proto(n);
+            if provider.is_none() {
+                violations.push(FieldViolation::new("provider", "unknown provider"));
+            }
+            provider
+        }
+    };
+    let status = status_from_proto(request.status).unwrap_or_else(|()| {
+        violations.push(FieldViolation::new("status", "unknown status"));
+        None
+    });
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let start = request.create_time_start.as_ref().map(micros);
+    let end = request.create_time_end.as_ref().map(micros);
+    if let (Some(start), Some(end)) = (start, end) {
+        if start >= end {
+            violations.push(FieldViolation::new(
+                "create_time_end",
+                "must be after create_time_start",
+            ));
+        }
+    }
+    let filters = format!(
+        "{:?}|{:?}|{}|{}|{:?}|{:?}",
+        provider, status, request.authorization_id, request.invoice_id, start, end
+    );
+    let after = if request.page_token.is_empty() {
+        None
+    } else {
+        match page_token::decode(&request.page_token, &filters) {
+            Ok(position) => Some(position),
+            Err(problem) => {
+                violations.push(FieldViolation::new("page_token", problem));
+                None
+            }
+        }
+    };
+    if !violations.is_empty() {
+        return Err(invalid_argument(&violations));
+    }
+    let query = ListQuery {
+        page_size: page_size as u64,
+        after,
+        provider,
+        status,
+        authorization_id: non_empty(&request.authorization_id),
+        invoice_id: non_empty(&request.invoice_id),
+        create_time_start: start,
+        create_time_end: end,
+    };
+    Ok((query, filters))
+}

@@ -1,0 +1,226 @@
+//! Builds the whole server from a [`Config`]: `main` and the tests go through the same path.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::server::TcpIncoming;
+use tower_http::trace::TraceLayer;
+use tracing::{info, warn};
+
+use crate::api::{ApiKeys, CaptureApi};
+use crate::capture::Captures;
+use crate::config::{ApiKey, Config};
+use crate::proto::capture_service_server::CaptureServiceServer;
+use crate::providers::http::ProviderHttp;
+use crate::providers::paypal::PaypalConnector;
+use crate::providers::Connectors;
+use crate::sandbox::Sandbox;
+use crate::store::Store;
+
+/// A built server: listeners bound, database migrated, not yet serving.
+pub struct App {
+    config: Config,
+    grpc: TcpListener,
+    http: TcpListener,
+    store: Store,
+    captures: Captures,
+    tasks: TaskTracker,
+    api_keys: ApiKeys,
+    sandbox: Option<Sandbox>,
+    dev_api_key: Option<String>,
+}
+
+impl App {
+    /// Connects and migrates the database, starts the sandbox if enabled, builds the connectors
+    /// and binds both ports (port 0 picks a free one).
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let store = Store::connect(&config.database_url)
+            .await
+            .context("Failed to connect to the database")?;
+        store
+            .migrate()
+            .await
+            .context("Failed to migrate the database")?;
+
+        let sandbox = if config.sandbox_enabled() {
+            let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .context("Failed to start the sandbox")?;
+            warn!("SANDBOX MODE: providers without configured accounts are served by the built-in emulator; no real money moves");
+            Some(sandbox)
+        } else {
+            None
+        };
+        let connectors = build_connectors(&config, sandbox.as_ref())?;
+
+        let mut keys = config.api_keys.clone();
+        let dev_api_key = if keys.is_empty() && sandbox.is_some() {
+            let key = dev_api_key()?;
+            keys.push(ApiKey {
+                tenant: "dev".to_owned(),
+                sha256: sha256(&key),
+            });
+            Some(key)
+        } else {
+            None
+        };
+        if keys.is_empty() {
+            warn!("no API keys are configured (CAPTURE_API_KEYS): every call will be refused");
+        }
+
+        let grpc = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("Failed to bind gRPC on {}", config.grpc_addr))?;
+        let http = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("Failed to bind HTTP on {}", config.http_addr))?;
+        let tasks = TaskTracker::new();
+        let captures = Captures::new(store.clone(), connectors, tasks.clone());
+        Ok(App {
+            config,
+            grpc,
+            http,
+            store,
+            captures,
+            tasks,
+            api_keys: ApiKeys::new(keys),
+            sandbox,
+            dev_api_key,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.grpc.local_addr()
+    }
+
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http.local_addr()
+    }
+
+    /// The generated development key (sandbox mode with no keys configured), tenant `dev`.
+    pub fn dev_api_key(&self) -> Option<&str> {
+        self.dev_api_key.as_deref()
+    }
+
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking requests, lets in-flight calls and
+    /// captures finish (up to the configured grace), and returns.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let token = CancellationToken::new();
+        let trigger = token.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.cancel();
+        });
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<CaptureServiceServer<CaptureApi>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("Failed to build reflection v1")?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .context("Failed to build reflection v1alpha")?;
+        let api = CaptureServiceServer::with_interceptor(
+            CaptureApi::new(self.captures.clone()),
+            self.api_keys.interceptor(),
+        );
+
+        let grpc_addr = self.grpc.local_addr()?;
+        let http_addr = self.http.local_addr()?;
+        let grpc_token = token.clone();
+        let grpc = tonic::transport::Server::builder()
+            .layer(TraceLayer::new_for_grpc())
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(api)
+            .serve_with_incoming_shutdown(TcpIncoming::from(self.grpc), async move {
+                grpc_token.cancelled().await
+            });
+
+        let sandbox_routes = self.sandbox.as_ref().map(Sandbox::admin_router);
+        let http_router = crate::http::router(self.store.clone(), sandbox_routes);
+        let http_token = token.clone();
+        let http = axum::serve(self.http, http_router)
+            .with_graceful_shutdown(async move { http_token.cancelled().await });
+
+        info!(%grpc_addr, %http_addr, sandbox = self.sandbox.is_some(), "capture-service serving");
+        if let Some(key) = &self.dev_api_key {
+            info!("development API key (tenant dev): {key}");
+        }
+        let (grpc_result, http_result) = tokio::join!(grpc, http.into_future());
+        health
+            .set_not_serving::<CaptureServiceServer<CaptureApi>>()
+            .await;
+
+        // Provider calls run in their own tasks; give them the grace period to record outcomes.
+        self.tasks.close();
+        if tokio::time::timeout(self.config.shutdown_grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("shutdown grace elapsed with captures in flight; they stay PROCESSING and are resumed on retry");
+        }
+        if let Some(sandbox) = self.sandbox {
+            sandbox.shutdown().await;
+        }
+        grpc_result.context("gRPC server failed")?;
+        http_result.context("HTTP server failed")?;
+        info!("capture-service stopped");
+        Ok(())
+    }
+}
+
+fn build_connectors(config: &Config, sandbox: Option<&Sandbox>) -> anyhow::Result<Connectors> {
+    let http = ProviderHttp::new(
+        config.providers.request_timeout,
+        config.providers.max_retries,
+    )
+    .context("Failed to build the provider HTTP client")?;
+    let mut connectors = Connectors::default();
+    let mut paypal = config.providers.paypal.clone();
+    if paypal.is_empty() {
+        paypal.extend(sandbox.map(Sandbox::paypal_account));
+    }
+    for account in &paypal {
+        connectors.register(
+            &account.name,
+            Arc::new(PaypalConnector::new(account, http.clone())),
+        );
+    }
+    Ok(connectors)
+}
+
+fn dev_api_key() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the dev key: {e}"))?;
+    Ok(format!("dev_{}", hex::encode(bytes)))
+}
+
+fn sha256(key: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes()).into()
+}

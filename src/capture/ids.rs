@@ -1,0 +1,43 @@
+//! Capture ids: `cap_` + a ULID (48-bit millisecond time + 80 random bits, Crockford base32), so
+//! ids sort roughly by creation and never collide.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A new capture id, e.g. `cap_01JDQ3W5X8K2M4N6P8R0S2T4V6`.
+pub fn new_capture_id() -> Result<String, getrandom::Error> {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut random = [0u8; 10];
+    getrandom::fill(&mut random)?;
+    let mut value: u128 = u128::from(millis & 0xFFFF_FFFF_FFFF) << 80;
+    for (i, byte) in random.iter().enumerate() {
+        value |= u128::from(*byte) << (72 - 8 * i);
+    }
+    let mut id = String::with_capacity(30);
+    id.push_str("cap_");
+    for i in (0..26).rev() {
+        let index = ((value >> (5 * i)) & 0x1F) as usize;
+        id.push(char::from(CROCKFORD[index]));
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_prefixed_unique_and_base32() -> Result<(), getrandom::Error> {
+        let a = new_capture_id()?;
+        let b = new_capture_id()?;
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 30);
+        assert!(a.starts_with("cap_"));
+        assert!(a[4..].bytes().all(|c| CROCKFORD.contains(&c)));
+        Ok(())
+    }
+}

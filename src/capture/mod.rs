@@ -1,0 +1,209 @@
+//! Orchestration of one capture: idempotency and ledger (one transaction, committed as
+//! `PROCESSING`), then the provider call, then the outcome (one transaction).
+//!
+//! The provider call runs in a task of its own, so a caller that hangs up, or a shutdown that
+//! has begun, never cuts a capture between the provider's answer and its record.
+
+mod ids;
+mod inflight;
+
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::domain::{CaptureCommand, CaptureRecord, CaptureStatus, FieldViolation};
+use crate::providers::registry::UnknownAccount;
+use crate::providers::{CaptureCall, Connector, Connectors, ProviderError};
+use crate::store::{Begin, LedgerRefusal, NewCapture, Resolution, Store, StoreError};
+
+pub use ids::new_capture_id;
+use inflight::{InFlight, Slot};
+
+/// A capture and whether it was found again rather than made.
+#[derive(Debug)]
+pub struct CaptureResult {
+    pub record: CaptureRecord,
+    /// True when the idempotency key had been seen: no provider call was made for this request.
+    pub replayed: bool,
+}
+
+/// Why a capture did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    UnknownAccount(#[from] UnknownAccount),
+    /// The provider cannot express the request.
+    #[error("the provider cannot express this request")]
+    Unsupported(Vec<FieldViolation>),
+    /// The idempotency key belongs to a different request.
+    #[error("request_id was already used for a different request (capture {capture_id})")]
+    KeyReused { capture_id: String },
+    /// The authorization's ledger refuses the capture; nothing was written or sent.
+    #[error("the authorization cannot take this capture: {0:?}")]
+    Refused(LedgerRefusal),
+    /// The provider refused, or gave no definite answer; the capture is recorded either way.
+    #[error("{error}")]
+    Provider {
+        error: ProviderError,
+        capture: Box<CaptureRecord>,
+    },
+    #[error("could not create a capture id: {0}")]
+    Entropy(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The capture task ended abnormally (it panicked or the runtime is shutting down).
+    #[error("the capture task did not finish: {0}")]
+    Task(String),
+}
+
+/// Captures payments: the orchestrator shared by every request.
+#[derive(Clone)]
+pub struct Captures {
+    store: Store,
+    connectors: Connectors,
+    in_flight: InFlight,
+    tasks: TaskTracker,
+}
+
+impl Captures {
+    pub fn new(store: Store, connectors: Connectors, tasks: TaskTracker) -> Self {
+        Captures {
+            store,
+            connectors,
+            in_flight: InFlight::default(),
+            tasks,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Captures for `tenant`, or returns the capture an earlier identical request made.
+    #[tracing::instrument(skip_all, fields(
+        tenant,
+        provider = %command.parts().provider,
+        authorization_id = %command.parts().authorization_id,
+        request_id = %command.parts().request_id,
+        capture_id = tracing::field::Empty,
+    ))]
+    pub async fn capture(
+        &self,
+        tenant: &str,
+        command: CaptureCommand,
+    ) -> Result<CaptureResult, CaptureError> {
+        let parts = command.parts();
+        let (account, connector) = self
+            .connectors
+            .resolve(parts.provider, parts.account.as_ref())?;
+        let violations = connector.check(&command);
+        if !violations.is_empty() {
+            return Err(CaptureError::Unsupported(violations));
+        }
+        let id = new_capture_id().map_err(|e| CaptureError::Entropy(e.to_string()))?;
+        tracing::Span::current().record("capture_id", id.as_str());
+        // Claimed before the row is committed, so a concurrent retry that finds the row also
+        // finds the call running and waits for it.
+        let claim = match self.in_flight.claim(&id) {
+            Slot::Claimed(claim) => claim,
+            Slot::Running(_) => return Err(CaptureError::Entropy("capture id collision".into())),
+        };
+        let new = NewCapture {
+            id: &id,
+            tenant,
+            account: &account,
+            command: &command,
+        };
+        match self.store.begin_capture(&new).await? {
+            Begin::Created(record) => {
+                info!(capture_id = %record.id, "capture recorded as PROCESSING; calling provider");
+                let result = self.drive(record, connector, claim).await?;
+                Ok(CaptureResult {
+                    record: result,
+                    replayed: false,
+                })
+            }
+            Begin::Existing(record) => {
+                drop(claim);
+                self.replay(record, connector).await
+            }
+            Begin::KeyReused { capture_id } => Err(CaptureError::KeyReused { capture_id }),
+            Begin::Refused(refusal) => Err(CaptureError::Refused(refusal)),
+        }
+    }
+
+    /// An earlier request with the same key: its capture, waiting for or resuming its provider
+    /// call when that has not ended.
+    async fn replay(
+        &self,
+        record: CaptureRecord,
+        connector: Arc<dyn Connector>,
+    ) -> Result<CaptureResult, CaptureError> {
+        if record.status != CaptureStatus::Processing {
+            return Ok(CaptureResult {
+                record,
+                replayed: true,
+            });
+        }
+        let record = match self.in_flight.claim(&record.id) {
+            Slot::Running(rx) => {
+                inflight::finished(rx).await;
+                self.store.get_any(&record.id).await?
+            }
+            // Nobody is calling the provider for it (an earlier call ended without an answer, or
+            // the process that made it stopped): call again with the same idempotency key.
+            Slot::Claimed(claim) => {
+                info!(capture_id = %record.id, "resuming a PROCESSING capture");
+                self.drive(record, connector, claim).await?
+            }
+        };
+        Ok(CaptureResult {
+            record,
+            replayed: true,
+        })
+    }
+
+    /// Calls the provider and records what it said, in a task that outlives the caller.
+    async fn drive(
+        &self,
+        record: CaptureRecord,
+        connector: Arc<dyn Connector>,
+        claim: inflight::Claim,
+    ) -> Result<CaptureRecord, CaptureError> {
+        let store = self.store.clone();
+        let task = self.tasks.spawn(async move {
+            let _claim = claim;
+            let call = CaptureCall {
+                command: &record.command,
+                idempotency_key: &record.id,
+            };
+            let answer = connector.capture(call).await;
+            let resolution = match &answer {
+                Ok(outcome) => Resolution::Outcome(outcome.clone()),
+                Err(ProviderError::Rejected { failure, .. }) => Resolution::Rejected(failure.clone()),
+                Err(ProviderError::OutcomeUnknown { detail, .. }) => Resolution::Unknown {
+                    detail: detail.clone(),
+                },
+            };
+            let stored = store.resolve(&record.id, &resolution).await;
+            match (&answer, &stored) {
+                (_, Err(err)) => warn!(capture_id = %record.id, error = %err,
+                    "provider answered but the outcome could not be stored; capture stays PROCESSING"),
+                (Ok(outcome), Ok(_)) => info!(capture_id = %record.id, status = %outcome.status,
+                    provider_status = %outcome.provider_status, "capture resolved"),
+                (Err(err), Ok(_)) => warn!(capture_id = %record.id, error = %err, "provider call failed"),
+            }
+            (answer, stored)
+        });
+        let (answer, stored) = task.await.map_err(|e| CaptureError::Task(e.to_string()))?;
+        let stored = stored?;
+        match answer {
+            Ok(_) => Ok(stored),
+            Err(error) => Err(CaptureError::Provider {
+                error,
+                capture: Box::new(stored),
+            }),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The HTTP port: `/healthz` (the process runs), `/readyz` (the database answers), and, in
+//! sandbox mode, the emulator's helper endpoints under `/sandbox/`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+use crate::store::Store;
+
+/// Gives every request an `x-request-id` unless the caller sent one.
+#[derive(Clone, Copy, Default)]
+pub struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
+        let mut bytes = [0u8; 12];
+        getrandom::fill(&mut bytes).ok()?;
+        http::HeaderValue::from_str(&hex::encode(bytes))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The router of the HTTP port; `extra` carries optional routes (the sandbox's).
+pub fn router(store: Store, extra: Option<Router>) -> Router {
+    let mut app = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .with_state(store);
+    if let Some(extra) = extra {
+        app = app.merge(extra);
+    }
+    app.layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+}
+
+async fn readyz(State(store): State<Store>) -> (StatusCode, Json<serde_json::Value>) {
+    match store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "database unavailable"})),
+            )
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! PayPal emulator: OAuth2 client credentials and Payments v2 capture, as PayPal documents them
+//! (providers.md, seed 004), so the real PayPal connector can be exercised end to end.
+//!
+//! State lives in memory behind one `std::sync::Mutex`, never held across an `.await`.
+//! Rules worth knowing:
+//! - A `PayPal-Request-Id` seen before gets the stored answer (status and body, byte for byte),
+//!   whatever the new body says. Captures (201) and business refusals (422) are stored;
+//!   malformed requests, 401, 404 and 5xx are not, since nothing happened.
+//! - The `Timeout` scenario records the capture and its answer *before* sleeping, as a provider
+//!   whose answer was lost would: a retry with the same request id gets the answer at once.
+//! - The PayPal fee is `3.49 % × gross + fixed`, fixed being 49 in currencies without decimals
+//!   (JPY) and 0.49 otherwise, rounded half-even to the currency's decimals, never above gross.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{
+    header_str, json_reply, random_alnum, random_digits, random_hex, rfc3339, Emulator, MoneyJson,
+    Reply, SandboxAuthorization, Scenario,
+};
+use crate::config::{PaypalAccount, Secret};
+use crate::domain::{Currency, Money, Provider};
+
+/// The request field of platform fees, named in their errors.
+const FEES: &str = "/payment_instruction/platform_fees";
+/// How long the `Timeout` scenario waits before answering: longer than any client deadline.
+pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
+/// Token lifetime announced in the token answer (PayPal's usual nine hours).
+const TOKEN_EXPIRES_IN: u64 = 32_400;
+const MESSAGE_422: &str = "The requested action could not be performed, semantically incorrect, or failed business validation.";
+const MESSAGE_400: &str =
+    "Request is not well-formed, syntactically incorrect, or violates schema.";
+
+/// One authorization and what has been taken from it.
+struct Authorization {
+    amount: Money,
+    scenario: Scenario,
+    /// Minor units captured so far by completed or pending captures (declined ones do not count).
+    captured: i64,
+    /// Closed by a final or a full (no-amount) capture.
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Ledger {
+    tokens: HashSet<String>,
+    authorizations: HashMap<String, Authorization>,
+    /// Full representations by capture id, for `GET /v2/payments/captures/{id}`.
+    captures: HashMap<String, Value>,
+    replies: HashMap<String, Reply>,
+}
+
+/// The emulated PayPal: generated credentials plus the ledger.
+pub(super) struct PaypalEmulator {
+    base_url: String,
+    client_id: String,
+    client_secret: String,
+    ledger: Mutex<Ledger>,
+}
+
+impl PaypalEmulator {
+    pub(super) fn new(base_url: String) -> Self {
+        PaypalEmulator {
+            base_url,
+            client_id: random_hex(40),
+            client_secret: random_hex(40),
+            ledger: Mutex::default(),
+        }
+    }
+
+    pub(super) fn account(&self) -> PaypalAccount {
+        PaypalAccount {
+            name: "default".to_owned(),
+            base_url: self.base_url.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: Secret::new(self.client_secret.clone()),
+            auth_assertion: None,
+        }
+    }
+
+    /// A poisoned lock only means another request panicked; the ledger itself stays usable.
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bearer_ok(&self, headers: &HeaderMap) -> bool {
+        header_str(headers, header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|token| self.ledger().tokens.contains(token))
+    }
+
+    fn basic_ok(&self, headers: &HeaderMap) -> bool {
+        let decoded = header_str(headers, header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        decoded.as_deref().and_then(|d| d.split_once(':'))
+            == Some((self.client_id.as_str(), self.client_secret.as_str()))
+    }
+}
+
+impl Emulator for PaypalEmulator {
+    fn provider(&self) -> Provider {
+        Provider::Paypal
+    }
+
+    fn routes(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/oauth2/token", post(token))
+            .route(
+                "/v2/payments/authorizations/{authorization_id}/capture",
+                post(capture),
+            )
+            .route("/v2/payments/captures/{capture_id}", get(get_capture))
+            .with_state(self)
+    }
+
+    fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization {
+        let id = random_alnum(17);
+        let status = match scenario {
+            Scenario::Expired => "EXPIRED",
+            Scenario::Voided => "VOIDED",
+            _ => "CREATED",
+        };
+        let authorization = Authorization {
+            amount,
+            scenario,
+            captured: 0,
+            closed: false,
+        };
+        self.ledger()
+            .authorizations
+            .insert(id.clone(), authorization);
+        SandboxAuthorization {
+            id,
+            provider: Provider::Paypal.as_str().to_owned(),
+            status: status.to_owned(),
+            amount: amount.into(),
+            scenario,
+        }
+    }
+}
+
+/// `POST /v1/oauth2/token`: Basic client credentials and `grant_type=client_credentials`.
+async fn token(
+    State(paypal): State<Arc<PaypalEmulator>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !paypal.basic_ok(&headers) {
+        let body =
+            json!({"error": "invalid_client", "error_description": "Client Authentication failed"});
+        return json_reply(StatusCode::UNAUTHORIZED, &body).into_response();
+    }
+    let form = String::from_utf8_lossy(&body);
+    if !form
+        .split('&')
+        .any(|pair| pair == "grant_type=client_credentials")
+    {
+        let body =
+            json!({"error": "unsupported_grant_type", "error_description": "Grant Type is NULL"});
+        return json_reply(StatusCode::BAD_REQUEST, &body).into_response();
+    }
+    let access_token = format!("A21AA{}", random_alnum(90));
+    paypal.ledger().tokens.insert(access_token.clone());
+    let body = json!({
+        "scope": "https://uri.paypal.com/services/payments/payment/authcapture https://uri.paypal.com/services/payments/refund",
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "app_id": format!("APP-{}", random_alnum(17)),
+        "expires_in": TOKEN_EXPIRES_IN,
+        "nonce": format!("{}{}", rfc3339(SystemTime::now()), random_hex(43)),
+    });
+    json_reply(StatusCode::OK, &body).into_response()
+}
+
+/// `POST /v2/payments/authorizations/{id}/capture`.
+async fn capture(
+    State(paypal): State<Arc<PaypalEmulator>>,
+    Path(authorization_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !paypal.bearer_ok(&headers) {
+        return authentication_failure().into_response();
+    }
+    let is_json = header_str(&headers, header::CONTENT_TYPE.as_str())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !body.is_empty() && !is_json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            None,
+        )
+        .into_response();
+    }
+    let request_id = header_str(&headers, "paypal-request-id").map(str::to_owned);
+    let representation = header_str(&headers, "prefer").is_some_and(|v| {
+        v.split([',', ';'])
+            .any(|p| p.trim() == "return=representation")
+    });
+    let (reply, delay) = {
+        let mut ledger = paypal.ledger();
+        match request_id.as_ref().and_then(|key| ledger.replies.get(key)) {
+            Some(stored) => (stored.clone(), None),
+            None => {
+                let base_url = &paypal.base_url;
+                let (reply, delay) = decide(
+                    base_url,
+                    &mut ledger,
+                    &authorization_id,
+                    &body,
+                    representation,
+                )
+                .unwrap_or_else(|refusal| (refusal, None));
+                let settled = matches!(reply.status.as_u16(), 201 | 422);
+                if let (Some(key), true) = (request_id, settled) {
+                    ledger.replies.insert(key, reply.clone());
+                }
+                (reply, delay)
+            }
+        }
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    reply.into_response()
+}
+
+/// `GET /v2/payments/captures/{id}`: the full representation of a recorded capture.
+async fn get_capture(
+    State(paypal): State<Arc<PaypalEmulator>>,
+    Path(capture_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !paypal.bearer_ok(&headers) {
+        return authentication_failure().into_response();
+    }
+    match paypal.ledger().captures.get(&capture_id) {
+        Some(capture) => json_reply(StatusCode::OK, capture).into_response(),
+        None => error(StatusCode::NOT_FOUND, "INVALID_RESOURCE_ID", None).into_response(),
+    }
+}
+
+/// The capture request body; fields the emulator does not use are accepted and ignored.
+#[derive(Deserialize, Default)]
+struct CaptureRequest {
+    amount: Option<MoneyJson>,
+    invoice_id: Option<String>,
+    #[serde(default)]
+    final_capture: bool,
+    payment_instruction: Option<PaymentInstruction>,
+}
+
+#[derive(Deserialize)]
+struct PaymentInstruction {
+    #[serde(default)]
+    platform_fees: Vec<Value>,
+    disbursement_mode: Option<String>,
+}
+
+/// A capture's answer and how long to hold it back; `Err` is a refusal that captured nothing.
+type Decision = Result<(Reply, Option<Duration>), Reply>;
+
+/// Applies PayPal's capture rules to one request, updating the ledger when money moves.
+fn decide(
+    base_url: &str,
+    ledger: &mut Ledger,
+    auth_id: &str,
+    body: &[u8],
+    representation: bool,
+) -> Decision {
+    let request = parse_request(body)?;
+    let Some(auth) = ledger.authorizations.get_mut(auth_id) else {
+        return Err(error(StatusCode::NOT_FOUND, "INVALID_RESOURCE_ID", None));
+    };
+    let refuse = |issue: &str, at: Option<(&str, &str)>| Err(unprocessable(issue, at));
+    match auth.scenario {
+        Scenario::Expired => return refuse("AUTHORIZATION_EXPIRED", None),
+        Scenario::Voided => return refuse("AUTHORIZATION_VOIDED", None),
+        _ => {}
+    }
+    let remaining = auth.amount.minor_units() - auth.captured;
+    if auth.closed || remaining <= 0 {
+        return refuse("AUTHORIZATION_ALREADY_CAPTURED", None);
+    }
+    let currency = auth.amount.currency();
+    let (gross, closes) = match &request.amount {
+        None => (Money::from_minor_units(currency, remaining), true),
+        Some(asked) => {
+            let money = parse_amount(asked, currency, "/amount")?;
+            if money.minor_units() > remaining {
+                return refuse(
+                    "MAX_CAPTURE_AMOUNT_EXCEEDED",
+                    Some(("/amount/value", &asked.value)),
+                );
+            }
+            (money, request.final_capture)
+        }
+    };
+    let instruction = request.payment_instruction.as_ref();
+    let fees = instruction.map_or(&[][..], |i| i.platform_fees.as_slice());
+    if fees.len() > 1 {
+        return Err(invalid(
+            "INVALID_ARRAY_MAX_ITEMS",
+            Some((FEES, "more than one")),
+        ));
+    }
+    let mut fee_total = 0;
+    for fee in fees {
+        let path = format!("{FEES}/0/amount");
+        let amount = serde_json::from_value::<MoneyJson>(fee["amount"].clone())
+            .map_err(|e| invalid("INVALID_PARAMETER_SYNTAX", Some((&path, &e.to_string()))))?;
+        fee_total += parse_amount(&amount, currency, &path)?.minor_units();
+    }
+    let paypal_fee = paypal_fee(gross);
+    if fee_total > gross.minor_units() - paypal_fee.minor_units() {
+        return refuse("INVALID_PLATFORM_FEES_AMOUNT", Some((FEES, "")));
+    }
+    let mode = instruction
+        .and_then(|i| i.disbursement_mode.as_deref())
+        .unwrap_or("INSTANT");
+    if !matches!(mode, "INSTANT" | "DELAYED") {
+        let at = Some(("/payment_instruction/disbursement_mode", mode));
+        return Err(invalid("INVALID_PARAMETER_VALUE", at));
+    }
+    let status = match auth.scenario {
+        Scenario::ServerError => return Err(Reply::empty(StatusCode::INTERNAL_SERVER_ERROR)),
+        Scenario::Pending => "PENDING",
+        Scenario::Declined => "DECLINED",
+        _ => "COMPLETED",
+    };
+    if status != "DECLINED" {
+        auth.captured += gross.minor_units();
+        auth.closed |= closes;
+    }
+    let scenario = auth.scenario;
+
+    let id = random_alnum(17);
+    let now = rfc3339(SystemTime::now());
+    let links = json!([
+        {"href": format!("{base_url}/v2/payments/captures/{id}"), "rel": "self", "method": "GET"},
+        {"href": format!("{base_url}/v2/payments/captures/{id}/refund"), "rel": "refund", "method": "POST"},
+        {"href": format!("{base_url}/v2/payments/authorizations/{auth_id}"), "rel": "up", "method": "GET"},
+    ]);
+    let mut full = json!({
+        "id": id,
+        "status": status,
+        "amount": MoneyJson::from(gross),
+        "final_capture": closes,
+        "disbursement_mode": mode,
+        "seller_protection": {
+            "status": "ELIGIBLE",
+            "dispute_categories": ["ITEM_NOT_RECEIVED", "UNAUTHORIZED_TRANSACTION"],
+        },
+        "network_transaction_reference": {"id": random_digits(15), "network": "VISA"},
+        "processor_response": {
+            "avs_code": "Y",
+            "cvv_code": "M",
+            // 0500: "do not honor", the usual card decline.
+            "response_code": if status == "DECLINED" { "0500" } else { "0000" },
+        },
+        "supplementary_data": {"related_ids": {"authorization_id": auth_id}},
+        "create_time": now,
+        "update_time": now,
+        "links": links,
+    });
+    if let Some(invoice_id) = &request.invoice_id {
+        full["invoice_id"] = json!(invoice_id);
+    }
+    match status {
+        "PENDING" => full["status_details"] = json!({"reason": "PENDING_REVIEW"}),
+        "COMPLETED" => {
+            let net = gross.minor_units() - paypal_fee.minor_units() - fee_total;
+            full["seller_receivable_breakdown"] = json!({
+                "gross_amount": MoneyJson::from(gross),
+                "paypal_fee": MoneyJson::from(paypal_fee),
+                "net_amount": MoneyJson::from(Money::from_minor_units(currency, net)),
+            });
+            if !fees.is_empty() {
+                full["seller_receivable_breakdown"]["platform_fees"] = json!(fees);
+            }
+        }
+        _ => {}
+    }
+
+    let reply = match scenario {
+        Scenario::MalformedBody => Reply {
+            status: StatusCode::CREATED,
+            body: Bytes::from_static(b"{\"id\": \""),
+        },
+        _ if representation => json_reply(StatusCode::CREATED, &full),
+        _ => json_reply(
+            StatusCode::CREATED,
+            &json!({"id": id, "status": status, "links": links}),
+        ),
+    };
+    ledger.captures.insert(id, full);
+    let delay = (scenario == Scenario::Timeout).then_some(TIMEOUT_DELAY);
+    Ok((reply, delay))
+}
+
+/// An empty body is an empty request; otherwise it must be JSON of the documented shape.
+fn parse_request(body: &[u8]) -> Result<CaptureRequest, Reply> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CaptureRequest::default());
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| invalid("MALFORMED_REQUEST_JSON", None))?;
+    serde_json::from_value(value)
+        .map_err(|e| invalid("INVALID_PARAMETER_SYNTAX", Some(("/", &e.to_string()))))
+}
+
+/// Checks a money object against the authorization's currency, PayPal's value pattern
+/// `^((-?[0-9]+)|(-?([0-9]+)?[.][0-9]+))$`, positivity and the currency's decimals.
+fn parse_amount(asked: &MoneyJson, currency: Currency, path: &str) -> Result<Money, Reply> {
+    let value = asked.value.as_str();
+    let at_value = format!("{path}/value");
+    let refuse = |issue: &str| unprocessable(issue, Some((&at_value, value)));
+    if asked.currency_code != currency.code() {
+        let at = format!("{path}/currency_code");
+        let at = Some((at.as_str(), asked.currency_code.as_str()));
+        return Err(unprocessable("AUTH_CAPTURE_CURRENCY_MISMATCH", at));
+    }
+    let unsigned = value.strip_prefix('-').unwrap_or(value);
+    let (whole, fraction) = unsigned
+        .split_once('.')
+        .map_or((unsigned, None), |(w, f)| (w, Some(f)));
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    let well_formed = value.len() <= 32
+        && digits(whole)
+        && fraction.map_or(!whole.is_empty(), |f| !f.is_empty() && digits(f));
+    let Some(amount) = value.parse::<Decimal>().ok().filter(|_| well_formed) else {
+        return Err(invalid(
+            "INVALID_PARAMETER_SYNTAX",
+            Some((&at_value, value)),
+        ));
+    };
+    if amount <= Decimal::ZERO {
+        return Err(refuse("CANNOT_BE_ZERO_OR_NEGATIVE"));
+    }
+    if fraction.map_or(0, str::len) > currency.exponent() as usize {
+        return Err(refuse("DECIMAL_PRECISION"));
+    }
+    Money::from_decimal(currency, amount).map_err(|_| refuse("INVALID_PARAMETER_VALUE"))
+}
+
+/// 3.49 % of gross plus a fixed fee (49 without decimals, else 0.49), rounded half-even to the
+/// currency's decimals and capped at gross, so net is never negative before platform fees.
+fn paypal_fee(gross: Money) -> Money {
+    let currency = gross.currency();
+    let fixed = if currency.exponent() == 0 {
+        Decimal::from(49)
+    } else {
+        Decimal::new(49, 2)
+    };
+    let fee = (gross.amount() * Decimal::new(349, 4) + fixed)
+        .round_dp_with_strategy(currency.exponent(), RoundingStrategy::MidpointNearestEven);
+    let minor = Money::from_decimal(currency, fee).map_or(i64::MAX, |m| m.minor_units());
+    Money::from_minor_units(currency, minor.min(gross.minor_units()))
+}
+
+fn invalid(issue: &str, at: Option<(&str, &str)>) -> Reply {
+    error(StatusCode::BAD_REQUEST, issue, at)
+}
+
+fn unprocessable(issue: &str, at: Option<(&str, &str)>) -> Reply {
+    error(StatusCode::UNPROCESSABLE_ENTITY, issue, at)
+}
+
+/// PayPal's description of each issue the emulator raises.
+fn describe(issue: &str) -> &'static str {
+    match issue {
+        "INVALID_RESOURCE_ID" => {
+            "Specified resource ID does not exist. Please check the resource ID and try again."
+        }
+        "AUTHORIZATION_EXPIRED" => "Authorization has expired.",
+        "AUTHORIZATION_VOIDED" => "A voided authorization cannot be captured or reauthorized.",
+        "AUTHORIZATION_ALREADY_CAPTURED" => "Authorization has already been captured.",
+        "MAX_CAPTURE_AMOUNT_EXCEEDED" => "Capture amount exceeds allowable limit.",
+        "AUTH_CAPTURE_CURRENCY_MISMATCH" => {
+            "Currency of capture must be the same as currency of authorization."
+        }
+        "DECIMAL_PRECISION" => "The value has more decimal places than the currency allows.",
+        "CANNOT_BE_ZERO_OR_NEGATIVE" => "Must be greater than zero.",
+        "MALFORMED_REQUEST_JSON" => "The request JSON is not well formed.",
+        "INVALID_PARAMETER_SYNTAX" => {
+            "The value of a field does not conform to the expected format."
+        }
+        "INVALID_ARRAY_MAX_ITEMS" => "The number of items in an array parameter is too large.",
+        "INVALID_PLATFORM_FEES_AMOUNT" => "The platform fees exceed what the payee receives.",
+        "UNSUPPORTED_MEDIA_TYPE" => "The request payload must be application/json.",
+        _ => "The value of a field is invalid.",
+    }
+}
+
+/// PayPal's error body, `{name, message, debug_id, details[], links[]}`, for one issue; `at`
+/// names the offending field and its value.
+fn error(status: StatusCode, issue: &str, at: Option<(&str, &str)>) -> Reply {
+    let (name, message) = match status {
+        StatusCode::BAD_REQUEST => ("INVALID_REQUEST", MESSAGE_400),
+        StatusCode::NOT_FOUND => (
+            "RESOURCE_NOT_FOUND",
+            "The specified resource does not exist.",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "UNSUPPORTED_MEDIA_TYPE",
+            "The server does not support the request payload's media type.",
+        ),
+        _ => ("UNPROCESSABLE_ENTITY", MESSAGE_422),
+    };
+    let mut detail = json!({"issue": issue, "description": describe(issue)});
+    if let Some((field, value)) = at {
+        detail["field"] = json!(field);
+        detail["value"] = json!(value);
+        detail["location"] = json!("body");
+    }
+    let href = format!("https://developer.paypal.com/docs/api/payments/v2/#error-{issue}");
+    json_reply(
+        status,
+        &json!({
+            "name": name,
+            "message": message,
+            "debug_id": random_hex(13),
+            "details": [detail],
+            "links": [{"href": href, "rel": "information_link", "method": "GET"}],
+        }),
+    )
+}
+
+fn authentication_failure() -> Reply {
+    json_reply(
+        StatusCode::UNAUTHORIZED,
+        &json!({
+            "name": "AUTHENTICATION_FAILURE",
+            "message": "Authentication failed due to invalid authentication credentials or a missing Authorization header.",
+            "links": [{"href": "https://developer.paypal.com/docs/api/overview/#error", "rel": "information_link"}],
+        }),
+    )
+}

@@ -1,0 +1,490 @@
+//! Capture queries: start a capture (idempotency + ledger), record the provider's answer, read,
+//! list. Each write is one transaction; nothing is ever half-written.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::ActiveValue::{NotSet, Set};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+};
+
+use super::convert::{self, FEE_REPORTED, FEE_REQUESTED};
+use super::entities::{capture_events, captures, platform_fees, seller_receivable_breakdowns};
+use super::ledger::{self, LedgerKey};
+use super::{now_micros, Store, StoreError};
+use crate::domain::outcome::ProviderFailure;
+use crate::domain::{
+    CaptureCommand, CaptureRecord, CaptureStatus, Provider, ProviderOutcome, StatusReason,
+};
+
+pub use super::ledger::LedgerRefusal;
+
+/// A capture about to be recorded.
+pub struct NewCapture<'a> {
+    pub id: &'a str,
+    pub tenant: &'a str,
+    /// The resolved provider account name.
+    pub account: &'a str,
+    pub command: &'a CaptureCommand,
+}
+
+/// How starting a capture went.
+#[derive(Debug)]
+pub enum Begin {
+    /// Recorded as `PROCESSING` and committed: the provider may now be called.
+    Created(CaptureRecord),
+    /// The tenant already sent this request (same key, same request).
+    Existing(CaptureRecord),
+    /// The tenant used this key for a different request.
+    KeyReused { capture_id: String },
+    /// The ledger refuses the capture; nothing was written.
+    Refused(LedgerRefusal),
+}
+
+/// What the provider call came to.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    Outcome(ProviderOutcome),
+    /// The provider refused: nothing was captured.
+    Rejected(ProviderFailure),
+    /// No definite answer: the capture stays `PROCESSING`.
+    Unknown {
+        detail: String,
+    },
+}
+
+/// Filters and position of a list page.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub page_size: u64,
+    /// The last (create_time, id) of the previous page.
+    pub after: Option<(i64, String)>,
+    pub provider: Option<Provider>,
+    pub status: Option<CaptureStatus>,
+    pub authorization_id: Option<String>,
+    pub invoice_id: Option<String>,
+    pub create_time_start: Option<i64>,
+    pub create_time_end: Option<i64>,
+}
+
+/// One page, and where the next starts.
+#[derive(Debug)]
+pub struct ListPage {
+    pub records: Vec<CaptureRecord>,
+    pub next: Option<(i64, String)>,
+}
+
+enum Attempt {
+    Done(Begin),
+    /// Another request inserted the same key between our check and our insert.
+    Raced,
+}
+
+impl Store {
+    /// Starts a capture: idempotency check, ledger check, and the `PROCESSING` row, in one
+    /// transaction committed before the provider is called.
+    pub async fn begin_capture(&self, new: &NewCapture<'_>) -> Result<Begin, StoreError> {
+        for _ in 0..3 {
+            if let Attempt::Done(begin) = self.try_begin(new).await? {
+                return Ok(match begin {
+                    Begin::Existing(record) => Begin::Existing(record),
+                    other => other,
+                });
+            }
+        }
+        // Three races on one key in a row cannot happen: the loser's retry finds the winner.
+        Err(StoreError::Missing(format!(
+            "request {}",
+            new.command.parts().request_id
+        )))
+    }
+
+    async fn try_begin(&self, new: &NewCapture<'_>) -> Result<Attempt, StoreError> {
+        let p = new.command.parts();
+        let now = now_micros();
+        let key = LedgerKey {
+            provider: p.provider.as_str(),
+            account: new.account,
+            authorization_id: p.authorization_id.as_str(),
+        };
+        let txn = self.db.begin().await?;
+        let ledger_row = ledger::lock(&txn, &key, now).await?;
+        let existing = captures::Entity::find()
+            .filter(captures::Column::Tenant.eq(new.tenant))
+            .filter(captures::Column::RequestId.eq(p.request_id.as_str()))
+            .one(&txn)
+            .await?;
+        if let Some(row) = existing {
+            txn.rollback().await?;
+            return Ok(Attempt::Done(self.existing(row, new.command).await?));
+        }
+        let reserved = match ledger::admit(&ledger_row, new.command) {
+            Ok(reserved) => reserved,
+            Err(refusal) => {
+                txn.rollback().await?;
+                return Ok(Attempt::Done(Begin::Refused(refusal)));
+            }
+        };
+        let row =
+            convert::new_capture_row(new.id, new.tenant, new.account, new.command, reserved, now);
+        if let Err(err) = captures::Entity::insert(row)
+            .exec_without_returning(&txn)
+            .await
+        {
+            txn.rollback().await?;
+            return match err.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => Ok(Attempt::Raced),
+                _ => Err(err.into()),
+            };
+        }
+        insert_fees(&txn, new.id, FEE_REQUESTED, &p.platform_fees).await?;
+        ledger::hold(&txn, &ledger_row, new.command, new.id, reserved, now).await?;
+        let detail = serde_json::json!({
+            "authorization_id": p.authorization_id.as_str(),
+            "amount": p.amount.map(|m| m.to_string()),
+            "final_capture": p.final_capture,
+            "reserved_minor": reserved,
+        });
+        insert_event(
+            &txn,
+            new.id,
+            "CREATED",
+            CaptureStatus::Processing,
+            detail,
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        let record = self.get_any(new.id).await?;
+        Ok(Attempt::Done(Begin::Created(record)))
+    }
+
+    async fn existing(
+        &self,
+        row: captures::Model,
+        command: &CaptureCommand,
+    ) -> Result<Begin, StoreError> {
+        if row.request_fingerprint != command.fingerprint() {
+            return Ok(Begin::KeyReused { capture_id: row.id });
+        }
+        Ok(Begin::Existing(self.load(row).await?))
+    }
+
+    /// Records the provider's answer for a `PROCESSING` capture: status, provider fields,
+    /// breakdown, fees, ledger and an audit event, in one transaction. A capture that is no longer
+    /// `PROCESSING` is returned unchanged.
+    pub async fn resolve(
+        &self,
+        capture_id: &str,
+        resolution: &Resolution,
+    ) -> Result<CaptureRecord, StoreError> {
+        let now = now_micros();
+        let txn = self.db.begin().await?;
+        // The first statement writes, so SQLite takes its write lock now rather than failing a
+        // read-to-write upgrade later; on PostgreSQL it locks the row.
+        captures::Entity::update_many()
+            .col_expr(captures::Column::UpdateTime, Expr::value(now))
+            .filter(captures::Column::Id.eq(capture_id))
+            .filter(captures::Column::Status.eq(CaptureStatus::Processing.as_str()))
+            .exec(&txn)
+            .await?;
+        let row = captures::Entity::find_by_id(capture_id.to_owned())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::Missing(capture_id.to_owned()))?;
+        if row.status != CaptureStatus::Processing.as_str() {
+            txn.rollback().await?;
+            return self.load(row).await;
+        }
+        let key = LedgerKey {
+            provider: &row.provider,
+            account: &row.provider_account,
+            authorization_id: &row.authorization_id,
+        };
+        let mut update = captures::ActiveModel {
+            id: Set(row.id.clone()),
+            update_time: Set(now),
+            ..Default::default()
+        };
+        match resolution {
+            Resolution::Outcome(outcome) => {
+                apply_outcome(&mut update, outcome);
+                if !outcome.status.holds_funds() {
+                    ledger::release(&txn, &key, &row.id, row.reserved_minor, now).await?;
+                    update.reserved_minor = Set(0);
+                } else if let Some(captured) = outcome.captured_amount {
+                    let delta = captured.minor_units() - row.reserved_minor;
+                    if delta != 0 {
+                        ledger::adjust(&txn, &key, delta, now).await?;
+                        update.reserved_minor = Set(captured.minor_units());
+                    }
+                }
+                if let Some(breakdown) = &outcome.breakdown {
+                    seller_receivable_breakdowns::Entity::insert(convert::breakdown_row(
+                        &row.id, breakdown,
+                    ))
+                    .exec_without_returning(&txn)
+                    .await?;
+                    insert_fees(&txn, &row.id, FEE_REPORTED, &breakdown.platform_fees).await?;
+                }
+                let detail = serde_json::json!({
+                    "provider_status": outcome.provider_status,
+                    "provider_capture_id": outcome.provider_capture_id,
+                    "captured_amount": outcome.captured_amount.map(|m| m.to_string()),
+                });
+                insert_event(
+                    &txn,
+                    &row.id,
+                    "PROVIDER_OUTCOME",
+                    outcome.status,
+                    detail,
+                    now,
+                )
+                .await?;
+            }
+            Resolution::Rejected(failure) => {
+                update.status = Set(CaptureStatus::Failed.as_str().to_owned());
+                update.status_reason =
+                    Set(Some(StatusReason::ProviderRejected.as_str().to_owned()));
+                update.error_code = Set(Some(failure.code.clone()));
+                update.error_message = Set(Some(failure.message.clone()));
+                update.error_debug_id = Set(failure.debug_id.clone());
+                update.error_http_status = Set(Some(i32::from(failure.http_status)));
+                update.reserved_minor = Set(0);
+                ledger::release(&txn, &key, &row.id, row.reserved_minor, now).await?;
+                let detail = serde_json::json!({
+                    "code": failure.code,
+                    "message": failure.message,
+                    "debug_id": failure.debug_id,
+                    "http_status": failure.http_status,
+                });
+                insert_event(
+                    &txn,
+                    &row.id,
+                    "PROVIDER_REJECTED",
+                    CaptureStatus::Failed,
+                    detail,
+                    now,
+                )
+                .await?;
+            }
+            Resolution::Unknown { detail } => {
+                update.status_reason = Set(Some(
+                    StatusReason::ProviderOutcomeUnknown.as_str().to_owned(),
+                ));
+                let detail = serde_json::json!({ "detail": detail });
+                insert_event(
+                    &txn,
+                    &row.id,
+                    "OUTCOME_UNKNOWN",
+                    CaptureStatus::Processing,
+                    detail,
+                    now,
+                )
+                .await?;
+            }
+        }
+        captures::Entity::update(update).exec(&txn).await?;
+        txn.commit().await?;
+        self.get_any(capture_id).await
+    }
+
+    /// One capture of a tenant; another tenant's capture is `None`.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<CaptureRecord>, StoreError> {
+        let row = captures::Entity::find_by_id(id.to_owned())
+            .filter(captures::Column::Tenant.eq(tenant))
+            .one(&self.db)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.load(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// One capture, whatever its tenant (for the service's own bookkeeping).
+    pub async fn get_any(&self, id: &str) -> Result<CaptureRecord, StoreError> {
+        let row = captures::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::Missing(id.to_owned()))?;
+        self.load(row).await
+    }
+
+    /// A tenant's captures, newest first, by keyset on (create_time, id).
+    pub async fn list(&self, tenant: &str, query: &ListQuery) -> Result<ListPage, StoreError> {
+        let mut select = captures::Entity::find().filter(captures::Column::Tenant.eq(tenant));
+        if let Some(provider) = query.provider {
+            select = select.filter(captures::Column::Provider.eq(provider.as_str()));
+        }
+        if let Some(status) = query.status {
+            select = select.filter(captures::Column::Status.eq(status.as_str()));
+        }
+        if let Some(authorization_id) = &query.authorization_id {
+            select = select.filter(captures::Column::AuthorizationId.eq(authorization_id.as_str()));
+        }
+        if let Some(invoice_id) = &query.invoice_id {
+            select = select.filter(captures::Column::InvoiceId.eq(invoice_id.as_str()));
+        }
+        if let Some(start) = query.create_time_start {
+            select = select.filter(captures::Column::CreateTime.gte(start));
+        }
+        if let Some(end) = query.create_time_end {
+            select = select.filter(captures::Column::CreateTime.lt(end));
+        }
+        if let Some((time, id)) = &query.after {
+            select = select.filter(
+                Condition::any()
+                    .add(captures::Column::CreateTime.lt(*time))
+                    .add(
+                        Condition::all()
+                            .add(captures::Column::CreateTime.eq(*time))
+                            .add(captures::Column::Id.lt(id.as_str())),
+                    ),
+            );
+        }
+        let mut rows = select
+            .order_by_desc(captures::Column::CreateTime)
+            .order_by_desc(captures::Column::Id)
+            .limit(query.page_size + 1)
+            .all(&self.db)
+            .await?;
+        let next = if rows.len() as u64 > query.page_size {
+            rows.truncate(query.page_size as usize);
+            rows.last().map(|r| (r.create_time, r.id.clone()))
+        } else {
+            None
+        };
+        Ok(ListPage {
+            records: self.load_many(rows).await?,
+            next,
+        })
+    }
+
+    async fn load(&self, row: captures::Model) -> Result<CaptureRecord, StoreError> {
+        let mut records = self.load_many(vec![row]).await?;
+        records
+            .pop()
+            .ok_or_else(|| StoreError::Missing("capture".to_owned()))
+    }
+
+    /// Rows with their breakdowns and fees, in two queries whatever the page size.
+    async fn load_many(
+        &self,
+        rows: Vec<captures::Model>,
+    ) -> Result<Vec<CaptureRecord>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let breakdowns: HashMap<String, seller_receivable_breakdowns::Model> =
+            seller_receivable_breakdowns::Entity::find()
+                .filter(seller_receivable_breakdowns::Column::CaptureId.is_in(ids.clone()))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|b| (b.capture_id.clone(), b))
+                .collect();
+        let mut fees: HashMap<String, Vec<platform_fees::Model>> = HashMap::new();
+        for fee in platform_fees::Entity::find()
+            .filter(platform_fees::Column::CaptureId.is_in(ids))
+            .order_by_asc(platform_fees::Column::Id)
+            .all(&self.db)
+            .await?
+        {
+            fees.entry(fee.capture_id.clone()).or_default().push(fee);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let breakdown = breakdowns.get(&row.id);
+                let fees = fees.get(&row.id).map(Vec::as_slice).unwrap_or_default();
+                convert::record_from_rows(row, breakdown, fees)
+            })
+            .collect()
+    }
+
+    /// Captures still `PROCESSING` whose last change is older than `before` (for recovery).
+    pub async fn processing_before(
+        &self,
+        before: i64,
+        limit: u64,
+    ) -> Result<Vec<CaptureRecord>, StoreError> {
+        let rows = captures::Entity::find()
+            .filter(captures::Column::Status.eq(CaptureStatus::Processing.as_str()))
+            .filter(captures::Column::UpdateTime.lt(before))
+            .order_by_asc(captures::Column::UpdateTime)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        self.load_many(rows).await
+    }
+
+    /// The audit trail of a capture, oldest first, as (kind, status).
+    pub async fn events(&self, capture_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(capture_events::Entity::find()
+            .filter(capture_events::Column::CaptureId.eq(capture_id))
+            .order_by_asc(capture_events::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|e| (e.kind, e.status))
+            .collect())
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+fn apply_outcome(update: &mut captures::ActiveModel, outcome: &ProviderOutcome) {
+    update.status = Set(outcome.status.as_str().to_owned());
+    update.status_reason = Set(outcome.reason.map(|r| r.as_str().to_owned()));
+    update.provider_reason = Set(outcome.provider_reason.clone());
+    update.provider_capture_id = Set(outcome.provider_capture_id.clone());
+    update.provider_status = Set(Some(outcome.provider_status.clone()));
+    update.captured_currency_code = Set(outcome
+        .captured_amount
+        .map(|m| m.currency().code().to_owned()));
+    update.captured_amount_minor = Set(outcome.captured_amount.map(|m| m.minor_units()));
+    update.network_reference = Set(convert::to_json_columns(&outcome.network_reference));
+    update.seller_protection = Set(convert::to_json_columns(&outcome.seller_protection));
+    update.processor_response = Set(convert::to_json_columns(&outcome.processor_response));
+    update.provider_response = Set(outcome.redacted_body.as_ref().map(|b| b.to_string()));
+}
+
+async fn insert_fees(
+    txn: &DatabaseTransaction,
+    capture_id: &str,
+    source: &str,
+    fees: &[crate::domain::capture::PlatformFee],
+) -> Result<(), StoreError> {
+    let rows = convert::fee_rows(capture_id, source, fees);
+    if !rows.is_empty() {
+        platform_fees::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_event(
+    txn: &DatabaseTransaction,
+    capture_id: &str,
+    kind: &str,
+    status: CaptureStatus,
+    detail: serde_json::Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    capture_events::Entity::insert(capture_events::ActiveModel {
+        id: NotSet,
+        capture_id: Set(capture_id.to_owned()),
+        kind: Set(kind.to_owned()),
+        status: Set(status.as_str().to_owned()),
+        detail: Set(detail.to_string()),
+        create_time: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}

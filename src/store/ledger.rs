@@ -1,0 +1,211 @@
+//! The per-authorization ledger: locked for the length of a transaction so that captures of one
+//! authorization are decided one at a time, on SQLite and PostgreSQL alike.
+
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+
+use super::entities::authorizations::{self, Column, Entity};
+use super::StoreError;
+use crate::domain::{CaptureCommand, Money};
+
+/// Why the ledger refuses a capture before the provider is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerRefusal {
+    /// A final or full-amount capture already closed the authorization.
+    Closed { closed_by: String },
+    /// Earlier captures of this authorization were in another currency.
+    CurrencyMismatch { expected: String },
+    /// The caller's `authorized_amount` differs from the one given before.
+    AuthorizedAmountMismatch { known: Money },
+    /// The capture would take the authorization's captures above the authorized amount.
+    ExceedsAuthorization { remaining: Money },
+}
+
+/// The authorization's ledger key.
+pub struct LedgerKey<'a> {
+    pub provider: &'a str,
+    pub account: &'a str,
+    pub authorization_id: &'a str,
+}
+
+/// Creates the ledger row if needed and locks it until the transaction ends. The upsert is a
+/// write, so SQLite takes its write lock here (waiting its busy timeout, not failing) and
+/// PostgreSQL locks the row.
+pub async fn lock(
+    txn: &DatabaseTransaction,
+    key: &LedgerKey<'_>,
+    now: i64,
+) -> Result<authorizations::Model, StoreError> {
+    let row = authorizations::ActiveModel {
+        provider: Set(key.provider.to_owned()),
+        provider_account: Set(key.account.to_owned()),
+        authorization_id: Set(key.authorization_id.to_owned()),
+        currency_code: Set(None),
+        authorized_minor: Set(None),
+        held_minor: Set(0),
+        capture_count: Set(0),
+        closed_by: Set(None),
+        update_time: Set(now),
+    };
+    Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                Column::Provider,
+                Column::ProviderAccount,
+                Column::AuthorizationId,
+            ])
+            .update_column(Column::UpdateTime)
+            .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    find(txn, key).await
+}
+
+async fn find(
+    txn: &DatabaseTransaction,
+    key: &LedgerKey<'_>,
+) -> Result<authorizations::Model, StoreError> {
+    Entity::find_by_id((
+        key.provider.to_owned(),
+        key.account.to_owned(),
+        key.authorization_id.to_owned(),
+    ))
+    .one(txn)
+    .await?
+    .ok_or_else(|| StoreError::Missing(format!("ledger of {}", key.authorization_id)))
+}
+
+/// What a new capture would hold, or why the ledger refuses it.
+pub fn admit(
+    ledger: &authorizations::Model,
+    command: &CaptureCommand,
+) -> Result<i64, LedgerRefusal> {
+    let p = command.parts();
+    if let Some(closed_by) = &ledger.closed_by {
+        return Err(LedgerRefusal::Closed {
+            closed_by: closed_by.clone(),
+        });
+    }
+    let Some(currency) = p.amount.or(p.authorized_amount).map(|m| m.currency()) else {
+        // A full-amount capture with nothing known: the provider decides.
+        return Ok(0);
+    };
+    if let Some(expected) = &ledger.currency_code {
+        if expected != currency.code() {
+            return Err(LedgerRefusal::CurrencyMismatch {
+                expected: expected.clone(),
+            });
+        }
+    }
+    let authorized = match (ledger.authorized_minor, p.authorized_amount) {
+        (Some(known), Some(given)) if known != given.minor_units() => {
+            return Err(LedgerRefusal::AuthorizedAmountMismatch {
+                known: Money::from_minor_units(currency, known),
+            })
+        }
+        (Some(known), _) => Some(known),
+        (None, given) => given.map(|m| m.minor_units()),
+    };
+    let remaining = authorized.map(|a| a - ledger.held_minor);
+    match (p.amount, remaining) {
+        (Some(amount), Some(remaining)) if amount.minor_units() > remaining => {
+            Err(LedgerRefusal::ExceedsAuthorization {
+                remaining: Money::from_minor_units(currency, remaining.max(0)),
+            })
+        }
+        (Some(amount), _) => Ok(amount.minor_units()),
+        (None, Some(remaining)) => Ok(remaining.max(0)),
+        (None, None) => Ok(0),
+    }
+}
+
+/// Records an admitted capture in the ledger.
+pub async fn hold(
+    txn: &DatabaseTransaction,
+    ledger: &authorizations::Model,
+    command: &CaptureCommand,
+    capture_id: &str,
+    reserved_minor: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let p = command.parts();
+    let currency = p
+        .amount
+        .or(p.authorized_amount)
+        .map(|m| m.currency().code().to_owned())
+        .or_else(|| ledger.currency_code.clone());
+    let authorized = ledger
+        .authorized_minor
+        .or(p.authorized_amount.map(|m| m.minor_units()));
+    let closed_by = command
+        .closes_authorization()
+        .then(|| capture_id.to_owned());
+    Entity::update_many()
+        .col_expr(Column::CurrencyCode, Expr::value(currency))
+        .col_expr(Column::AuthorizedMinor, Expr::value(authorized))
+        .col_expr(
+            Column::HeldMinor,
+            Expr::col(Column::HeldMinor).add(reserved_minor),
+        )
+        .col_expr(Column::CaptureCount, Expr::col(Column::CaptureCount).add(1))
+        .col_expr(Column::ClosedBy, Expr::value(closed_by))
+        .col_expr(Column::UpdateTime, Expr::value(now))
+        .filter(key_filter(ledger))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Gives back what a capture held, after the provider refused or declined it; reopens the
+/// authorization if that capture had closed it.
+pub async fn release(
+    txn: &DatabaseTransaction,
+    key: &LedgerKey<'_>,
+    capture_id: &str,
+    reserved_minor: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let ledger = find(txn, key).await?;
+    let closed_by = ledger.closed_by.clone().filter(|by| by != capture_id);
+    Entity::update_many()
+        .col_expr(
+            Column::HeldMinor,
+            Expr::col(Column::HeldMinor).sub(reserved_minor),
+        )
+        .col_expr(Column::CaptureCount, Expr::col(Column::CaptureCount).sub(1))
+        .col_expr(Column::ClosedBy, Expr::value(closed_by))
+        .col_expr(Column::UpdateTime, Expr::value(now))
+        .filter(key_filter(&ledger))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces what a capture held with what the provider says it captured.
+pub async fn adjust(
+    txn: &DatabaseTransaction,
+    key: &LedgerKey<'_>,
+    delta_minor: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let ledger = find(txn, key).await?;
+    Entity::update_many()
+        .col_expr(
+            Column::HeldMinor,
+            Expr::col(Column::HeldMinor).add(delta_minor),
+        )
+        .col_expr(Column::UpdateTime, Expr::value(now))
+        .filter(key_filter(&ledger))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+fn key_filter(ledger: &authorizations::Model) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(Column::Provider.eq(ledger.provider.clone()))
+        .add(Column::ProviderAccount.eq(ledger.provider_account.clone()))
+        .add(Column::AuthorizationId.eq(ledger.authorization_id.clone()))
+}

@@ -1,0 +1,563 @@
+//! Black-box tests of `capture.v1.CaptureService`: the real app on random ports, on SQLite and
+//! on PostgreSQL, called through the generated gRPC client, capturing at the built-in PayPal
+//! emulator (or, where calls must be counted, a counting stand-in).
+
+mod common;
+
+use capture_service::proto::{self, CaptureStatus, CaptureStatusReason, ListCapturesRequest};
+use common::*;
+use tonic::Code;
+
+on_both_databases!(
+    a_capture_completes_with_its_breakdown_and_reads_back,
+    money_round_trips_exactly,
+    a_bad_request_names_every_bad_field_and_writes_nothing,
+    the_same_request_id_replays_the_stored_capture,
+    a_reused_request_id_with_a_different_request_is_refused,
+    fifty_concurrent_identical_requests_make_one_provider_call,
+    concurrent_captures_never_exceed_the_authorized_amount,
+    an_over_capture_is_refused_before_the_provider_is_called,
+    a_final_capture_closes_the_authorization,
+    an_unknown_authorization_is_not_found_with_the_provider_code_kept,
+    an_expired_authorization_fails_precondition,
+    a_pending_capture_has_no_breakdown,
+    a_provider_5xx_leaves_the_capture_processing,
+    a_provider_timeout_leaves_the_capture_processing_and_a_retry_resumes_it,
+    a_timed_out_attempt_is_retried_with_the_same_key_and_captures_once,
+    another_tenants_capture_is_invisible,
+    calls_without_a_valid_key_are_unauthenticated,
+    lists_page_newest_first_and_filter,
+);
+
+async fn a_capture_completes_with_its_breakdown_and_reads_back(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    let mut request = paypal_capture(&auth, usd("40.00"));
+    request.invoice_id = "INV-1".into();
+    request.metadata.insert("order".into(), "42".into());
+    let response = app.capture(request).await?;
+    assert!(!response.replayed);
+    let capture = response.capture.ok_or("no capture")?;
+    assert!(capture.id.starts_with("cap_"));
+    assert_eq!(capture.status(), CaptureStatus::Completed);
+    assert_eq!(capture.provider_status, "COMPLETED");
+    assert!(!capture.provider_capture_id.is_empty());
+    assert_eq!(capture.captured_amount, usd("40.00"));
+    let breakdown = capture
+        .seller_receivable_breakdown
+        .clone()
+        .ok_or("no breakdown")?;
+    assert_eq!(breakdown.gross_amount, usd("40.00"));
+    let fee = breakdown.provider_fee.ok_or("no fee")?;
+    let net = breakdown.net_amount.ok_or("no net")?;
+    let cents = |m: &proto::Money| -> Result<i64, Box<dyn std::error::Error>> {
+        Ok(
+            (m.value.parse::<rust_decimal::Decimal>()? * rust_decimal::Decimal::from(100))
+                .try_into()?,
+        )
+    };
+    assert_eq!(cents(&fee)? + cents(&net)?, 4000, "gross = fee + net");
+    assert_eq!(capture.invoice_id, "INV-1");
+    assert_eq!(
+        capture.metadata.get("order").map(String::as_str),
+        Some("42")
+    );
+
+    let read = app.get(TENANT_A_KEY, &capture.id).await?;
+    assert_eq!(read, capture);
+    let listed = app
+        .list(TENANT_A_KEY, ListCapturesRequest::default())
+        .await?;
+    assert_eq!(listed.captures, vec![capture]);
+    app.stop().await
+}
+
+async fn money_round_trips_exactly(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    for (currency, value) in [
+        ("USD", "0.01"),
+        ("USD", "99999999999.99"),
+        ("JPY", "1"),
+        ("TND", "123.456"),
+    ] {
+        let auth = app.authorize(currency, value, "APPROVE").await?;
+        let capture = app
+            .capture(paypal_capture(&auth, money(currency, value)))
+            .await?
+            .capture
+            .ok_or("no capture")?;
+        assert_eq!(
+            capture.status(),
+            CaptureStatus::Completed,
+            "{currency} {value}"
+        );
+        let read = app.get(TENANT_A_KEY, &capture.id).await?;
+        assert_eq!(read.amount, money(currency, value));
+        assert_eq!(read.captured_amount, money(currency, value));
+        assert_eq!(
+            read.seller_receivable_breakdown
+                .and_then(|b| b.gross_amount),
+            money(currency, value)
+        );
+    }
+    app.stop().await
+}
+
+async fn a_bad_request_names_every_bad_field_and_writes_nothing(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let mut request = paypal_capture("", money("JPY", "10.5"));
+    request.provider = 0;
+    request.soft_descriptor = "x".repeat(23);
+    request.request_id = String::new();
+    request.authorized_amount = money("XXX", "1");
+    let status = app
+        .capture(request)
+        .await
+        .err()
+        .ok_or("expected an error")?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        bad_fields(&status),
+        [
+            "provider",
+            "authorization_id",
+            "amount.value",
+            "authorized_amount.currency_code",
+            "soft_descriptor",
+            "request_id"
+        ]
+    );
+    let listed = app
+        .list(TENANT_A_KEY, ListCapturesRequest::default())
+        .await?;
+    assert!(listed.captures.is_empty());
+    app.stop().await
+}
+
+async fn the_same_request_id_replays_the_stored_capture(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    let request = paypal_capture(&auth, usd("10.00"));
+    let first = app.capture(request.clone()).await?;
+    let second = app.capture(request).await?;
+    assert!(second.replayed);
+    assert_eq!(first.capture, second.capture);
+    // The replay did not count against the authorization: 90.00 still fits.
+    let rest = app.capture(paypal_capture(&auth, usd("90.00"))).await?;
+    assert_eq!(
+        rest.capture.map(|c| c.status()),
+        Some(CaptureStatus::Completed)
+    );
+    app.stop().await
+}
+
+async fn a_reused_request_id_with_a_different_request_is_refused(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    let request = paypal_capture(&auth, usd("10.00"));
+    let first = app
+        .capture(request.clone())
+        .await?
+        .capture
+        .ok_or("no capture")?;
+    let mut changed = request;
+    changed.amount = usd("11.00");
+    let status = app
+        .capture(changed)
+        .await
+        .err()
+        .ok_or("expected an error")?;
+    assert_eq!(status.code(), Code::AlreadyExists);
+    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(reason, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(metadata.get("capture_id"), Some(&first.id));
+    app.stop().await
+}
+
+async fn fifty_concurrent_identical_requests_make_one_provider_call(db: Db) -> TestResult {
+    let (paypal, counter) = counting_paypal::start().await?;
+    let app = TestApp::spawn_against_paypal(db, &paypal).await?;
+    let request = paypal_capture("AUTH0000000000001", usd("25.00"));
+    let calls = (0..50).map(|_| app.capture(request.clone()));
+    let responses = futures_join_all(calls).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for response in responses {
+        let capture = response?.capture.ok_or("no capture")?;
+        assert_eq!(capture.status(), CaptureStatus::Completed);
+        ids.insert(capture.id);
+    }
+    assert_eq!(ids.len(), 1, "every request got the same capture");
+    assert_eq!(counter.captures(), 1, "exactly one provider call");
+    app.stop().await
+}
+
+async fn concurrent_captures_never_exceed_the_authorized_amount(db: Db) -> TestResult {
+    let (paypal, counter) = counting_paypal::start().await?;
+    let app = TestApp::spawn_against_paypal(db, &paypal).await?;
+    let calls = (0..10).map(|_| {
+        let mut request = paypal_capture("AUTH0000000000002", usd("20.00"));
+        request.authorized_amount = usd("100.00");
+        app.capture(request)
+    });
+    let results = futures_join_all(calls).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(s) if s.code() == Code::FailedPrecondition))
+        .count();
+    assert_eq!((ok, refused), (5, 5));
+    assert_eq!(counter.captures(), 5);
+    app.stop().await
+}
+
+async fn an_over_capture_is_refused_before_the_provider_is_called(db: Db) -> TestResult {
+    let (paypal, counter) = counting_paypal::start().await?;
+    let app = TestApp::spawn_against_paypal(db, &paypal).await?;
+    let mut first = paypal_capture("AUTH0000000000003", usd("60.00"));
+    first.authorized_amount = usd("100.00");
+    app.capture(first).await?;
+    let mut second = paypal_capture("AUTH0000000000003", usd("50.00"));
+    second.authorized_amount = usd("100.00");
+    let status = app.capture(second).await.err().ok_or("expected an error")?;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(reason, "AMOUNT_EXCEEDS_AUTHORIZATION");
+    assert_eq!(
+        metadata.get("remaining").map(String::as_str),
+        Some("40.00 USD")
+    );
+    assert_eq!(counter.captures(), 1);
+    let listed = app
+        .list(TENANT_A_KEY, ListCapturesRequest::default())
+        .await?;
+    assert_eq!(
+        listed.captures.len(),
+        1,
+        "the refused capture wrote nothing"
+    );
+    app.stop().await
+}
+
+async fn a_final_capture_closes_the_authorization(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    app.capture(paypal_capture(&auth, usd("30.00"))).await?;
+    let mut last = paypal_capture(&auth, usd("20.00"));
+    last.final_capture = true;
+    let closed = app.capture(last).await?.capture.ok_or("no capture")?;
+    assert!(closed.final_capture);
+    let status = app
+        .capture(paypal_capture(&auth, usd("1.00")))
+        .await
+        .err()
+        .ok_or("expected an error")?;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(reason, "AUTHORIZATION_CLOSED");
+    assert_eq!(metadata.get("closed_by"), Some(&closed.id));
+    app.stop().await
+}
+
+async fn an_unknown_authorization_is_not_found_with_the_provider_code_kept(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let status = app
+        .capture(paypal_capture("NOSUCHAUTH0000000", usd("1.00")))
+        .await
+        .err()
+        .ok_or("expected an error")?;
+    assert_eq!(status.code(), Code::NotFound);
+    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(reason, "PROVIDER_RESOURCE_NOT_FOUND");
+    assert_eq!(
+        metadata.get("provider_code").map(String::as_str),
+        Some("INVALID_RESOURCE_ID")
+    );
+    assert!(metadata.get("debug_id").is_some_and(|d| !d.is_empty()));
+    let id = metadata.get("capture_id").ok_or("no capture id")?;
+    let stored = app.get(TENANT_A_KEY, id).await?;
+    assert_eq!(stored.status(), CaptureStatus::Failed);
+    assert_eq!(
+        stored.error.map(|e| (e.code, e.http_status)),
+        Some(("INVALID_RESOURCE_ID".into(), 404))
+    );
+    app.stop().await
+}
+
+async fn an_expired_authorization_fails_precondition(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "EXPIRED").await?;
+    let status = app
+        .capture(paypal_capture(&auth, usd("1.00")))
+        .await
+        .err()
+        .ok_or("expected an error")?;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(
+        metadata.get("provider_code").map(String::as_str),
+        Some("AUTHORIZATION_EXPIRED")
+    );
+    app.stop().await
+}
+
+async fn a_pending_capture_has_no_breakdown(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("EUR", "50.00", "PENDING").await?;
+    let capture = app
+        .capture(paypal_capture(&auth, money("EUR", "50.00")))
+        .await?
+        .capture
+        .ok_or("no capture")?;
+    assert_eq!(capture.status(), CaptureStatus::Pending);
+    let details = capture.status_details.clone().ok_or("no status details")?;
+    assert_eq!(details.reason(), CaptureStatusReason::PendingReview);
+    assert_eq!(details.provider_reason, "PENDING_REVIEW");
+    assert!(capture.seller_receivable_breakdown.is_none());
+    app.stop().await
+}
+
+async fn a_provider_5xx_leaves_the_capture_processing(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "SERVER_ERROR").await?;
+    let status = app
+        .capture(paypal_capture(&auth, usd("5.00")))
+        .await
+        .err()
+        .ok_or("expected an error")?;
+    assert_eq!(status.code(), Code::Unavailable);
+    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
+    let stored = app
+        .get(
+            TENANT_A_KEY,
+            metadata.get("capture_id").ok_or("no capture id")?,
+        )
+        .await?;
+    assert_eq!(stored.status(), CaptureStatus::Processing);
+    assert_eq!(
+        stored.status_details.map(|d| d.reason()),
+        Some(CaptureStatusReason::ProviderOutcomeUnknown)
+    );
+    app.stop().await
+}
+
+async fn a_provider_timeout_leaves_the_capture_processing_and_a_retry_resumes_it(
+    db: Db,
+) -> TestResult {
+    let app = TestApp::spawn_with(db, |config| config.providers.max_retries = 0).await?;
+    let auth = app.authorize("USD", "100.00", "TIMEOUT").await?;
+    let request = paypal_capture(&auth, usd("5.00"));
+    let status = app
+        .capture(request.clone())
+        .await
+        .err()
+        .ok_or("expected an error")?;
+    assert_eq!(status.code(), Code::Unavailable);
+    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
+    let id = metadata.get("capture_id").ok_or("no capture id")?.clone();
+    assert_eq!(
+        app.get(TENANT_A_KEY, &id).await?.status(),
+        CaptureStatus::Processing
+    );
+    // The caller retries with the same request_id: the service re-sends with the same
+    // PayPal-Request-Id, PayPal answers with the capture it made the first time.
+    let resumed = app.capture(request).await?;
+    assert!(resumed.replayed);
+    let capture = resumed.capture.ok_or("no capture")?;
+    assert_eq!(
+        (capture.id.as_str(), capture.status()),
+        (id.as_str(), CaptureStatus::Completed)
+    );
+    // One capture at PayPal: the remaining 95.00 still fits, 95.01 would not.
+    let mut over = paypal_capture(&auth, usd("95.01"));
+    over.final_capture = true;
+    assert_code(&app.capture(over).await, Code::FailedPrecondition);
+    app.stop().await
+}
+
+async fn a_timed_out_attempt_is_retried_with_the_same_key_and_captures_once(db: Db) -> TestResult {
+    let app = TestApp::spawn_with(db, |config| config.providers.max_retries = 1).await?;
+    let auth = app.authorize("USD", "100.00", "TIMEOUT").await?;
+    let capture = app
+        .capture(paypal_capture(&auth, usd("100.00")))
+        .await?
+        .capture
+        .ok_or("no capture")?;
+    assert_eq!(capture.status(), CaptureStatus::Completed);
+    assert_eq!(capture.captured_amount, usd("100.00"));
+    app.stop().await
+}
+
+async fn another_tenants_capture_is_invisible(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "10.00", "APPROVE").await?;
+    let capture = app
+        .capture(paypal_capture(&auth, None))
+        .await?
+        .capture
+        .ok_or("no capture")?;
+    assert_code(&app.get(TENANT_B_KEY, &capture.id).await, Code::NotFound);
+    let listed = app
+        .list(TENANT_B_KEY, ListCapturesRequest::default())
+        .await?;
+    assert!(listed.captures.is_empty());
+    assert_eq!(app.get(TENANT_A_KEY, &capture.id).await?.id, capture.id);
+    app.stop().await
+}
+
+async fn calls_without_a_valid_key_are_unauthenticated(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    assert_code(&app.get("wrong-key", "cap_X").await, Code::Unauthenticated);
+    assert_code(
+        &app.capture_as("", paypal_capture("AUTH", usd("1.00")))
+            .await,
+        Code::Unauthenticated,
+    );
+    app.stop().await
+}
+
+async fn lists_page_newest_first_and_filter(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        made.push(
+            app.capture(paypal_capture(&auth, usd("1.00")))
+                .await?
+                .capture
+                .ok_or("no capture")?
+                .id,
+        );
+    }
+    let declined = app.authorize("USD", "100.00", "DECLINED").await?;
+    let declined_id = app
+        .capture(paypal_capture(&declined, usd("1.00")))
+        .await?
+        .capture
+        .ok_or("no capture")?
+        .id;
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .list(
+                TENANT_A_KEY,
+                ListCapturesRequest {
+                    page_size: 2,
+                    page_token: token.clone(),
+                    authorization_id: auth.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        assert!(page.captures.len() <= 2);
+        seen.extend(page.captures.into_iter().map(|c| c.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    made.reverse();
+    assert_eq!(seen, made, "newest first, each once");
+
+    let declined_only = app
+        .list(
+            TENANT_A_KEY,
+            ListCapturesRequest {
+                status: CaptureStatus::Declined as i32,
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!(
+        declined_only
+            .captures
+            .iter()
+            .map(|c| c.id.clone())
+            .collect::<Vec<_>>(),
+        vec![declined_id]
+    );
+
+    let first = app
+        .list(
+            TENANT_A_KEY,
+            ListCapturesRequest {
+                page_size: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let misuse = app
+        .list(
+            TENANT_A_KEY,
+            ListCapturesRequest {
+                page_token: first.next_page_token,
+                status: CaptureStatus::Completed as i32,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_code(&misuse, Code::InvalidArgument);
+    app.stop().await
+}
+
+/// Runs futures concurrently on the test runtime (no extra crate needed).
+async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+    T: Unpin,
+{
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut results = Vec::with_capacity(set.len());
+    // Poll all together by joining them in one select-free loop.
+    let joined = JoinAll {
+        futures: set.into_iter().map(Some).collect(),
+        results: Vec::new(),
+    };
+    results.extend(joined.await);
+    results
+}
+
+struct JoinAll<F: std::future::Future> {
+    futures: Vec<Option<std::pin::Pin<Box<F>>>>,
+    results: Vec<Option<F::Output>>,
+}
+
+impl<F: std::future::Future> std::future::Future for JoinAll<F>
+where
+    F::Output: Unpin,
+{
+    type Output = Vec<F::Output>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.results.is_empty() {
+            this.results = (0..this.futures.len()).map(|_| None).collect();
+        }
+        let mut pending = false;
+        for (slot, result) in this.futures.iter_mut().zip(this.results.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => {
+                        *result = Some(value);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(this.results.iter_mut().filter_map(Option::take).collect())
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The black-box test harness: the real app, built by `App::build` like `main` does, on random
+//! ports, with its own database (a SQLite file or a fresh PostgreSQL database), called through
+//! the generated gRPC client.
+#![allow(dead_code)]
+
+pub mod counting_paypal;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use capture_service::app::App;
+use capture_service::config::{ApiKey, Config, PaypalAccount, SandboxMode};
+use capture_service::proto::capture_service_client::CaptureServiceClient;
+use capture_service::proto::{self, CaptureRequest, Money};
+use sea_orm::{ConnectionTrait, Database};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+pub const TENANT_A_KEY: &str = "test-key-tenant-a";
+pub const TENANT_B_KEY: &str = "test-key-tenant-b";
+
+/// Which database the app runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+fn postgres_base() -> String {
+    std::env::var("CAPTURE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// A running app and a client for it. Dropping it stops the app and drops its database.
+pub struct TestApp {
+    pub grpc_addr: std::net::SocketAddr,
+    pub http_addr: std::net::SocketAddr,
+    pub database_url: String,
+    client: CaptureServiceClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    postgres_db: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+impl TestApp {
+    /// The app in sandbox mode: PayPal is the built-in emulator.
+    pub async fn spawn(db: Db) -> Result<TestApp, Box<dyn std::error::Error>> {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    /// The app with PayPal pointed at `base_url` instead of the sandbox.
+    pub async fn spawn_against_paypal(
+        db: Db,
+        base_url: &str,
+    ) -> Result<TestApp, Box<dyn std::error::Error>> {
+        let base_url = base_url.to_owned();
+        Self::spawn_with(db, move |config| {
+            config.sandbox = SandboxMode::Off;
+            config.providers.paypal = vec![PaypalAccount {
+                name: "default".into(),
+                base_url,
+                client_id: "test-client".into(),
+                client_secret: capture_service::config::Secret::new("test-secret"),
+                auth_assertion: None,
+            }];
+        })
+        .await
+    }
+
+    pub async fn spawn_with(
+        db: Db,
+        customize: impl FnOnce(&mut Config),
+    ) -> Result<TestApp, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (database_url, postgres_db) = match db {
+            Db::Sqlite => (
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("capture.db").display()
+                ),
+                None,
+            ),
+            Db::Postgres => {
+                let mut random = [0u8; 6];
+                getrandom::fill(&mut random).map_err(|e| e.to_string())?;
+                let name = format!("capture_test_{}", hex::encode(random));
+                let admin = Database::connect(format!("{}/postgres", postgres_base())).await?;
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await?;
+                admin.close().await?;
+                (format!("{}/{name}", postgres_base()), Some(name))
+            }
+        };
+        let mut config = Config::load(&HashMap::new())?;
+        config.grpc_addr = "127.0.0.1:0".parse()?;
+        config.http_addr = "127.0.0.1:0".parse()?;
+        config.database_url = database_url.clone();
+        config.sandbox = SandboxMode::On;
+        config.api_keys = vec![
+            ApiKey {
+                tenant: "tenant-a".into(),
+                sha256: digest(TENANT_A_KEY),
+            },
+            ApiKey {
+                tenant: "tenant-b".into(),
+                sha256: digest(TENANT_B_KEY),
+            },
+        ];
+        config.providers.request_timeout = Duration::from_secs(2);
+        config.providers.max_retries = 1;
+        config.shutdown_grace = Duration::from_secs(5);
+        customize(&mut config);
+
+        let app = App::build(config).await.map_err(|e| format!("{e:#}"))?;
+        let grpc_addr = app.grpc_addr()?;
+        let http_addr = app.http_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        let client = CaptureServiceClient::connect(format!("http://{grpc_addr}")).await?;
+        Ok(TestApp {
+            grpc_addr,
+            http_addr,
+            database_url,
+            client,
+            stop: Some(stop),
+            server: Some(server),
+            postgres_db,
+            _dir: dir,
+        })
+    }
+
+    fn authed<T>(message: T, key: &str) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Ok(value) = MetadataValue::try_from(format!("Bearer {key}")) {
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+
+    pub async fn capture(&self, request: CaptureRequest) -> Result<proto::CaptureResponse, Status> {
+        self.capture_as(TENANT_A_KEY, request).await
+    }
+
+    pub async fn capture_as(
+        &self,
+        key: &str,
+        request: CaptureRequest,
+    ) -> Result<proto::CaptureResponse, Status> {
+        let mut client = self.client.clone();
+        client
+            .capture(Self::authed(request, key))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn get(&self, key: &str, id: &str) -> Result<proto::Capture, Status> {
+        let mut client = self.client.clone();
+        let request = proto::GetCaptureRequest { id: id.to_owned() };
+        let response = client
+            .get_capture(Self::authed(request, key))
+            .await?
+            .into_inner();
+        response
+            .capture
+            .ok_or_else(|| Status::internal("no capture in response"))
+    }
+
+    pub async fn list(
+        &self,
+        key: &str,
+        request: proto::ListCapturesRequest,
+    ) -> Result<proto::ListCapturesResponse, Status> {
+        let mut client = self.client.clone();
+        client
+            .list_captures(Self::authed(request, key))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Creates an authorization in the sandbox through its HTTP helper endpoint.
+    pub async fn authorize(
+        &self,
+        currency: &str,
+        value: &str,
+        scenario: &str,
+    ) -> Result<String, Box<dyn std::error::Error>> {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!(
+                "http://{}/sandbox/paypal/authorizations",
+                self.http_addr
+            ))
+            .json(&serde_json::json!({
+                "amount": {"currency_code": currency, "value": value},
+                "scenario": scenario,
+            }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(answer["id"]
+            .as_str()
+            .ok_or("no id in sandbox answer")?
+            .to_owned())
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await?.map_err(|e| format!("{e:#}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(name) = self.postgres_db.take() {
+            // Drop runs outside async; a short-lived runtime on its own thread drops the database.
+            let _ = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    if let Ok(admin) =
+                        Database::connect(format!("{}/postgres", postgres_base())).await
+                    {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub fn usd(value: &str) -> Option<Money> {
+    money("USD", value)
+}
+
+pub fn money(currency: &str, value: &str) -> Option<Money> {
+    Some(Money {
+        currency_code: currency.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// A PayPal capture request for `authorization_id` with a fresh request id.
+pub fn paypal_capture(authorization_id: &str, amount: Option<Money>) -> CaptureRequest {
+    let mut random = [0u8; 8];
+    let _ = getrandom::fill(&mut random);
+    CaptureRequest {
+        provider: proto::Provider::Paypal as i32,
+        authorization_id: authorization_id.to_owned(),
+        amount,
+        request_id: format!("req-{}", hex::encode(random)),
+        ..Default::default()
+    }
+}
+
+/// The `google.rpc.ErrorInfo` reason and metadata of an error, if it has one.
+pub fn error_info(status: &Status) -> Option<(String, HashMap<String, String>)> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|info| (info.reason, info.metadata))
+}
+
+/// The fields a `google.rpc.BadRequest` names.
+pub fn bad_fields(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+pub fn assert_code(result: &Result<impl std::fmt::Debug, Status>, code: Code) {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
+        Err(status) => assert_eq!(status.code(), code, "{status:?}"),
+    }
+}
+
+/// Declares each scenario twice: once on SQLite, once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> $crate::common::TestResult {
+                    super::$name($crate::common::Db::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> $crate::common::TestResult {
+                    super::$name($crate::common::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}
