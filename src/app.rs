@@ -60,7 +60,14 @@ impl App {
 
         let mut keys = config.api_keys.clone();
         let dev_api_key = if keys.is_empty() && sandbox.is_some() {
-            let key = dev_api_key()?;
+            let key = match &config.dev_api_key {
+                Some(key) => key.expose().to_owned(),
+                None => dev_api_key()?,
+            };
+            if let Some(path) = &config.dev_api_key_file {
+                write_private(path, &key)
+                    .with_context(|| format!("Failed to write the development key to {path}"))?;
+            }
             keys.push(ApiKey {
                 tenant: "dev".to_owned(),
                 sha256: sha256(&key),
@@ -167,8 +174,11 @@ impl App {
             .with_graceful_shutdown(async move { http_token.cancelled().await });
 
         info!(%grpc_addr, %http_addr, sandbox = self.sandbox.is_some(), "capture-service serving");
-        if let Some(key) = &self.dev_api_key {
-            info!("development API key (tenant dev): {key}");
+        if self.dev_api_key.is_some() {
+            match &self.config.dev_api_key_file {
+                Some(path) => info!("development API key (tenant dev) written to {path}"),
+                None => info!("development API key (tenant dev) printed on standard output"),
+            }
         }
         let (grpc_result, http_result) = tokio::join!(grpc, http.into_future());
         health
@@ -218,6 +228,20 @@ fn dev_api_key() -> anyhow::Result<String> {
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("no randomness for the dev key: {e}"))?;
     Ok(format!("dev_{}", hex::encode(bytes)))
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &str, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    writeln!(file, "{contents}")
 }
 
 fn sha256(key: &str) -> [u8; 32] {

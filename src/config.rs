@@ -117,6 +117,10 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// How long shutdown waits for captures in flight.
     pub shutdown_grace: Duration,
+    /// Sandbox mode without API keys: the development key to accept (random when unset).
+    pub dev_api_key: Option<Secret>,
+    /// Sandbox mode without API keys: where the development key is written for local tools.
+    pub dev_api_key_file: Option<String>,
 }
 
 impl Config {
@@ -146,6 +150,8 @@ impl Default for Config {
                 paypal: Vec::new(),
             },
             shutdown_grace: Duration::from_secs(30),
+            dev_api_key: None,
+            dev_api_key_file: Some(".capture-dev-key".to_owned()),
         }
     }
 }
@@ -272,6 +278,13 @@ impl Config {
         }
         if let Some(v) = get("CAPTURE_SANDBOX") {
             self.sandbox = parse_word("CAPTURE_SANDBOX", v)?;
+        }
+        if let Some(v) = get("CAPTURE_DEV_API_KEY") {
+            self.dev_api_key = Some(Secret::new(v));
+        }
+        if let Some(v) = env.get("CAPTURE_DEV_API_KEY_FILE") {
+            // Set but empty: do not write the key anywhere.
+            self.dev_api_key_file = (!v.is_empty()).then(|| v.clone());
         }
         if let Some(v) = get("CAPTURE_SHUTDOWN_GRACE_SECONDS") {
             self.shutdown_grace =

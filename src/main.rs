@@ -28,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
         "serve" => {
             let app = App::build(config).await?;
             if let Some(key) = app.dev_api_key() {
+                // Sandbox only: the key moves no real money and is new at every start.
                 println!("development API key (tenant dev): {key}");
             }
             app.run(shutdown_signal()).await

@@ -34,9 +34,14 @@ fn provider_to_proto(provider: Provider) -> proto::Provider {
     }
 }
 
-pub fn status_from_proto(value: i32) -> Result<Option<CaptureStatus>, ()> {
+/// A proto enum number this build does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownEnumValue(pub i32);
+
+/// The domain status of a proto value; `None` for unspecified ("any").
+pub fn status_from_proto(value: i32) -> Result<Option<CaptureStatus>, UnknownEnumValue> {
     Ok(
-        match proto::CaptureStatus::try_from(value).map_err(|_| ())? {
+        match proto::CaptureStatus::try_from(value).map_err(|_| UnknownEnumValue(value))? {
             proto::CaptureStatus::Unspecified => None,
             proto::CaptureStatus::Processing => Some(CaptureStatus::Processing),
             proto::CaptureStatus::Pending => Some(CaptureStatus::Pending),

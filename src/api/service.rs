@@ -110,7 +110,7 @@ fn list_query(request: &ListCapturesRequest) -> Result<(ListQuery, String), Stat
             provider
         }
     };
-    let status = status_from_proto(request.status).unwrap_or_else(|()| {
+    let status = status_from_proto(request.status).unwrap_or_else(|_| {
         violations.push(FieldViolation::new("status", "unknown status"));
         None
     });

@@ -180,7 +180,7 @@ impl Captures {
             };
             let answer = connector.capture(call).await;
             let resolution = match &answer {
-                Ok(outcome) => Resolution::Outcome(outcome.clone()),
+                Ok(outcome) => Resolution::Outcome(Box::new(outcome.clone())),
                 Err(ProviderError::Rejected { failure, .. }) => Resolution::Rejected(failure.clone()),
                 Err(ProviderError::OutcomeUnknown { detail, .. }) => Resolution::Unknown {
                     detail: detail.clone(),

@@ -319,20 +319,19 @@ impl CaptureCommand {
             errors.push(CommandError::TooManyFees);
         }
         match parts.amount {
-            Some(amount) => {
+            Some(amount)
                 if parts
                     .platform_fees
                     .iter()
-                    .any(|fee| fee.amount.currency() != amount.currency())
-                {
-                    errors.push(CommandError::CurrencyMismatch {
-                        field: "platform_fees",
-                        expected: amount.currency().to_string(),
-                    });
-                }
+                    .any(|fee| fee.amount.currency() != amount.currency()) =>
+            {
+                errors.push(CommandError::CurrencyMismatch {
+                    field: "platform_fees",
+                    expected: amount.currency().to_string(),
+                });
             }
             None if !parts.platform_fees.is_empty() => errors.push(CommandError::FeeWithoutAmount),
-            None => {}
+            _ => {}
         }
         if errors.is_empty() {
             Ok(CaptureCommand(parts))

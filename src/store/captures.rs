@@ -46,7 +46,7 @@ pub enum Begin {
 /// What the provider call came to.
 #[derive(Debug, Clone)]
 pub enum Resolution {
-    Outcome(ProviderOutcome),
+    Outcome(Box<ProviderOutcome>),
     /// The provider refused: nothing was captured.
     Rejected(ProviderFailure),
     /// No definite answer: the capture stays `PROCESSING`.
@@ -76,8 +76,14 @@ pub struct ListPage {
     pub next: Option<(i64, String)>,
 }
 
+impl Attempt {
+    fn done(begin: Begin) -> Self {
+        Attempt::Done(Box::new(begin))
+    }
+}
+
 enum Attempt {
-    Done(Begin),
+    Done(Box<Begin>),
     /// Another request inserted the same key between our check and our insert.
     Raced,
 }
@@ -88,10 +94,7 @@ impl Store {
     pub async fn begin_capture(&self, new: &NewCapture<'_>) -> Result<Begin, StoreError> {
         for _ in 0..3 {
             if let Attempt::Done(begin) = self.try_begin(new).await? {
-                return Ok(match begin {
-                    Begin::Existing(record) => Begin::Existing(record),
-                    other => other,
-                });
+                return Ok(*begin);
             }
         }
         // Three races on one key in a row cannot happen: the loser's retry finds the winner.
@@ -118,13 +121,13 @@ impl Store {
             .await?;
         if let Some(row) = existing {
             txn.rollback().await?;
-            return Ok(Attempt::Done(self.existing(row, new.command).await?));
+            return Ok(Attempt::done(self.existing(row, new.command).await?));
         }
         let reserved = match ledger::admit(&ledger_row, new.command) {
             Ok(reserved) => reserved,
             Err(refusal) => {
                 txn.rollback().await?;
-                return Ok(Attempt::Done(Begin::Refused(refusal)));
+                return Ok(Attempt::done(Begin::Refused(refusal)));
             }
         };
         let row =
@@ -158,7 +161,7 @@ impl Store {
         .await?;
         txn.commit().await?;
         let record = self.get_any(new.id).await?;
-        Ok(Attempt::Done(Begin::Created(record)))
+        Ok(Attempt::done(Begin::Created(record)))
     }
 
     async fn existing(

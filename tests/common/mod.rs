@@ -120,6 +120,7 @@ impl TestApp {
         config.providers.request_timeout = Duration::from_secs(2);
         config.providers.max_retries = 1;
         config.shutdown_grace = Duration::from_secs(5);
+        config.dev_api_key_file = None;
         customize(&mut config);
 
         let app = App::build(config).await.map_err(|e| format!("{e:#}"))?;
