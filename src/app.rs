@@ -16,8 +16,12 @@ use crate::api::{ApiKeys, CaptureApi};
 use crate::capture::Captures;
 use crate::config::{ApiKey, Config};
 use crate::proto::capture_service_server::CaptureServiceServer;
+use crate::providers::checkout::CheckoutConnector;
+use crate::providers::cybersource::CybersourceConnector;
 use crate::providers::http::ProviderHttp;
+use crate::providers::payment_options::PaymentOptionsConnector;
 use crate::providers::paypal::PaypalConnector;
+use crate::providers::stax::StaxConnector;
 use crate::providers::Connectors;
 use crate::sandbox::Sandbox;
 use crate::store::Store;
@@ -209,18 +213,53 @@ fn build_connectors(config: &Config, sandbox: Option<&Sandbox>) -> anyhow::Resul
         config.providers.max_retries,
     )
     .context("Failed to build the provider HTTP client")?;
+    let p = &config.providers;
     let mut connectors = Connectors::default();
-    let mut paypal = config.providers.paypal.clone();
-    if paypal.is_empty() {
-        paypal.extend(sandbox.map(Sandbox::paypal_account));
-    }
-    for account in &paypal {
+    // One line per provider. Providers without a configured account are served by the sandbox,
+    // when it runs.
+    for account in or_sandbox(&p.paypal, sandbox.map(Sandbox::paypal_account)) {
         connectors.register(
             &account.name,
-            Arc::new(PaypalConnector::new(account, http.clone())),
+            Arc::new(PaypalConnector::new(&account, http.clone())),
+        );
+    }
+    for account in or_sandbox(&p.checkout, sandbox.map(Sandbox::checkout_account)) {
+        connectors.register(
+            &account.name,
+            Arc::new(CheckoutConnector::new(&account, http.clone())),
+        );
+    }
+    for account in or_sandbox(&p.cybersource, sandbox.map(Sandbox::cybersource_account)) {
+        connectors.register(
+            &account.name,
+            Arc::new(CybersourceConnector::new(&account, http.clone())),
+        );
+    }
+    for account in or_sandbox(
+        &p.payment_options,
+        sandbox.map(Sandbox::payment_options_account),
+    ) {
+        connectors.register(
+            &account.name,
+            Arc::new(PaymentOptionsConnector::new(&account, http.clone())),
+        );
+    }
+    for account in or_sandbox(&p.stax, sandbox.map(Sandbox::stax_account)) {
+        connectors.register(
+            &account.name,
+            Arc::new(StaxConnector::new(&account, http.clone())),
         );
     }
     Ok(connectors)
+}
+
+/// The configured accounts, or the sandbox's account when none is configured.
+fn or_sandbox<A: Clone>(configured: &[A], sandboxed: Option<A>) -> Vec<A> {
+    if configured.is_empty() {
+        sandboxed.into_iter().collect()
+    } else {
+        configured.to_vec()
+    }
 }
 
 fn dev_api_key() -> anyhow::Result<String> {

@@ -87,6 +87,131 @@ impl PaypalAccount {
     }
 }
 
+/// One Checkout.com account (secret key).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutAccount {
+    pub name: String,
+    /// `https://api.sandbox.checkout.com`, `https://api.checkout.com`, or an account-specific
+    /// `https://{prefix}.api.checkout.com`.
+    #[serde(default = "CheckoutAccount::default_base_url")]
+    pub base_url: String,
+    /// `sk_...`, sent as `Authorization: Bearer`.
+    pub secret_key: Secret,
+}
+
+impl CheckoutAccount {
+    pub const SANDBOX_BASE_URL: &'static str = "https://api.sandbox.checkout.com";
+
+    fn default_base_url() -> String {
+        Self::SANDBOX_BASE_URL.to_owned()
+    }
+}
+
+/// One Cybersource merchant with an HTTP Signature shared secret key.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CybersourceAccount {
+    pub name: String,
+    /// `https://apitest.cybersource.com`, `https://api.cybersource.com` or
+    /// `https://api.in.cybersource.com`.
+    #[serde(default = "CybersourceAccount::default_base_url")]
+    pub base_url: String,
+    /// `v-c-merchant-id`.
+    pub merchant_id: String,
+    /// The shared secret key's id (`keyid` of the signature).
+    pub key_id: String,
+    /// The shared secret, base64 as Cybersource issues it.
+    pub shared_secret: Secret,
+}
+
+impl CybersourceAccount {
+    pub const SANDBOX_BASE_URL: &'static str = "https://apitest.cybersource.com";
+
+    fn default_base_url() -> String {
+        Self::SANDBOX_BASE_URL.to_owned()
+    }
+}
+
+/// One PaymentOptions merchant.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentOptionsAccount {
+    pub name: String,
+    /// `https://api-dev.paymentoptions.com` (sandbox) or `https://api.paymentoptions.com`.
+    #[serde(default = "PaymentOptionsAccount::default_base_url")]
+    pub base_url: String,
+    /// Path before `/server-to-server-interface/capture`. The published example doubles
+    /// `/api/v1`, so which one the gateway routes is unconfirmed: configurable.
+    #[serde(default = "PaymentOptionsAccount::default_path_prefix")]
+    pub path_prefix: String,
+    /// The encoded key sent as `Authorization: Basic <basic_key>`.
+    pub basic_key: Secret,
+    /// Sent as `x-api-key`.
+    pub api_key: Secret,
+    /// `merchant_id` of the capture body (at most 10 characters).
+    pub merchant_id: String,
+}
+
+impl PaymentOptionsAccount {
+    pub const SANDBOX_BASE_URL: &'static str = "https://api-dev.paymentoptions.com";
+    pub const DEFAULT_PATH_PREFIX: &'static str = "/api/v1";
+
+    fn default_base_url() -> String {
+        Self::SANDBOX_BASE_URL.to_owned()
+    }
+
+    fn default_path_prefix() -> String {
+        Self::DEFAULT_PATH_PREFIX.to_owned()
+    }
+}
+
+/// One Stax (Fattmerchant) merchant API key.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StaxAccount {
+    pub name: String,
+    /// `https://apiprod.fattlabs.com` (sandbox keys use the same host).
+    #[serde(default = "StaxAccount::default_base_url")]
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer`.
+    pub api_key: Secret,
+}
+
+impl StaxAccount {
+    pub const BASE_URL: &'static str = "https://apiprod.fattlabs.com";
+
+    fn default_base_url() -> String {
+        Self::BASE_URL.to_owned()
+    }
+}
+
+/// What every provider account has: a name callers select it by, and a base URL.
+pub trait ProviderAccount {
+    fn name(&self) -> &str;
+    fn base_url(&self) -> &str;
+}
+
+macro_rules! provider_account {
+    ($($account:ty),*) => {$(
+        impl ProviderAccount for $account {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn base_url(&self) -> &str {
+                &self.base_url
+            }
+        }
+    )*};
+}
+provider_account!(
+    PaypalAccount,
+    CheckoutAccount,
+    CybersourceAccount,
+    PaymentOptionsAccount,
+    StaxAccount
+);
+
 /// Provider accounts and how provider calls are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvidersConfig {
@@ -94,13 +219,21 @@ pub struct ProvidersConfig {
     pub request_timeout: Duration,
     /// Further attempts after a failure that is safe to retry (same idempotency key).
     pub max_retries: u32,
-    /// The first account listed is the provider's default.
+    /// For each provider, the first account listed is its default.
     pub paypal: Vec<PaypalAccount>,
+    pub checkout: Vec<CheckoutAccount>,
+    pub cybersource: Vec<CybersourceAccount>,
+    pub payment_options: Vec<PaymentOptionsAccount>,
+    pub stax: Vec<StaxAccount>,
 }
 
 impl ProvidersConfig {
     pub fn has_any_account(&self) -> bool {
-        !self.paypal.is_empty()
+        !(self.paypal.is_empty()
+            && self.checkout.is_empty()
+            && self.cybersource.is_empty()
+            && self.payment_options.is_empty()
+            && self.stax.is_empty())
     }
 }
 
@@ -148,6 +281,10 @@ impl Default for Config {
                 request_timeout: Duration::from_secs(20),
                 max_retries: 2,
                 paypal: Vec::new(),
+                checkout: Vec::new(),
+                cybersource: Vec::new(),
+                payment_options: Vec::new(),
+                stax: Vec::new(),
             },
             shutdown_grace: Duration::from_secs(30),
             dev_api_key: None,
@@ -195,6 +332,14 @@ struct FileProviders {
     max_retries: Option<u32>,
     #[serde(default)]
     paypal: Vec<PaypalAccount>,
+    #[serde(default)]
+    checkout: Vec<CheckoutAccount>,
+    #[serde(default)]
+    cybersource: Vec<CybersourceAccount>,
+    #[serde(default)]
+    payment_options: Vec<PaymentOptionsAccount>,
+    #[serde(default)]
+    stax: Vec<StaxAccount>,
 }
 
 impl Config {
@@ -256,6 +401,10 @@ impl Config {
             self.providers.max_retries = v;
         }
         self.providers.paypal = file.providers.paypal;
+        self.providers.checkout = file.providers.checkout;
+        self.providers.cybersource = file.providers.cybersource;
+        self.providers.payment_options = file.providers.payment_options;
+        self.providers.stax = file.providers.stax;
         Ok(())
     }
 
@@ -311,27 +460,74 @@ impl Config {
                 });
             }
         }
+        let account_name = |provider: &str| {
+            get(&format!("CAPTURE_{provider}_ACCOUNT"))
+                .unwrap_or("default")
+                .to_owned()
+        };
+        let base_url = |provider: &str, default: &str| {
+            get(&format!("CAPTURE_{provider}_BASE_URL"))
+                .unwrap_or(default)
+                .to_owned()
+        };
+        let required = |name: &str, with: &str| {
+            get(name)
+                .map(str::to_owned)
+                .ok_or_else(|| bad(name, format!("required with {with}")))
+        };
         if let Some(client_id) = get("CAPTURE_PAYPAL_CLIENT_ID") {
-            let client_secret = get("CAPTURE_PAYPAL_CLIENT_SECRET").ok_or_else(|| {
-                bad(
-                    "CAPTURE_PAYPAL_CLIENT_SECRET",
-                    "required with CAPTURE_PAYPAL_CLIENT_ID",
-                )
-            })?;
             let account = PaypalAccount {
-                name: get("CAPTURE_PAYPAL_ACCOUNT")
-                    .unwrap_or("default")
-                    .to_owned(),
-                base_url: get("CAPTURE_PAYPAL_BASE_URL")
-                    .unwrap_or(PaypalAccount::SANDBOX_BASE_URL)
-                    .to_owned(),
+                name: account_name("PAYPAL"),
+                base_url: base_url("PAYPAL", PaypalAccount::SANDBOX_BASE_URL),
                 client_id: client_id.to_owned(),
-                client_secret: Secret::new(client_secret),
+                client_secret: Secret::new(required(
+                    "CAPTURE_PAYPAL_CLIENT_SECRET",
+                    "CAPTURE_PAYPAL_CLIENT_ID",
+                )?),
                 auth_assertion: get("CAPTURE_PAYPAL_AUTH_ASSERTION").map(Secret::new),
             };
-            // The environment's account becomes the default, ahead of the file's.
-            self.providers.paypal.retain(|a| a.name != account.name);
-            self.providers.paypal.insert(0, account);
+            put_first(&mut self.providers.paypal, account);
+        }
+        if let Some(secret_key) = get("CAPTURE_CHECKOUT_SECRET_KEY") {
+            let account = CheckoutAccount {
+                name: account_name("CHECKOUT"),
+                base_url: base_url("CHECKOUT", CheckoutAccount::SANDBOX_BASE_URL),
+                secret_key: Secret::new(secret_key),
+            };
+            put_first(&mut self.providers.checkout, account);
+        }
+        if let Some(merchant_id) = get("CAPTURE_CYBERSOURCE_MERCHANT_ID") {
+            let with = "CAPTURE_CYBERSOURCE_MERCHANT_ID";
+            let account = CybersourceAccount {
+                name: account_name("CYBERSOURCE"),
+                base_url: base_url("CYBERSOURCE", CybersourceAccount::SANDBOX_BASE_URL),
+                merchant_id: merchant_id.to_owned(),
+                key_id: required("CAPTURE_CYBERSOURCE_KEY_ID", with)?,
+                shared_secret: Secret::new(required("CAPTURE_CYBERSOURCE_SHARED_SECRET", with)?),
+            };
+            put_first(&mut self.providers.cybersource, account);
+        }
+        if let Some(merchant_id) = get("CAPTURE_PAYMENT_OPTIONS_MERCHANT_ID") {
+            let with = "CAPTURE_PAYMENT_OPTIONS_MERCHANT_ID";
+            let account = PaymentOptionsAccount {
+                name: account_name("PAYMENT_OPTIONS"),
+                base_url: base_url("PAYMENT_OPTIONS", PaymentOptionsAccount::SANDBOX_BASE_URL),
+                path_prefix: get("CAPTURE_PAYMENT_OPTIONS_PATH_PREFIX")
+                    .unwrap_or(PaymentOptionsAccount::DEFAULT_PATH_PREFIX)
+                    .to_owned(),
+                basic_key: Secret::new(required("CAPTURE_PAYMENT_OPTIONS_BASIC_KEY", with)?),
+                api_key: Secret::new(required("CAPTURE_PAYMENT_OPTIONS_API_KEY", with)?),
+                merchant_id: merchant_id.to_owned(),
+            };
+            put_first(&mut self.providers.payment_options, account);
+        }
+        if let Some(api_key) = get("CAPTURE_STAX_API_KEY") {
+            let account = StaxAccount {
+                name: account_name("STAX"),
+                base_url: base_url("STAX", StaxAccount::BASE_URL),
+                api_key: Secret::new(api_key),
+            };
+            put_first(&mut self.providers.stax, account);
         }
         Ok(())
     }
@@ -352,22 +548,50 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        let mut names = std::collections::HashSet::new();
-        for account in &self.providers.paypal {
-            if !names.insert(account.name.as_str()) {
+        let p = &self.providers;
+        check_accounts("providers.paypal", &p.paypal)?;
+        check_accounts("providers.checkout", &p.checkout)?;
+        check_accounts("providers.cybersource", &p.cybersource)?;
+        check_accounts("providers.payment_options", &p.payment_options)?;
+        check_accounts("providers.stax", &p.stax)?;
+        for account in &p.payment_options {
+            if account.merchant_id.is_empty() || account.merchant_id.chars().count() > 10 {
                 return Err(bad(
-                    "providers.paypal.name",
-                    format!("{:?} twice", account.name),
+                    "providers.payment_options.merchant_id",
+                    "must be 1 to 10 characters",
                 ));
-            }
-            if !(account.base_url.starts_with("https://")
-                || account.base_url.starts_with("http://"))
-            {
-                return Err(bad("providers.paypal.base_url", "must be an http(s) URL"));
             }
         }
         Ok(())
     }
+}
+
+/// The environment's account becomes the provider's default, ahead of the file's.
+fn put_first<A: ProviderAccount>(accounts: &mut Vec<A>, account: A) {
+    accounts.retain(|a| a.name() != account.name());
+    accounts.insert(0, account);
+}
+
+/// Names are unique per provider and base URLs are http(s).
+fn check_accounts<A: ProviderAccount>(setting: &str, accounts: &[A]) -> Result<(), ConfigError> {
+    let mut names = std::collections::HashSet::new();
+    for account in accounts {
+        if !names.insert(account.name()) {
+            return Err(bad(
+                &format!("{setting}.name"),
+                format!("{:?} twice", account.name()),
+            ));
+        }
+        if !(account.base_url().starts_with("https://")
+            || account.base_url().starts_with("http://"))
+        {
+            return Err(bad(
+                &format!("{setting}.base_url"),
+                "must be an http(s) URL",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_addr(setting: &str, value: &str) -> Result<SocketAddr, ConfigError> {

@@ -4,16 +4,20 @@
 //! body) in its `mod.rs`, serde wire types in `wire.rs`, and the mapping between wire types and
 //! the domain in `mapping.rs`, where status mapping is an exhaustive `match`.
 
+pub mod checkout;
+pub mod cybersource;
 pub mod http;
+pub mod payment_options;
 pub mod paypal;
 pub mod registry;
+pub mod stax;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::domain::outcome::ProviderFailure;
-use crate::domain::{CaptureCommand, FieldViolation, Provider, ProviderOutcome};
+use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 
 pub use registry::Connectors;
 
@@ -71,4 +75,14 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Sends the capture and returns the provider's normalized answer.
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError>;
+
+    /// Asks the provider what became of an earlier capture: to confirm one it accepted but has
+    /// not confirmed (`PENDING`), or to resolve one whose call ended without an answer
+    /// (`PROCESSING`). Looks the capture up where the provider offers a lookup; otherwise re-sends
+    /// it with the same idempotency key (`capture.id`), which the provider answers with the
+    /// original result.
+    async fn fetch_outcome(
+        &self,
+        capture: &CaptureRecord,
+    ) -> Result<ProviderOutcome, ProviderError>;
 }

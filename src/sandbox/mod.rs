@@ -10,7 +10,11 @@
 //! `POST /sandbox/{provider}/authorizations` (mounted by the service on its own HTTP port), each
 //! with a [`Scenario`] that decides how the provider will answer its captures.
 
+pub mod checkout;
+pub mod cybersource;
+pub mod payment_options;
 pub mod paypal;
+pub mod stax;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +32,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::PaypalAccount;
+use crate::config::{
+    CheckoutAccount, CybersourceAccount, PaymentOptionsAccount, PaypalAccount, StaxAccount,
+};
 use crate::domain::{Money, MoneyError, Provider};
 
 /// How long [`Sandbox::shutdown`] lets requests in flight finish before cutting them off (a
@@ -138,8 +144,12 @@ pub struct Sandbox {
     /// `http://127.0.0.1:PORT`, without a provider prefix.
     origin: String,
     emulators: Arc<Emulators>,
-    /// Kept typed (beside `emulators`) to hand out its generated credentials.
+    /// Kept typed (beside `emulators`) to hand out their generated credentials.
     paypal: Arc<paypal::PaypalEmulator>,
+    checkout: Arc<checkout::CheckoutEmulator>,
+    cybersource: Arc<cybersource::CybersourceEmulator>,
+    payment_options: Arc<payment_options::PaymentOptionsEmulator>,
+    stax: Arc<stax::StaxEmulator>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -151,8 +161,21 @@ impl Sandbox {
         let origin = format!("http://{}", listener.local_addr()?);
         let url = |p: Provider| format!("{origin}/{}", p.as_str());
         let paypal = Arc::new(paypal::PaypalEmulator::new(url(Provider::Paypal)));
-        // One line per emulated provider.
-        let emulators: Vec<Arc<dyn Emulator>> = vec![paypal.clone()];
+        let checkout = Arc::new(checkout::CheckoutEmulator::new(url(Provider::Checkout)));
+        let cybersource = Arc::new(cybersource::CybersourceEmulator::new(url(
+            Provider::Cybersource,
+        )));
+        let payment_options = Arc::new(payment_options::PaymentOptionsEmulator::new(url(
+            Provider::PaymentOptions,
+        )));
+        let stax = Arc::new(stax::StaxEmulator::new(url(Provider::Stax)));
+        let emulators: Vec<Arc<dyn Emulator>> = vec![
+            paypal.clone(),
+            checkout.clone(),
+            cybersource.clone(),
+            payment_options.clone(),
+            stax.clone(),
+        ];
 
         let mut app = Router::new();
         for emulator in &emulators {
@@ -173,6 +196,10 @@ impl Sandbox {
             origin,
             emulators: Arc::new(Emulators(emulators)),
             paypal,
+            checkout,
+            cybersource,
+            payment_options,
+            stax,
             stop: Some(stop),
             task: Some(task),
         })
@@ -187,6 +214,26 @@ impl Sandbox {
     /// A PayPal account whose credentials the sandbox's PayPal accepts.
     pub fn paypal_account(&self) -> PaypalAccount {
         self.paypal.account()
+    }
+
+    /// A Checkout.com account whose secret key the sandbox's Checkout.com accepts.
+    pub fn checkout_account(&self) -> CheckoutAccount {
+        self.checkout.account()
+    }
+
+    /// A Cybersource account whose signing key the sandbox's Cybersource accepts.
+    pub fn cybersource_account(&self) -> CybersourceAccount {
+        self.cybersource.account()
+    }
+
+    /// A PaymentOptions account whose keys the sandbox's PaymentOptions accepts.
+    pub fn payment_options_account(&self) -> PaymentOptionsAccount {
+        self.payment_options.account()
+    }
+
+    /// A Stax account whose API key the sandbox's Stax accepts.
+    pub fn stax_account(&self) -> StaxAccount {
+        self.stax.account()
     }
 
     /// Makes an authorization at an emulated provider.

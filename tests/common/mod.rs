@@ -274,10 +274,19 @@ pub fn money(currency: &str, value: &str) -> Option<Money> {
 
 /// A PayPal capture request for `authorization_id` with a fresh request id.
 pub fn paypal_capture(authorization_id: &str, amount: Option<Money>) -> CaptureRequest {
+    capture_request(proto::Provider::Paypal, authorization_id, amount)
+}
+
+/// A capture request at `provider` for `authorization_id` with a fresh request id.
+pub fn capture_request(
+    provider: proto::Provider,
+    authorization_id: &str,
+    amount: Option<Money>,
+) -> CaptureRequest {
     let mut random = [0u8; 8];
     let _ = getrandom::fill(&mut random);
     CaptureRequest {
-        provider: proto::Provider::Paypal as i32,
+        provider: provider as i32,
         authorization_id: authorization_id.to_owned(),
         amount,
         request_id: format!("req-{}", hex::encode(random)),

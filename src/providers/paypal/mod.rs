@@ -15,7 +15,7 @@ use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::{PaypalAccount, Secret};
 use crate::domain::outcome::ProviderFailure;
-use crate::domain::{CaptureCommand, FieldViolation, Provider, ProviderOutcome};
+use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 
 /// A token is dropped this long before PayPal says it expires, so a capture never leaves with a
 /// token that dies in flight.
@@ -230,6 +230,60 @@ impl Connector for PaypalConnector {
                 .await?;
         }
         classify(answer)
+    }
+
+    /// `GET /v2/payments/captures/{id}` once PayPal's capture id is known; before that, the
+    /// capture re-sent with its `PayPal-Request-Id`, which PayPal answers with the original.
+    #[tracing::instrument(skip_all, fields(provider = "paypal", capture_id = %capture.id))]
+    async fn fetch_outcome(
+        &self,
+        capture: &CaptureRecord,
+    ) -> Result<ProviderOutcome, ProviderError> {
+        let Some(paypal_id) = capture
+            .provider_capture_id
+            .as_deref()
+            .filter(|id| is_path_segment(id))
+        else {
+            return self
+                .capture(CaptureCall {
+                    command: &capture.command,
+                    idempotency_key: &capture.id,
+                })
+                .await;
+        };
+        let url = format!("{}/v2/payments/captures/{paypal_id}", self.base_url);
+        let mut answer = self.get_capture(&url, &self.token().await?).await?;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            let stale = self.token().await?;
+            self.drop_token(&stale).await;
+            answer = self.get_capture(&url, &self.token().await?).await?;
+        }
+        classify(answer)
+    }
+}
+
+impl PaypalConnector {
+    /// One capture lookup under `token`; a read, so every failure may be retried.
+    async fn get_capture(&self, url: &str, token: &Secret) -> Result<HttpAnswer, ProviderError> {
+        let mut builder = self
+            .http
+            .client()
+            .get(url)
+            .bearer_auth(token.expose())
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(assertion) = &self.auth_assertion {
+            builder = builder.header("PayPal-Auth-Assertion", assertion.expose());
+        }
+        let request = builder.build().map_err(|e| {
+            unknown(format!(
+                "cannot build the capture lookup: {}",
+                e.without_url()
+            ))
+        })?;
+        self.http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .map_err(|e| no_answer("capture lookup", e))
     }
 }
 

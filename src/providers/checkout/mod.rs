@@ -1,0 +1,51 @@
+//! Checkout.com connector. PLACEHOLDER being replaced by its implementation in this session.
+
+use async_trait::async_trait;
+
+use super::http::ProviderHttp;
+use super::{CaptureCall, Connector, ProviderError};
+use crate::config::CheckoutAccount;
+use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+
+/// Captures at one configured Checkout.com account.
+pub struct CheckoutConnector {
+    base_url: String,
+    _http: ProviderHttp,
+}
+
+impl CheckoutConnector {
+    pub fn new(account: &CheckoutAccount, http: ProviderHttp) -> Self {
+        CheckoutConnector {
+            base_url: account.base_url.trim_end_matches('/').to_owned(),
+            _http: http,
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for CheckoutConnector {
+    fn provider(&self) -> Provider {
+        Provider::Checkout
+    }
+
+    fn check(&self, _command: &CaptureCommand) -> Vec<FieldViolation> {
+        Vec::new()
+    }
+
+    async fn capture(&self, _call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        Err(ProviderError::OutcomeUnknown {
+            provider: Provider::Checkout,
+            detail: format!("not implemented ({})", self.base_url),
+        })
+    }
+
+    async fn fetch_outcome(
+        &self,
+        _capture: &CaptureRecord,
+    ) -> Result<ProviderOutcome, ProviderError> {
+        Err(ProviderError::OutcomeUnknown {
+            provider: Provider::Checkout,
+            detail: "not implemented".into(),
+        })
+    }
+}

