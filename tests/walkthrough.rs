@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -192,6 +192,18 @@ impl Grpcurl {
         format!("{}{}", self.stdout, self.stderr)
     }
 
+    /// Asserts the call succeeded and printed every one of `needles`.
+    fn ok_with(&self, needles: &[&str]) {
+        assert!(self.status.success(), "grpcurl failed:\n{}", self.text());
+        assert_contains(&self.stdout, needles);
+    }
+
+    /// Asserts the call failed (non-zero exit) and printed every one of `needles`.
+    fn failed_with(&self, needles: &[&str]) {
+        assert!(!self.status.success(), "succeeded:\n{}", self.text());
+        assert_contains(&self.text(), needles);
+    }
+
     /// The JSON answer of a successful call.
     fn json(&self) -> Res<Value> {
         if !self.status.success() {
@@ -202,22 +214,26 @@ impl Grpcurl {
     }
 }
 
+/// Fails unless `text` contains every one of `needles`.
+fn assert_contains(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+}
+
 /// Runs `grpcurl ARGS...`.
 fn grpcurl(args: &[&str]) -> Res<Grpcurl> {
     let path = grpcurl_path()?;
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(&path)
+    let out = Command::new(&path)
         .args(args)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {} ({e}); {NO_GRPCURL}", path.display()))?;
+    let lossy = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     Ok(Grpcurl {
-        status,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        status: out.status,
+        stdout: lossy(&out.stdout),
+        stderr: lossy(&out.stderr),
     })
 }
 
@@ -237,6 +253,8 @@ fn capture_body(auth: &str, value: &str, request_id: &str) -> String {
 }
 
 const CAPTURE: &str = "capture.v1.CaptureService/Capture";
+const GET: &str = "capture.v1.CaptureService/GetCapture";
+const LIST: &str = "capture.v1.CaptureService/ListCaptures";
 
 #[tokio::test]
 async fn the_readme_walkthrough_works_with_grpcurl() -> TestResult {
@@ -259,34 +277,17 @@ async fn the_readme_walkthrough_works_with_grpcurl() -> TestResult {
         assert_eq!(mode & 0o077, 0, ".capture-dev-key is readable by others");
     }
 
-    let list = grpcurl(&["-plaintext", &target, "list"])?;
-    assert!(list.status.success(), "{}", list.text());
-    for service in [
+    grpcurl(&["-plaintext", &target, "list"])?.ok_with(&[
         "capture.v1.CaptureService",
         "grpc.health.v1.Health",
         "ServerReflection",
-    ] {
-        assert!(
-            list.stdout.contains(service),
-            "no {service}:\n{}",
-            list.text()
-        );
-    }
-
-    let describe = grpcurl(&[
-        "-plaintext",
-        &target,
-        "describe",
-        "capture.v1.CaptureService",
-    ])?;
-    assert!(describe.status.success(), "{}", describe.text());
-    for rpc in ["rpc Capture", "rpc GetCapture", "rpc ListCaptures"] {
-        assert!(
-            describe.stdout.contains(rpc),
-            "no {rpc}:\n{}",
-            describe.text()
-        );
-    }
+    ]);
+    let service = "capture.v1.CaptureService";
+    grpcurl(&["-plaintext", &target, "describe", service])?.ok_with(&[
+        "rpc Capture",
+        "rpc GetCapture",
+        "rpc ListCaptures",
+    ]);
 
     let auth = server.authorize().await?;
     let body = capture_body(&auth, "40.00", "walkthrough-1");
@@ -299,28 +300,13 @@ async fn the_readme_walkthrough_works_with_grpcurl() -> TestResult {
     assert_eq!(capture["capturedAmount"]["currencyCode"], "USD", "{first}");
     let gross = &capture["sellerReceivableBreakdown"]["grossAmount"];
     assert_eq!(gross["value"], "40.00", "{first}");
-    assert_ne!(
-        first["replayed"], true,
-        "a first capture is not replayed: {first}"
-    );
+    assert_ne!(first["replayed"], true, "a first capture is replayed");
 
-    let get = call(
-        &key,
-        &format!("{{\"id\":\"{id}\"}}"),
-        &target,
-        "capture.v1.CaptureService/GetCapture",
-    )?
-    .json()?;
+    let get = call(&key, &format!("{{\"id\":\"{id}\"}}"), &target, GET)?.json()?;
     assert_eq!(get["capture"]["id"], id.as_str(), "{get}");
     assert_eq!(&get["capture"], capture, "GetCapture differs from Capture");
 
-    let listed = call(
-        &key,
-        r#"{"page_size":10}"#,
-        &target,
-        "capture.v1.CaptureService/ListCaptures",
-    )?
-    .json()?;
+    let listed = call(&key, r#"{"page_size":10}"#, &target, LIST)?.json()?;
     let ids: Vec<&str> = listed["captures"]
         .as_array()
         .ok_or_else(|| format!("no captures listed: {listed}"))?
@@ -339,31 +325,15 @@ async fn the_readme_walkthrough_works_with_grpcurl() -> TestResult {
         &target,
         CAPTURE,
     )?;
-    assert!(
-        !bad.status.success(),
-        "40.001 USD accepted:\n{}",
-        bad.text()
-    );
-    assert!(bad.text().contains("InvalidArgument"), "{}", bad.text());
-    assert!(
-        bad.text().contains("amount.value"),
-        "field not named:\n{}",
-        bad.text()
-    );
+    // The BadRequest detail is decoded through reflection, so the user reads the reason.
+    bad.failed_with(&[
+        "InvalidArgument",
+        "amount.value",
+        "USD allows at most 2 decimal places",
+    ]);
 
-    let anonymous = grpcurl(&[
-        "-plaintext",
-        "-d",
-        r#"{"page_size":10}"#,
-        &target,
-        "capture.v1.CaptureService/ListCaptures",
-    ])?;
-    assert!(!anonymous.status.success(), "{}", anonymous.text());
-    assert!(
-        anonymous.text().contains("Unauthenticated"),
-        "{}",
-        anonymous.text()
-    );
+    let anonymous = grpcurl(&["-plaintext", "-d", r#"{"page_size":10}"#, &target, LIST])?;
+    anonymous.failed_with(&["Unauthenticated"]);
     Ok(())
 }
 
@@ -373,7 +343,7 @@ async fn sigterm_stops_the_server_gracefully() -> TestResult {
     let status = server.terminate()?;
     let output = server.output();
     assert_eq!(status.code(), Some(0), "exit {status}:\n{output}");
-    assert!(output.contains("capture-service stopped"), "{output}");
+    assert_contains(&output, &["capture-service stopped"]);
     Ok(())
 }
 
@@ -382,50 +352,28 @@ fn migrate_applies_the_schema_and_check_config_hides_secrets() -> TestResult {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("migrated.db");
     let url = format!("sqlite://{}?mode=rwc", db.display());
-    let migrate = service_command(dir.path(), &[("CAPTURE_DATABASE_URL", &url)])
-        .arg("migrate")
-        .output()?;
-    let text = |o: &Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
+    let run = |command: &str, envs: &[(&str, &str)]| -> Res<(ExitStatus, String)> {
+        let out = service_command(dir.path(), envs).arg(command).output()?;
+        let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        Ok((out.status, text.into_owned()))
     };
-    assert!(migrate.status.success(), "{}", text(&migrate));
-    assert!(
-        db.is_file(),
-        "migrate created no database:\n{}",
-        text(&migrate)
-    );
+    let (status, text) = run("migrate", &[("CAPTURE_DATABASE_URL", &url)])?;
+    assert!(status.success(), "{text}");
+    assert!(db.is_file(), "migrate created no database:\n{text}");
     assert!(std::fs::metadata(&db)?.len() > 0, "the database is empty");
 
-    let check = service_command(
-        dir.path(),
-        &[
-            ("CAPTURE_PAYPAL_CLIENT_ID", "x"),
-            ("CAPTURE_PAYPAL_CLIENT_SECRET", "supersecret"),
-        ],
-    )
-    .arg("check-config")
-    .output()?;
-    let shown = text(&check);
-    assert!(check.status.success(), "{shown}");
-    assert!(shown.contains("Secret([redacted])"), "{shown}");
-    assert!(
-        !shown.contains("supersecret"),
-        "the secret printed:\n{shown}"
-    );
+    let secret = [
+        ("CAPTURE_PAYPAL_CLIENT_ID", "x"),
+        ("CAPTURE_PAYPAL_CLIENT_SECRET", "supersecret"),
+    ];
+    let (status, text) = run("check-config", &secret)?;
+    assert!(status.success(), "{text}");
+    assert_contains(&text, &["Secret([redacted])"]);
+    assert!(!text.contains("supersecret"), "the secret printed:\n{text}");
 
-    let wrong = service_command(dir.path(), &[("CAPTURE_GRPC_ADDR", "nowhere")])
-        .arg("check-config")
-        .output()?;
-    assert!(!wrong.status.success(), "{}", text(&wrong));
-    assert!(
-        text(&wrong).contains("CAPTURE_GRPC_ADDR"),
-        "{}",
-        text(&wrong)
-    );
+    let (status, text) = run("check-config", &[("CAPTURE_GRPC_ADDR", "nowhere")])?;
+    assert!(!status.success(), "{text}");
+    assert_contains(&text, &["CAPTURE_GRPC_ADDR"]);
     Ok(())
 }
 
@@ -454,12 +402,7 @@ async fn json_logs_never_contain_the_api_key() -> TestResult {
         answer["capture"]["status"], "CAPTURE_STATUS_COMPLETED",
         "{answer}"
     );
-    let refused = call("not-the-key", &body, &server.grpc_target(), CAPTURE)?;
-    assert!(
-        refused.text().contains("Unauthenticated"),
-        "{}",
-        refused.text()
-    );
+    call("not-the-key", &body, &server.grpc_target(), CAPTURE)?.failed_with(&["Unauthenticated"]);
     let status = server.terminate()?;
     let output = server.output();
     assert!(status.success(), "exit {status}:\n{output}");
@@ -472,10 +415,7 @@ async fn json_logs_never_contain_the_api_key() -> TestResult {
         json_lines += 1;
     }
     assert!(json_lines > 0, "no JSON log lines:\n{output}");
-    assert!(
-        output.contains("capture-service stopped"),
-        "no stop line:\n{output}"
-    );
+    assert_contains(&output, &["capture-service stopped"]);
     assert!(
         !output.contains(&key),
         "the API key is in the logs:\n{output}"
