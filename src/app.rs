@@ -46,10 +46,12 @@ impl App {
         let store = Store::connect(&config.database_url)
             .await
             .context("Failed to connect to the database")?;
-        store
-            .migrate()
-            .await
-            .context("Failed to migrate the database")?;
+        if config.migrate_on_start {
+            store
+                .migrate()
+                .await
+                .context("Failed to migrate the database")?;
+        }
 
         let sandbox = if config.sandbox_enabled() {
             let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0)))

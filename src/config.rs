@@ -243,6 +243,8 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub database_url: String,
+    /// Apply pending migrations at `serve` (off where a deploy job runs `migrate` first).
+    pub migrate_on_start: bool,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub api_keys: Vec<ApiKey>,
@@ -273,6 +275,7 @@ impl Default for Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://capture.db?mode=rwc".to_owned(),
+            migrate_on_start: true,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
             api_keys: Vec::new(),
@@ -315,6 +318,7 @@ struct FileConfig {
     grpc_addr: Option<String>,
     http_addr: Option<String>,
     database_url: Option<String>,
+    migrate_on_start: Option<bool>,
     log_format: Option<LogFormat>,
     log_filter: Option<String>,
     sandbox: Option<SandboxMode>,
@@ -376,6 +380,9 @@ impl Config {
         if let Some(v) = file.database_url {
             self.database_url = v;
         }
+        if let Some(v) = file.migrate_on_start {
+            self.migrate_on_start = v;
+        }
         if let Some(v) = file.log_format {
             self.log_format = v;
         }
@@ -418,6 +425,9 @@ impl Config {
         }
         if let Some(v) = get("CAPTURE_DATABASE_URL") {
             self.database_url = v.to_owned();
+        }
+        if let Some(v) = get("CAPTURE_MIGRATE_ON_START") {
+            self.migrate_on_start = parse_word("CAPTURE_MIGRATE_ON_START", v)?;
         }
         if let Some(v) = get("CAPTURE_LOG_FORMAT") {
             self.log_format = parse_word("CAPTURE_LOG_FORMAT", v)?;
