@@ -27,6 +27,8 @@ on_both_databases!(
     another_tenants_capture_is_invisible,
     calls_without_a_valid_key_are_unauthenticated,
     lists_page_newest_first_and_filter,
+    shutdown_lets_an_in_flight_capture_finish_and_record_its_outcome,
+    a_caller_that_hangs_up_does_not_cut_the_capture_short,
 );
 
 async fn a_capture_completes_with_its_breakdown_and_reads_back(db: Db) -> TestResult {
@@ -500,6 +502,61 @@ async fn lists_page_newest_first_and_filter(db: Db) -> TestResult {
         )
         .await;
     assert_code(&misuse, Code::InvalidArgument);
+    app.stop().await
+}
+
+async fn shutdown_lets_an_in_flight_capture_finish_and_record_its_outcome(db: Db) -> TestResult {
+    let (paypal, counter) = counting_paypal::start().await?;
+    let mut app = TestApp::spawn_against_paypal(db, &paypal).await?;
+    let database_url = app.database_url.clone();
+    let capture = app.capture(paypal_capture("AUTH0000000000004", usd("7.00")));
+    let stop_while_in_flight = async {
+        // The stand-in PayPal answers after 200 ms: stop while the call is out.
+        tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+        app.stop_signal();
+    };
+    let (captured, ()) = tokio::join!(capture, stop_while_in_flight);
+    let captured = captured?.capture.ok_or("no capture")?;
+    assert_eq!(captured.status(), CaptureStatus::Completed);
+    assert_eq!(counter.captures(), 1);
+    app.stopped().await?;
+    // The outcome is in the database, read back without the server.
+    let store = capture_service::store::Store::connect(&database_url).await?;
+    let stored = store.get_any(&captured.id).await?;
+    assert_eq!(
+        stored.status,
+        capture_service::domain::CaptureStatus::Completed
+    );
+    Ok(())
+}
+
+async fn a_caller_that_hangs_up_does_not_cut_the_capture_short(db: Db) -> TestResult {
+    let (paypal, counter) = counting_paypal::start().await?;
+    let app = TestApp::spawn_against_paypal(db, &paypal).await?;
+    let request = paypal_capture("AUTH0000000000005", usd("9.00"));
+    // The caller gives up after 50 ms; the stand-in PayPal answers after 200 ms.
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        app.capture(request.clone()),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the call should still have been running");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let listed = app
+        .list(TENANT_A_KEY, ListCapturesRequest::default())
+        .await?;
+    assert_eq!(
+        listed
+            .captures
+            .iter()
+            .map(|c| c.status())
+            .collect::<Vec<_>>(),
+        [CaptureStatus::Completed]
+    );
+    // Its retry finds the finished capture without calling PayPal again.
+    let replay = app.capture(request).await?;
+    assert!(replay.replayed);
+    assert_eq!(counter.captures(), 1);
     app.stop().await
 }
 

@@ -42,7 +42,7 @@ pub struct TestApp {
     pub http_addr: std::net::SocketAddr,
     pub database_url: String,
     client: CaptureServiceClient<Channel>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     postgres_db: Option<String>,
     _dir: tempfile::TempDir,
@@ -136,7 +136,7 @@ impl TestApp {
             http_addr,
             database_url,
             client,
-            stop: Some(stop),
+            stop: std::sync::Mutex::new(Some(stop)),
             server: Some(server),
             postgres_db,
             _dir: dir,
@@ -218,11 +218,21 @@ impl TestApp {
             .to_owned())
     }
 
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
-        if let Some(stop) = self.stop.take() {
+    /// Asks the server to stop (as SIGTERM does) without waiting for it.
+    pub fn stop_signal(&self) {
+        if let Some(stop) = self.stop.lock().ok().and_then(|mut s| s.take()) {
             let _ = stop.send(());
         }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
+        self.stopped().await
+    }
+
+    /// Stops the server gracefully and waits for it, keeping its database for inspection.
+    pub async fn stopped(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        self.stop_signal();
         if let Some(server) = self.server.take() {
             server.await?.map_err(|e| format!("{e:#}"))?;
         }
@@ -232,9 +242,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop_signal();
         if let Some(name) = self.postgres_db.take() {
             // Drop runs outside async; a short-lived runtime on its own thread drops the database.
             let _ = std::thread::spawn(move || {
