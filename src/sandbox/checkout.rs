@@ -1,26 +1,117 @@
-//! Checkout.com emulator. PLACEHOLDER being replaced by its implementation in this session.
+//! Checkout.com emulator: `POST /payments/{id}/captures` and `GET /payments/{id}/actions`, as
+//! Checkout.com documents them (providers.md, seed 003), so the real connector can be exercised
+//! end to end.
+//!
+//! State lives in memory behind one `std::sync::Mutex`, never held across an `.await`.
+//! Rules worth knowing:
+//! - Auth is `Authorization: Bearer <secret key>`; anything else is a 401 without a body.
+//! - A capture is answered `202 {action_id, reference, _links}`; its outcome is read from the
+//!   actions list: approved (`Approve`, `Timeout`, `MalformedBody`), declined with response
+//!   code `20051` (`Declined`, taking nothing from the payment), or not listed yet (`Pending`).
+//! - `capture_type` `Final` (the default) closes the payment, even after a partial capture: later
+//!   captures get 403. `NonFinal` leaves the rest capturable; more than remains is a 422
+//!   `capture_value_greater_than_remaining_authorized` (`..._authorized` above the whole payment).
+//!   At most 150 capture actions per payment, then 403.
+//! - Amounts are in Checkout.com's unit for the payment's currency (the connector's
+//!   [`CurrencyUnit`] table): integers, 1 to 9 digits, ending in 0 for thousandths currencies;
+//!   else 422 `amount_invalid`.
+//! - A `Cko-Idempotency-Key` seen before gets the stored answer (202 or 422), byte for byte,
+//!   whatever the new body says; 401, 403, 404 and 5xx are not stored, since nothing happened.
+//! - `Expired` and `Voided` payments answer 403; an unknown payment 404; both without a body.
+//! - `ServerError` answers 500 without a body and captures nothing; `Timeout` records the capture
+//!   and its answer, then answers after [`TIMEOUT_DELAY`]; `MalformedBody` captures and answers
+//!   202 with a body that is not JSON.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
-use super::{Emulator, SandboxAuthorization, Scenario};
-use crate::config::CheckoutAccount;
-use crate::domain::{Money, Provider};
+use super::{
+    header_str, json_reply, random_from, random_hex, rfc3339, Emulator, Reply,
+    SandboxAuthorization, Scenario,
+};
+use crate::config::{CheckoutAccount, Secret};
+use crate::domain::{Currency, Money, Provider};
+use crate::providers::checkout::{CurrencyUnit, MAX_AMOUNT, MAX_REFERENCE_CHARS};
+
+/// How long the `Timeout` scenario waits before answering: longer than any client deadline.
+pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
+/// Checkout.com allows up to 150 partial actions per payment.
+pub const MAX_CAPTURES: usize = 150;
+/// Checkout.com's issuer response code for "Insufficient Funds", the usual decline.
+pub const DECLINE_CODE: &str = "20051";
+
+const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// One payment and what has been taken from it, in Checkout.com's amount unit.
+struct Payment {
+    currency: Currency,
+    authorized: i64,
+    scenario: Scenario,
+    /// Captured or about to be (approved and pending actions; declined ones do not count).
+    captured: i64,
+    /// Closed by a `Final` capture.
+    closed: bool,
+    /// Oldest first; the authorization itself is the first.
+    actions: Vec<Action>,
+}
+
+/// An action and whether Checkout.com has processed it (unprocessed ones are not listed).
+struct Action {
+    json: Value,
+    processed: bool,
+}
+
+#[derive(Default)]
+struct Ledger {
+    payments: HashMap<String, Payment>,
+    /// Answers by `Cko-Idempotency-Key`.
+    replies: HashMap<String, Reply>,
+}
 
 /// The emulated Checkout.com.
 pub struct CheckoutEmulator {
     base_url: String,
+    secret_key: String,
+    ledger: Mutex<Ledger>,
 }
 
 impl CheckoutEmulator {
     pub fn new(base_url: String) -> Self {
-        CheckoutEmulator { base_url }
+        CheckoutEmulator {
+            base_url,
+            secret_key: format!("sk_sbox_{}", random_hex(32)),
+            ledger: Mutex::default(),
+        }
     }
 
     /// An account whose credentials this emulator accepts.
     pub fn account(&self) -> CheckoutAccount {
-        todo_account(&self.base_url)
+        CheckoutAccount {
+            name: "default".to_owned(),
+            base_url: self.base_url.clone(),
+            secret_key: Secret::new(self.secret_key.clone()),
+        }
+    }
+
+    /// A poisoned lock only means another request panicked; the ledger itself stays usable.
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        header_str(headers, header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|key| key == self.secret_key)
     }
 }
 
@@ -31,23 +122,288 @@ impl Emulator for CheckoutEmulator {
 
     fn routes(self: Arc<Self>) -> Router {
         Router::new()
+            .route("/payments/{payment_id}/captures", post(capture))
+            .route("/payments/{payment_id}/actions", get(actions))
+            .with_state(self)
     }
 
     fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization {
+        let id = format!("pay_{}", random_from(LOWER_ALNUM, 26));
+        let authorized = units_of(amount);
+        let authorization = json!({
+            "id": action_id(),
+            "type": "Authorization",
+            "processed_on": rfc3339(SystemTime::now()),
+            "amount": authorized,
+            "approved": true,
+            "response_code": "10000",
+            "response_summary": "Approved",
+        });
+        let payment = Payment {
+            currency: amount.currency(),
+            authorized,
+            scenario,
+            captured: 0,
+            closed: false,
+            actions: vec![Action {
+                json: authorization,
+                processed: true,
+            }],
+        };
+        self.ledger().payments.insert(id.clone(), payment);
+        let status = match scenario {
+            Scenario::Expired => "Expired",
+            Scenario::Voided => "Voided",
+            _ => "Authorized",
+        };
         SandboxAuthorization {
-            id: "placeholder".into(),
+            id,
             provider: Provider::Checkout.as_str().to_owned(),
-            status: "CREATED".into(),
+            status: status.to_owned(),
             amount: amount.into(),
             scenario,
         }
     }
 }
 
-fn todo_account(base_url: &str) -> CheckoutAccount {
-    CheckoutAccount {
-        name: "default".into(),
-        base_url: base_url.into(),
-        secret_key: crate::config::Secret::new("sk_sbox_placeholder"),
+/// An amount in Checkout.com's unit for its currency, rounded down where the unit is coarser.
+fn units_of(amount: Money) -> i64 {
+    let unit = CurrencyUnit::of(amount.currency());
+    let iso = amount.currency().exponent();
+    if unit.exponent >= iso {
+        amount
+            .minor_units()
+            .saturating_mul(10_i64.pow(unit.exponent - iso))
+    } else {
+        amount.minor_units() / 10_i64.pow(iso - unit.exponent)
     }
+}
+
+fn action_id() -> String {
+    format!("act_{}", random_from(LOWER_ALNUM, 26))
+}
+
+/// `POST /payments/{id}/captures`.
+async fn capture(
+    State(checkout): State<Arc<CheckoutEmulator>>,
+    Path(payment_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !checkout.authorized(&headers) {
+        return answer(Reply::empty(StatusCode::UNAUTHORIZED));
+    }
+    let key = header_str(&headers, "cko-idempotency-key").map(str::to_owned);
+    let (reply, delay) = {
+        let mut ledger = checkout.ledger();
+        match key.as_ref().and_then(|key| ledger.replies.get(key)) {
+            Some(stored) => (stored.clone(), None),
+            None => {
+                let (reply, delay) = decide(&checkout.base_url, &mut ledger, &payment_id, &body)
+                    .unwrap_or_else(|refusal| (refusal, None));
+                let settled = matches!(reply.status.as_u16(), 202 | 422);
+                if let (Some(key), true) = (key, settled) {
+                    ledger.replies.insert(key, reply.clone());
+                }
+                (reply, delay)
+            }
+        }
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    answer(reply)
+}
+
+/// `GET /payments/{id}/actions`: processed actions, newest first.
+async fn actions(
+    State(checkout): State<Arc<CheckoutEmulator>>,
+    Path(payment_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !checkout.authorized(&headers) {
+        return answer(Reply::empty(StatusCode::UNAUTHORIZED));
+    }
+    let listed: Option<Vec<Value>> = checkout.ledger().payments.get(&payment_id).map(|p| {
+        p.actions
+            .iter()
+            .rev()
+            .filter(|a| a.processed)
+            .map(|a| a.json.clone())
+            .collect()
+    });
+    match listed {
+        Some(listed) => answer(json_reply(StatusCode::OK, &Value::Array(listed))),
+        None => answer(Reply::empty(StatusCode::NOT_FOUND)),
+    }
+}
+
+/// A reply with the `Cko-Request-Id` every Checkout.com answer carries.
+fn answer(reply: Reply) -> Response {
+    let mut response = reply.into_response();
+    if let Ok(value) = HeaderValue::from_str(&random_hex(32)) {
+        response.headers_mut().insert("cko-request-id", value);
+    }
+    response
+}
+
+/// The capture request body; fields the emulator does not use are accepted and ignored.
+#[derive(Deserialize, Default)]
+struct CaptureRequest {
+    amount: Option<Value>,
+    capture_type: Option<String>,
+    reference: Option<Value>,
+    metadata: Option<Value>,
+}
+
+/// A capture's answer and how long to hold it back; `Err` is a refusal that captured nothing.
+type Decision = Result<(Reply, Option<Duration>), Reply>;
+
+/// Applies Checkout.com's capture rules to one request, updating the ledger when money moves.
+fn decide(base_url: &str, ledger: &mut Ledger, payment_id: &str, body: &[u8]) -> Decision {
+    let Some(payment) = ledger.payments.get_mut(payment_id) else {
+        return Err(Reply::empty(StatusCode::NOT_FOUND));
+    };
+    let request = parse_request(body)?;
+    let unit = CurrencyUnit::of(payment.currency);
+    let mut invalid = Vec::new();
+    let asked = match &request.amount {
+        None => None,
+        Some(value) => match value.as_i64() {
+            Some(units)
+                if (1..=MAX_AMOUNT).contains(&units)
+                    && !(unit.last_digit_zero && units % 10 != 0) =>
+            {
+                Some(units)
+            }
+            _ => {
+                invalid.push("amount_invalid");
+                None
+            }
+        },
+    };
+    let closes = match request.capture_type.as_deref() {
+        None | Some("Final") => true,
+        Some("NonFinal") => false,
+        Some(_) => {
+            invalid.push("capture_type_invalid");
+            false
+        }
+    };
+    let reference = match &request.reference {
+        None => None,
+        Some(Value::String(r)) if r.chars().count() <= MAX_REFERENCE_CHARS => Some(r.clone()),
+        Some(_) => {
+            invalid.push("reference_invalid");
+            None
+        }
+    };
+    if request.metadata.as_ref().is_some_and(|m| !m.is_object()) {
+        invalid.push("metadata_invalid");
+    }
+    if !invalid.is_empty() {
+        return Err(error_422("request_invalid", &invalid));
+    }
+    let captures = payment.actions.len() - 1;
+    let refused = matches!(payment.scenario, Scenario::Expired | Scenario::Voided);
+    let remaining = payment.authorized - payment.captured;
+    if refused || payment.closed || remaining <= 0 || captures >= MAX_CAPTURES {
+        return Err(Reply::empty(StatusCode::FORBIDDEN));
+    }
+    let amount = asked.unwrap_or(remaining);
+    if amount > payment.authorized {
+        return Err(error_422(
+            "processing_error",
+            &["capture_value_greater_than_authorized"],
+        ));
+    }
+    if amount > remaining {
+        return Err(error_422(
+            "processing_error",
+            &["capture_value_greater_than_remaining_authorized"],
+        ));
+    }
+    let approved = match payment.scenario {
+        Scenario::ServerError => return Err(Reply::empty(StatusCode::INTERNAL_SERVER_ERROR)),
+        Scenario::Pending => None,
+        Scenario::Declined => Some(false),
+        Scenario::Approve
+        | Scenario::Timeout
+        | Scenario::MalformedBody
+        | Scenario::Expired
+        | Scenario::Voided => Some(true),
+    };
+    if approved != Some(false) {
+        payment.captured += amount;
+        payment.closed |= closes;
+    }
+    let id = action_id();
+    let mut action = json!({
+        "id": id,
+        "type": "Capture",
+        "processed_on": rfc3339(SystemTime::now()),
+        "amount": amount,
+    });
+    match approved {
+        Some(true) => {
+            action["approved"] = json!(true);
+            action["response_code"] = json!("10000");
+            action["response_summary"] = json!("Approved");
+        }
+        Some(false) => {
+            action["approved"] = json!(false);
+            action["response_code"] = json!(DECLINE_CODE);
+            action["response_summary"] = json!("Insufficient Funds");
+        }
+        None => {}
+    }
+    if let Some(reference) = &reference {
+        action["reference"] = json!(reference);
+    }
+    if let Some(metadata) = &request.metadata {
+        action["metadata"] = metadata.clone();
+    }
+    payment.actions.push(Action {
+        json: action,
+        processed: approved.is_some(),
+    });
+    let scenario = payment.scenario;
+
+    let mut accepted = json!({
+        "action_id": id,
+        "_links": {"payment": {"href": format!("{base_url}/payments/{payment_id}")}},
+    });
+    if let Some(reference) = reference {
+        accepted["reference"] = json!(reference);
+    }
+    let reply = match scenario {
+        Scenario::MalformedBody => Reply {
+            status: StatusCode::ACCEPTED,
+            body: Bytes::from_static(b"<html><body>Accepted</body></html>"),
+        },
+        _ => json_reply(StatusCode::ACCEPTED, &accepted),
+    };
+    let delay = (scenario == Scenario::Timeout).then_some(TIMEOUT_DELAY);
+    Ok((reply, delay))
+}
+
+/// An empty body is an empty request; otherwise it must be a JSON object.
+fn parse_request(body: &[u8]) -> Result<CaptureRequest, Reply> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CaptureRequest::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|_| error_422("request_invalid", &["request_json_invalid"]))
+}
+
+/// Checkout.com's 422 body: `{request_id, error_type, error_codes[]}`.
+fn error_422(error_type: &str, codes: &[&str]) -> Reply {
+    json_reply(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &json!({
+            "request_id": random_hex(32),
+            "error_type": error_type,
+            "error_codes": codes,
+        }),
+    )
 }

@@ -1,26 +1,129 @@
-//! Stax emulator. PLACEHOLDER being replaced by its implementation in this session.
+//! Stax (formerly Fattmerchant) emulator: capture a pre-authorization and read a transaction,
+//! as Stax documents them (providers.md, seed 002), so the real Stax connector can be exercised
+//! end to end.
+//!
+//! State lives in memory behind one `std::sync::Mutex`, never held across an `.await`.
+//! Rules worth knowing:
+//! - `Authorization: Bearer <api key>`; any other key gets 401 `{"message": "Unauthenticated."}`.
+//! - At most [`RATE_LIMIT`] requests a minute per key (counted in fixed one-minute windows, the
+//!   401s included); beyond, 429 `{"message": "Too Many Attempts."}` with `Retry-After`.
+//! - Several partial captures may be taken up to the pre-authorized total; more is a 400. A
+//!   capture without `total` takes all that remains and closes the pre-authorization; so does
+//!   taking exactly what remains. A closed one answers 400 "already captured".
+//! - `total` must be a number (or numeric string) above zero with at most the currency's
+//!   decimals, else 422 `{"total": [...]}`. Amounts are read and written exactly (never `f64`).
+//! - An `idempotency_id` seen before gets the stored answer, byte for byte, whatever the new
+//!   request says. Captures (200, declines included) and business refusals (400) are stored;
+//!   401, 404, 422, 429 and 5xx are not, since nothing happened.
+//! - Scenarios: `Expired`/`Voided` → 400 with Stax's words; `Declined` → 200 `success: false`,
+//!   nothing taken; `ServerError` → 500 `{"message": "Server Error"}`, nothing taken; `Timeout`
+//!   → the capture and its answer are recorded, then the answer comes after
+//!   [`TIMEOUT_DELAY`], so a retry with the same `idempotency_id` gets it at once;
+//!   `MalformedBody` → captured, answered 200 with a body that is not JSON; `Pending` → Stax
+//!   documents no pending capture, so it completes like `Approve`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::Router;
+use serde_json::{json, Value};
 
-use super::{Emulator, SandboxAuthorization, Scenario};
-use crate::config::StaxAccount;
+use super::{
+    header_str, json_reply, random_hex, rfc3339, Emulator, Reply, SandboxAuthorization, Scenario,
+};
+use crate::config::{Secret, StaxAccount};
 use crate::domain::{Money, Provider};
+use crate::providers::stax::wire::{encode_object, parse_decimal, top_level_number, Field};
 
-/// The emulated Stax.
+/// Requests a key may make per [`RATE_WINDOW`] (Stax: 100 a minute).
+pub const RATE_LIMIT: u32 = 100;
+/// The rate limit's window.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// How long the `Timeout` scenario waits before answering: longer than any client deadline.
+pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
+/// Stax's generic decline message (what its sandbox answers for every failing card).
+const DECLINE_MESSAGE: &str = "Unable to process the purchase transaction";
+
+/// One pre-authorization and what has been taken from it.
+struct PreAuth {
+    amount: Money,
+    scenario: Scenario,
+    /// Minor units captured so far (declined captures take nothing).
+    captured: i64,
+    /// Closed by a full capture (no `total`) or by taking exactly what remained.
+    closed: bool,
+    customer_id: String,
+    payment_method_id: String,
+}
+
+#[derive(Default)]
+struct Ledger {
+    pre_auths: HashMap<String, PreAuth>,
+    /// Capture transactions by id, as answered, for `GET /transaction/{id}`.
+    transactions: HashMap<String, Bytes>,
+    /// Stored answers by `idempotency_id`.
+    replies: HashMap<String, Reply>,
+    /// Start of the current rate window and the requests counted in it, per presented key.
+    windows: HashMap<String, (Instant, u32)>,
+}
+
+/// The emulated Stax: one generated API key plus the ledger.
 pub struct StaxEmulator {
     base_url: String,
+    api_key: String,
+    ledger: Mutex<Ledger>,
 }
 
 impl StaxEmulator {
     pub fn new(base_url: String) -> Self {
-        StaxEmulator { base_url }
+        StaxEmulator {
+            base_url,
+            api_key: random_hex(64),
+            ledger: Mutex::default(),
+        }
     }
 
-    /// An account whose credentials this emulator accepts.
+    /// An account whose API key this emulator accepts.
     pub fn account(&self) -> StaxAccount {
-        todo_account(&self.base_url)
+        StaxAccount {
+            name: "default".to_owned(),
+            base_url: self.base_url.clone(),
+            api_key: Secret::new(self.api_key.clone()),
+        }
+    }
+
+    /// A poisoned lock only means another request panicked; the ledger itself stays usable.
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts the request against its key and checks the key: `Some` is the refusal to send.
+    fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
+        let presented = header_str(headers, header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("")
+            .to_owned();
+        let now = Instant::now();
+        {
+            let mut ledger = self.ledger();
+            let window = ledger.windows.entry(presented.clone()).or_insert((now, 0));
+            if now.duration_since(window.0) >= RATE_WINDOW {
+                *window = (now, 0);
+            }
+            window.1 += 1;
+            if window.1 > RATE_LIMIT {
+                let wait = RATE_WINDOW.saturating_sub(now.duration_since(window.0));
+                return Some(too_many_requests(wait.as_secs().max(1)));
+            }
+        }
+        (presented != self.api_key)
+            .then(|| message(StatusCode::UNAUTHORIZED, "Unauthenticated.").into_response())
     }
 }
 
@@ -31,23 +134,323 @@ impl Emulator for StaxEmulator {
 
     fn routes(self: Arc<Self>) -> Router {
         Router::new()
+            .route("/transaction/{transaction_id}/capture", post(capture))
+            .route("/transaction/{transaction_id}", get(get_transaction))
+            .with_state(self)
     }
 
     fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization {
+        let id = uuid();
+        let status = match scenario {
+            Scenario::Expired => "EXPIRED",
+            Scenario::Voided => "VOIDED",
+            _ => "CREATED",
+        };
+        let pre_auth = PreAuth {
+            amount,
+            scenario,
+            captured: 0,
+            closed: false,
+            customer_id: uuid(),
+            payment_method_id: uuid(),
+        };
+        self.ledger().pre_auths.insert(id.clone(), pre_auth);
         SandboxAuthorization {
-            id: "placeholder".into(),
+            id,
             provider: Provider::Stax.as_str().to_owned(),
-            status: "CREATED".into(),
+            status: status.to_owned(),
             amount: amount.into(),
             scenario,
         }
     }
 }
 
-fn todo_account(base_url: &str) -> StaxAccount {
-    StaxAccount {
-        name: "default".into(),
-        base_url: base_url.into(),
-        api_key: crate::config::Secret::new("k"),
+/// `POST /transaction/{id}/capture`.
+async fn capture(
+    State(stax): State<Arc<StaxEmulator>>,
+    Path(transaction_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refusal) = stax.refusal(&headers) {
+        return refusal;
+    }
+    let request = match parse_request(&body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let (reply, delay) = {
+        let mut ledger = stax.ledger();
+        let stored = request
+            .idempotency_id
+            .as_ref()
+            .and_then(|key| ledger.replies.get(key));
+        match stored {
+            Some(stored) => (stored.clone(), None),
+            None => {
+                let (reply, delay) = decide(&mut ledger, &transaction_id, &request)
+                    .unwrap_or_else(|refusal| (refusal, None));
+                let settled = matches!(reply.status.as_u16(), 200 | 400);
+                if let (Some(key), true) = (request.idempotency_id, settled) {
+                    ledger.replies.insert(key, reply.clone());
+                }
+                (reply, delay)
+            }
+        }
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    reply.into_response()
+}
+
+/// `GET /transaction/{id}`: a capture transaction as it was answered.
+async fn get_transaction(
+    State(stax): State<Arc<StaxEmulator>>,
+    Path(transaction_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = stax.refusal(&headers) {
+        return refusal;
+    }
+    match stax.ledger().transactions.get(&transaction_id) {
+        Some(body) => Reply {
+            status: StatusCode::OK,
+            body: body.clone(),
+        }
+        .into_response(),
+        None => not_found().into_response(),
+    }
+}
+
+/// The capture request as the emulator reads it.
+struct CaptureRequest {
+    /// `None`: capture all that remains. The exact decimal text otherwise.
+    total: Option<String>,
+    meta: Value,
+    idempotency_id: Option<String>,
+}
+
+/// An empty body is an empty request; otherwise a JSON object whose `total` is a number or a
+/// numeric string, `meta` an object and `idempotency_id` a string.
+fn parse_request(body: &[u8]) -> Result<CaptureRequest, Reply> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CaptureRequest {
+            total: None,
+            meta: json!({}),
+            idempotency_id: None,
+        });
+    }
+    let invalid = |field: &str, text: &str| {
+        json_reply(StatusCode::UNPROCESSABLE_ENTITY, &json!({ field: [text] }))
+    };
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
+        return Err(invalid("body", "The request body must be a JSON object."));
+    };
+    let total = match object.get("total") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(_)) => top_level_number(body, "total").map(str::to_owned),
+        Some(Value::String(text)) => Some(text.trim().to_owned()),
+        Some(_) => Some(String::new()),
+    };
+    let meta = match object.get("meta") {
+        None | Some(Value::Null) => json!({}),
+        Some(meta @ Value::Object(_)) => meta.clone(),
+        Some(_) => return Err(invalid("meta", "The meta must be an array.")),
+    };
+    let idempotency_id = match object.get("idempotency_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(_) => {
+            return Err(invalid(
+                "idempotency_id",
+                "The idempotency id must be a string.",
+            ))
+        }
+    };
+    Ok(CaptureRequest {
+        total,
+        meta,
+        idempotency_id,
+    })
+}
+
+/// A capture's answer and how long to hold it back; `Err` is a refusal that captured nothing.
+type Decision = Result<(Reply, Option<Duration>), Reply>;
+
+/// Applies Stax's capture rules to one request, updating the ledger when money moves.
+fn decide(ledger: &mut Ledger, pre_auth_id: &str, request: &CaptureRequest) -> Decision {
+    let Some(pre_auth) = ledger.pre_auths.get_mut(pre_auth_id) else {
+        return Err(not_found());
+    };
+    let currency = pre_auth.amount.currency();
+    let asked = match &request.total {
+        None => None,
+        Some(text) => Some(parse_total(text, currency)?),
+    };
+    match pre_auth.scenario {
+        Scenario::Expired => return Err(bad_request("This pre-authorization has expired.")),
+        Scenario::Voided => return Err(bad_request("This pre-authorization has been voided.")),
+        _ => {}
+    }
+    let remaining = pre_auth.amount.minor_units() - pre_auth.captured;
+    if pre_auth.closed || remaining <= 0 {
+        return Err(bad_request(
+            "This pre-authorization has already been captured.",
+        ));
+    }
+    let amount = match asked {
+        None => Money::from_minor_units(currency, remaining),
+        Some(asked) if asked.minor_units() > remaining => {
+            return Err(bad_request(
+                "Cannot capture more than the pre-authorized amount.",
+            ))
+        }
+        Some(asked) => asked,
+    };
+    let success = match pre_auth.scenario {
+        Scenario::ServerError => {
+            return Err(message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"))
+        }
+        Scenario::Declined => false,
+        _ => true,
+    };
+    if success {
+        pre_auth.captured += amount.minor_units();
+        pre_auth.closed |= asked.is_none() || pre_auth.captured >= pre_auth.amount.minor_units();
+    }
+    let id = uuid();
+    let body = transaction(&id, pre_auth_id, pre_auth, amount, success, &request.meta)?;
+    let scenario = pre_auth.scenario;
+    ledger.transactions.insert(id, body.clone());
+    let reply = match scenario {
+        Scenario::MalformedBody => Reply {
+            status: StatusCode::OK,
+            body: Bytes::from_static(b"<html><body>Bad Gateway</body></html>"),
+        },
+        _ => Reply {
+            status: StatusCode::OK,
+            body,
+        },
+    };
+    let delay = (scenario == Scenario::Timeout).then_some(TIMEOUT_DELAY);
+    Ok((reply, delay))
+}
+
+/// Reads `total` exactly in the pre-authorization's currency; a 422 as Stax words it otherwise.
+fn parse_total(text: &str, currency: crate::domain::Currency) -> Result<Money, Reply> {
+    let invalid = |message: String| {
+        json_reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({ "total": [message] }),
+        )
+    };
+    let Some(amount) = parse_decimal(text) else {
+        return Err(invalid("The total must be a number.".to_owned()));
+    };
+    if amount <= rust_decimal::Decimal::ZERO {
+        return Err(invalid("The total must be at least 0.01.".to_owned()));
+    }
+    Money::from_decimal(currency, amount).map_err(|_| {
+        invalid(format!(
+            "The total may not have more than {} decimal places.",
+            currency.exponent()
+        ))
+    })
+}
+
+/// The transaction object of a capture, with `total` written exactly.
+fn transaction(
+    id: &str,
+    pre_auth_id: &str,
+    pre_auth: &PreAuth,
+    amount: Money,
+    success: bool,
+    meta: &Value,
+) -> Result<Bytes, Reply> {
+    let now = rfc3339(SystemTime::now())
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_owned();
+    let text = |s: &str| Field::Json(Value::from(s));
+    let flag = |b: bool| Field::Json(Value::from(b));
+    let body = encode_object([
+        ("id", text(id)),
+        ("type", text("charge")),
+        ("success", flag(success)),
+        (
+            "message",
+            Field::Json(if success {
+                Value::Null
+            } else {
+                Value::from(DECLINE_MESSAGE)
+            }),
+        ),
+        ("total", Field::Number(amount.to_major_string())),
+        ("currency", text(amount.currency().code())),
+        ("method", text("card")),
+        ("meta", Field::Json(meta.clone())),
+        ("pre_auth", flag(false)),
+        ("is_refundable", flag(success)),
+        ("is_voidable", flag(success)),
+        ("is_voided", flag(false)),
+        ("total_refunded", Field::Number("0".to_owned())),
+        ("customer_id", text(&pre_auth.customer_id)),
+        ("payment_method_id", text(&pre_auth.payment_method_id)),
+        ("reference_id", text(pre_auth_id)),
+        ("last_four", text("1111")),
+        ("created_at", text(&now)),
+        ("updated_at", text(&now)),
+    ])
+    .map_err(|_| message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"))?;
+    Ok(Bytes::from(body))
+}
+
+/// A UUID v4, the shape of Stax's ids.
+fn uuid() -> String {
+    let hex = random_hex(32);
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+fn message(status: StatusCode, text: &str) -> Reply {
+    json_reply(status, &json!({ "message": text }))
+}
+
+fn bad_request(text: &str) -> Reply {
+    message(StatusCode::BAD_REQUEST, text)
+}
+
+fn not_found() -> Reply {
+    message(
+        StatusCode::NOT_FOUND,
+        "The provided transaction_id does not correspond to a valid pre-authorization.",
+    )
+}
+
+fn too_many_requests(retry_after_secs: u64) -> Response {
+    let mut response = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Attempts.").into_response();
+    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_look_like_uuids() {
+        let id = uuid();
+        let groups: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
     }
 }

@@ -198,9 +198,21 @@ impl TestApp {
         value: &str,
         scenario: &str,
     ) -> Result<String, Box<dyn std::error::Error>> {
+        self.authorize_at("paypal", currency, value, scenario).await
+    }
+
+    /// Creates an authorization at `provider` (`paypal`, `checkout`, `cybersource`,
+    /// `payment_options`, `stax`) in the sandbox, through its HTTP helper endpoint.
+    pub async fn authorize_at(
+        &self,
+        provider: &str,
+        currency: &str,
+        value: &str,
+        scenario: &str,
+    ) -> Result<String, Box<dyn std::error::Error>> {
         let answer: serde_json::Value = reqwest::Client::new()
             .post(format!(
-                "http://{}/sandbox/paypal/authorizations",
+                "http://{}/sandbox/{provider}/authorizations",
                 self.http_addr
             ))
             .json(&serde_json::json!({

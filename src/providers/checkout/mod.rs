@@ -1,24 +1,63 @@
-//! Checkout.com connector. PLACEHOLDER being replaced by its implementation in this session.
+//! Checkout.com connector: the capture call with its headers, the actions lookup that confirms
+//! it, and the reading of Checkout.com's error answers. Wire types live in [`wire`], their
+//! conversion to and from the domain in `mapping`.
+//!
+//! Checkout.com answers a capture with **202 Accepted**: the capture is recorded as `PENDING`
+//! (`AWAITING_PROVIDER_CONFIRMATION`) with the action id, and [`Connector::fetch_outcome`] reads
+//! `GET /payments/{id}/actions` to learn whether it was approved.
+
+mod mapping;
+pub mod wire;
 
 use async_trait::async_trait;
+use http::StatusCode;
 
-use super::http::ProviderHttp;
-use super::{CaptureCall, Connector, ProviderError};
-use crate::config::CheckoutAccount;
+use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
+use super::{CaptureCall, Connector, ProviderError, Rejection};
+use crate::config::{CheckoutAccount, Secret};
+use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+
+pub use mapping::{CurrencyUnit, MAX_AMOUNT, MAX_REFERENCE_CHARS, STATE_ERROR_CODES};
+
+/// The header Checkout.com puts its correlation id in, on every answer.
+const REQUEST_ID_HEADER: &str = "cko-request-id";
 
 /// Captures at one configured Checkout.com account.
 pub struct CheckoutConnector {
+    /// Without a trailing slash.
     base_url: String,
-    _http: ProviderHttp,
+    secret_key: Secret,
+    http: ProviderHttp,
 }
 
 impl CheckoutConnector {
     pub fn new(account: &CheckoutAccount, http: ProviderHttp) -> Self {
         CheckoutConnector {
             base_url: account.base_url.trim_end_matches('/').to_owned(),
-            _http: http,
+            secret_key: account.secret_key.clone(),
+            http,
         }
+    }
+
+    /// `GET /payments/{id}/actions`; a read, so every failure may be retried.
+    async fn actions(&self, payment_id: &str) -> Result<HttpAnswer, ProviderError> {
+        let request = self
+            .http
+            .client()
+            .get(format!("{}/payments/{payment_id}/actions", self.base_url))
+            .bearer_auth(self.secret_key.expose())
+            .build()
+            .map_err(|e| {
+                unknown(format!(
+                    "cannot build the actions lookup: {}",
+                    e.without_url()
+                ))
+            })?;
+        self.http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .map_err(|e| no_answer("actions lookup", e))
     }
 }
 
@@ -28,24 +67,260 @@ impl Connector for CheckoutConnector {
         Provider::Checkout
     }
 
-    fn check(&self, _command: &CaptureCommand) -> Vec<FieldViolation> {
-        Vec::new()
+    fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
+        let parts = command.parts();
+        let mut violations = Vec::new();
+        if !is_path_segment(parts.authorization_id.as_str()) {
+            violations.push(FieldViolation::new(
+                "authorization_id",
+                "must not be '.' or '..'",
+            ));
+        }
+        if let Some(Err(problem)) = parts.amount.as_ref().map(mapping::amount_to_wire) {
+            violations.push(FieldViolation::new("amount.value", problem));
+        }
+        let too_long = parts
+            .reference
+            .as_ref()
+            .is_some_and(|r| r.as_str().chars().count() > MAX_REFERENCE_CHARS);
+        if too_long {
+            violations.push(FieldViolation::new(
+                "reference",
+                format!("Checkout.com takes at most {MAX_REFERENCE_CHARS} characters"),
+            ));
+        }
+        violations
     }
 
-    async fn capture(&self, _call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
-        Err(ProviderError::OutcomeUnknown {
-            provider: Provider::Checkout,
-            detail: format!("not implemented ({})", self.base_url),
-        })
+    #[tracing::instrument(
+        skip_all,
+        fields(provider = "checkout", payment_id = %call.command.parts().authorization_id)
+    )]
+    async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        let payment_id = call.command.parts().authorization_id.as_str();
+        if !is_path_segment(payment_id) {
+            return Err(unknown(
+                "payment id is not a usable path segment (not sent)",
+            ));
+        }
+        let body = mapping::capture_request(call.command, call.idempotency_key)
+            .and_then(|r| serde_json::to_vec(&r).map_err(|e| e.to_string()))
+            .map_err(|e| unknown(format!("cannot encode the capture request (not sent): {e}")))?;
+        let request = self
+            .http
+            .client()
+            .post(format!("{}/payments/{payment_id}/captures", self.base_url))
+            .bearer_auth(self.secret_key.expose())
+            .header("Cko-Idempotency-Key", call.idempotency_key)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .build()
+            .map_err(|e| {
+                unknown(format!(
+                    "cannot build the capture request: {}",
+                    e.without_url()
+                ))
+            })?;
+        // `Cko-Idempotency-Key` makes a resent capture return the first one's answer.
+        let answer = self
+            .http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .map_err(|e| no_answer("capture", e))?;
+        if answer.status != StatusCode::ACCEPTED {
+            return Err(refusal(&answer, "capture"));
+        }
+        let outcome = mapping::outcome_from_accepted(&answer.body).map_err(|detail| {
+            tracing::warn!(status = 202, request_id = request_id(&answer).unwrap_or_default(),
+                %detail, "unusable Checkout.com capture answer");
+            unknown(detail)
+        })?;
+        tracing::info!(
+            status = 202,
+            action_id = outcome.provider_capture_id.as_deref().unwrap_or_default(),
+            attempts = answer.attempts,
+            "Checkout.com accepted the capture"
+        );
+        Ok(outcome)
     }
 
+    /// Reads the payment's actions and reports the capture's: by its action id once known;
+    /// before that (the capture call ended without a readable answer), by the `reference` we
+    /// sent when exactly one capture carries it, else by re-sending the capture with its
+    /// `Cko-Idempotency-Key`, which Checkout.com answers with the original.
+    #[tracing::instrument(skip_all, fields(
+        provider = "checkout",
+        payment_id = %capture.command.parts().authorization_id,
+        capture_id = %capture.id,
+    ))]
     async fn fetch_outcome(
         &self,
-        _capture: &CaptureRecord,
+        capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError> {
-        Err(ProviderError::OutcomeUnknown {
-            provider: Provider::Checkout,
-            detail: "not implemented".into(),
-        })
+        let parts = capture.command.parts();
+        let payment_id = parts.authorization_id.as_str();
+        if !is_path_segment(payment_id) {
+            return Err(unknown(
+                "payment id is not a usable path segment (not sent)",
+            ));
+        }
+        let answer = self.actions(payment_id).await?;
+        if answer.status != StatusCode::OK {
+            return Err(refusal(&answer, "actions lookup"));
+        }
+        let actions = mapping::actions_from_body(&answer.body).map_err(|detail| {
+            tracing::warn!(status = 200, %detail, "unusable Checkout.com actions answer");
+            unknown(detail)
+        })?;
+        let currency = parts
+            .amount
+            .or(parts.authorized_amount)
+            .map(|m| m.currency());
+        let mut captures = actions
+            .into_iter()
+            .filter(|(action, _)| action.kind == wire::Action::CAPTURE);
+        let found = match capture.provider_capture_id.as_deref() {
+            Some(action_id) => match captures.find(|(action, _)| action.id == action_id) {
+                Some(found) => found,
+                None => {
+                    tracing::info!(action_id, "capture not listed yet");
+                    return Ok(mapping::still_awaiting(action_id));
+                }
+            },
+            None => {
+                let sent = mapping::reference(&capture.command, &capture.id);
+                let mut matching: Vec<_> = captures
+                    .filter(|(action, _)| action.reference.as_deref() == Some(sent))
+                    .collect();
+                match (matching.pop(), matching.is_empty()) {
+                    (Some(only), true) => only,
+                    _ => {
+                        tracing::info!("capture not identifiable by reference; re-sending it");
+                        return self
+                            .capture(CaptureCall {
+                                command: &capture.command,
+                                idempotency_key: &capture.id,
+                            })
+                            .await;
+                    }
+                }
+            }
+        };
+        let (action, json) = found;
+        let outcome = mapping::outcome_from_action(action, json, currency).map_err(unknown)?;
+        tracing::info!(
+            action_id = outcome.provider_capture_id.as_deref().unwrap_or_default(),
+            capture_status = %outcome.status,
+            "Checkout.com reported the capture"
+        );
+        Ok(outcome)
     }
+}
+
+/// Turns a non-success answer into the error the caller sees.
+fn refusal(answer: &HttpAnswer, what: &str) -> ProviderError {
+    let status = answer.status;
+    let failure = failure_from(answer);
+    tracing::warn!(
+        status = failure.http_status, code = %failure.code,
+        request_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
+        "Checkout.com refused the {what}"
+    );
+    let rejection = match status {
+        StatusCode::UNAUTHORIZED => Rejection::Unauthorized,
+        // "Capture not allowed": voided, expired, already fully captured.
+        StatusCode::FORBIDDEN => Rejection::FailedPrecondition,
+        StatusCode::NOT_FOUND => Rejection::NotFound,
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            mapping::rejection_for_422(first_code(answer).as_deref())
+        }
+        StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
+        // 5xx, other 2xx, redirects and undocumented 4xx: Checkout.com may have captured.
+        _ => {
+            return unknown(format!(
+                "Checkout.com answered the {what} with HTTP {} ({})",
+                status.as_u16(),
+                failure.code
+            ));
+        }
+    };
+    ProviderError::Rejected {
+        provider: Provider::Checkout,
+        rejection,
+        failure,
+        retry_after: match rejection {
+            Rejection::RateLimited => answer.retry_after(),
+            Rejection::NotFound
+            | Rejection::FailedPrecondition
+            | Rejection::InvalidArgument
+            | Rejection::Unauthorized => None,
+        },
+    }
+}
+
+/// Checkout.com's error as a failure: `code` is the first of `error_codes` (else `error_type`,
+/// else `HTTP_<status>` for the documented answers without a body), `message` every code,
+/// `debug_id` the `request_id` (else the `Cko-Request-Id` header).
+fn failure_from(answer: &HttpAnswer) -> ProviderFailure {
+    let body: wire::ErrorBody = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let status = answer.status;
+    let codes = body.error_codes.join(", ");
+    let message = match (&body.error_type, codes.is_empty()) {
+        (Some(kind), false) => format!("{kind}: {codes}"),
+        (None, false) => codes,
+        (Some(kind), true) => kind.clone(),
+        (None, true) => documented_description(status),
+    };
+    ProviderFailure {
+        code: body
+            .error_codes
+            .first()
+            .cloned()
+            .or(body.error_type)
+            .unwrap_or_else(|| format!("HTTP_{}", status.as_u16())),
+        message,
+        debug_id: body
+            .request_id
+            .or_else(|| request_id(answer).map(str::to_owned)),
+        http_status: status.as_u16(),
+    }
+}
+
+/// How Checkout.com's capture reference describes its answers without a body.
+fn documented_description(status: StatusCode) -> String {
+    match status {
+        StatusCode::UNAUTHORIZED => "Unauthorized".to_owned(),
+        StatusCode::FORBIDDEN => "Capture not allowed".to_owned(),
+        StatusCode::NOT_FOUND => "Payment not found".to_owned(),
+        StatusCode::TOO_MANY_REQUESTS => "Too many requests".to_owned(),
+        other => other.canonical_reason().unwrap_or("").to_owned(),
+    }
+}
+
+fn first_code(answer: &HttpAnswer) -> Option<String> {
+    let body: wire::ErrorBody = serde_json::from_slice(&answer.body).ok()?;
+    body.error_codes.into_iter().next()
+}
+
+fn request_id(answer: &HttpAnswer) -> Option<&str> {
+    answer
+        .headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// `.` and `..` would be resolved away by URL normalisation and capture elsewhere.
+fn is_path_segment(id: &str) -> bool {
+    !id.chars().all(|c| c == '.')
+}
+
+fn unknown(detail: impl Into<String>) -> ProviderError {
+    ProviderError::OutcomeUnknown {
+        provider: Provider::Checkout,
+        detail: detail.into(),
+    }
+}
+
+fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
+    unknown(format!("{what}: {e}"))
 }

@@ -1,24 +1,66 @@
-//! Stax connector. PLACEHOLDER being replaced by its implementation in this session.
+//! Stax (formerly Fattmerchant) connector: `POST {base}/transaction/{id}/capture` with the
+//! merchant's API key as a bearer token, and the reading of Stax's answers and error bodies.
+//! Wire types and the exact JSON-number helpers live in [`wire`], their conversion to and from
+//! the domain in `mapping`.
+//!
+//! Idempotency: Stax documents `idempotency_id` for captures (seed 002), sent in the body with
+//! every capture as the capture's stable key, so a resent capture gets the first one's answer.
+//! Captures therefore go out under [`RetryPolicy::Idempotent`]. No `Idempotency-Key` header is
+//! sent: Stax does not document one.
+
+mod mapping;
+pub mod wire;
 
 use async_trait::async_trait;
+use http::StatusCode;
 
-use super::http::ProviderHttp;
-use super::{CaptureCall, Connector, ProviderError};
-use crate::config::StaxAccount;
+use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
+use super::{CaptureCall, Connector, ProviderError, Rejection};
+use crate::config::{Secret, StaxAccount};
+use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 
-/// Captures at one configured Stax account.
+/// Significant digits a `total` may have. Stax takes a JSON number, and RFC 8259 (§6) warns
+/// that only what an IEEE 754 double holds exactly (15 significant digits) is read the same by
+/// every JSON implementation; beyond that the amount could be changed on the way.
+pub const MAX_TOTAL_DIGITS: usize = 15;
+
+/// Response header some Stax gateways add to correlate a request in their logs.
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Captures at one configured Stax merchant account.
 pub struct StaxConnector {
+    /// Without a trailing slash.
     base_url: String,
-    _http: ProviderHttp,
+    api_key: Secret,
+    http: ProviderHttp,
 }
 
 impl StaxConnector {
     pub fn new(account: &StaxAccount, http: ProviderHttp) -> Self {
         StaxConnector {
             base_url: account.base_url.trim_end_matches('/').to_owned(),
-            _http: http,
+            api_key: account.api_key.clone(),
+            http,
         }
+    }
+
+    /// Sends a request built by `build` with the API key and JSON headers.
+    async fn send(
+        &self,
+        what: &str,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<HttpAnswer, ProviderError> {
+        let request = builder
+            .bearer_auth(self.api_key.expose())
+            .header(http::header::ACCEPT, "application/json")
+            .build()
+            .map_err(|e| unknown(format!("cannot build the {what}: {}", e.without_url())))?;
+        // Captures carry `idempotency_id`; lookups have no effect: both may be retried.
+        self.http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .map_err(|e| no_answer(what, e))
     }
 }
 
@@ -28,24 +70,236 @@ impl Connector for StaxConnector {
         Provider::Stax
     }
 
-    fn check(&self, _command: &CaptureCommand) -> Vec<FieldViolation> {
-        Vec::new()
+    /// Refuses what a Stax capture cannot carry: an amount with more significant digits than a
+    /// JSON number keeps exactly, and the PayPal-only fields (Stax has no invoice, payer note,
+    /// soft descriptor, platform fees or disbursement mode on a capture; dropping them silently
+    /// would mislead). `final_capture` is accepted: Stax has no such flag, so it is enforced by
+    /// the service's ledger only (later captures are refused here; Stax keeps the rest held
+    /// until the pre-authorization expires).
+    fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
+        let parts = command.parts();
+        let mut violations = Vec::new();
+        if !is_path_segment(parts.authorization_id.as_str()) {
+            violations.push(FieldViolation::new(
+                "authorization_id",
+                "must not be '.' or '..'",
+            ));
+        }
+        if let Some(amount) = &parts.amount {
+            if amount.minor_units().unsigned_abs().to_string().len() > MAX_TOTAL_DIGITS {
+                violations.push(FieldViolation::new(
+                    "amount.value",
+                    format!("Stax takes at most {MAX_TOTAL_DIGITS} significant digits"),
+                ));
+            }
+        }
+        let unsupported = [
+            ("invoice_id", parts.invoice_id.is_some()),
+            ("note_to_payer", parts.note_to_payer.is_some()),
+            ("soft_descriptor", parts.soft_descriptor.is_some()),
+            ("platform_fees", !parts.platform_fees.is_empty()),
+            ("disbursement_mode", parts.disbursement_mode.is_some()),
+        ];
+        for (field, set) in unsupported {
+            if set {
+                violations.push(FieldViolation::new(
+                    field,
+                    "Stax captures have no such field; leave it unset",
+                ));
+            }
+        }
+        let reference_key = mapping::REFERENCE_META_KEY;
+        if parts.reference.is_some() && parts.metadata.entries().contains_key(reference_key) {
+            violations.push(FieldViolation::new(
+                "metadata",
+                format!(
+                    "key {reference_key:?} is where Stax receives `reference`; use another key"
+                ),
+            ));
+        }
+        violations
     }
 
-    async fn capture(&self, _call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
-        Err(ProviderError::OutcomeUnknown {
-            provider: Provider::Stax,
-            detail: format!("not implemented ({})", self.base_url),
-        })
+    #[tracing::instrument(
+        skip_all,
+        fields(provider = "stax", authorization_id = %call.command.parts().authorization_id)
+    )]
+    async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        let transaction_id = call.command.parts().authorization_id.as_str();
+        if !is_path_segment(transaction_id) {
+            return Err(unknown(
+                "authorization_id is not a usable path segment (not sent)",
+            ));
+        }
+        let url = format!("{}/transaction/{transaction_id}/capture", self.base_url);
+        let body = mapping::capture_body(call.command, call.idempotency_key)
+            .map_err(|e| unknown(format!("cannot encode the capture request: {e}")))?;
+        let builder = self
+            .http
+            .client()
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let answer = self.send("capture", builder).await?;
+        classify(answer, call.command)
     }
 
+    /// `GET /transaction/{id}` once Stax's transaction id is known; before that, the capture
+    /// re-sent with its `idempotency_id`, which Stax answers with the original result.
+    #[tracing::instrument(skip_all, fields(provider = "stax", capture_id = %capture.id))]
     async fn fetch_outcome(
         &self,
-        _capture: &CaptureRecord,
+        capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError> {
-        Err(ProviderError::OutcomeUnknown {
-            provider: Provider::Stax,
-            detail: "not implemented".into(),
-        })
+        let Some(stax_id) = capture
+            .provider_capture_id
+            .as_deref()
+            .filter(|id| is_path_segment(id) && !id.contains(['/', '?', '#']))
+        else {
+            return self
+                .capture(CaptureCall {
+                    command: &capture.command,
+                    idempotency_key: &capture.id,
+                })
+                .await;
+        };
+        let url = format!("{}/transaction/{stax_id}", self.base_url);
+        let answer = self
+            .send("transaction lookup", self.http.client().get(url))
+            .await?;
+        classify(answer, &capture.command)
     }
+}
+
+/// Turns the final answer into an outcome or an error.
+fn classify(
+    answer: HttpAnswer,
+    command: &CaptureCommand,
+) -> Result<ProviderOutcome, ProviderError> {
+    let status = answer.status;
+    let request_id = request_id(&answer);
+    if status == StatusCode::OK {
+        let outcome = mapping::outcome_from_body(&answer.body, command).map_err(|detail| {
+            tracing::warn!(status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""),
+                %detail, "unusable Stax transaction answer");
+            unknown(detail)
+        })?;
+        tracing::info!(
+            status = status.as_u16(), capture_status = %outcome.status,
+            transaction_id = outcome.provider_capture_id.as_deref().unwrap_or(""),
+            request_id = request_id.as_deref().unwrap_or(""),
+            attempts = answer.attempts, "Stax answered the capture"
+        );
+        return Ok(outcome);
+    }
+    let (rejection, failure) = match status {
+        StatusCode::BAD_REQUEST => {
+            let message = message_of(&answer);
+            let code = mapping::code_for_400(&message).to_owned();
+            (
+                Rejection::FailedPrecondition,
+                failure(&answer, code, message),
+            )
+        }
+        StatusCode::NOT_FOUND => {
+            let message = message_of(&answer);
+            (
+                Rejection::NotFound,
+                failure(&answer, "NOT_FOUND".into(), message),
+            )
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+            let (code, message) = mapping::validation_failure(&body)
+                .unwrap_or_else(|| ("UNPROCESSABLE_ENTITY".to_owned(), message_of(&answer)));
+            (Rejection::InvalidArgument, failure(&answer, code, message))
+        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            let code = if status == StatusCode::UNAUTHORIZED {
+                "UNAUTHORIZED"
+            } else {
+                "FORBIDDEN"
+            };
+            let message = message_of(&answer);
+            (
+                Rejection::Unauthorized,
+                failure(&answer, code.into(), message),
+            )
+        }
+        StatusCode::TOO_MANY_REQUESTS => {
+            let message = message_of(&answer);
+            (
+                Rejection::RateLimited,
+                failure(&answer, "RATE_LIMITED".into(), message),
+            )
+        }
+        // 5xx, other 2xx, redirects and undocumented 4xx: Stax may have captured.
+        _ => {
+            tracing::warn!(
+                status = status.as_u16(),
+                request_id = request_id.as_deref().unwrap_or(""),
+                attempts = answer.attempts,
+                "Stax gave no definite answer"
+            );
+            return Err(unknown(format!("Stax answered HTTP {}", status.as_u16())));
+        }
+    };
+    tracing::warn!(
+        status = failure.http_status, code = %failure.code,
+        request_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
+        "Stax did not capture"
+    );
+    Err(ProviderError::Rejected {
+        provider: Provider::Stax,
+        rejection,
+        failure,
+        retry_after: match rejection {
+            Rejection::RateLimited => answer.retry_after(),
+            Rejection::NotFound
+            | Rejection::FailedPrecondition
+            | Rejection::InvalidArgument
+            | Rejection::Unauthorized => None,
+        },
+    })
+}
+
+fn failure(answer: &HttpAnswer, code: String, message: String) -> ProviderFailure {
+    ProviderFailure {
+        code,
+        message,
+        debug_id: request_id(answer),
+        http_status: answer.status.as_u16(),
+    }
+}
+
+/// The message of an error body, else the status's reason phrase.
+fn message_of(answer: &HttpAnswer) -> String {
+    serde_json::from_slice::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|body| mapping::error_message(&body))
+        .unwrap_or_else(|| answer.status.canonical_reason().unwrap_or("").to_owned())
+}
+
+fn request_id(answer: &HttpAnswer) -> Option<String> {
+    answer
+        .headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `.` and `..` would be resolved away by URL normalisation and capture elsewhere.
+fn is_path_segment(id: &str) -> bool {
+    !id.chars().all(|c| c == '.')
+}
+
+fn unknown(detail: impl Into<String>) -> ProviderError {
+    ProviderError::OutcomeUnknown {
+        provider: Provider::Stax,
+        detail: detail.into(),
+    }
+}
+
+fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
+    unknown(format!("{what}: {e}"))
 }

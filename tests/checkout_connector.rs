@@ -1,0 +1,695 @@
+//! The Checkout.com connector against a local mock of Checkout.com's HTTP API: the exact request
+//! on the wire, the documented 202 answer, the actions lookup behind `fetch_outcome`, and every
+//! documented error.
+
+use std::collections::VecDeque;
+use std::error::Error;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+
+use capture_service::config::{CheckoutAccount, Secret};
+use capture_service::domain::capture::{
+    AuthorizationId, CaptureParts, Metadata, Reference, RequestId,
+};
+use capture_service::domain::outcome::ProviderFailure;
+use capture_service::domain::{
+    CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, ProviderOutcome, StatusReason,
+};
+use capture_service::providers::checkout::CheckoutConnector;
+use capture_service::providers::http::ProviderHttp;
+use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+
+type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
+
+const PAYMENT: &str = "pay_kladqdb6hm5ebggtq45rtzjati";
+const CAPTURE_PATH: &str = "/payments/pay_kladqdb6hm5ebggtq45rtzjati/captures";
+const ACTIONS_PATH: &str = "/payments/pay_kladqdb6hm5ebggtq45rtzjati/actions";
+const SECRET: &str = "sk_sbox_m73dzbpy7cf3gfd46xr4yj5xo4e";
+const KEY: &str = "cap_01J0000000000000000000000";
+
+/// One request as the mock received it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn json(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// Header names, except those the HTTP client adds on its own.
+    fn header_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .headers
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .filter(|k| !matches!(k.as_str(), "host" | "content-length" | "accept"))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone)]
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+    delay: Duration,
+}
+
+fn reply(status: u16, body: impl Into<String>) -> Reply {
+    let body = body.into();
+    let mut headers = vec![("cko-request-id", "0HL80RJLS76I7-hdr".to_owned())];
+    if !body.is_empty() {
+        headers.push(("content-type", "application/json".to_owned()));
+    }
+    Reply {
+        status,
+        headers,
+        body,
+        delay: Duration::ZERO,
+    }
+}
+
+#[derive(Default)]
+struct Script {
+    seen: Vec<Seen>,
+    replies: VecDeque<Reply>,
+}
+
+/// A local Checkout.com: records every request and answers from its script (then 500).
+#[derive(Clone, Default)]
+struct MockCheckout(Arc<Mutex<Script>>);
+
+impl MockCheckout {
+    fn then(&self, reply: Reply) {
+        if let Ok(mut s) = self.0.lock() {
+            s.replies.push_back(reply);
+        }
+    }
+
+    fn seen(&self, path: &str) -> Vec<Seen> {
+        self.0
+            .lock()
+            .map(|s| s.seen.iter().filter(|r| r.path == path).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    async fn start(&self) -> Result<String, Box<dyn Error + Send + Sync>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new().fallback(answer).with_state(self.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(format!("http://{addr}"))
+    }
+}
+
+async fn answer(
+    State(mock): State<MockCheckout>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let scripted = match mock.0.lock() {
+        Ok(mut s) => {
+            s.seen.push(Seen {
+                method,
+                path: uri.path().to_owned(),
+                headers,
+                body: body.to_vec(),
+            });
+            s.replies.pop_front().unwrap_or_else(|| reply(500, ""))
+        }
+        Err(_) => reply(500, ""),
+    };
+    tokio::time::sleep(scripted.delay).await;
+    let mut response = (
+        StatusCode::from_u16(scripted.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        scripted.body,
+    )
+        .into_response();
+    for (name, value) in scripted.headers {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+fn connector_with(base_url: &str, timeout: Duration) -> CheckoutConnector {
+    let account = CheckoutAccount {
+        name: "default".to_owned(),
+        base_url: format!("{base_url}/"),
+        secret_key: Secret::new(SECRET),
+    };
+    let http = match ProviderHttp::new(timeout, 2) {
+        Ok(http) => http.with_backoff(Duration::ZERO, Duration::ZERO, Duration::from_secs(1)),
+        Err(e) => panic!("http client: {e}"),
+    };
+    CheckoutConnector::new(&account, http)
+}
+
+fn connector(base_url: &str) -> CheckoutConnector {
+    connector_with(base_url, Duration::from_secs(5))
+}
+
+/// A command with only the amount set (`None`: the full authorized amount).
+fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
+    Ok(CaptureParts {
+        provider: Provider::Checkout,
+        account: None,
+        authorization_id: AuthorizationId::parse(PAYMENT)?,
+        amount,
+        authorized_amount: None,
+        final_capture: false,
+        invoice_id: None,
+        note_to_payer: None,
+        soft_descriptor: None,
+        reference: None,
+        metadata: Metadata::default(),
+        platform_fees: vec![],
+        disbursement_mode: None,
+        request_id: RequestId::parse("req-1")?,
+    })
+}
+
+fn command(parts: CaptureParts) -> Result<CaptureCommand, String> {
+    CaptureCommand::new(parts).map_err(|e| format!("{e:?}"))
+}
+
+fn money(code: &str, value: &str) -> Result<Money, String> {
+    Money::parse_positive(code, value).map_err(|e| e.to_string())
+}
+
+async fn capture(
+    connector: &CheckoutConnector,
+    command: &CaptureCommand,
+) -> Result<ProviderOutcome, ProviderError> {
+    connector
+        .capture(CaptureCall {
+            command,
+            idempotency_key: KEY,
+        })
+        .await
+}
+
+/// A stored capture as the service would hand it to `fetch_outcome`.
+fn record(command: CaptureCommand, action_id: Option<&str>) -> CaptureRecord {
+    CaptureRecord {
+        id: KEY.to_owned(),
+        tenant: "tenant-a".to_owned(),
+        account: "default".to_owned(),
+        command,
+        status: CaptureStatus::Pending,
+        reason: Some(StatusReason::AwaitingProviderConfirmation),
+        provider_reason: None,
+        provider_capture_id: action_id.map(str::to_owned),
+        provider_status: Some("Accepted".to_owned()),
+        captured_amount: None,
+        breakdown: None,
+        network_reference: None,
+        seller_protection: None,
+        processor_response: None,
+        failure: None,
+        create_time: 0,
+        update_time: 0,
+    }
+}
+
+/// The refusal inside a result, for assertions.
+fn refusal<T>(
+    result: Result<T, ProviderError>,
+) -> Option<(Rejection, ProviderFailure, Option<Duration>)> {
+    match result {
+        Err(ProviderError::Rejected {
+            rejection,
+            failure,
+            retry_after,
+            ..
+        }) => Some((rejection, failure, retry_after)),
+        _ => None,
+    }
+}
+
+fn is_unknown<T>(result: &Result<T, ProviderError>) -> bool {
+    matches!(result, Err(ProviderError::OutcomeUnknown { .. }))
+}
+
+const ACCEPTED: &str = r#"{"action_id":"act_3kfr4betasbelhjdk346yutxvu","reference":"ORD-5023-4E89",
+  "_links":{"payment":{"href":"https://api.sandbox.checkout.com/payments/pay_kladqdb6hm5ebggtq45rtzjati"}}}"#;
+
+fn error_422(error_type: &str, codes: &[&str]) -> String {
+    json!({"request_id": "0HL80RJLS76I7", "error_type": error_type, "error_codes": codes})
+        .to_string()
+}
+
+/// The actions list with the authorization and two captures: one approved, one declined.
+fn actions_list() -> String {
+    json!([
+        {"id": "act_declined0000000000000000", "type": "Capture", "processed_on": "2024-05-21T10:02:00Z",
+         "amount": 1500, "approved": false, "response_code": "20051",
+         "response_summary": "Insufficient Funds", "reference": "ORD-2"},
+        {"id": "act_3kfr4betasbelhjdk346yutxvu", "type": "Capture", "processed_on": "2024-05-21T10:01:00Z",
+         "amount": 3500, "approved": true, "response_code": "10000",
+         "response_summary": "Approved", "reference": "ORD-5023-4E89",
+         "processing": {"acquirer_transaction_id": "440337581757"}},
+        {"id": "act_authorization00000000000", "type": "Authorization",
+         "processed_on": "2024-05-21T10:00:00Z", "amount": 10000, "approved": true,
+         "response_code": "10000", "response_summary": "Approved", "reference": "ORD-5023-4E89"}
+    ])
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_partial_capture_sends_the_documented_request_and_is_pending_until_confirmed(
+) -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    mock.then(reply(202, ACCEPTED));
+    let mut p = parts(Some(money("USD", "35.00")?))?;
+    p.reference = Some(Reference::parse("ORD-5023-4E89")?);
+    p.metadata = Metadata::parse([
+        ("coupon_code".to_owned(), "NY2018".to_owned()),
+        ("partner_id".to_owned(), "123989".to_owned()),
+    ])
+    .map_err(|e| e[0].1.clone())?;
+
+    let outcome = capture(&connector(&base), &command(p)?).await?;
+
+    let sent = mock.seen(CAPTURE_PATH);
+    assert_eq!(sent.len(), 1);
+    let sent = &sent[0];
+    assert_eq!(sent.method, Method::POST);
+    assert_eq!(
+        sent.header_names(),
+        ["authorization", "cko-idempotency-key", "content-type"]
+    );
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+    assert_eq!(sent.header("cko-idempotency-key"), Some(KEY));
+    assert_eq!(sent.header("content-type"), Some("application/json"));
+    assert_eq!(
+        sent.json()?,
+        json!({
+            "amount": 3500,
+            "capture_type": "NonFinal",
+            "reference": "ORD-5023-4E89",
+            "metadata": {"coupon_code": "NY2018", "partner_id": "123989"}
+        })
+    );
+
+    assert_eq!(outcome.status, CaptureStatus::Pending);
+    assert_eq!(
+        outcome.reason,
+        Some(StatusReason::AwaitingProviderConfirmation)
+    );
+    assert_eq!(outcome.provider_status, "Accepted");
+    assert_eq!(
+        outcome.provider_capture_id.as_deref(),
+        Some("act_3kfr4betasbelhjdk346yutxvu")
+    );
+    assert_eq!(outcome.captured_amount, None);
+    assert_eq!(outcome.breakdown, None);
+    assert_eq!(
+        outcome.redacted_body,
+        Some(serde_json::from_str::<Value>(ACCEPTED)?)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_full_capture_is_final_without_amount_and_references_the_capture_id() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    mock.then(reply(202, ACCEPTED));
+    capture(&connector(&base), &command(parts(None)?)?).await?;
+    let sent = mock.seen(CAPTURE_PATH);
+    assert_eq!(
+        sent[0].json()?,
+        json!({"capture_type": "Final", "reference": KEY})
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn amounts_are_sent_in_checkouts_unit_for_each_currency() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    let connector = connector(&base);
+    for (currency, value, units, final_capture) in [
+        ("USD", "10.99", 1099, false),
+        ("JPY", "1000", 1000, true),
+        ("TND", "1.23", 1230, false),
+        ("BHD", "100", 100_000, true),
+        ("CLP", "1000", 100_000, false),
+    ] {
+        mock.then(reply(202, ACCEPTED));
+        let mut p = parts(Some(money(currency, value)?))?;
+        p.final_capture = final_capture;
+        capture(&connector, &command(p)?).await?;
+        let sent = mock.seen(CAPTURE_PATH);
+        let body = sent.last().ok_or("no request")?.json()?;
+        assert_eq!(body["amount"], json!(units), "{currency} {value}");
+        let capture_type = if final_capture { "Final" } else { "NonFinal" };
+        assert_eq!(body["capture_type"], json!(capture_type));
+    }
+    Ok(())
+}
+
+#[test]
+fn check_refuses_what_checkout_cannot_express_naming_the_field() -> Result<(), String> {
+    let connector = connector("http://127.0.0.1:9");
+    for (currency, value) in [
+        ("USD", "0.01"),
+        ("JPY", "1"),
+        ("TND", "0.01"),
+        ("BHD", "9.99"),
+    ] {
+        let cmd = command(parts(Some(money(currency, value)?))?)?;
+        assert!(connector.check(&cmd).is_empty(), "{currency} {value}");
+    }
+    for (currency, value) in [
+        ("TND", "1.235"),
+        ("BHD", "0.001"),
+        ("USD", "10000000.00"),
+        ("JPY", "1000000000"),
+    ] {
+        let violations = connector.check(&command(parts(Some(money(currency, value)?))?)?);
+        assert_eq!(violations.len(), 1, "{currency} {value}");
+        assert_eq!(violations[0].field, "amount.value");
+    }
+    let mut p = parts(None)?;
+    p.reference = Some(Reference::parse(&"r".repeat(81))?);
+    p.authorization_id = AuthorizationId::parse("..")?;
+    let fields: Vec<String> = connector
+        .check(&command(p)?)
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["authorization_id", "reference"]);
+    assert_eq!(connector.provider(), Provider::Checkout);
+    Ok(())
+}
+
+#[tokio::test]
+async fn fetch_outcome_reads_the_action_by_its_id() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    let connector = connector(&base);
+    let cmd = command(parts(Some(money("USD", "35.00")?))?)?;
+
+    mock.then(reply(200, actions_list()));
+    let approved = connector
+        .fetch_outcome(&record(cmd.clone(), Some("act_3kfr4betasbelhjdk346yutxvu")))
+        .await?;
+    let sent = mock.seen(ACTIONS_PATH);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].method, Method::GET);
+    assert_eq!(sent[0].header_names(), ["authorization"]);
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+    assert!(sent[0].body.is_empty());
+    assert_eq!(approved.status, CaptureStatus::Completed);
+    assert_eq!(approved.provider_status, "Approved");
+    assert_eq!(approved.captured_amount, Some(money("USD", "35.00")?));
+    assert_eq!(
+        approved.processor_response.and_then(|p| p.response_code),
+        Some("10000".to_owned())
+    );
+    assert!(approved
+        .redacted_body
+        .is_some_and(|b| b["processing"]["acquirer_transaction_id"] == "440337581757"));
+
+    mock.then(reply(200, actions_list()));
+    let declined = connector
+        .fetch_outcome(&record(cmd.clone(), Some("act_declined0000000000000000")))
+        .await?;
+    assert_eq!(declined.status, CaptureStatus::Declined);
+    assert_eq!(declined.provider_reason.as_deref(), Some("20051"));
+    assert_eq!(declined.captured_amount, None);
+
+    mock.then(reply(200, actions_list()));
+    let waiting = connector
+        .fetch_outcome(&record(cmd, Some("act_notlistedyet000000000000")))
+        .await?;
+    assert_eq!(waiting.status, CaptureStatus::Pending);
+    assert_eq!(
+        waiting.reason,
+        Some(StatusReason::AwaitingProviderConfirmation)
+    );
+    assert_eq!(
+        waiting.provider_capture_id.as_deref(),
+        Some("act_notlistedyet000000000000")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn fetch_outcome_without_an_action_id_finds_the_capture_by_its_reference() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    let mut p = parts(None)?;
+    p.reference = Some(Reference::parse("ORD-5023-4E89")?);
+    mock.then(reply(200, actions_list()));
+    let outcome = connector(&base)
+        .fetch_outcome(&record(command(p)?, None))
+        .await?;
+    // The authorization carries the same reference but is not a capture.
+    assert_eq!(
+        outcome.provider_capture_id.as_deref(),
+        Some("act_3kfr4betasbelhjdk346yutxvu")
+    );
+    assert_eq!(outcome.status, CaptureStatus::Completed);
+    // No amount and no authorized amount: the currency, hence the amount, is unknown.
+    assert_eq!(outcome.captured_amount, None);
+    assert!(mock.seen(CAPTURE_PATH).is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn fetch_outcome_resends_the_capture_with_its_key_when_no_action_matches() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    mock.then(reply(200, actions_list()));
+    mock.then(reply(202, ACCEPTED));
+    let outcome = connector(&base)
+        .fetch_outcome(&record(command(parts(Some(money("USD", "1")?))?)?, None))
+        .await?;
+    assert_eq!(outcome.status, CaptureStatus::Pending);
+    let resent = mock.seen(CAPTURE_PATH);
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].header("cko-idempotency-key"), Some(KEY));
+    assert_eq!(resent[0].json()?["reference"], json!(KEY));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_payment_is_not_found_with_checkouts_request_id() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    mock.then(reply(404, ""));
+    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::NotFound);
+    assert_eq!(failure.code, "HTTP_404");
+    assert_eq!(failure.message, "Payment not found");
+    assert_eq!(failure.debug_id.as_deref(), Some("0HL80RJLS76I7-hdr"));
+    assert_eq!(failure.http_status, 404);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_capture_that_is_not_allowed_fails_precondition() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    mock.then(reply(403, ""));
+    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::FailedPrecondition);
+    assert_eq!(
+        (failure.code.as_str(), failure.message.as_str()),
+        ("HTTP_403", "Capture not allowed")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_secret_key_is_unauthorized() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    mock.then(reply(401, ""));
+    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::Unauthorized);
+    assert_eq!(failure.http_status, 401);
+    assert!(!failure.message.contains(SECRET));
+    assert_eq!(mock.seen(CAPTURE_PATH).len(), 1, "a 401 is not retried");
+    Ok(())
+}
+
+#[tokio::test]
+async fn state_error_codes_fail_precondition_and_keep_every_code() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    let connector = connector(&base);
+    let cmd = command(parts(Some(money("USD", "10")?))?)?;
+    for code in [
+        "capture_value_greater_than_authorized",
+        "capture_value_greater_than_remaining_authorized",
+        "payment_expired",
+        "action_failure_limit_exceeded",
+    ] {
+        mock.then(reply(422, error_422("processing_error", &[code])));
+        let (rejection, failure, _) =
+            refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
+        assert_eq!(rejection, Rejection::FailedPrecondition, "{code}");
+        assert_eq!(failure.code, code);
+        assert_eq!(failure.message, format!("processing_error: {code}"));
+        assert_eq!(failure.debug_id.as_deref(), Some("0HL80RJLS76I7"));
+        assert_eq!(failure.http_status, 422);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn request_error_codes_are_invalid_arguments() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    mock.then(reply(
+        422,
+        error_422("request_invalid", &["amount_invalid", "reference_invalid"]),
+    ));
+    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::InvalidArgument);
+    assert_eq!(failure.code, "amount_invalid");
+    assert_eq!(
+        failure.message,
+        "request_invalid: amount_invalid, reference_invalid"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    let mut throttled = reply(429, "");
+    throttled.headers.push(("retry-after", "30".to_owned()));
+    mock.then(throttled);
+    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let (rejection, failure, retry_after) = refusal(result).ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::RateLimited);
+    assert_eq!(failure.code, "HTTP_429");
+    assert_eq!(retry_after, Some(Duration::from_secs(30)));
+    assert_eq!(mock.seen(CAPTURE_PATH).len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_500_is_retried_with_the_same_key_and_body_then_unknown() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    for _ in 0..3 {
+        mock.then(reply(500, ""));
+    }
+    let result = capture(
+        &connector(&base),
+        &command(parts(Some(money("USD", "1")?))?)?,
+    )
+    .await;
+    assert!(is_unknown(&result), "{result:?}");
+    let sent = mock.seen(CAPTURE_PATH);
+    assert_eq!(sent.len(), 3, "one attempt and two retries");
+    for attempt in &sent {
+        assert_eq!(attempt.header("cko-idempotency-key"), Some(KEY));
+        assert_eq!(attempt.body, sent[0].body);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_500_then_a_202_is_the_capture() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    mock.then(reply(500, ""));
+    mock.then(reply(202, ACCEPTED));
+    let outcome = capture(&connector(&base), &command(parts(None)?)?).await?;
+    assert_eq!(outcome.status, CaptureStatus::Pending);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_timeout_is_an_unknown_outcome() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    for _ in 0..3 {
+        let mut slow = reply(202, ACCEPTED);
+        slow.delay = Duration::from_secs(2);
+        mock.then(slow);
+    }
+    let connector = connector_with(&base, Duration::from_millis(300));
+    let result = capture(&connector, &command(parts(None)?)?).await;
+    assert!(is_unknown(&result), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreadable_or_unexpected_success_is_an_unknown_outcome() -> TestResult {
+    let mock = MockCheckout::default();
+    let base = mock.start().await?;
+    let connector = connector(&base);
+    let cmd = command(parts(None)?)?;
+    for (status, body) in [
+        (202, "<html>Accepted</html>"),
+        (202, r#"{"reference":"ORD"}"#),
+        (200, ACCEPTED),
+        (302, ""),
+    ] {
+        mock.then(reply(status, body));
+        let result = capture(&connector, &cmd).await;
+        assert!(is_unknown(&result), "{status} {body}: {result:?}");
+    }
+    mock.then(reply(200, "[{\"id\":"));
+    let lookup = connector
+        .fetch_outcome(&record(cmd, Some("act_3kfr4betasbelhjdk346yutxvu")))
+        .await;
+    assert!(is_unknown(&lookup), "{lookup:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_checkout_is_an_unknown_outcome() -> TestResult {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    drop(listener);
+    let result = capture(
+        &connector(&format!("http://{addr}")),
+        &command(parts(None)?)?,
+    )
+    .await;
+    assert!(is_unknown(&result), "{result:?}");
+    Ok(())
+}

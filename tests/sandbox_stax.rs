@@ -1,0 +1,242 @@
+//! The sandbox's Stax, driven over real HTTP as the Stax connector drives Stax: its key check,
+//! validation, exact amounts, idempotent replay and rate limit.
+
+use std::error::Error;
+use std::net::SocketAddr;
+
+use capture_service::domain::Provider;
+use capture_service::sandbox::stax::RATE_LIMIT;
+use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+/// A started sandbox and the Stax account it accepts.
+struct Stax {
+    sandbox: Sandbox,
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+/// One answer: status, `Retry-After`, raw body and the body as JSON (`Null` if not JSON).
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    text: String,
+    json: Value,
+}
+
+impl Stax {
+    async fn start() -> Result<Self, Box<dyn Error>> {
+        let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let account = sandbox.stax_account();
+        Ok(Stax {
+            sandbox,
+            http: reqwest::Client::new(),
+            base: account.base_url,
+            key: account.api_key.expose().to_owned(),
+        })
+    }
+
+    async fn pre_authorize(
+        &self,
+        value: &str,
+        scenario: Scenario,
+    ) -> Result<String, Box<dyn Error>> {
+        let request = NewAuthorization {
+            amount: MoneyJson {
+                currency_code: "USD".into(),
+                value: value.into(),
+            },
+            scenario,
+        };
+        Ok(self
+            .sandbox
+            .create_authorization(Provider::Stax, request)
+            .await?
+            .id)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, Box<dyn Error>> {
+        let response = request.send().await?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Answer {
+            status,
+            retry_after,
+            text,
+            json,
+        })
+    }
+
+    async fn capture_with_key(
+        &self,
+        key: &str,
+        pre_auth: &str,
+        body: &str,
+    ) -> Result<Answer, Box<dyn Error>> {
+        self.send(
+            self.http
+                .post(format!("{}/transaction/{pre_auth}/capture", self.base))
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body.to_owned()),
+        )
+        .await
+    }
+
+    async fn capture(&self, pre_auth: &str, body: &str) -> Result<Answer, Box<dyn Error>> {
+        self.capture_with_key(&self.key, pre_auth, body).await
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_gets_staxs_401_and_captures_nothing() -> TestResult {
+    let stax = Stax::start().await?;
+    let pre_auth = stax.pre_authorize("10.00", Scenario::Approve).await?;
+    let refused = stax
+        .capture_with_key("not-the-key", &pre_auth, r#"{"total":1}"#)
+        .await?;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.json["message"], "Unauthenticated.");
+    let all = stax.capture(&pre_auth, "{}").await?;
+    assert_eq!(all.status, StatusCode::OK);
+    assert!(all.text.contains(r#""total":10.00"#), "{}", all.text);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_capture_answers_a_transaction_object_with_the_exact_total() -> TestResult {
+    let stax = Stax::start().await?;
+    let pre_auth = stax.pre_authorize("100.00", Scenario::Approve).await?;
+    let answer = stax
+        .capture(
+            &pre_auth,
+            r#"{"total":0.10,"meta":{"order":"42"},"idempotency_id":"k1"}"#,
+        )
+        .await?;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.text.contains(r#""total":0.10,"#), "{}", answer.text);
+    let tx = &answer.json;
+    for field in [
+        "id",
+        "type",
+        "success",
+        "message",
+        "total",
+        "currency",
+        "method",
+        "meta",
+        "pre_auth",
+        "is_refundable",
+        "is_voidable",
+        "is_voided",
+        "total_refunded",
+        "customer_id",
+        "payment_method_id",
+        "reference_id",
+        "last_four",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(tx.get(field).is_some(), "{field}");
+    }
+    assert_eq!(tx["success"], true);
+    assert_eq!(tx["currency"], "USD");
+    assert_eq!(tx["meta"]["order"], "42");
+    assert_eq!(tx["reference_id"], pre_auth.as_str());
+    let id = tx["id"].as_str().ok_or("no id")?;
+    let read = stax
+        .send(
+            stax.http
+                .get(format!("{}/transaction/{id}", stax.base))
+                .bearer_auth(&stax.key),
+        )
+        .await?;
+    assert_eq!((read.status, read.text), (StatusCode::OK, answer.text));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_total_that_is_not_a_positive_number_is_a_422_naming_total() -> TestResult {
+    let stax = Stax::start().await?;
+    let pre_auth = stax.pre_authorize("10.00", Scenario::Approve).await?;
+    for (body, message) in [
+        (r#"{"total":"ten"}"#, "The total must be a number."),
+        (r#"{"total":true}"#, "The total must be a number."),
+        (r#"{"total":-5}"#, "The total must be at least 0.01."),
+        (r#"{"total":0}"#, "The total must be at least 0.01."),
+        (
+            r#"{"total":1.005}"#,
+            "The total may not have more than 2 decimal places.",
+        ),
+    ] {
+        let answer = stax.capture(&pre_auth, body).await?;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(answer.json["total"][0], message, "{body}");
+    }
+    let answer = stax
+        .capture("00000000-0000-4000-a000-000000000000", "{}")
+        .await?;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_same_idempotency_id_gets_the_first_answer_byte_for_byte() -> TestResult {
+    let stax = Stax::start().await?;
+    let pre_auth = stax.pre_authorize("10.00", Scenario::Approve).await?;
+    let first = stax
+        .capture(&pre_auth, r#"{"total":6,"idempotency_id":"same"}"#)
+        .await?;
+    let again = stax
+        .capture(&pre_auth, r#"{"total":6,"idempotency_id":"same"}"#)
+        .await?;
+    assert_eq!((first.status, &first.text), (again.status, &again.text));
+    // Only one 6.00 was taken: 4.00 remain.
+    let rest = stax.capture(&pre_auth, r#"{"total":4.01}"#).await?;
+    assert_eq!(rest.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        rest.json["message"],
+        "Cannot capture more than the pre-authorized amount."
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_declined_capture_says_so_and_takes_nothing() -> TestResult {
+    let stax = Stax::start().await?;
+    let pre_auth = stax.pre_authorize("10.00", Scenario::Declined).await?;
+    let answer = stax.capture(&pre_auth, r#"{"total":10}"#).await?;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json["success"], false);
+    assert_eq!(
+        answer.json["message"],
+        "Unable to process the purchase transaction"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn more_than_the_rate_limit_in_a_minute_is_a_429_with_retry_after() -> TestResult {
+    let stax = Stax::start().await?;
+    let pre_auth = stax.pre_authorize("1000.00", Scenario::Approve).await?;
+    for _ in 0..RATE_LIMIT {
+        let answer = stax.capture(&pre_auth, r#"{"total":1}"#).await?;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    let throttled = stax.capture(&pre_auth, r#"{"total":1}"#).await?;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.json["message"], "Too Many Attempts.");
+    let wait: u64 = throttled.retry_after.ok_or("no Retry-After")?.parse()?;
+    assert!((1..=60).contains(&wait), "{wait}");
+    Ok(())
+}

@@ -1,0 +1,643 @@
+//! The Stax connector against a local mock of Stax's HTTP API: the exact request on the wire
+//! (method, path, every header, the body byte for byte with its exact JSON numbers), the
+//! documented answers and the documented errors.
+
+use std::collections::VecDeque;
+use std::error::Error;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use capture_service::config::{Secret, StaxAccount};
+use capture_service::domain::capture::{
+    AuthorizationId, CaptureParts, DisbursementMode, InvoiceId, Metadata, NoteToPayer, PlatformFee,
+    Reference, RequestId, SoftDescriptor,
+};
+use capture_service::domain::outcome::ProviderFailure;
+use capture_service::domain::{
+    CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, ProviderOutcome,
+};
+use capture_service::providers::http::ProviderHttp;
+use capture_service::providers::stax::StaxConnector;
+use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+
+type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
+
+const PRE_AUTH: &str = "8e1d5b5c-1c1a-4c8e-9d7a-0f6c3b2a1e11";
+const CAPTURE_PATH: &str = "/transaction/8e1d5b5c-1c1a-4c8e-9d7a-0f6c3b2a1e11/capture";
+const API_KEY: &str = "stax-api-key-not-to-be-leaked";
+const KEY: &str = "cap_01HZY3J6Q4W8E2R5T7Y9U1I3O5";
+
+/// One request as the mock received it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone)]
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+    delay: Duration,
+}
+
+fn reply(status: u16, body: impl Into<String>) -> Reply {
+    Reply {
+        status,
+        headers: vec![("content-type", "application/json".to_owned())],
+        body: body.into(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// A local Stax: records every request and answers from its script (500 once it runs out).
+#[derive(Clone, Default)]
+struct MockStax(Arc<Mutex<(Vec<Seen>, VecDeque<Reply>)>>);
+
+impl MockStax {
+    fn on_request(&self, reply: Reply) {
+        if let Ok(mut s) = self.0.lock() {
+            s.1.push_back(reply);
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.0.lock().map(|s| s.0.clone()).unwrap_or_default()
+    }
+
+    async fn start(&self) -> Result<String, Box<dyn Error + Send + Sync>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new().fallback(answer).with_state(self.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(format!("http://{addr}"))
+    }
+}
+
+async fn answer(
+    State(mock): State<MockStax>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let scripted = match mock.0.lock() {
+        Ok(mut s) => {
+            s.0.push(Seen {
+                method,
+                path: uri.path().to_owned(),
+                headers,
+                body: body.to_vec(),
+            });
+            s.1.pop_front().unwrap_or_else(|| reply(500, ""))
+        }
+        Err(_) => reply(500, ""),
+    };
+    tokio::time::sleep(scripted.delay).await;
+    let mut response = (
+        StatusCode::from_u16(scripted.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        scripted.body,
+    )
+        .into_response();
+    for (name, value) in scripted.headers {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+fn connector_with(base_url: &str, timeout: Duration) -> StaxConnector {
+    let account = StaxAccount {
+        name: "default".to_owned(),
+        base_url: format!("{base_url}/"),
+        api_key: Secret::new(API_KEY),
+    };
+    let http = match ProviderHttp::new(timeout, 2) {
+        Ok(http) => http.with_backoff(Duration::ZERO, Duration::ZERO, Duration::from_secs(1)),
+        Err(e) => panic!("http client: {e}"),
+    };
+    StaxConnector::new(&account, http)
+}
+
+fn connector(base_url: &str) -> StaxConnector {
+    connector_with(base_url, Duration::from_secs(5))
+}
+
+/// A command with only the amount set (`None`: the full pre-authorized amount).
+fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
+    Ok(CaptureParts {
+        provider: Provider::Stax,
+        account: None,
+        authorization_id: AuthorizationId::parse(PRE_AUTH)?,
+        amount,
+        authorized_amount: None,
+        final_capture: false,
+        invoice_id: None,
+        note_to_payer: None,
+        soft_descriptor: None,
+        reference: None,
+        metadata: Metadata::default(),
+        platform_fees: vec![],
+        disbursement_mode: None,
+        request_id: RequestId::parse("req-1")?,
+    })
+}
+
+fn command(parts: CaptureParts) -> Result<CaptureCommand, String> {
+    CaptureCommand::new(parts).map_err(|e| format!("{e:?}"))
+}
+
+fn money(code: &str, value: &str) -> Result<Money, String> {
+    Money::parse_positive(code, value).map_err(|e| e.to_string())
+}
+
+async fn capture(
+    connector: &StaxConnector,
+    command: &CaptureCommand,
+) -> Result<ProviderOutcome, ProviderError> {
+    connector
+        .capture(CaptureCall {
+            command,
+            idempotency_key: KEY,
+        })
+        .await
+}
+
+/// The refusal inside a result, for assertions.
+fn refusal<T>(
+    result: Result<T, ProviderError>,
+) -> Option<(Rejection, ProviderFailure, Option<Duration>)> {
+    match result {
+        Err(ProviderError::Rejected {
+            rejection,
+            failure,
+            retry_after,
+            ..
+        }) => Some((rejection, failure, retry_after)),
+        _ => None,
+    }
+}
+
+fn is_unknown<T>(result: &Result<T, ProviderError>) -> bool {
+    matches!(result, Err(ProviderError::OutcomeUnknown { .. }))
+}
+
+/// A transaction object as Stax documents it, with `total` written as given.
+fn transaction(id: &str, success: bool, total: &str, currency: &str) -> String {
+    let message = if success {
+        "null".to_owned()
+    } else {
+        "\"Unable to process the purchase transaction\"".to_owned()
+    };
+    format!(
+        r#"{{"id":"{id}","type":"charge","success":{success},"message":{message},
+        "total":{total},"currency":"{currency}","method":"card","meta":{{}},"pre_auth":false,
+        "is_refundable":true,"is_voidable":true,"is_voided":false,"total_refunded":0,
+        "customer_id":"c1","payment_method_id":"pm1","reference_id":"{PRE_AUTH}",
+        "last_four":"1111","created_at":"2024-05-01 12:00:00","updated_at":"2024-05-01 12:00:00"}}"#
+    )
+}
+
+#[tokio::test]
+async fn a_capture_sends_the_exact_request_and_reads_the_transaction() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    mock.on_request(reply(200, transaction("tx-1", true, "12.34", "USD")));
+    let mut p = parts(Some(money("USD", "12.34")?))?;
+    p.reference = Some(Reference::parse("order-42")?);
+    p.metadata =
+        Metadata::parse([("order.id".to_owned(), "42".to_owned())]).map_err(|e| e[0].1.clone())?;
+    p.final_capture = true;
+
+    let outcome = capture(&connector(&base), &command(p)?).await?;
+
+    let seen = mock.seen();
+    assert_eq!(seen.len(), 1);
+    let sent = &seen[0];
+    assert_eq!(sent.method, Method::POST);
+    assert_eq!(sent.path, CAPTURE_PATH);
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
+    assert_eq!(sent.header("content-type"), Some("application/json"));
+    assert_eq!(sent.header("accept"), Some("application/json"));
+    // Stax documents no idempotency header: the key travels in the body only.
+    assert_eq!(sent.header("idempotency-key"), None);
+    let mut names: Vec<&str> = sent.headers.keys().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "authorization",
+            "content-length",
+            "content-type",
+            "host"
+        ]
+    );
+    assert_eq!(
+        sent.text(),
+        format!(
+            r#"{{"total":12.34,"meta":{{"order.id":"42","reference":"order-42"}},"idempotency_id":"{KEY}"}}"#
+        )
+    );
+
+    assert_eq!(outcome.status, CaptureStatus::Completed);
+    assert_eq!(outcome.provider_status, "success=true");
+    assert_eq!(outcome.provider_capture_id.as_deref(), Some("tx-1"));
+    assert_eq!(outcome.captured_amount, Some(money("USD", "12.34")?));
+    assert_eq!(outcome.breakdown, None, "Stax returns no fees");
+    let stored = outcome.redacted_body.ok_or("no stored body")?;
+    assert_eq!(stored["last_four"], "1111");
+    assert!(!stored.to_string().contains(API_KEY));
+    Ok(())
+}
+
+#[tokio::test]
+async fn amounts_travel_as_exact_major_unit_numbers_in_every_currency() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    let connector = connector(&base);
+    for (currency, value, written) in [
+        ("USD", "0.1", "0.10"),
+        ("USD", "99999999.99", "99999999.99"),
+        ("JPY", "1000", "1000"),
+        ("TND", "1.5", "1.500"),
+        ("BHD", "12.345", "12.345"),
+    ] {
+        mock.on_request(reply(200, transaction("tx", true, written, currency)));
+        let outcome = capture(&connector, &command(parts(Some(money(currency, value)?))?)?).await?;
+        let sent = mock.seen().pop().ok_or("no request")?;
+        assert_eq!(
+            sent.text(),
+            format!(r#"{{"total":{written},"idempotency_id":"{KEY}"}}"#),
+            "{currency} {value}"
+        );
+        assert_eq!(outcome.captured_amount, Some(money(currency, value)?));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_full_capture_omits_total_and_reads_the_amount_stax_took() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    mock.on_request(reply(200, transaction("tx-2", true, "250.5", "USD")));
+    let outcome = capture(&connector(&base), &command(parts(None)?)?).await?;
+    assert_eq!(
+        mock.seen()[0].text(),
+        format!(r#"{{"idempotency_id":"{KEY}"}}"#)
+    );
+    assert_eq!(outcome.captured_amount, Some(money("USD", "250.50")?));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_declined_transaction_keeps_staxs_message_and_captures_nothing() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    mock.on_request(reply(200, transaction("tx-3", false, "5", "USD")));
+    let outcome = capture(
+        &connector(&base),
+        &command(parts(Some(money("USD", "5")?))?)?,
+    )
+    .await?;
+    assert_eq!(outcome.status, CaptureStatus::Declined);
+    assert_eq!(outcome.provider_status, "success=false");
+    assert_eq!(
+        outcome.provider_reason.as_deref(),
+        Some("Unable to process the purchase transaction")
+    );
+    assert_eq!(outcome.captured_amount, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refusals_of_the_pre_authorization_are_failed_preconditions_with_staxs_words() -> TestResult
+{
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    let connector = connector(&base);
+    let cmd = command(parts(Some(money("USD", "10.99")?))?)?;
+    for (message, code) in [
+        (
+            "Cannot capture more than the pre-authorized amount.",
+            "AMOUNT_EXCEEDS_PREAUTH",
+        ),
+        ("This pre-authorization has expired.", "EXPIRED"),
+        (
+            "This pre-authorization has already been captured.",
+            "ALREADY_CAPTURED",
+        ),
+        ("This pre-authorization has been voided.", "VOIDED"),
+        ("Something Stax did not document.", "BAD_REQUEST"),
+    ] {
+        let mut refused = reply(400, serde_json::json!({ "message": message }).to_string());
+        refused.headers.push(("x-request-id", "req-abc".to_owned()));
+        mock.on_request(refused);
+        let (rejection, failure, retry_after) =
+            refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
+        assert_eq!(rejection, Rejection::FailedPrecondition, "{message}");
+        assert_eq!(failure.code, code);
+        assert_eq!(failure.message, message);
+        assert_eq!(failure.http_status, 400);
+        assert_eq!(failure.debug_id.as_deref(), Some("req-abc"));
+        assert_eq!(retry_after, None);
+    }
+    assert_eq!(mock.seen().len(), 5, "a 400 is final: never retried");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_pre_authorization_is_not_found() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    mock.on_request(reply(404, r#"{"error":"Transaction not found"}"#));
+    let (rejection, failure, _) =
+        refusal(capture(&connector(&base), &command(parts(None)?)?).await)
+            .ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::NotFound);
+    assert_eq!(failure.code, "NOT_FOUND");
+    assert_eq!(failure.message, "Transaction not found");
+    assert_eq!(failure.http_status, 404);
+    Ok(())
+}
+
+#[tokio::test]
+async fn validation_errors_are_invalid_arguments_naming_the_field() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    mock.on_request(reply(422, r#"{"total":["The total must be a number."]}"#));
+    let (rejection, failure, _) = refusal(
+        capture(
+            &connector(&base),
+            &command(parts(Some(money("USD", "1")?))?)?,
+        )
+        .await,
+    )
+    .ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::InvalidArgument);
+    assert_eq!(failure.code, "INVALID_TOTAL");
+    assert_eq!(failure.message, "total: The total must be a number.");
+    assert_eq!(failure.http_status, 422);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_credentials_are_unauthorized_and_never_echoed() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    let connector = connector(&base);
+    let cmd = command(parts(None)?)?;
+    mock.on_request(reply(401, r#"{"message":"Unauthenticated."}"#));
+    mock.on_request(reply(403, ""));
+    let unauthorized = capture(&connector, &cmd).await;
+    assert!(!format!("{unauthorized:?}").contains(API_KEY));
+    let (rejection, failure, _) = refusal(unauthorized).ok_or("expected a refusal")?;
+    assert_eq!(
+        (rejection, failure.code.as_str(), failure.message.as_str()),
+        (Rejection::Unauthorized, "UNAUTHORIZED", "Unauthenticated.")
+    );
+    let (rejection, failure, _) =
+        refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
+    assert_eq!(
+        (rejection, failure.code.as_str(), failure.message.as_str()),
+        (Rejection::Unauthorized, "FORBIDDEN", "Forbidden")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    let mut throttled = reply(429, r#"{"message":"Too Many Attempts."}"#);
+    throttled.headers.push(("retry-after", "42".to_owned()));
+    mock.on_request(throttled);
+    let (rejection, failure, retry_after) =
+        refusal(capture(&connector(&base), &command(parts(None)?)?).await)
+            .ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::RateLimited);
+    assert_eq!(failure.code, "RATE_LIMITED");
+    assert_eq!(failure.message, "Too Many Attempts.");
+    assert_eq!(retry_after, Some(Duration::from_secs(42)));
+    // Longer than the transport waits: handed back at once rather than retried.
+    assert_eq!(mock.seen().len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_5xx_is_retried_with_the_same_idempotency_id_then_unknown() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    for _ in 0..3 {
+        mock.on_request(reply(500, r#"{"message":"Server Error"}"#));
+    }
+    let result = capture(
+        &connector(&base),
+        &command(parts(Some(money("USD", "1")?))?)?,
+    )
+    .await;
+    assert!(is_unknown(&result), "{result:?}");
+    let seen = mock.seen();
+    assert_eq!(seen.len(), 3, "one attempt and two retries");
+    for sent in &seen {
+        assert_eq!(sent.body, seen[0].body);
+        assert!(sent.text().contains(KEY));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_5xx_then_a_200_is_the_capture() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    mock.on_request(reply(502, "<html>Bad Gateway</html>"));
+    mock.on_request(reply(200, transaction("tx-5", true, "1.00", "USD")));
+    let outcome = capture(
+        &connector(&base),
+        &command(parts(Some(money("USD", "1")?))?)?,
+    )
+    .await?;
+    assert_eq!(outcome.status, CaptureStatus::Completed);
+    assert_eq!(mock.seen().len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_timeout_is_an_unknown_outcome() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    for _ in 0..3 {
+        let mut slow = reply(200, transaction("tx-6", true, "1", "USD"));
+        slow.delay = Duration::from_secs(2);
+        mock.on_request(slow);
+    }
+    let connector = connector_with(&base, Duration::from_millis(300));
+    let result = capture(&connector, &command(parts(None)?)?).await;
+    assert!(is_unknown(&result), "{result:?}");
+    assert_eq!(mock.seen().len(), 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_malformed_or_doubtful_200_is_an_unknown_outcome() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    let connector = connector(&base);
+    let cmd = command(parts(Some(money("USD", "10")?))?)?;
+    for body in [
+        "<html><body>Bad Gateway</body></html>".to_owned(),
+        r#"{"id":"tx-7","total":10}"#.to_owned(),
+        transaction("tx-8", true, "10", "EUR"),
+        transaction("tx-9", true, "10.001", "USD"),
+    ] {
+        mock.on_request(reply(200, body.clone()));
+        let result = capture(&connector, &cmd).await;
+        assert!(is_unknown(&result), "{body}: {result:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_stax_is_an_unknown_outcome() -> TestResult {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    drop(listener);
+    let result = capture(
+        &connector(&format!("http://{addr}")),
+        &command(parts(None)?)?,
+    )
+    .await;
+    assert!(is_unknown(&result), "{result:?}");
+    Ok(())
+}
+
+fn record(command: CaptureCommand, provider_capture_id: Option<&str>) -> CaptureRecord {
+    CaptureRecord {
+        id: KEY.to_owned(),
+        tenant: "tenant-a".to_owned(),
+        account: "default".to_owned(),
+        command,
+        status: CaptureStatus::Processing,
+        reason: None,
+        provider_reason: None,
+        provider_capture_id: provider_capture_id.map(str::to_owned),
+        provider_status: None,
+        captured_amount: None,
+        breakdown: None,
+        network_reference: None,
+        seller_protection: None,
+        processor_response: None,
+        failure: None,
+        create_time: 0,
+        update_time: 0,
+    }
+}
+
+#[tokio::test]
+async fn fetch_outcome_reads_the_transaction_once_its_id_is_known() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    let refunded = transaction("tx-10", true, "20.00", "USD")
+        .replace(r#""total_refunded":0"#, r#""total_refunded":5.5"#);
+    mock.on_request(reply(200, refunded));
+    let cmd = command(parts(Some(money("USD", "20")?))?)?;
+    let outcome = connector(&base)
+        .fetch_outcome(&record(cmd, Some("tx-10")))
+        .await?;
+    let seen = mock.seen();
+    assert_eq!(seen[0].method, Method::GET);
+    assert_eq!(seen[0].path, "/transaction/tx-10");
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
+    assert!(seen[0].body.is_empty());
+    assert_eq!(outcome.status, CaptureStatus::PartiallyRefunded);
+    assert_eq!(outcome.captured_amount, Some(money("USD", "20")?));
+    Ok(())
+}
+
+#[tokio::test]
+async fn fetch_outcome_resends_the_capture_with_its_idempotency_id_otherwise() -> TestResult {
+    let mock = MockStax::default();
+    let base = mock.start().await?;
+    mock.on_request(reply(200, transaction("tx-11", true, "3", "USD")));
+    let cmd = command(parts(Some(money("USD", "3")?))?)?;
+    let outcome = connector(&base).fetch_outcome(&record(cmd, None)).await?;
+    let seen = mock.seen();
+    assert_eq!(
+        (seen[0].method.clone(), seen[0].path.as_str()),
+        (Method::POST, CAPTURE_PATH)
+    );
+    assert_eq!(
+        seen[0].text(),
+        format!(r#"{{"total":3.00,"idempotency_id":"{KEY}"}}"#)
+    );
+    assert_eq!(outcome.provider_capture_id.as_deref(), Some("tx-11"));
+    Ok(())
+}
+
+#[test]
+fn check_refuses_what_a_stax_capture_cannot_carry() -> Result<(), String> {
+    let connector = connector("http://127.0.0.1:9");
+    assert_eq!(connector.provider(), Provider::Stax);
+    let fine = parts(Some(money("USD", "9999999999999.99")?))?;
+    assert!(connector.check(&command(fine)?).is_empty());
+
+    let mut p = parts(Some(money("USD", "10000000000000.00")?))?;
+    p.authorization_id = AuthorizationId::parse("..")?;
+    p.invoice_id = Some(InvoiceId::parse("INV-1")?);
+    p.note_to_payer = Some(NoteToPayer::parse("thanks")?);
+    p.soft_descriptor = Some(SoftDescriptor::parse("SHOP")?);
+    p.platform_fees = vec![PlatformFee {
+        amount: money("USD", "1")?,
+        payee: None,
+    }];
+    p.disbursement_mode = Some(DisbursementMode::Instant);
+    p.reference = Some(Reference::parse("order-1")?);
+    p.metadata =
+        Metadata::parse([("reference".to_owned(), "x".to_owned())]).map_err(|e| e[0].1.clone())?;
+    let fields: Vec<String> = connector
+        .check(&command(p)?)
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "authorization_id",
+            "amount.value",
+            "invoice_id",
+            "note_to_payer",
+            "soft_descriptor",
+            "platform_fees",
+            "disbursement_mode",
+            "metadata"
+        ]
+    );
+    Ok(())
+}
