@@ -27,9 +27,10 @@ const KEY: &str = "bench-key";
 
 fn authed<T>(message: T) -> BenchResult<Request<T>> {
     let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", MetadataValue::try_from(format!("Bearer {KEY}"))?);
+    request.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {KEY}"))?,
+    );
     Ok(request)
 }
 
@@ -63,7 +64,12 @@ impl Run {
 }
 
 /// Runs `count` calls made by `call(i)`, at most `concurrency` at once.
-async fn measure<F, Fut, T>(name: &'static str, count: usize, concurrency: usize, call: F) -> (Run, Vec<T>)
+async fn measure<F, Fut, T>(
+    name: &'static str,
+    count: usize,
+    concurrency: usize,
+    call: F,
+) -> (Run, Vec<T>)
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = BenchResult<T>> + Send + 'static,
@@ -100,17 +106,32 @@ where
             Err(_) => errors += 1,
         }
     }
-    (Run { name, latencies, wall: start.elapsed(), errors }, values)
+    (
+        Run {
+            name,
+            latencies,
+            wall: start.elapsed(),
+            errors,
+        },
+        values,
+    )
 }
 
 #[tokio::main]
 async fn main() -> BenchResult<()> {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let captures = args.first().copied().unwrap_or(2000);
     let concurrency = args.get(1).copied().unwrap_or(32);
     let dir = tempfile::tempdir()?;
-    let database_url = std::env::var("CAPTURE_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()));
+    let database_url = std::env::var("CAPTURE_BENCH_DATABASE_URL").unwrap_or_else(|_| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        )
+    });
 
     let mut config = Config::load(&HashMap::new())?;
     config.grpc_addr = "127.0.0.1:0".parse()?;
@@ -118,7 +139,10 @@ async fn main() -> BenchResult<()> {
     config.database_url = database_url.clone();
     config.sandbox = SandboxMode::On;
     config.dev_api_key_file = None;
-    config.api_keys = vec![ApiKey { tenant: "bench".into(), sha256: Sha256::digest(KEY.as_bytes()).into() }];
+    config.api_keys = vec![ApiKey {
+        tenant: "bench".into(),
+        sha256: Sha256::digest(KEY.as_bytes()).into(),
+    }];
     let app = App::build(config).await.map_err(|e| format!("{e:#}"))?;
     let grpc = app.grpc_addr()?;
     let http = app.http_addr()?;
@@ -127,7 +151,10 @@ async fn main() -> BenchResult<()> {
         let _ = stopped.await;
     }));
     let client = CaptureServiceClient::connect(format!("http://{grpc}")).await?;
-    println!("capture-service bench: {captures} captures, concurrency {concurrency}, database {}", database_url.split('?').next().unwrap_or_default());
+    println!(
+        "capture-service bench: {captures} captures, concurrency {concurrency}, database {}",
+        database_url.split('?').next().unwrap_or_default()
+    );
 
     // One authorization per capture, so the ledger lock measures contention-free captures.
     let web = reqwest::Client::new();
@@ -152,7 +179,10 @@ async fn main() -> BenchResult<()> {
                 let request = CaptureRequest {
                     provider: proto::Provider::Paypal as i32,
                     authorization_id: auth[i].clone(),
-                    amount: Some(proto::Money { currency_code: "USD".into(), value: "12.34".into() }),
+                    amount: Some(proto::Money {
+                        currency_code: "USD".into(),
+                        value: "12.34".into(),
+                    }),
                     request_id: format!("bench-{i}"),
                     ..Default::default()
                 };
@@ -161,9 +191,21 @@ async fn main() -> BenchResult<()> {
             }
         }
     };
-    let (run, ids) = measure("Capture", captures, concurrency, capture(client.clone(), authorizations.clone())).await;
+    let (run, ids) = measure(
+        "Capture",
+        captures,
+        concurrency,
+        capture(client.clone(), authorizations.clone()),
+    )
+    .await;
     run.report();
-    let (run, _) = measure("Capture replay", captures, concurrency, capture(client.clone(), authorizations)).await;
+    let (run, _) = measure(
+        "Capture replay",
+        captures,
+        concurrency,
+        capture(client.clone(), authorizations),
+    )
+    .await;
     run.report();
 
     let ids = Arc::new(ids);
@@ -174,7 +216,9 @@ async fn main() -> BenchResult<()> {
             let mut client = client.clone();
             let id = ids[i % ids.len().max(1)].clone();
             async move {
-                client.get_capture(authed(GetCaptureRequest { id })?).await?;
+                client
+                    .get_capture(authed(GetCaptureRequest { id })?)
+                    .await?;
                 Ok(())
             }
         }
@@ -184,7 +228,12 @@ async fn main() -> BenchResult<()> {
     let list = move |_: usize| {
         let mut client = client.clone();
         async move {
-            client.list_captures(authed(ListCapturesRequest { page_size: 50, ..Default::default() })?).await?;
+            client
+                .list_captures(authed(ListCapturesRequest {
+                    page_size: 50,
+                    ..Default::default()
+                })?)
+                .await?;
             Ok(())
         }
     };
