@@ -1,26 +1,113 @@
-//! PaymentOptions emulator. PLACEHOLDER being replaced by its implementation in this session.
+//! PaymentOptions emulator: the server-to-server capture as PaymentOptions documents it
+//! (providers.md, seed 001), so the real connector can be exercised end to end.
+//!
+//! State lives in memory behind one `std::sync::Mutex`, never held across an `.await`.
+//! Rules worth knowing (the seed documents only the success answer and the list of failure
+//! statuses and response codes; the `ERR…` gateway codes are this emulator's):
+//! - `Authorization: Basic <basic_key>` and `x-api-key: <api_key>` must both match: else 401
+//!   `ERR1002`. A body that is not the documented JSON: 400 `ERR1003`. Another merchant's
+//!   `merchant_id`: 406 `ERR1008`. An unknown `transactionId`: 404 `ERR1001`.
+//! - One capture per authorization, of at most the authorized amount (a smaller one releases
+//!   the rest): above it, 412 `ERR1004`; once captured, the same amount again is a duplicate
+//!   transmission (400, `response_code` 94) and another amount 412 `ERR1005`. There is no
+//!   idempotency key, so a re-sent capture whose first answer was lost gets the 94.
+//! - Scenarios: `Expired` 412 `ERR1006`, `Voided` 412 `ERR1007`; `Declined` 400 with
+//!   `success: false` and `response_code` 5 (do not honour); `ServerError` 500 `ERR1500`; none of
+//!   them captures. `Timeout` captures, then answers after [`TIMEOUT_DELAY`]; `MalformedBody`
+//!   captures, then answers 201 with a body that is not JSON. `Pending` is `Approve`:
+//!   PaymentOptions has no pending capture.
+//! - Answers carry the full test card number [`TEST_PAN`], as PaymentOptions' do: the connector
+//!   must mask it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use axum::Router;
+use serde_json::{json, Value};
 
-use super::{Emulator, SandboxAuthorization, Scenario};
-use crate::config::PaymentOptionsAccount;
+use super::{
+    header_str, json_reply, random_digits, random_hex, rfc3339, Emulator, Reply,
+    SandboxAuthorization, Scenario,
+};
+use crate::config::{PaymentOptionsAccount, Secret};
 use crate::domain::{Money, Provider};
 
-/// The emulated PaymentOptions.
+/// How long the `Timeout` scenario waits before answering: longer than any client deadline.
+pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
+/// The card every sandbox authorization was made with (Visa's test number).
+pub const TEST_PAN: &str = "4111111111111111";
+/// The capture endpoint under the default path prefix.
+const CAPTURE_PATH: &str = "/api/v1/server-to-server-interface/capture";
+/// The same, as the published example writes it (`/api/v1` twice).
+const DOUBLED_CAPTURE_PATH: &str = "/api/v1/api/v1/server-to-server-interface/capture";
+/// PaymentOptions' limits on the request fields.
+const MAX_TRANSACTION_ID_CHARS: usize = 36;
+const MAX_AMOUNT: i64 = 9_999_999_999;
+const MAX_MERCHANT_ID_CHARS: usize = 10;
+const MAX_NOTES_CHARS: usize = 128;
+
+/// One authorization and its capture, if it has one.
+struct Authorization {
+    amount: Money,
+    scenario: Scenario,
+    /// Minor units of the one capture made.
+    captured: Option<i64>,
+}
+
+/// The emulated PaymentOptions: generated credentials plus its authorizations.
 pub struct PaymentOptionsEmulator {
     base_url: String,
+    basic_key: String,
+    api_key: String,
+    merchant_id: String,
+    authorizations: Mutex<HashMap<String, Authorization>>,
+    /// `transaction_details.ref`, a running number.
+    next_ref: AtomicU64,
 }
 
 impl PaymentOptionsEmulator {
     pub fn new(base_url: String) -> Self {
-        PaymentOptionsEmulator { base_url }
+        PaymentOptionsEmulator {
+            base_url,
+            basic_key: random_hex(48),
+            api_key: random_hex(40),
+            merchant_id: format!("M{}", random_digits(7)),
+            authorizations: Mutex::default(),
+            next_ref: AtomicU64::new(74_819),
+        }
     }
 
     /// An account whose credentials this emulator accepts.
     pub fn account(&self) -> PaymentOptionsAccount {
-        todo_account(&self.base_url)
+        PaymentOptionsAccount {
+            name: "default".to_owned(),
+            base_url: self.base_url.clone(),
+            path_prefix: PaymentOptionsAccount::DEFAULT_PATH_PREFIX.to_owned(),
+            basic_key: Secret::new(self.basic_key.clone()),
+            api_key: Secret::new(self.api_key.clone()),
+            merchant_id: self.merchant_id.clone(),
+        }
+    }
+
+    /// A poisoned lock only means another request panicked; the map itself stays usable.
+    fn authorizations(&self) -> MutexGuard<'_, HashMap<String, Authorization>> {
+        self.authorizations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn credentials_ok(&self, headers: &HeaderMap) -> bool {
+        let basic = header_str(headers, header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Basic "));
+        basic == Some(self.basic_key.as_str())
+            && header_str(headers, "x-api-key") == Some(self.api_key.as_str())
     }
 }
 
@@ -31,26 +118,288 @@ impl Emulator for PaymentOptionsEmulator {
 
     fn routes(self: Arc<Self>) -> Router {
         Router::new()
+            .route(CAPTURE_PATH, post(capture))
+            .route(DOUBLED_CAPTURE_PATH, post(capture))
+            .with_state(self)
     }
 
     fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization {
+        let id = uuid();
+        let status = match scenario {
+            Scenario::Expired => "EXPIRED",
+            Scenario::Voided => "VOIDED",
+            _ => "AUTHORISED",
+        };
+        let authorization = Authorization {
+            amount,
+            scenario,
+            captured: None,
+        };
+        self.authorizations().insert(id.clone(), authorization);
         SandboxAuthorization {
-            id: "placeholder".into(),
+            id,
             provider: Provider::PaymentOptions.as_str().to_owned(),
-            status: "CREATED".into(),
+            status: status.to_owned(),
             amount: amount.into(),
             scenario,
         }
     }
 }
 
-fn todo_account(base_url: &str) -> PaymentOptionsAccount {
-    PaymentOptionsAccount {
-        name: "default".into(),
-        base_url: base_url.into(),
-        path_prefix: "/api/v1".into(),
-        basic_key: crate::config::Secret::new("b"),
-        api_key: crate::config::Secret::new("a"),
-        merchant_id: "m".into(),
+/// A random id in the shape of PaymentOptions' (a UUID).
+fn uuid() -> String {
+    let hex = random_hex(32);
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// `POST {prefix}/server-to-server-interface/capture`.
+async fn capture(
+    State(emulator): State<Arc<PaymentOptionsEmulator>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !emulator.credentials_ok(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "ERR1002", "Unauthorized.").into_response();
+    }
+    let (reply, delay) = decide(&emulator, &headers, &body).unwrap_or_else(|r| (r, None));
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    reply.into_response()
+}
+
+/// The documented capture body, checked field by field.
+struct CaptureRequest {
+    transaction_id: String,
+    amount: i64,
+    merchant_id: String,
+}
+
+fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<CaptureRequest, Reply> {
+    let invalid = |message: &str| error(StatusCode::BAD_REQUEST, "ERR1003", message);
+    let is_json = header_str(headers, header::CONTENT_TYPE.as_str())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(invalid("Content-Type must be application/json."));
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| invalid("The request body is not valid JSON."))?;
+    let transaction_id = value["transactionId"]
+        .as_str()
+        .filter(|t| !t.is_empty() && t.chars().count() <= MAX_TRANSACTION_ID_CHARS)
+        .ok_or_else(|| invalid("transactionId is required: a string of at most 36 characters."))?;
+    let amount = value["amount"]
+        .as_i64()
+        .filter(|a| (1..=MAX_AMOUNT).contains(a))
+        .ok_or_else(|| invalid("amount is required: an integer of at most 10 digits."))?;
+    let merchant_id = value["merchant_id"]
+        .as_str()
+        .filter(|m| !m.is_empty() && m.chars().count() <= MAX_MERCHANT_ID_CHARS)
+        .ok_or_else(|| invalid("merchant_id is required: at most 10 characters."))?;
+    match &value["notes"] {
+        Value::Null => {}
+        Value::String(notes) if notes.chars().count() <= MAX_NOTES_CHARS => {}
+        _ => return Err(invalid("notes must be a string of at most 128 characters.")),
+    }
+    Ok(CaptureRequest {
+        transaction_id: transaction_id.to_owned(),
+        amount,
+        merchant_id: merchant_id.to_owned(),
+    })
+}
+
+/// A capture's answer and how long to hold it back; `Err` is a refusal that captured nothing.
+type Decision = Result<(Reply, Option<Duration>), Reply>;
+
+/// Applies PaymentOptions' capture rules to one request, recording the capture when money moves.
+fn decide(emulator: &PaymentOptionsEmulator, headers: &HeaderMap, body: &[u8]) -> Decision {
+    let request = parse_request(headers, body)?;
+    if request.merchant_id != emulator.merchant_id {
+        return Err(error(
+            StatusCode::NOT_ACCEPTABLE,
+            "ERR1008",
+            "The merchant_id does not belong to this API key.",
+        ));
+    }
+    let mut authorizations = emulator.authorizations();
+    let Some(auth) = authorizations.get_mut(&request.transaction_id) else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "ERR1001",
+            "Transaction not found.",
+        ));
+    };
+    let refuse =
+        |code: &str, message: &str| Err(error(StatusCode::PRECONDITION_FAILED, code, message));
+    match auth.scenario {
+        Scenario::Expired => return refuse("ERR1006", "The authorisation has expired."),
+        Scenario::Voided => return refuse("ERR1007", "The authorisation has been voided."),
+        _ => {}
+    }
+    let currency = auth.amount.currency();
+    let asked = Money::from_minor_units(currency, request.amount);
+    let answer = |status: StatusCode, code: i64, gateway: (&str, &str, &str)| {
+        let reference = emulator.next_ref.fetch_add(1, Ordering::Relaxed);
+        answer_body(
+            emulator,
+            status,
+            &request.transaction_id,
+            asked,
+            code,
+            gateway,
+            reference,
+        )
+    };
+    match auth.captured {
+        Some(captured) if captured == request.amount => {
+            return Err(answer(
+                StatusCode::BAD_REQUEST,
+                94,
+                ("ERROR", "Duplicate transmission.", "ERR0094"),
+            ));
+        }
+        Some(_) => return refuse("ERR1005", "The transaction has already been captured."),
+        None => {}
+    }
+    if request.amount > auth.amount.minor_units() {
+        return refuse(
+            "ERR1004",
+            "The capture amount exceeds the authorised amount.",
+        );
+    }
+    match auth.scenario {
+        Scenario::Declined => {
+            return Err(answer(
+                StatusCode::BAD_REQUEST,
+                5,
+                ("ERROR", "Do not honour.", "ERR0005"),
+            ));
+        }
+        Scenario::ServerError => {
+            return Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ERR1500",
+                "Internal server error.",
+            ));
+        }
+        Scenario::Approve
+        | Scenario::Pending
+        | Scenario::Expired
+        | Scenario::Voided
+        | Scenario::Timeout
+        | Scenario::MalformedBody => {}
+    }
+    auth.captured = Some(request.amount);
+    let scenario = auth.scenario;
+    drop(authorizations);
+    let success = ("INFO", "Amount successfully captured.", "INFO0001");
+    let reply = match scenario {
+        Scenario::MalformedBody => Reply {
+            status: StatusCode::CREATED,
+            body: Bytes::from_static(b"{\"success\": true, \"status_code\": 201, \"transac"),
+        },
+        _ => answer(StatusCode::CREATED, 0, success),
+    };
+    let delay = (scenario == Scenario::Timeout).then_some(TIMEOUT_DELAY);
+    Ok((reply, delay))
+}
+
+/// The documented answer envelope for a processed transaction, success or not, with the full
+/// test card number as PaymentOptions sends it.
+fn answer_body(
+    emulator: &PaymentOptionsEmulator,
+    status: StatusCode,
+    transaction_id: &str,
+    amount: Money,
+    response_code: i64,
+    (kind, message, code): (&str, &str, &str),
+    reference: u64,
+) -> Reply {
+    let merchant_txn_ref = format!("sbx-{}", &transaction_id[..transaction_id.len().min(8)]);
+    json_reply(
+        status,
+        &json!({
+            "success": response_code == 0,
+            "status_code": status.as_u16(),
+            "is_live": false,
+            "transaction_type": "CAPTURE",
+            "gateway_response": {"version": "1", "type": kind, "message": message, "code": code},
+            "merchant_details": {
+                "legal_name": "Sandbox Merchant",
+                "mid": emulator.merchant_id,
+                "merchant_txn_ref": merchant_txn_ref,
+            },
+            "payment_details": {
+                "amount": amount.minor_units(),
+                "response_code": response_code,
+                "auth_code": random_digits(6),
+                "currency": amount.currency().code(),
+                "payment_method": "VISA-SSL",
+                "scheme": "VISA",
+                "card": {
+                    "name": "Sandbox Cardholder",
+                    "number": TEST_PAN,
+                    "exp_month": "12",
+                    "exp_year": "30",
+                },
+                "additional_data": {"payment_data_source": {"type": "card"}},
+            },
+            "transaction_details": {
+                "id": uuid(),
+                "ref": reference,
+                "timestamp": timestamp(),
+                "merchant_txn_ref": merchant_txn_ref,
+            },
+        }),
+    )
+}
+
+/// `2024-11-25T08:41:15.000Z`, as the documented answer writes it.
+fn timestamp() -> String {
+    let seconds = rfc3339(SystemTime::now());
+    match seconds.strip_suffix('Z') {
+        Some(stem) => format!("{stem}.000Z"),
+        None => seconds,
+    }
+}
+
+/// PaymentOptions' failure envelope for a refused request.
+fn error(status: StatusCode, code: &str, message: &str) -> Reply {
+    json_reply(
+        status,
+        &json!({
+            "success": false,
+            "status_code": status.as_u16(),
+            "is_live": false,
+            "transaction_type": "CAPTURE",
+            "gateway_response": {"version": "1", "type": "ERROR", "message": message, "code": code},
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_look_like_uuids_and_fit_the_transaction_id_limit() {
+        let id = uuid();
+        assert_eq!(id.len(), MAX_TRANSACTION_ID_CHARS);
+        assert_eq!(id.matches('-').count(), 4);
+        assert_eq!(&id[14..15], "4");
+    }
+
+    #[test]
+    fn timestamps_have_milliseconds() {
+        let t = timestamp();
+        assert!(t.ends_with(".000Z"), "{t}");
+        assert_eq!(t.len(), "2024-11-25T08:41:15.000Z".len());
     }
 }

@@ -1,25 +1,109 @@
-//! PaymentOptions connector. PLACEHOLDER being replaced by its implementation in this session.
+//! PaymentOptions server-to-server connector (seed 001): the capture call with its two keys,
+//! and the reading of PaymentOptions' answers. Wire types live in [`wire`], their conversion to
+//! and from the domain (and the masking of the card number the answer carries) in `mapping`.
+//!
+//! What PaymentOptions offers and what follows:
+//! - One capture per authorization, of at most the authorized amount; a smaller capture
+//!   releases the rest. The amount is required (no full-amount default), an integer in the
+//!   currency's minor unit of at most 10 digits; the request names no currency.
+//! - No idempotency key: a capture is sent with [`RetryPolicy::NotIdempotent`] (retried only
+//!   when it provably was not sent). A re-sent capture that went through the first time is
+//!   answered `response_code` 94 (duplicate), which is an unknown outcome, never a failure.
+//! - No capture lookup: `fetch_outcome` cannot resolve anything and says so.
+//! - The answer carries the full card number; `mapping::read_body` masks it before anything
+//!   else reads the answer. Bodies are never logged.
+
+mod mapping;
+pub mod wire;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
+use http::{HeaderValue, StatusCode};
 
-use super::http::ProviderHttp;
-use super::{CaptureCall, Connector, ProviderError};
-use crate::config::PaymentOptionsAccount;
+use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
+use super::{CaptureCall, Connector, ProviderError, Rejection};
+use crate::config::{PaymentOptionsAccount, Secret};
+use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+use mapping::{Meaning, Parsed};
 
-/// Captures at one configured PaymentOptions account.
+/// The capture endpoint, after the configurable path prefix.
+const CAPTURE_PATH: &str = "/server-to-server-interface/capture";
+
+/// Captures at one configured PaymentOptions merchant.
 pub struct PaymentOptionsConnector {
-    base_url: String,
-    _http: ProviderHttp,
+    /// `{base_url}{path_prefix}/server-to-server-interface/capture`.
+    capture_url: String,
+    /// Sent verbatim after `Basic `: PaymentOptions issues it already encoded.
+    basic_key: Secret,
+    /// Sent as `x-api-key`.
+    api_key: Secret,
+    merchant_id: String,
+    http: ProviderHttp,
 }
 
 impl PaymentOptionsConnector {
     pub fn new(account: &PaymentOptionsAccount, http: ProviderHttp) -> Self {
         PaymentOptionsConnector {
-            base_url: account.base_url.trim_end_matches('/').to_owned(),
-            _http: http,
+            capture_url: capture_url(&account.base_url, &account.path_prefix),
+            basic_key: account.basic_key.clone(),
+            api_key: account.api_key.clone(),
+            merchant_id: account.merchant_id.clone(),
+            http,
         }
     }
+
+    /// The capture request with its headers; credentials are marked sensitive so no `Debug`
+    /// of the request shows them.
+    fn build_request(&self, body: Vec<u8>) -> Result<reqwest::Request, ProviderError> {
+        let authorization = secret_header(&format!("Basic {}", self.basic_key.expose()))?;
+        let api_key = secret_header(self.api_key.expose())?;
+        self.http
+            .client()
+            .post(&self.capture_url)
+            .header(http::header::AUTHORIZATION, authorization)
+            .header("x-api-key", api_key)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .build()
+            .map_err(|e| {
+                unknown(format!(
+                    "cannot build the capture request: {}",
+                    e.without_url()
+                ))
+            })
+    }
+}
+
+/// `base_url` + `/prefix` + the capture path, with exactly one slash at each joint.
+fn capture_url(base_url: &str, path_prefix: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    match path_prefix.trim_matches('/') {
+        "" => format!("{base}{CAPTURE_PATH}"),
+        prefix => format!("{base}/{prefix}{CAPTURE_PATH}"),
+    }
+}
+
+/// A credential as a header value. One that cannot be a header is a configuration problem,
+/// found before anything is sent.
+fn secret_header(value: &str) -> Result<HeaderValue, ProviderError> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
+        rejected(
+            Rejection::Unauthorized,
+            ProviderFailure {
+                code: "INVALID_CREDENTIAL_FORMAT".to_owned(),
+                message: "a configured PaymentOptions key is not a valid HTTP header value; \
+                          nothing was sent"
+                    .to_owned(),
+                debug_id: None,
+                http_status: 0,
+            },
+            None,
+        )
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 #[async_trait]
@@ -28,24 +112,290 @@ impl Connector for PaymentOptionsConnector {
         Provider::PaymentOptions
     }
 
-    fn check(&self, _command: &CaptureCommand) -> Vec<FieldViolation> {
-        Vec::new()
+    fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
+        let parts = command.parts();
+        let mut violations = Vec::new();
+        let mut refuse = |field: &str, description: String| {
+            violations.push(FieldViolation::new(field, description));
+        };
+        if parts.authorization_id.as_str().chars().count() > mapping::MAX_TRANSACTION_ID_CHARS {
+            refuse(
+                "authorization_id",
+                format!(
+                    "PaymentOptions' transactionId takes at most {} characters",
+                    mapping::MAX_TRANSACTION_ID_CHARS
+                ),
+            );
+        }
+        match &parts.amount {
+            None => refuse(
+                "amount",
+                "PaymentOptions needs the amount to capture: its capture has no full-amount \
+                 default"
+                    .to_owned(),
+            ),
+            Some(amount) if amount.minor_units() > mapping::MAX_AMOUNT_MINOR_UNITS => refuse(
+                "amount.value",
+                format!(
+                    "PaymentOptions takes at most 10 digits of {} minor units ({} decimals)",
+                    amount.currency().code(),
+                    amount.currency().exponent()
+                ),
+            ),
+            Some(_) => {}
+        }
+        if let Some((field, text)) = mapping::notes(command) {
+            if text.chars().count() > mapping::MAX_NOTES_CHARS {
+                refuse(
+                    field,
+                    format!(
+                        "sent as PaymentOptions' notes, which take at most {} characters",
+                        mapping::MAX_NOTES_CHARS
+                    ),
+                );
+            }
+        }
+        let absent = "PaymentOptions' capture has no such field";
+        if parts.invoice_id.is_some() {
+            refuse("invoice_id", absent.to_owned());
+        }
+        if parts.soft_descriptor.is_some() {
+            refuse("soft_descriptor", absent.to_owned());
+        }
+        if !parts.platform_fees.is_empty() {
+            refuse("platform_fees", absent.to_owned());
+        }
+        if parts.disbursement_mode.is_some() {
+            refuse("disbursement_mode", absent.to_owned());
+        }
+        violations
     }
 
-    async fn capture(&self, _call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
-        Err(ProviderError::OutcomeUnknown {
-            provider: Provider::PaymentOptions,
-            detail: format!("not implemented ({})", self.base_url),
-        })
+    #[tracing::instrument(skip_all, fields(
+        provider = "payment_options",
+        authorization_id = %call.command.parts().authorization_id,
+        capture_id = %call.idempotency_key,
+    ))]
+    async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        let Some(request) = mapping::capture_request(call.command, &self.merchant_id) else {
+            return Err(rejected(
+                Rejection::InvalidArgument,
+                ProviderFailure {
+                    code: "AMOUNT_REQUIRED".to_owned(),
+                    message: "PaymentOptions needs the amount to capture; nothing was sent"
+                        .to_owned(),
+                    debug_id: None,
+                    http_status: 0,
+                },
+                None,
+            ));
+        };
+        let body = serde_json::to_vec(&request)
+            .map_err(|e| unknown(format!("cannot encode the capture request: {e}")))?;
+        let request = self.build_request(body)?;
+        // No idempotency key exists in this API: only a request that provably never left is
+        // sent again.
+        let answer = self
+            .http
+            .send(request, RetryPolicy::NotIdempotent)
+            .await
+            .map_err(|e| unknown(format!("capture: {e}")))?;
+        classify(&answer, call.command)
     }
 
+    /// PaymentOptions documents no capture lookup, and re-sending a capture is not idempotent:
+    /// nothing here can resolve an outcome.
+    #[tracing::instrument(skip_all, fields(provider = "payment_options", capture_id = %capture.id))]
     async fn fetch_outcome(
         &self,
-        _capture: &CaptureRecord,
+        capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError> {
-        Err(ProviderError::OutcomeUnknown {
-            provider: Provider::PaymentOptions,
-            detail: "not implemented".into(),
-        })
+        tracing::info!("PaymentOptions offers no capture lookup; the outcome stays unknown");
+        Err(unknown(format!(
+            "PaymentOptions offers no capture lookup and its capture is not idempotent: \
+             reconcile capture {} (transactionId {}) in the PaymentOptions portal",
+            capture.id,
+            capture.command.parts().authorization_id
+        )))
+    }
+}
+
+/// Turns the capture call's answer into an outcome or an error. The response code decides
+/// wherever PaymentOptions sends one; otherwise the HTTP status does.
+fn classify(
+    answer: &HttpAnswer,
+    command: &CaptureCommand,
+) -> Result<ProviderOutcome, ProviderError> {
+    let status = answer.status;
+    let http_status = status.as_u16();
+    let parsed = mapping::read_body(&answer.body);
+    // Correlation fields for the log lines (never the body), owned so the answer can move.
+    let (gateway_code, response_code, transaction_id) = match &parsed {
+        Ok(p) => (
+            p.answer.gateway_code().unwrap_or("").to_owned(),
+            p.answer.response_code(),
+            p.answer.transaction_id().unwrap_or("").to_owned(),
+        ),
+        Err(_) => (String::new(), None, String::new()),
+    };
+    let (gateway_code, transaction_id) = (gateway_code.as_str(), transaction_id.as_str());
+    if status.is_success() {
+        let outcome = parsed
+            .and_then(|parsed| read_success(http_status, parsed))
+            .map_err(|detail| {
+                tracing::warn!(
+                    status = http_status, gateway_code, response_code, transaction_id,
+                    %detail, "unusable PaymentOptions capture answer"
+                );
+                unknown(format!("HTTP {http_status}: {detail}"))
+            })?;
+        warn_if_other_amount(&outcome, command);
+        tracing::info!(
+            status = http_status, capture_status = %outcome.status, gateway_code, response_code,
+            transaction_id, attempts = answer.attempts, "PaymentOptions answered the capture"
+        );
+        return Ok(outcome);
+    }
+    // Read before the body may be consumed by a decline below.
+    let failure = mapping::failure(parsed.as_ref().ok(), http_status);
+    let rejection = match status {
+        StatusCode::BAD_REQUEST | StatusCode::NOT_ACCEPTABLE | StatusCode::PRECONDITION_FAILED => {
+            // A refusal that carries a decline or an unresolved code says more than its status.
+            if let Ok(parsed) = parsed {
+                if let Ok(Some(code)) = mapping::response_code(&parsed.answer) {
+                    match mapping::meaning(code) {
+                        Meaning::Declined => {
+                            tracing::info!(
+                                status = http_status,
+                                gateway_code,
+                                response_code,
+                                transaction_id,
+                                "PaymentOptions declined the capture"
+                            );
+                            return Ok(mapping::declined(parsed, code));
+                        }
+                        Meaning::Unresolved(detail) => {
+                            tracing::warn!(
+                                status = http_status,
+                                gateway_code,
+                                response_code,
+                                transaction_id,
+                                "PaymentOptions did not say whether it captured"
+                            );
+                            return Err(unknown(format!("HTTP {http_status}: {detail}")));
+                        }
+                        // The default code on a refusal: the status decides.
+                        Meaning::Captured => {}
+                    }
+                }
+            }
+            if status == StatusCode::PRECONDITION_FAILED {
+                Rejection::FailedPrecondition
+            } else {
+                Rejection::InvalidArgument
+            }
+        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Rejection::Unauthorized,
+        StatusCode::NOT_FOUND => Rejection::NotFound,
+        StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
+        // 500, 502, 504, redirects and undocumented statuses: PaymentOptions may have captured.
+        _ => {
+            tracing::warn!(
+                status = http_status,
+                gateway_code,
+                response_code,
+                transaction_id,
+                attempts = answer.attempts,
+                "PaymentOptions gave no definite answer"
+            );
+            return Err(unknown(format!(
+                "PaymentOptions answered HTTP {http_status} ({})",
+                failure.code
+            )));
+        }
+    };
+    tracing::warn!(
+        status = http_status, code = %failure.code, response_code, transaction_id,
+        attempts = answer.attempts, "PaymentOptions refused the capture"
+    );
+    Err(rejected(rejection, failure, answer.retry_after()))
+}
+
+/// A 2xx answer: captured only with HTTP 201, `success: true` and response code 0.
+fn read_success(http_status: u16, parsed: Parsed) -> Result<ProviderOutcome, String> {
+    let code = mapping::response_code(&parsed.answer)?
+        .ok_or("the answer has no payment_details.response_code")?;
+    match mapping::meaning(code) {
+        Meaning::Captured if http_status != 201 => Err(format!(
+            "response_code 0 with HTTP {http_status}; a capture is answered 201"
+        )),
+        Meaning::Captured if parsed.answer.success != Some(true) => {
+            Err("response_code 0 but success is not true".to_owned())
+        }
+        Meaning::Captured => Ok(mapping::completed(parsed)),
+        Meaning::Declined => Ok(mapping::declined(parsed, code)),
+        Meaning::Unresolved(detail) => Err(detail.to_owned()),
+    }
+}
+
+/// The request names no currency: PaymentOptions captures in the authorization's. Says so in
+/// the log when that, or the amount, differs from what was asked (the outcome keeps what
+/// PaymentOptions reported).
+fn warn_if_other_amount(outcome: &ProviderOutcome, command: &CaptureCommand) {
+    if let (Some(captured), Some(asked)) = (&outcome.captured_amount, &command.parts().amount) {
+        if captured != asked {
+            tracing::warn!(
+                %captured, %asked,
+                "PaymentOptions reports a captured amount other than the one asked for"
+            );
+        }
+    }
+}
+
+fn rejected(
+    rejection: Rejection,
+    failure: ProviderFailure,
+    retry_after: Option<Duration>,
+) -> ProviderError {
+    ProviderError::Rejected {
+        provider: Provider::PaymentOptions,
+        rejection,
+        failure,
+        retry_after: match rejection {
+            Rejection::RateLimited => retry_after,
+            Rejection::NotFound
+            | Rejection::FailedPrecondition
+            | Rejection::InvalidArgument
+            | Rejection::Unauthorized => None,
+        },
+    }
+}
+
+fn unknown(detail: impl Into<String>) -> ProviderError {
+    ProviderError::OutcomeUnknown {
+        provider: Provider::PaymentOptions,
+        detail: detail.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_capture_url_joins_base_and_prefix_with_single_slashes() {
+        let url = |b, p| capture_url(b, p);
+        assert_eq!(
+            url("https://api-dev.paymentoptions.com/", "/api/v1"),
+            "https://api-dev.paymentoptions.com/api/v1/server-to-server-interface/capture"
+        );
+        assert_eq!(
+            url("http://h/payment_options", "api/v1/api/v1/"),
+            "http://h/payment_options/api/v1/api/v1/server-to-server-interface/capture"
+        );
+        assert_eq!(
+            url("http://h", ""),
+            "http://h/server-to-server-interface/capture"
+        );
     }
 }

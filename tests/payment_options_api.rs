@@ -1,0 +1,436 @@
+//! Black-box tests of captures at PaymentOptions: the real app on random ports, on SQLite and on
+//! PostgreSQL, called through the generated gRPC client, capturing at the built-in
+//! PaymentOptions emulator. Each asserts what a caller sees: the gRPC code, the `ErrorInfo`
+//! reason and `provider_code`, and the stored capture read back with GetCapture.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use capture_service::proto::{
+    self, CaptureRequest, CaptureStatus, CaptureStatusReason, ListCapturesRequest,
+};
+use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
+use common::*;
+use sea_orm::{ConnectionTrait, Database, Statement};
+use tonic::{Code, Status};
+
+on_both_databases!(
+    a_full_amount_capture_completes_and_stores_only_the_masked_card_number,
+    amounts_round_trip_exactly_in_each_currencys_minor_unit,
+    a_capture_without_an_amount_is_refused_before_anything_is_stored,
+    a_partial_capture_completes_and_releases_the_rest,
+    a_second_partial_capture_is_refused_by_payment_options_with_its_code_kept,
+    a_final_capture_closes_the_authorization_in_the_service,
+    an_over_capture_is_refused_by_payment_options_and_captures_nothing,
+    an_unknown_transaction_is_not_found_with_the_provider_code_kept,
+    a_currency_mismatch_with_the_authorized_amount_is_refused_before_the_call,
+    a_capture_in_another_currency_is_reported_in_the_authorizations_currency,
+    an_issuer_decline_is_a_declined_capture_with_the_response_code,
+    an_expired_or_voided_authorization_fails_precondition,
+    a_provider_5xx_leaves_the_capture_processing,
+    a_provider_timeout_leaves_the_capture_processing_and_a_retry_is_not_a_second_capture,
+    a_malformed_provider_answer_leaves_the_capture_processing,
+    a_pending_scenario_completes_at_once_because_payment_options_has_no_pending_capture,
+    wrong_credentials_are_an_internal_error_and_the_capture_fails,
+);
+
+/// A PaymentOptions capture request with a fresh request id.
+fn po_capture(authorization_id: &str, amount: Option<proto::Money>) -> CaptureRequest {
+    capture_request(proto::Provider::PaymentOptions, authorization_id, amount)
+}
+
+async fn completed(
+    app: &TestApp,
+    request: CaptureRequest,
+) -> Result<proto::Capture, Box<dyn std::error::Error>> {
+    let capture = app.capture(request).await?.capture.ok_or("no capture")?;
+    assert_eq!(capture.status(), CaptureStatus::Completed, "{capture:?}");
+    Ok(capture)
+}
+
+/// The error of a call that must fail.
+fn refused<T: std::fmt::Debug>(result: Result<T, Status>) -> Result<Status, String> {
+    match result {
+        Ok(value) => Err(format!("expected an error, got {value:?}")),
+        Err(status) => Ok(status),
+    }
+}
+
+/// The `ErrorInfo` reason, `provider_code` and `capture_id` of a provider error.
+fn provider_error(status: &Status) -> Result<(String, String, String), String> {
+    let (reason, metadata) = error_info(status).ok_or("no ErrorInfo")?;
+    let get = |key: &str| metadata.get(key).cloned().unwrap_or_default();
+    Ok((reason, get("provider_code"), get("capture_id")))
+}
+
+/// Every stored provider answer, straight from the database.
+async fn stored_answers(app: &TestApp) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let db = Database::connect(&app.database_url).await?;
+    let rows = db
+        .query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT provider_response FROM captures WHERE provider_response IS NOT NULL",
+        ))
+        .await?;
+    let answers = rows
+        .iter()
+        .map(|row| row.try_get::<String>("", "provider_response"))
+        .collect::<Result<Vec<_>, _>>()?;
+    db.close().await?;
+    Ok(answers)
+}
+
+async fn a_full_amount_capture_completes_and_stores_only_the_masked_card_number(
+    db: Db,
+) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "USD", "100.00", "APPROVE")
+        .await?;
+    let mut request = po_capture(&auth, usd("100.00"));
+    request.note_to_payer = "Thanks for your order".into();
+    let response = app.capture(request).await?;
+    assert!(!response.replayed);
+    let capture = response.capture.ok_or("no capture")?;
+    assert_eq!(capture.status(), CaptureStatus::Completed);
+    assert_eq!(capture.provider_status, "INFO0001");
+    assert_eq!(capture.provider_capture_id.len(), 36);
+    assert_eq!(capture.captured_amount, usd("100.00"));
+    assert_eq!(
+        capture.seller_receivable_breakdown, None,
+        "no fees reported"
+    );
+    assert_eq!(
+        capture
+            .processor_response
+            .as_ref()
+            .map(|p| p.response_code.as_str()),
+        Some("0")
+    );
+    assert_eq!(app.get(TENANT_A_KEY, &capture.id).await?, capture);
+
+    let answers = stored_answers(&app).await?;
+    assert_eq!(answers.len(), 1);
+    assert!(answers[0].contains("411111******1111"), "{}", answers[0]);
+    assert!(!answers[0].contains("4111111111111111"));
+    app.stop().await
+}
+
+async fn amounts_round_trip_exactly_in_each_currencys_minor_unit(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    for (currency, value) in [
+        ("USD", "0.01"),
+        ("USD", "99999999.99"),
+        ("JPY", "1000"),
+        ("TND", "123.456"),
+        ("BHD", "0.005"),
+    ] {
+        let auth = app
+            .authorize_at("payment_options", currency, value, "APPROVE")
+            .await?;
+        let capture = completed(&app, po_capture(&auth, money(currency, value))).await?;
+        let read = app.get(TENANT_A_KEY, &capture.id).await?;
+        assert_eq!(read.amount, money(currency, value));
+        assert_eq!(read.captured_amount, money(currency, value), "{currency}");
+    }
+    // Eleven digits of minor units: PaymentOptions cannot take it.
+    let status = refused(app.capture(po_capture("any", usd("100000000.00"))).await)?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["amount.value"]);
+    app.stop().await
+}
+
+async fn a_capture_without_an_amount_is_refused_before_anything_is_stored(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "USD", "100.00", "APPROVE")
+        .await?;
+    let mut request = po_capture(&auth, None);
+    request.soft_descriptor = "SHOP".into();
+    let status = refused(app.capture(request).await)?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["amount", "soft_descriptor"]);
+    let listed = app
+        .list(TENANT_A_KEY, ListCapturesRequest::default())
+        .await?;
+    assert!(listed.captures.is_empty());
+    // The authorization was left alone.
+    completed(&app, po_capture(&auth, usd("100.00"))).await?;
+    app.stop().await
+}
+
+async fn a_partial_capture_completes_and_releases_the_rest(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "EUR", "80.00", "APPROVE")
+        .await?;
+    let capture = completed(&app, po_capture(&auth, money("EUR", "25.50"))).await?;
+    assert_eq!(capture.captured_amount, money("EUR", "25.50"));
+    app.stop().await
+}
+
+async fn a_second_partial_capture_is_refused_by_payment_options_with_its_code_kept(
+    db: Db,
+) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "USD", "100.00", "APPROVE")
+        .await?;
+    completed(&app, po_capture(&auth, usd("30.00"))).await?;
+    let status = refused(app.capture(po_capture(&auth, usd("20.00"))).await)?;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let (reason, code, id) = provider_error(&status)?;
+    assert_eq!(
+        (reason.as_str(), code.as_str()),
+        ("PROVIDER_PRECONDITION_FAILED", "ERR1005")
+    );
+    let stored = app.get(TENANT_A_KEY, &id).await?;
+    assert_eq!(stored.status(), CaptureStatus::Failed);
+    assert_eq!(
+        stored.error.map(|e| (e.code, e.http_status)),
+        Some(("ERR1005".into(), 412))
+    );
+    app.stop().await
+}
+
+async fn a_final_capture_closes_the_authorization_in_the_service(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "USD", "100.00", "APPROVE")
+        .await?;
+    let mut last = po_capture(&auth, usd("30.00"));
+    last.final_capture = true;
+    let closed = completed(&app, last).await?;
+    let status = refused(app.capture(po_capture(&auth, usd("1.00"))).await)?;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(reason, "AUTHORIZATION_CLOSED");
+    assert_eq!(metadata.get("closed_by"), Some(&closed.id));
+    app.stop().await
+}
+
+async fn an_over_capture_is_refused_by_payment_options_and_captures_nothing(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "USD", "100.00", "APPROVE")
+        .await?;
+    let status = refused(app.capture(po_capture(&auth, usd("100.01"))).await)?;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let (_, code, id) = provider_error(&status)?;
+    assert_eq!(code, "ERR1004");
+    let stored = app.get(TENANT_A_KEY, &id).await?;
+    assert_eq!(stored.status(), CaptureStatus::Failed);
+    assert_eq!(
+        stored.status_details.map(|d| d.reason()),
+        Some(CaptureStatusReason::ProviderRejected)
+    );
+    // Nothing was taken: the full amount can still be captured.
+    completed(&app, po_capture(&auth, usd("100.00"))).await?;
+    app.stop().await
+}
+
+async fn an_unknown_transaction_is_not_found_with_the_provider_code_kept(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let request = po_capture("00000000-0000-4000-a000-000000000000", usd("1.00"));
+    let status = refused(app.capture(request).await)?;
+    assert_eq!(status.code(), Code::NotFound);
+    let (reason, code, id) = provider_error(&status)?;
+    assert_eq!(
+        (reason.as_str(), code.as_str()),
+        ("PROVIDER_RESOURCE_NOT_FOUND", "ERR1001")
+    );
+    let stored = app.get(TENANT_A_KEY, &id).await?;
+    assert_eq!(stored.status(), CaptureStatus::Failed);
+    assert_eq!(
+        stored.error.map(|e| (e.code, e.http_status)),
+        Some(("ERR1001".into(), 404))
+    );
+    app.stop().await
+}
+
+async fn a_currency_mismatch_with_the_authorized_amount_is_refused_before_the_call(
+    db: Db,
+) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "USD", "100.00", "APPROVE")
+        .await?;
+    let mut request = po_capture(&auth, money("EUR", "10.00"));
+    request.authorized_amount = usd("100.00");
+    let status = refused(app.capture(request).await)?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["authorized_amount"]);
+    // Nothing reached PaymentOptions: the authorization is still whole.
+    completed(&app, po_capture(&auth, usd("100.00"))).await?;
+    app.stop().await
+}
+
+async fn a_capture_in_another_currency_is_reported_in_the_authorizations_currency(
+    db: Db,
+) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    // PaymentOptions' request names no currency: the integer amount is taken in the
+    // authorization's currency, and the capture says what was really captured.
+    let auth = app
+        .authorize_at("payment_options", "USD", "100.00", "APPROVE")
+        .await?;
+    let capture = completed(&app, po_capture(&auth, money("EUR", "10.00"))).await?;
+    assert_eq!(capture.amount, money("EUR", "10.00"));
+    assert_eq!(capture.captured_amount, usd("10.00"));
+    app.stop().await
+}
+
+async fn an_issuer_decline_is_a_declined_capture_with_the_response_code(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "GBP", "40.00", "DECLINED")
+        .await?;
+    let capture = app
+        .capture(po_capture(&auth, money("GBP", "40.00")))
+        .await?
+        .capture
+        .ok_or("no capture")?;
+    assert_eq!(capture.status(), CaptureStatus::Declined);
+    assert_eq!(capture.provider_status, "ERR0005");
+    let details = capture.status_details.clone().ok_or("no status details")?;
+    assert_eq!(details.reason(), CaptureStatusReason::Other);
+    assert_eq!(details.provider_reason, "5");
+    assert_eq!(
+        capture
+            .processor_response
+            .as_ref()
+            .map(|p| p.response_code.as_str()),
+        Some("5")
+    );
+    assert_eq!(capture.captured_amount, None);
+    assert_eq!(app.get(TENANT_A_KEY, &capture.id).await?, capture);
+    let answers = stored_answers(&app).await?;
+    assert!(answers.iter().all(|a| !a.contains("4111111111111111")));
+    app.stop().await
+}
+
+async fn an_expired_or_voided_authorization_fails_precondition(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    for (scenario, expected) in [("EXPIRED", "ERR1006"), ("VOIDED", "ERR1007")] {
+        let auth = app
+            .authorize_at("payment_options", "USD", "100.00", scenario)
+            .await?;
+        let status = refused(app.capture(po_capture(&auth, usd("1.00"))).await)?;
+        assert_eq!(status.code(), Code::FailedPrecondition, "{scenario}");
+        let (_, code, id) = provider_error(&status)?;
+        assert_eq!(code, expected);
+        let stored = app.get(TENANT_A_KEY, &id).await?;
+        assert_eq!(stored.status(), CaptureStatus::Failed);
+    }
+    app.stop().await
+}
+
+/// Asserts an UNAVAILABLE with `PROVIDER_OUTCOME_UNKNOWN` whose capture is stored PROCESSING;
+/// returns the capture id.
+async fn assert_left_processing(
+    app: &TestApp,
+    result: Result<proto::CaptureResponse, Status>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let status = refused(result)?;
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
+    let id = metadata.get("capture_id").ok_or("no capture id")?.clone();
+    let stored = app.get(TENANT_A_KEY, &id).await?;
+    assert_eq!(stored.status(), CaptureStatus::Processing);
+    assert_eq!(
+        stored.status_details.map(|d| d.reason()),
+        Some(CaptureStatusReason::ProviderOutcomeUnknown)
+    );
+    Ok(id)
+}
+
+async fn a_provider_5xx_leaves_the_capture_processing(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "USD", "100.00", "SERVER_ERROR")
+        .await?;
+    let result = app.capture(po_capture(&auth, usd("5.00"))).await;
+    assert_left_processing(&app, result).await?;
+    app.stop().await
+}
+
+async fn a_provider_timeout_leaves_the_capture_processing_and_a_retry_is_not_a_second_capture(
+    db: Db,
+) -> TestResult {
+    let app = TestApp::spawn_with(db, |config| config.providers.max_retries = 0).await?;
+    let auth = app
+        .authorize_at("payment_options", "USD", "100.00", "TIMEOUT")
+        .await?;
+    let request = po_capture(&auth, usd("5.00"));
+    let id = assert_left_processing(&app, app.capture(request.clone()).await).await?;
+    // The retry re-sends the capture (PaymentOptions has no idempotency key); PaymentOptions
+    // answers it as a duplicate of the capture it made, so the capture stays unresolved rather
+    // than being taken twice or marked failed.
+    let again = assert_left_processing(&app, app.capture(request).await).await?;
+    assert_eq!(again, id);
+    // The first attempt did capture: a new capture is refused as already captured.
+    let status = refused(app.capture(po_capture(&auth, usd("1.00"))).await)?;
+    assert_eq!(provider_error(&status)?.1, "ERR1005");
+    app.stop().await
+}
+
+async fn a_malformed_provider_answer_leaves_the_capture_processing(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "USD", "100.00", "MALFORMED_BODY")
+        .await?;
+    let result = app.capture(po_capture(&auth, usd("5.00"))).await;
+    assert_left_processing(&app, result).await?;
+    app.stop().await
+}
+
+async fn a_pending_scenario_completes_at_once_because_payment_options_has_no_pending_capture(
+    db: Db,
+) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "USD", "10.00", "PENDING")
+        .await?;
+    completed(&app, po_capture(&auth, usd("10.00"))).await?;
+    app.stop().await
+}
+
+async fn wrong_credentials_are_an_internal_error_and_the_capture_fails(db: Db) -> TestResult {
+    // A sandbox of our own, so the app can be given a PaymentOptions account with a wrong key.
+    let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let mut account = sandbox.payment_options_account();
+    account.api_key = capture_service::config::Secret::new("not-the-issued-key");
+    let auth = sandbox
+        .create_authorization(
+            capture_service::domain::Provider::PaymentOptions,
+            NewAuthorization {
+                amount: MoneyJson {
+                    currency_code: "USD".into(),
+                    value: "10.00".into(),
+                },
+                scenario: Scenario::Approve,
+            },
+        )
+        .await?;
+    let app = TestApp::spawn_with(db, move |config| {
+        config.providers.payment_options = vec![account];
+    })
+    .await?;
+    let status = refused(app.capture(po_capture(&auth.id, usd("10.00"))).await)?;
+    assert_eq!(status.code(), Code::Internal);
+    let (reason, code, id) = provider_error(&status)?;
+    assert_eq!(
+        (reason.as_str(), code.as_str()),
+        ("PROVIDER_AUTHENTICATION_FAILED", "ERR1002")
+    );
+    assert!(!status.message().contains("not-the-issued-key"));
+    assert_eq!(
+        app.get(TENANT_A_KEY, &id).await?.status(),
+        CaptureStatus::Failed
+    );
+    app.stop().await?;
+    sandbox.shutdown().await;
+    Ok(())
+}
