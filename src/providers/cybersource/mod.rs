@@ -1,24 +1,132 @@
-//! Cybersource connector. PLACEHOLDER being replaced by its implementation in this session.
+//! Cybersource REST payments connector: the capture call and the capture lookup, both signed
+//! with an HTTP Signature ([`signature`]), and the reading of Cybersource's error bodies. Wire
+//! types live in [`wire`], their conversion to and from the domain in `mapping` (which also
+//! records how the request is built).
+//!
+//! Cybersource has no idempotency header on this API, so the capture is sent with
+//! [`RetryPolicy::NotIdempotent`]: only a connection that never opened (or a 429) is retried.
+//! What makes a resent capture harmless is `clientReferenceInformation.code` = our capture id:
+//! Cybersource refuses a second capture with the same code and amount as `DUPLICATE_REQUEST`,
+//! which this connector reads as "the earlier attempt reached Cybersource". Its answer is lost and
+//! Cybersource's capture id unknown, so the outcome stays unknown (the capture stays
+//! `PROCESSING`) rather than being guessed.
+
+mod mapping;
+pub mod signature;
+pub mod wire;
+
+use std::time::SystemTime;
 
 use async_trait::async_trait;
+use http::StatusCode;
 
-use super::http::ProviderHttp;
-use super::{CaptureCall, Connector, ProviderError};
+use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
+use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::CybersourceAccount;
+use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+use signature::{SignedRequest, SigningKey};
 
-/// Captures at one configured Cybersource account.
+/// Cybersource's longest `totalAmount` (String (19)).
+const MAX_AMOUNT_CHARS: usize = 19;
+/// Longest `merchantDefinedInformation[].value`.
+const MAX_MDD_VALUE_CHARS: usize = 255;
+/// The content type Cybersource documents for its JSON requests.
+const CONTENT_TYPE: &str = "application/json;charset=utf-8";
+/// The response header carrying Cybersource's correlation id, for its support.
+const CORRELATION_HEADER: &str = "v-c-correlation-id";
+
+/// Captures at one Cybersource merchant (one configured account).
 pub struct CybersourceConnector {
+    /// Without a trailing slash.
     base_url: String,
-    _http: ProviderHttp,
+    merchant_id: String,
+    key_id: String,
+    /// `None` when the configured secret is not base64: every call is then refused as a
+    /// configuration error, without being sent.
+    key: Option<SigningKey>,
+    http: ProviderHttp,
 }
 
 impl CybersourceConnector {
     pub fn new(account: &CybersourceAccount, http: ProviderHttp) -> Self {
+        let key = SigningKey::decode(&account.shared_secret);
+        if key.is_none() {
+            tracing::error!(
+                account = %account.name,
+                "Cybersource shared_secret is not base64; captures will be refused"
+            );
+        }
         CybersourceConnector {
             base_url: account.base_url.trim_end_matches('/').to_owned(),
-            _http: http,
+            merchant_id: account.merchant_id.clone(),
+            key_id: account.key_id.clone(),
+            key,
+            http,
         }
+    }
+
+    /// A signed request to `url`: `body` for a POST, `None` for a GET.
+    fn signed(&self, url: &str, body: Option<Vec<u8>>) -> Result<reqwest::Request, ProviderError> {
+        let Some(key) = &self.key else {
+            return Err(rejected(
+                Rejection::Unauthorized,
+                ProviderFailure {
+                    code: "INVALID_SHARED_SECRET".to_owned(),
+                    message: "the configured shared_secret is not base64 (nothing was sent)"
+                        .to_owned(),
+                    debug_id: None,
+                    http_status: 0,
+                },
+            ));
+        };
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| unknown(format!("unusable Cybersource URL (not sent): {e}")))?;
+        let host = match (parsed.host_str(), parsed.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => return Err(unknown("Cybersource URL has no host (not sent)")),
+        };
+        let path = match parsed.query() {
+            Some(query) => format!("{}?{query}", parsed.path()),
+            None => parsed.path().to_owned(),
+        };
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let headers = signature::sign(
+            key,
+            &self.key_id,
+            &SignedRequest {
+                method,
+                host: &host,
+                path: &path,
+                date: &date,
+                merchant_id: &self.merchant_id,
+                body: body.as_deref(),
+            },
+        );
+        let client = self.http.client();
+        let mut builder = match &body {
+            Some(_) => client
+                .post(parsed)
+                .header(http::header::CONTENT_TYPE, CONTENT_TYPE),
+            None => client.get(parsed),
+        };
+        builder = builder
+            .header(http::header::ACCEPT, "application/hal+json;charset=utf-8")
+            .header("v-c-merchant-id", &self.merchant_id)
+            .header(http::header::DATE, &date)
+            .header(http::header::HOST, &host)
+            .header("Signature", headers.signature);
+        if let Some(digest) = headers.digest {
+            builder = builder.header("Digest", digest);
+        }
+        if let Some(body) = body {
+            builder = builder.body(body);
+        }
+        builder
+            .build()
+            .map_err(|e| unknown(format!("cannot build the request: {}", e.without_url())))
     }
 }
 
@@ -28,24 +136,281 @@ impl Connector for CybersourceConnector {
         Provider::Cybersource
     }
 
-    fn check(&self, _command: &CaptureCommand) -> Vec<FieldViolation> {
-        Vec::new()
+    fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
+        let parts = command.parts();
+        let mut violations = Vec::new();
+        if !is_path_segment(parts.authorization_id.as_str()) {
+            violations.push(FieldViolation::new(
+                "authorization_id",
+                "must not be '.' or '..'",
+            ));
+        }
+        let too_long = |m: &crate::domain::Money| m.to_major_string().len() > MAX_AMOUNT_CHARS;
+        match (&parts.amount, &parts.authorized_amount) {
+            (None, None) => violations.push(FieldViolation::new(
+                "amount",
+                "required by Cybersource, which has no full-amount capture (or give \
+                 authorized_amount to capture all of it)",
+            )),
+            (Some(amount), _) if too_long(amount) => violations.push(FieldViolation::new(
+                "amount.value",
+                format!("Cybersource takes at most {MAX_AMOUNT_CHARS} characters"),
+            )),
+            (None, Some(authorized)) if too_long(authorized) => {
+                violations.push(FieldViolation::new(
+                    "authorized_amount.value",
+                    format!("Cybersource takes at most {MAX_AMOUNT_CHARS} characters"),
+                ))
+            }
+            _ => {}
+        }
+        if !parts.platform_fees.is_empty() {
+            violations.push(FieldViolation::new(
+                "platform_fees",
+                "Cybersource captures take no platform fees",
+            ));
+        }
+        if parts.disbursement_mode.is_some() {
+            violations.push(FieldViolation::new(
+                "disbursement_mode",
+                "Cybersource captures have no disbursement mode",
+            ));
+        }
+        for (key, value) in parts.metadata.entries() {
+            if value.chars().count() > MAX_MDD_VALUE_CHARS {
+                violations.push(FieldViolation::new(
+                    format!("metadata[{key}]"),
+                    format!("Cybersource takes values of at most {MAX_MDD_VALUE_CHARS} characters"),
+                ));
+            } else if parts.reference.is_some() && key == mapping::REFERENCE_KEY {
+                violations.push(FieldViolation::new(
+                    format!("metadata[{key}]"),
+                    "reserved for the capture's reference at Cybersource",
+                ));
+            }
+        }
+        violations
     }
 
-    async fn capture(&self, _call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
-        Err(ProviderError::OutcomeUnknown {
-            provider: Provider::Cybersource,
-            detail: format!("not implemented ({})", self.base_url),
-        })
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            provider = "cybersource",
+            authorization_id = %call.command.parts().authorization_id,
+            capture_id = %call.idempotency_key,
+        )
+    )]
+    async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        let authorization_id = call.command.parts().authorization_id.as_str();
+        if !is_path_segment(authorization_id) {
+            return Err(unknown(
+                "authorization_id is not a usable path segment (not sent)",
+            ));
+        }
+        let request = mapping::capture_request(call.command, call.idempotency_key)
+            .ok_or_else(|| unknown("no amount to capture (not sent)"))?;
+        let body = serde_json::to_vec(&request)
+            .map_err(|e| unknown(format!("cannot encode the capture request: {e}")))?;
+        let url = format!(
+            "{}/pts/v2/payments/{authorization_id}/captures",
+            self.base_url
+        );
+        let request = self.signed(&url, Some(body))?;
+        let answer = self
+            .http
+            .send(request, RetryPolicy::NotIdempotent)
+            .await
+            .map_err(|e| no_answer("capture", e))?;
+        classify(answer, StatusCode::CREATED)
     }
 
+    /// `GET /pts/v2/captures/{id}` once Cybersource's capture id is known. Without it there is
+    /// nothing to look up: Cybersource has no idempotency key to re-send the capture under (a
+    /// re-sent capture only gets `DUPLICATE_REQUEST`), so the outcome stays unknown.
+    #[tracing::instrument(skip_all, fields(provider = "cybersource", capture_id = %capture.id))]
     async fn fetch_outcome(
         &self,
-        _capture: &CaptureRecord,
+        capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError> {
-        Err(ProviderError::OutcomeUnknown {
-            provider: Provider::Cybersource,
-            detail: "not implemented".into(),
-        })
+        let Some(cybersource_id) = capture
+            .provider_capture_id
+            .as_deref()
+            .filter(|id| is_path_segment(id) && !id.contains(['/', '?', '#']))
+        else {
+            return Err(unknown(
+                "no Cybersource capture id to look up; Cybersource cannot be asked by reference",
+            ));
+        };
+        let url = format!("{}/pts/v2/captures/{cybersource_id}", self.base_url);
+        let request = self.signed(&url, None)?;
+        // A read: every failure may be retried.
+        let answer = self
+            .http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .map_err(|e| no_answer("capture lookup", e))?;
+        classify(answer, StatusCode::OK)
     }
+}
+
+/// Turns a final answer into an outcome or an error; `success` is the documented 2xx.
+fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, ProviderError> {
+    let status = answer.status;
+    let correlation_id = correlation_id(&answer);
+    if status == success {
+        let outcome = mapping::outcome_from_body(&answer.body).map_err(|detail| {
+            tracing::warn!(
+                status = status.as_u16(), correlation_id = correlation_id.as_deref().unwrap_or(""),
+                %detail, "unusable Cybersource capture answer"
+            );
+            unknown(detail)
+        })?;
+        tracing::info!(
+            status = status.as_u16(), capture_status = %outcome.status,
+            provider_status = %outcome.provider_status,
+            cybersource_id = outcome.provider_capture_id.as_deref().unwrap_or(""),
+            correlation_id = correlation_id.as_deref().unwrap_or(""),
+            attempts = answer.attempts, "Cybersource answered"
+        );
+        return Ok(outcome);
+    }
+    let body: wire::ErrorBody = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let failure = failure_from(&body, status, correlation_id);
+    tracing::warn!(
+        status = failure.http_status, code = %failure.code,
+        correlation_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
+        "Cybersource answered with an error"
+    );
+    let rejection = match status {
+        StatusCode::BAD_REQUEST => {
+            let fields: Vec<&str> = body
+                .details
+                .iter()
+                .filter_map(|d| d.field.as_deref())
+                .collect();
+            match body.reason.as_deref().and_then(wire::parse_name) {
+                Some(reason) => match mapping::refusal_for_400(reason, &fields) {
+                    mapping::Refusal::Rejected(rejection) => rejection,
+                    mapping::Refusal::Duplicate => {
+                        return Err(unknown(
+                            "Cybersource reports DUPLICATE_REQUEST: an earlier attempt of this \
+                             capture reached it, and its answer and capture id are unknown here",
+                        ));
+                    }
+                },
+                // An undocumented reason is still INVALID_REQUEST: nothing was captured.
+                None => Rejection::InvalidArgument,
+            }
+        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Rejection::Unauthorized,
+        StatusCode::NOT_FOUND => Rejection::NotFound,
+        StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
+        StatusCode::BAD_GATEWAY => {
+            match body
+                .reason
+                .as_deref()
+                .and_then(wire::parse_name)
+                .and_then(mapping::rejection_for_502)
+            {
+                Some(rejection) => rejection,
+                None => {
+                    return Err(unknown(format!(
+                        "Cybersource answered HTTP 502 ({})",
+                        failure.code
+                    )))
+                }
+            }
+        }
+        // Other 5xx, other 2xx, redirects and undocumented 4xx: Cybersource may have captured.
+        _ => {
+            return Err(unknown(format!(
+                "Cybersource answered HTTP {} ({})",
+                status.as_u16(),
+                failure.code
+            )));
+        }
+    };
+    let retry_after = match rejection {
+        Rejection::RateLimited => answer.retry_after(),
+        Rejection::NotFound
+        | Rejection::FailedPrecondition
+        | Rejection::InvalidArgument
+        | Rejection::Unauthorized => None,
+    };
+    Err(ProviderError::Rejected {
+        provider: Provider::Cybersource,
+        rejection,
+        failure,
+        retry_after,
+    })
+}
+
+/// Cybersource's error body as a failure: `code` is `reason` (the most specific), else
+/// `status`; `message` adds the fields `details[]` names.
+fn failure_from(
+    body: &wire::ErrorBody,
+    status: StatusCode,
+    correlation_id: Option<String>,
+) -> ProviderFailure {
+    let message = body
+        .message
+        .clone()
+        .or_else(|| body.response.as_ref().and_then(|r| r.rmsg.clone()))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned());
+    let details: Vec<String> = body
+        .details
+        .iter()
+        .filter_map(|d| match (&d.field, &d.reason) {
+            (Some(field), Some(reason)) => Some(format!("{field}: {reason}")),
+            (Some(field), None) => Some(field.clone()),
+            (None, _) => None,
+        })
+        .collect();
+    ProviderFailure {
+        code: body
+            .reason
+            .clone()
+            .or_else(|| body.status.clone())
+            .unwrap_or_else(|| format!("HTTP_{}", status.as_u16())),
+        message: if details.is_empty() {
+            message
+        } else {
+            format!("{message} [{}]", details.join("; "))
+        },
+        debug_id: correlation_id.or_else(|| body.id.clone()),
+        http_status: status.as_u16(),
+    }
+}
+
+fn correlation_id(answer: &HttpAnswer) -> Option<String> {
+    answer
+        .headers
+        .get(CORRELATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `.` and `..` would be resolved away by URL normalisation and capture elsewhere.
+fn is_path_segment(id: &str) -> bool {
+    !id.chars().all(|c| c == '.')
+}
+
+fn rejected(rejection: Rejection, failure: ProviderFailure) -> ProviderError {
+    ProviderError::Rejected {
+        provider: Provider::Cybersource,
+        rejection,
+        failure,
+        retry_after: None,
+    }
+}
+
+fn unknown(detail: impl Into<String>) -> ProviderError {
+    ProviderError::OutcomeUnknown {
+        provider: Provider::Cybersource,
+        detail: detail.into(),
+    }
+}
+
+fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
+    unknown(format!("{what}: {e}"))
 }

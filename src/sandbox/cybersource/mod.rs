@@ -1,0 +1,375 @@
+//! Cybersource emulator: REST payments capture and capture lookup, as Cybersource documents them
+//! (providers.md, seed 000), so the real Cybersource connector can be exercised end to end.
+//!
+//! State lives in memory behind one `std::sync::Mutex`, never held across an `.await`.
+//! Rules worth knowing:
+//! - Every request must carry a valid HTTP Signature ([`auth`]); otherwise 401
+//!   `{"response":{"rmsg":"Authentication Failed"}}` and nothing happens.
+//! - Cybersource has no idempotency key. A capture whose `clientReferenceInformation.code` and
+//!   amount match an earlier recorded capture is refused with 400 `DUPLICATE_REQUEST`, checked
+//!   before the authorization's state, so a retry of a final capture is still a duplicate.
+//! - Multiple partial captures are allowed up to the authorized amount (`EXCEEDS_AUTH_AMOUNT`
+//!   beyond). `isFinal: true`, or `captureSequenceNumber` = `totalCaptureCount`, closes the
+//!   authorization (its remainder is reversed): later captures get `AUTH_ALREADY_REVERSED`.
+//! - An unknown authorization id gets 400 `MISSING_AUTH` ("no corresponding, unused
+//!   authorization record"), as Cybersource answers captures; a capture in another currency gets
+//!   400 `INVALID_DATA` naming `orderInformation.amountDetails.currency`.
+//! - Scenarios: `Approve` and `Pending` answer 201 `PENDING` (Cybersource's answer to every
+//!   accepted capture); a later `GET` shows `TRANSMITTED` (the batch ran), except under
+//!   `Pending`, where it stays `PENDING`. `Declined` → `MISSING_AUTH` (a declined authorization
+//!   leaves nothing to capture), `Voided` → `AUTH_ALREADY_REVERSED`, `Expired` →
+//!   `TRANSACTION_ALREADY_REVERSED_OR_SETTLED`; `ServerError` → 502 `SERVER_ERROR`/`SYSTEM_ERROR`,
+//!   nothing recorded; `Timeout` records the capture, then answers 502 `SERVER_TIMEOUT` only
+//!   after [`TIMEOUT_DELAY`] (a retry meanwhile gets `DUPLICATE_REQUEST`); `MalformedBody`
+//!   records the capture and answers 201 with a body that is not JSON.
+//! - Every answer carries a `v-c-correlation-id` header.
+
+mod auth;
+mod replies;
+mod request;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::{
+    json_reply, random_alnum, random_bytes, random_digits, random_hex, rfc3339, Emulator, Reply,
+    SandboxAuthorization, Scenario,
+};
+use crate::config::{CybersourceAccount, Secret};
+use crate::domain::{Money, Provider};
+use auth::Credentials;
+use replies::{authentication_failed, invalid, respond, server_error};
+use request::{closes_authorization, parse_amount, AmountDetails, CaptureRequest};
+
+/// How long the `Timeout` scenario waits before answering: longer than any client deadline.
+pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
+const AMOUNT: &str = "orderInformation.amountDetails.totalAmount";
+const CURRENCY: &str = "orderInformation.amountDetails.currency";
+
+/// One authorization and what has been taken from it.
+struct Authorization {
+    amount: Money,
+    scenario: Scenario,
+    /// Minor units captured so far.
+    captured: i64,
+    /// Closed by a final capture (its remainder reversed).
+    closed: bool,
+}
+
+/// A recorded capture, for `GET /pts/v2/captures/{id}`.
+struct Recorded {
+    body: Value,
+    scenario: Scenario,
+}
+
+#[derive(Default)]
+struct Ledger {
+    authorizations: HashMap<String, Authorization>,
+    captures: HashMap<String, Recorded>,
+    /// `(clientReferenceInformation.code, currency, minor units)` of recorded captures.
+    seen: Vec<(String, String, i64)>,
+}
+
+/// The emulated Cybersource: one merchant's generated credentials plus the ledger.
+pub struct CybersourceEmulator {
+    base_url: String,
+    /// The path of `base_url` (`/cybersource`), part of every signed `request-target`.
+    path_prefix: String,
+    credentials: Credentials,
+    ledger: Mutex<Ledger>,
+}
+
+impl CybersourceEmulator {
+    pub fn new(base_url: String) -> Self {
+        let mut secret = vec![0_u8; 32];
+        random_bytes(&mut secret);
+        let key_id = format!(
+            "{}-{}-{}-{}-{}",
+            random_hex(8),
+            random_hex(4),
+            random_hex(4),
+            random_hex(4),
+            random_hex(12)
+        );
+        let path_prefix = base_url
+            .parse::<Uri>()
+            .map(|uri| uri.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        CybersourceEmulator {
+            base_url,
+            path_prefix,
+            credentials: Credentials {
+                merchant_id: format!("sandbox_{}", random_hex(12)),
+                key_id,
+                secret,
+            },
+            ledger: Mutex::default(),
+        }
+    }
+
+    /// An account whose credentials this emulator accepts.
+    pub fn account(&self) -> CybersourceAccount {
+        CybersourceAccount {
+            name: "default".to_owned(),
+            base_url: self.base_url.clone(),
+            merchant_id: self.credentials.merchant_id.clone(),
+            key_id: self.credentials.key_id.clone(),
+            shared_secret: Secret::new(
+                base64::engine::general_purpose::STANDARD.encode(&self.credentials.secret),
+            ),
+        }
+    }
+
+    /// A poisoned lock only means another request panicked; the ledger itself stays usable.
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn authenticated(
+        &self,
+        method: &str,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Option<&Bytes>,
+    ) -> bool {
+        // Routes are nested under the provider prefix, which the router strips from `uri`.
+        let relative = uri
+            .path_and_query()
+            .map_or_else(|| uri.path(), |p| p.as_str());
+        let target = format!("{}{relative}", self.path_prefix);
+        match auth::verify(&self.credentials, method, &target, headers, body) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::debug!(why, "emulated Cybersource refused a signature");
+                false
+            }
+        }
+    }
+}
+
+impl Emulator for CybersourceEmulator {
+    fn provider(&self) -> Provider {
+        Provider::Cybersource
+    }
+
+    fn routes(self: Arc<Self>) -> Router {
+        Router::new()
+            .route(
+                "/pts/v2/payments/{authorization_id}/captures",
+                post(capture),
+            )
+            .route("/pts/v2/captures/{capture_id}", get(get_capture))
+            .with_state(self)
+    }
+
+    fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization {
+        let id = random_digits(22);
+        let status = match scenario {
+            Scenario::Declined => "DECLINED",
+            Scenario::Voided => "REVERSED",
+            _ => "AUTHORIZED",
+        };
+        let authorization = Authorization {
+            amount,
+            scenario,
+            captured: 0,
+            closed: false,
+        };
+        self.ledger()
+            .authorizations
+            .insert(id.clone(), authorization);
+        SandboxAuthorization {
+            id,
+            provider: Provider::Cybersource.as_str().to_owned(),
+            status: status.to_owned(),
+            amount: amount.into(),
+            scenario,
+        }
+    }
+}
+
+/// `POST /pts/v2/payments/{id}/captures`.
+async fn capture(
+    State(cybersource): State<Arc<CybersourceEmulator>>,
+    Path(authorization_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !cybersource.authenticated("post", &uri, &headers, Some(&body)) {
+        return respond(authentication_failed());
+    }
+    let (reply, delay) = {
+        let mut ledger = cybersource.ledger();
+        decide(&cybersource.base_url, &mut ledger, &authorization_id, &body)
+            .unwrap_or_else(|refusal| (refusal, None))
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    respond(reply)
+}
+
+/// `GET /pts/v2/captures/{id}`: the recorded capture, `TRANSMITTED` once "the batch ran".
+async fn get_capture(
+    State(cybersource): State<Arc<CybersourceEmulator>>,
+    Path(capture_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if !cybersource.authenticated("get", &uri, &headers, None) {
+        return respond(authentication_failed());
+    }
+    let ledger = cybersource.ledger();
+    let Some(recorded) = ledger.captures.get(&capture_id) else {
+        let body = json!({
+            "submitTimeUtc": rfc3339(SystemTime::now()),
+            "status": "NOT_FOUND",
+            "reason": "NOT_FOUND",
+            "message": "The requested resource does not exist",
+        });
+        return respond(json_reply(StatusCode::NOT_FOUND, &body));
+    };
+    let mut body = recorded.body.clone();
+    if recorded.scenario != Scenario::Pending {
+        body["status"] = json!("TRANSMITTED");
+    }
+    respond(json_reply(StatusCode::OK, &body))
+}
+
+/// A capture's answer and how long to hold it back; `Err` is a refusal that captured nothing.
+type Decision = Result<(Reply, Option<Duration>), Reply>;
+
+/// Applies Cybersource's capture rules to one request, updating the ledger when money moves.
+fn decide(base_url: &str, ledger: &mut Ledger, auth_id: &str, body: &[u8]) -> Decision {
+    let request: CaptureRequest = serde_json::from_slice(body)
+        .map_err(|_| invalid("INVALID_DATA", None, "The request is not well-formed JSON"))?;
+    let code = request
+        .client_reference_information
+        .and_then(|c| c.code)
+        .unwrap_or_default();
+    if code.chars().count() > 50 {
+        return Err(invalid(
+            "INVALID_DATA",
+            Some("clientReferenceInformation.code"),
+            "",
+        ));
+    }
+    for (i, field) in request.merchant_defined_information.iter().enumerate() {
+        let key_ok = field
+            .key
+            .as_ref()
+            .is_some_and(|k| (1..=50).contains(&k.chars().count()));
+        let value_ok = field
+            .value
+            .as_ref()
+            .is_some_and(|v| v.chars().count() <= 255);
+        if !(key_ok && value_ok) {
+            let at = format!("merchantDefinedInformation[{i}]");
+            return Err(invalid("INVALID_DATA", Some(&at), ""));
+        }
+    }
+    let details = request.order_information.and_then(|o| o.amount_details);
+    let (value, currency) = match details {
+        Some(AmountDetails {
+            total_amount: Some(value),
+            currency: Some(currency),
+        }) => (value, currency),
+        Some(AmountDetails {
+            total_amount: Some(_),
+            ..
+        }) => return Err(invalid("MISSING_FIELD", Some(CURRENCY), "")),
+        _ => return Err(invalid("MISSING_FIELD", Some(AMOUNT), "")),
+    };
+    let options = request
+        .processing_information
+        .and_then(|p| p.capture_options);
+    let closes = closes_authorization(options.as_ref())?;
+
+    let Some(auth) = ledger.authorizations.get_mut(auth_id) else {
+        return Err(invalid("MISSING_AUTH", None, ""));
+    };
+    if currency != auth.amount.currency().code() {
+        return Err(invalid("INVALID_DATA", Some(CURRENCY), ""));
+    }
+    let asked = parse_amount(&value, auth.amount)?;
+    if !code.is_empty()
+        && ledger
+            .seen
+            .iter()
+            .any(|(c, cur, minor)| *c == code && *cur == currency && *minor == asked.minor_units())
+    {
+        return Err(invalid("DUPLICATE_REQUEST", None, ""));
+    }
+    match auth.scenario {
+        Scenario::Declined => return Err(invalid("MISSING_AUTH", None, "")),
+        Scenario::Voided => return Err(invalid("AUTH_ALREADY_REVERSED", None, "")),
+        Scenario::Expired => {
+            return Err(invalid("TRANSACTION_ALREADY_REVERSED_OR_SETTLED", None, ""))
+        }
+        _ => {}
+    }
+    if auth.closed {
+        return Err(invalid("AUTH_ALREADY_REVERSED", None, ""));
+    }
+    if asked.minor_units() > auth.amount.minor_units() - auth.captured {
+        return Err(invalid("EXCEEDS_AUTH_AMOUNT", Some(AMOUNT), ""));
+    }
+    if auth.scenario == Scenario::ServerError {
+        return Err(server_error("SYSTEM_ERROR"));
+    }
+    auth.captured += asked.minor_units();
+    auth.closed |= closes;
+    let scenario = auth.scenario;
+    ledger
+        .seen
+        .push((code.clone(), currency.clone(), asked.minor_units()));
+
+    let id = random_digits(22);
+    let full = json!({
+        "_links": {
+            "void": {"method": "POST", "href": format!("/pts/v2/captures/{id}/voids")},
+            "self": {"method": "GET", "href": format!("/pts/v2/captures/{id}")},
+            "refund": {"method": "POST", "href": format!("/pts/v2/captures/{id}/refunds")},
+        },
+        "clientReferenceInformation": {"code": code},
+        "id": id,
+        "orderInformation": {"amountDetails": {
+            "totalAmount": asked.to_major_string(),
+            "currency": currency,
+        }},
+        "processorInformation": {"transactionId": random_digits(15)},
+        "reconciliationId": random_alnum(16),
+        "status": "PENDING",
+        "submitTimeUtc": rfc3339(SystemTime::now()),
+    });
+    ledger.captures.insert(
+        id,
+        Recorded {
+            body: full.clone(),
+            scenario,
+        },
+    );
+    tracing::debug!(base_url, auth_id, "emulated Cybersource recorded a capture");
+    Ok(match scenario {
+        Scenario::MalformedBody => (
+            Reply {
+                status: StatusCode::CREATED,
+                body: Bytes::from_static(b"<html><body>Bad Gateway</body>"),
+            },
+            None,
+        ),
+        Scenario::Timeout => (server_error("SERVER_TIMEOUT"), Some(TIMEOUT_DELAY)),
+        _ => (json_reply(StatusCode::CREATED, &full), None),
+    })
+}

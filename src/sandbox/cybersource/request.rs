@@ -1,0 +1,120 @@
+//! The emulated Cybersource's reading of a capture request: its shape, its capture options and
+//! its amount.
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::replies::invalid;
+use super::{Reply, AMOUNT};
+use crate::domain::Money;
+
+/// The capture request; fields the emulator does not use are accepted and ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CaptureRequest {
+    pub(super) client_reference_information: Option<ClientReference>,
+    pub(super) order_information: Option<OrderInformation>,
+    pub(super) processing_information: Option<ProcessingInformation>,
+    #[serde(default)]
+    pub(super) merchant_defined_information: Vec<MerchantDefined>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ClientReference {
+    pub(super) code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct OrderInformation {
+    pub(super) amount_details: Option<AmountDetails>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AmountDetails {
+    pub(super) total_amount: Option<String>,
+    pub(super) currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ProcessingInformation {
+    pub(super) capture_options: Option<CaptureOptions>,
+}
+
+/// Cybersource's samples write these as strings or numbers/booleans; both are taken.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CaptureOptions {
+    pub(super) capture_sequence_number: Option<Value>,
+    pub(super) total_capture_count: Option<Value>,
+    pub(super) is_final: Option<Value>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct MerchantDefined {
+    pub(super) key: Option<String>,
+    pub(super) value: Option<String>,
+}
+/// Whether the capture options close the authorization; `Err` for values out of 1..=99.
+pub(super) fn closes_authorization(options: Option<&CaptureOptions>) -> Result<bool, Reply> {
+    let Some(options) = options else {
+        return Ok(false);
+    };
+    let number = |value: &Option<Value>, field: &str| -> Result<Option<u64>, Reply> {
+        let parsed = match value {
+            None => return Ok(None),
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.parse().ok(),
+            Some(_) => None,
+        };
+        match parsed {
+            Some(n @ 1..=99) => Ok(Some(n)),
+            _ => Err(invalid("INVALID_DATA", Some(field), "")),
+        }
+    };
+    let sequence = number(
+        &options.capture_sequence_number,
+        "processingInformation.captureOptions.captureSequenceNumber",
+    )?;
+    let total = number(
+        &options.total_capture_count,
+        "processingInformation.captureOptions.totalCaptureCount",
+    )?;
+    let is_final = match &options.is_final {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+        Some(_) => {
+            let at = "processingInformation.captureOptions.isFinal";
+            return Err(invalid("INVALID_DATA", Some(at), ""));
+        }
+    };
+    match (sequence, total) {
+        (Some(s), Some(t)) if s > t => Err(invalid(
+            "INVALID_DATA",
+            Some("processingInformation.captureOptions.captureSequenceNumber"),
+            "",
+        )),
+        (Some(s), Some(t)) => Ok(is_final || s == t),
+        _ => Ok(is_final),
+    }
+}
+
+/// A positive decimal with at most the currency's decimals.
+pub(super) fn parse_amount(value: &str, authorized: Money) -> Result<Money, Reply> {
+    let currency = authorized.currency();
+    let well_formed = !value.is_empty()
+        && value.len() <= 19
+        && value.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && value.matches('.').count() <= 1;
+    let amount = value
+        .parse::<Decimal>()
+        .ok()
+        .filter(|a| well_formed && *a > Decimal::ZERO && a.scale() <= currency.exponent());
+    amount
+        .and_then(|a| Money::from_decimal(currency, a).ok())
+        .ok_or_else(|| invalid("INVALID_AMOUNT", Some(AMOUNT), ""))
+}
