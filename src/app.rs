@@ -182,6 +182,13 @@ impl App {
         let http = axum::serve(self.http, http_router)
             .with_graceful_shutdown(async move { http_token.cancelled().await });
 
+        let reconciler = {
+            let captures = self.captures.clone();
+            let config = self.config.reconcile;
+            let stop = token.clone();
+            tokio::spawn(async move { captures.reconcile_until(config, stop).await })
+        };
+
         info!(%grpc_addr, %http_addr, sandbox = self.sandbox.is_some(), "capture-service serving");
         if self.dev_api_key.is_some() {
             match &self.config.dev_api_key_file {
@@ -190,6 +197,9 @@ impl App {
             }
         }
         let (grpc_result, http_result) = tokio::join!(grpc, http.into_future());
+        if let Err(err) = reconciler.await {
+            warn!(error = %err, "the reconciler stopped abnormally");
+        }
         health
             .set_not_serving::<CaptureServiceServer<CaptureApi>>()
             .await;

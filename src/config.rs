@@ -237,6 +237,31 @@ impl ProvidersConfig {
     }
 }
 
+/// How the reconciler paces itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileConfig {
+    /// Time between passes; zero turns the reconciler off.
+    pub interval: Duration,
+    /// A capture younger than this is left to the request that made it.
+    pub min_age: Duration,
+    /// After this many looks without a definite answer the capture is left for a person
+    /// (its status and audit trail say so).
+    pub max_attempts: i32,
+    /// Captures looked at per pass.
+    pub batch: u64,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        ReconcileConfig {
+            interval: Duration::from_secs(30),
+            min_age: Duration::from_secs(60),
+            max_attempts: 24,
+            batch: 100,
+        }
+    }
+}
+
 /// The whole configuration of one service process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -252,6 +277,7 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// How long shutdown waits for captures in flight.
     pub shutdown_grace: Duration,
+    pub reconcile: ReconcileConfig,
     /// Sandbox mode without API keys: the development key to accept (random when unset).
     pub dev_api_key: Option<Secret>,
     /// Sandbox mode without API keys: where the development key is written for local tools.
@@ -290,6 +316,7 @@ impl Default for Config {
                 stax: Vec::new(),
             },
             shutdown_grace: Duration::from_secs(30),
+            reconcile: ReconcileConfig::default(),
             dev_api_key: None,
             dev_api_key_file: Some(".capture-dev-key".to_owned()),
         }
@@ -323,6 +350,8 @@ struct FileConfig {
     log_filter: Option<String>,
     sandbox: Option<SandboxMode>,
     shutdown_grace_seconds: Option<u64>,
+    reconcile_interval_seconds: Option<u64>,
+    reconcile_min_age_seconds: Option<u64>,
     #[serde(default)]
     api_keys: Vec<ApiKeyFile>,
     #[serde(default)]
@@ -395,6 +424,12 @@ impl Config {
         if let Some(v) = file.shutdown_grace_seconds {
             self.shutdown_grace = Duration::from_secs(v);
         }
+        if let Some(v) = file.reconcile_interval_seconds {
+            self.reconcile.interval = Duration::from_secs(v);
+        }
+        if let Some(v) = file.reconcile_min_age_seconds {
+            self.reconcile.min_age = Duration::from_secs(v);
+        }
         for key in file.api_keys {
             self.api_keys.push(ApiKey {
                 sha256: parse_digest("api_keys.sha256", &key.sha256)?,
@@ -437,6 +472,14 @@ impl Config {
         }
         if let Some(v) = get("CAPTURE_SANDBOX") {
             self.sandbox = parse_word("CAPTURE_SANDBOX", v)?;
+        }
+        if let Some(v) = get("CAPTURE_RECONCILE_INTERVAL_SECONDS") {
+            self.reconcile.interval =
+                Duration::from_secs(parse_num("CAPTURE_RECONCILE_INTERVAL_SECONDS", v)?);
+        }
+        if let Some(v) = get("CAPTURE_RECONCILE_MIN_AGE_SECONDS") {
+            self.reconcile.min_age =
+                Duration::from_secs(parse_num("CAPTURE_RECONCILE_MIN_AGE_SECONDS", v)?);
         }
         if let Some(v) = get("CAPTURE_DEV_API_KEY") {
             self.dev_api_key = Some(Secret::new(v));
@@ -564,6 +607,18 @@ impl Config {
         check_accounts("providers.cybersource", &p.cybersource)?;
         check_accounts("providers.payment_options", &p.payment_options)?;
         check_accounts("providers.stax", &p.stax)?;
+        for account in &p.cybersource {
+            use base64::Engine;
+            if base64::engine::general_purpose::STANDARD
+                .decode(account.shared_secret.expose())
+                .is_err()
+            {
+                return Err(bad(
+                    "providers.cybersource.shared_secret",
+                    "must be the base64 shared secret Cybersource issued",
+                ));
+            }
+        }
         for account in &p.payment_options {
             if account.merchant_id.is_empty() || account.merchant_id.chars().count() > 10 {
                 return Err(bad(

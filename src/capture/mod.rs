@@ -6,6 +6,7 @@
 
 mod ids;
 mod inflight;
+mod reconcile;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::store::{Begin, LedgerRefusal, NewCapture, Resolution, Store, StoreErr
 
 pub use ids::new_capture_id;
 use inflight::{InFlight, Slot};
+pub use reconcile::PassReport;
 
 /// A capture and whether it was found again rather than made.
 #[derive(Debug)]

@@ -3,21 +3,18 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::Expr;
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 
-use super::convert::{self, FEE_REPORTED, FEE_REQUESTED};
+use super::convert::{self, FEE_REQUESTED};
 use super::entities::{capture_events, captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
 use super::{now_micros, Store, StoreError};
 use crate::domain::outcome::ProviderFailure;
-use crate::domain::{
-    CaptureCommand, CaptureRecord, CaptureStatus, Provider, ProviderOutcome, StatusReason,
-};
+use crate::domain::{CaptureCommand, CaptureRecord, CaptureStatus, Provider, ProviderOutcome};
 
 pub use super::ledger::LedgerRefusal;
 
@@ -175,125 +172,6 @@ impl Store {
         Ok(Begin::Existing(self.load(row).await?))
     }
 
-    /// Records the provider's answer for a `PROCESSING` capture: status, provider fields,
-    /// breakdown, fees, ledger and an audit event, in one transaction. A capture that is no longer
-    /// `PROCESSING` is returned unchanged.
-    pub async fn resolve(
-        &self,
-        capture_id: &str,
-        resolution: &Resolution,
-    ) -> Result<CaptureRecord, StoreError> {
-        let now = now_micros();
-        let txn = self.db.begin().await?;
-        // The first statement writes, so SQLite takes its write lock now rather than failing a
-        // read-to-write upgrade later; on PostgreSQL it locks the row.
-        captures::Entity::update_many()
-            .col_expr(captures::Column::UpdateTime, Expr::value(now))
-            .filter(captures::Column::Id.eq(capture_id))
-            .filter(captures::Column::Status.eq(CaptureStatus::Processing.as_str()))
-            .exec(&txn)
-            .await?;
-        let row = captures::Entity::find_by_id(capture_id.to_owned())
-            .one(&txn)
-            .await?
-            .ok_or_else(|| StoreError::Missing(capture_id.to_owned()))?;
-        if row.status != CaptureStatus::Processing.as_str() {
-            txn.rollback().await?;
-            return self.load(row).await;
-        }
-        let key = LedgerKey {
-            provider: &row.provider,
-            account: &row.provider_account,
-            authorization_id: &row.authorization_id,
-        };
-        let mut update = captures::ActiveModel {
-            id: Set(row.id.clone()),
-            update_time: Set(now),
-            ..Default::default()
-        };
-        match resolution {
-            Resolution::Outcome(outcome) => {
-                apply_outcome(&mut update, outcome);
-                if !outcome.status.holds_funds() {
-                    ledger::release(&txn, &key, &row.id, row.reserved_minor, now).await?;
-                    update.reserved_minor = Set(0);
-                } else if let Some(captured) = outcome.captured_amount {
-                    let delta = captured.minor_units() - row.reserved_minor;
-                    if delta != 0 {
-                        ledger::adjust(&txn, &key, delta, now).await?;
-                        update.reserved_minor = Set(captured.minor_units());
-                    }
-                }
-                if let Some(breakdown) = &outcome.breakdown {
-                    seller_receivable_breakdowns::Entity::insert(convert::breakdown_row(
-                        &row.id, breakdown,
-                    ))
-                    .exec_without_returning(&txn)
-                    .await?;
-                    insert_fees(&txn, &row.id, FEE_REPORTED, &breakdown.platform_fees).await?;
-                }
-                let detail = serde_json::json!({
-                    "provider_status": outcome.provider_status,
-                    "provider_capture_id": outcome.provider_capture_id,
-                    "captured_amount": outcome.captured_amount.map(|m| m.to_string()),
-                });
-                insert_event(
-                    &txn,
-                    &row.id,
-                    "PROVIDER_OUTCOME",
-                    outcome.status,
-                    detail,
-                    now,
-                )
-                .await?;
-            }
-            Resolution::Rejected(failure) => {
-                update.status = Set(CaptureStatus::Failed.as_str().to_owned());
-                update.status_reason =
-                    Set(Some(StatusReason::ProviderRejected.as_str().to_owned()));
-                update.error_code = Set(Some(failure.code.clone()));
-                update.error_message = Set(Some(failure.message.clone()));
-                update.error_debug_id = Set(failure.debug_id.clone());
-                update.error_http_status = Set(Some(i32::from(failure.http_status)));
-                update.reserved_minor = Set(0);
-                ledger::release(&txn, &key, &row.id, row.reserved_minor, now).await?;
-                let detail = serde_json::json!({
-                    "code": failure.code,
-                    "message": failure.message,
-                    "debug_id": failure.debug_id,
-                    "http_status": failure.http_status,
-                });
-                insert_event(
-                    &txn,
-                    &row.id,
-                    "PROVIDER_REJECTED",
-                    CaptureStatus::Failed,
-                    detail,
-                    now,
-                )
-                .await?;
-            }
-            Resolution::Unknown { detail } => {
-                update.status_reason = Set(Some(
-                    StatusReason::ProviderOutcomeUnknown.as_str().to_owned(),
-                ));
-                let detail = serde_json::json!({ "detail": detail });
-                insert_event(
-                    &txn,
-                    &row.id,
-                    "OUTCOME_UNKNOWN",
-                    CaptureStatus::Processing,
-                    detail,
-                    now,
-                )
-                .await?;
-            }
-        }
-        captures::Entity::update(update).exec(&txn).await?;
-        txn.commit().await?;
-        self.get_any(capture_id).await
-    }
-
     /// One capture of a tenant; another tenant's capture is `None`.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<CaptureRecord>, StoreError> {
         let row = captures::Entity::find_by_id(id.to_owned())
@@ -365,7 +243,7 @@ impl Store {
         })
     }
 
-    async fn load(&self, row: captures::Model) -> Result<CaptureRecord, StoreError> {
+    pub(super) async fn load(&self, row: captures::Model) -> Result<CaptureRecord, StoreError> {
         let mut records = self.load_many(vec![row]).await?;
         records
             .pop()
@@ -440,23 +318,7 @@ impl Store {
     }
 }
 
-fn apply_outcome(update: &mut captures::ActiveModel, outcome: &ProviderOutcome) {
-    update.status = Set(outcome.status.as_str().to_owned());
-    update.status_reason = Set(outcome.reason.map(|r| r.as_str().to_owned()));
-    update.provider_reason = Set(outcome.provider_reason.clone());
-    update.provider_capture_id = Set(outcome.provider_capture_id.clone());
-    update.provider_status = Set(Some(outcome.provider_status.clone()));
-    update.captured_currency_code = Set(outcome
-        .captured_amount
-        .map(|m| m.currency().code().to_owned()));
-    update.captured_amount_minor = Set(outcome.captured_amount.map(|m| m.minor_units()));
-    update.network_reference = Set(convert::to_json_columns(&outcome.network_reference));
-    update.seller_protection = Set(convert::to_json_columns(&outcome.seller_protection));
-    update.processor_response = Set(convert::to_json_columns(&outcome.processor_response));
-    update.provider_response = Set(outcome.redacted_body.as_ref().map(|b| b.to_string()));
-}
-
-async fn insert_fees(
+pub(super) async fn insert_fees(
     txn: &DatabaseTransaction,
     capture_id: &str,
     source: &str,
@@ -471,7 +333,7 @@ async fn insert_fees(
     Ok(())
 }
 
-async fn insert_event(
+pub(super) async fn insert_event(
     txn: &DatabaseTransaction,
     capture_id: &str,
     kind: &str,

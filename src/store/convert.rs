@@ -121,6 +121,8 @@ pub fn new_capture_row(
         provider_response: Set(None),
         create_time: Set(now),
         update_time: Set(now),
+        reconcile_after: Set(None),
+        reconcile_attempts: Set(0),
     }
 }
 

@@ -4,6 +4,7 @@ pub mod captures;
 mod convert;
 pub mod entities;
 mod ledger;
+mod resolve;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +13,7 @@ use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
 pub use captures::{Begin, LedgerRefusal, ListPage, ListQuery, NewCapture, Resolution};
+pub use resolve::DueCapture;
 
 /// A store failure. Internal: the caller sees an opaque message, the logs the cause.
 #[derive(Debug, thiserror::Error)]

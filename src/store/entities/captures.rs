@@ -49,6 +49,10 @@ pub struct Model {
     pub provider_response: Option<String>,
     pub create_time: i64,
     pub update_time: i64,
+    /// When the reconciler may look at this open capture again (`None`: whenever it is due).
+    pub reconcile_after: Option<i64>,
+    /// How often the reconciler has looked without a definite answer.
+    pub reconcile_attempts: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,143 @@
+//! The reconciler: asks providers what became of captures whose outcome is still open —
+//! `PENDING` ones awaiting the provider's confirmation (Checkout.com's 202, PayPal's pending
+//! review) and `PROCESSING` ones whose call ended without an answer or was cut off by a crash —
+//! and records the answer. It uses each connector's `fetch_outcome`, which looks the capture up
+//! or re-sends it with its original idempotency key, so it never captures twice.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::inflight::Slot;
+use super::Captures;
+use crate::config::ReconcileConfig;
+use crate::domain::{CaptureRecord, CaptureStatus};
+use crate::providers::ProviderError;
+use crate::store::{now_micros, DueCapture, Resolution, StoreError};
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    pub looked_at: usize,
+    /// Captures whose status changed.
+    pub resolved: usize,
+}
+
+/// The longest wait between two looks at one capture.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+impl Captures {
+    /// Runs passes every `config.interval` until `stop` is cancelled.
+    pub async fn reconcile_until(&self, config: ReconcileConfig, stop: CancellationToken) {
+        if config.interval.is_zero() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(config.interval) => {}
+            }
+            match self.reconcile_pass(&config).await {
+                Ok(report) if report.looked_at > 0 => {
+                    info!(
+                        looked_at = report.looked_at,
+                        resolved = report.resolved,
+                        "reconciliation pass"
+                    )
+                }
+                Ok(_) => {}
+                Err(err) => warn!(error = %err, "reconciliation pass failed"),
+            }
+        }
+    }
+
+    /// Looks once at every capture that is due.
+    pub async fn reconcile_pass(&self, config: &ReconcileConfig) -> Result<PassReport, StoreError> {
+        let min_age = i64::try_from(config.min_age.as_micros()).unwrap_or(i64::MAX);
+        let due = self
+            .store
+            .due_for_reconciliation(min_age, config.max_attempts, config.batch)
+            .await?;
+        let mut report = PassReport::default();
+        for DueCapture { record, attempts } in due {
+            report.looked_at += 1;
+            // Each look runs as a tracked task, so shutdown waits for it instead of cutting it.
+            let this = self.clone();
+            let config = *config;
+            let looked = self
+                .tasks
+                .spawn(async move { this.reconcile_one(record, attempts, &config).await });
+            match looked.await {
+                Ok(Ok(true)) => report.resolved += 1,
+                Ok(Ok(false)) => {}
+                Ok(Err(err)) => warn!(error = %err, "could not record a reconciled capture"),
+                Err(err) => warn!(error = %err, "reconciliation task failed"),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Asks the provider about one capture; true when its status changed.
+    #[tracing::instrument(skip_all, fields(capture_id = %record.id, status = %record.status))]
+    async fn reconcile_one(
+        &self,
+        record: CaptureRecord,
+        attempts: i32,
+        config: &ReconcileConfig,
+    ) -> Result<bool, StoreError> {
+        // A request of this process is already calling the provider for it.
+        let Slot::Claimed(_claim) = self.in_flight.claim(&record.id) else {
+            return Ok(false);
+        };
+        let provider = record.command.parts().provider;
+        let account = crate::domain::capture::AccountName::parse(&record.account).ok();
+        let connector = match self.connectors.resolve(provider, account.as_ref()) {
+            Ok((_, connector)) => connector,
+            Err(err) => {
+                warn!(error = %err, "the capture's provider account is no longer configured");
+                self.postpone(&record.id, attempts, config).await?;
+                return Ok(false);
+            }
+        };
+        let resolution = match connector.fetch_outcome(&record).await {
+            Ok(outcome) if outcome.status == record.status => {
+                // Still open (e.g. still PENDING): look again later.
+                self.postpone(&record.id, attempts, config).await?;
+                return Ok(false);
+            }
+            Ok(outcome) => Resolution::Outcome(Box::new(outcome)),
+            // A refusal settles a capture that never got an answer; a failed lookup of a
+            // capture the provider already accepted settles nothing.
+            Err(ProviderError::Rejected { failure, .. })
+                if record.status == CaptureStatus::Processing =>
+            {
+                Resolution::Rejected(failure)
+            }
+            Err(err) => {
+                info!(error = %err, "no definite answer yet");
+                self.postpone(&record.id, attempts, config).await?;
+                return Ok(false);
+            }
+        };
+        let resolved = self.store.resolve(&record.id, &resolution).await?;
+        info!(from = %record.status, to = %resolved.status, "capture reconciled");
+        Ok(resolved.status != record.status)
+    }
+
+    /// Backs off exponentially from the pass interval, up to an hour.
+    async fn postpone(
+        &self,
+        id: &str,
+        attempts: i32,
+        config: &ReconcileConfig,
+    ) -> Result<(), StoreError> {
+        let attempts = u32::try_from(attempts).unwrap_or(0).min(16);
+        let wait = config
+            .interval
+            .saturating_mul(1 << attempts)
+            .min(MAX_BACKOFF);
+        let after = now_micros() + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX / 2);
+        self.store.postpone_reconciliation(id, after).await
+    }
+}

@@ -1,0 +1,229 @@
+//! Recording what a provider said about a capture, and the bookkeeping of captures still
+//! waiting for a definite answer.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+
+use super::captures::{insert_event, insert_fees, Resolution};
+use super::convert::{self, FEE_REPORTED};
+use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
+use super::ledger::{self, LedgerKey};
+use super::{now_micros, Store, StoreError};
+use crate::domain::{CaptureRecord, CaptureStatus, ProviderOutcome, StatusReason};
+
+/// An open capture due for another look, and how many looks it has had.
+#[derive(Debug)]
+pub struct DueCapture {
+    pub record: CaptureRecord,
+    pub attempts: i32,
+}
+
+impl Store {
+    /// Records what the provider said about a capture: status, provider fields, breakdown,
+    /// fees, ledger and an audit event, in one transaction. An outcome applies to a `PROCESSING`
+    /// or `PENDING` capture; a refusal or an unknown outcome only to a `PROCESSING` one. A
+    /// capture in any other state is returned unchanged.
+    pub async fn resolve(
+        &self,
+        capture_id: &str,
+        resolution: &Resolution,
+    ) -> Result<CaptureRecord, StoreError> {
+        let now = now_micros();
+        let txn = self.db.begin().await?;
+        // The first statement writes, so SQLite takes its write lock now rather than failing a
+        // read-to-write upgrade later; on PostgreSQL it locks the row.
+        let from: &[CaptureStatus] = match resolution {
+            Resolution::Outcome(_) => &[CaptureStatus::Processing, CaptureStatus::Pending],
+            Resolution::Rejected(_) | Resolution::Unknown { .. } => &[CaptureStatus::Processing],
+        };
+        let from_names: Vec<&str> = from.iter().map(CaptureStatus::as_str).collect();
+        captures::Entity::update_many()
+            .col_expr(captures::Column::UpdateTime, Expr::value(now))
+            .filter(captures::Column::Id.eq(capture_id))
+            .filter(captures::Column::Status.is_in(from_names.clone()))
+            .exec(&txn)
+            .await?;
+        let row = captures::Entity::find_by_id(capture_id.to_owned())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::Missing(capture_id.to_owned()))?;
+        if !from_names.contains(&row.status.as_str()) {
+            txn.rollback().await?;
+            return self.load(row).await;
+        }
+        let key = LedgerKey {
+            provider: &row.provider,
+            account: &row.provider_account,
+            authorization_id: &row.authorization_id,
+        };
+        let mut update = captures::ActiveModel {
+            id: Set(row.id.clone()),
+            update_time: Set(now),
+            reconcile_after: Set(None),
+            reconcile_attempts: Set(0),
+            ..Default::default()
+        };
+        match resolution {
+            Resolution::Outcome(outcome) => {
+                apply_outcome(&mut update, outcome);
+                if !outcome.status.holds_funds() {
+                    ledger::release(&txn, &key, &row.id, row.reserved_minor, now).await?;
+                    update.reserved_minor = Set(0);
+                } else if let Some(captured) = outcome.captured_amount {
+                    let delta = captured.minor_units() - row.reserved_minor;
+                    if delta != 0 {
+                        ledger::adjust(&txn, &key, delta, now).await?;
+                        update.reserved_minor = Set(captured.minor_units());
+                    }
+                }
+                if let Some(breakdown) = &outcome.breakdown {
+                    // A later answer replaces what an earlier one reported.
+                    seller_receivable_breakdowns::Entity::delete_by_id(row.id.clone())
+                        .exec(&txn)
+                        .await?;
+                    platform_fees::Entity::delete_many()
+                        .filter(platform_fees::Column::CaptureId.eq(row.id.as_str()))
+                        .filter(platform_fees::Column::Source.eq(FEE_REPORTED))
+                        .exec(&txn)
+                        .await?;
+                    seller_receivable_breakdowns::Entity::insert(convert::breakdown_row(
+                        &row.id, breakdown,
+                    ))
+                    .exec_without_returning(&txn)
+                    .await?;
+                    insert_fees(&txn, &row.id, FEE_REPORTED, &breakdown.platform_fees).await?;
+                }
+                let detail = serde_json::json!({
+                    "provider_status": outcome.provider_status,
+                    "provider_capture_id": outcome.provider_capture_id,
+                    "captured_amount": outcome.captured_amount.map(|m| m.to_string()),
+                });
+                insert_event(
+                    &txn,
+                    &row.id,
+                    "PROVIDER_OUTCOME",
+                    outcome.status,
+                    detail,
+                    now,
+                )
+                .await?;
+            }
+            Resolution::Rejected(failure) => {
+                update.status = Set(CaptureStatus::Failed.as_str().to_owned());
+                update.status_reason =
+                    Set(Some(StatusReason::ProviderRejected.as_str().to_owned()));
+                update.error_code = Set(Some(failure.code.clone()));
+                update.error_message = Set(Some(failure.message.clone()));
+                update.error_debug_id = Set(failure.debug_id.clone());
+                update.error_http_status = Set(Some(i32::from(failure.http_status)));
+                update.reserved_minor = Set(0);
+                ledger::release(&txn, &key, &row.id, row.reserved_minor, now).await?;
+                let detail = serde_json::json!({
+                    "code": failure.code,
+                    "message": failure.message,
+                    "debug_id": failure.debug_id,
+                    "http_status": failure.http_status,
+                });
+                insert_event(
+                    &txn,
+                    &row.id,
+                    "PROVIDER_REJECTED",
+                    CaptureStatus::Failed,
+                    detail,
+                    now,
+                )
+                .await?;
+            }
+            Resolution::Unknown { detail } => {
+                update.status_reason = Set(Some(
+                    StatusReason::ProviderOutcomeUnknown.as_str().to_owned(),
+                ));
+                let detail = serde_json::json!({ "detail": detail });
+                insert_event(
+                    &txn,
+                    &row.id,
+                    "OUTCOME_UNKNOWN",
+                    CaptureStatus::Processing,
+                    detail,
+                    now,
+                )
+                .await?;
+            }
+        }
+        captures::Entity::update(update).exec(&txn).await?;
+        txn.commit().await?;
+        self.get_any(capture_id).await
+    }
+
+    /// Captures whose outcome is still open (`PROCESSING`, `PENDING`), unchanged for
+    /// `min_age_micros`, due for another look, and not given up on, oldest first.
+    pub async fn due_for_reconciliation(
+        &self,
+        min_age_micros: i64,
+        max_attempts: i32,
+        limit: u64,
+    ) -> Result<Vec<DueCapture>, StoreError> {
+        let now = now_micros();
+        let open = [
+            CaptureStatus::Processing.as_str(),
+            CaptureStatus::Pending.as_str(),
+        ];
+        let rows = captures::Entity::find()
+            .filter(captures::Column::Status.is_in(open))
+            .filter(captures::Column::UpdateTime.lte(now - min_age_micros))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(captures::Column::ReconcileAfter.is_null())
+                    .add(captures::Column::ReconcileAfter.lte(now)),
+            )
+            .filter(captures::Column::ReconcileAttempts.lt(max_attempts))
+            .order_by_asc(captures::Column::UpdateTime)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in rows {
+            let attempts = row.reconcile_attempts;
+            due.push(DueCapture {
+                record: self.load(row).await?,
+                attempts,
+            });
+        }
+        Ok(due)
+    }
+
+    /// Counts one more look at a capture that is still open, and when to look again.
+    pub async fn postpone_reconciliation(
+        &self,
+        capture_id: &str,
+        after_micros: i64,
+    ) -> Result<(), StoreError> {
+        captures::Entity::update_many()
+            .col_expr(captures::Column::ReconcileAfter, Expr::value(after_micros))
+            .col_expr(
+                captures::Column::ReconcileAttempts,
+                Expr::col(captures::Column::ReconcileAttempts).add(1),
+            )
+            .filter(captures::Column::Id.eq(capture_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
+
+fn apply_outcome(update: &mut captures::ActiveModel, outcome: &ProviderOutcome) {
+    update.status = Set(outcome.status.as_str().to_owned());
+    update.status_reason = Set(outcome.reason.map(|r| r.as_str().to_owned()));
+    update.provider_reason = Set(outcome.provider_reason.clone());
+    update.provider_capture_id = Set(outcome.provider_capture_id.clone());
+    update.provider_status = Set(Some(outcome.provider_status.clone()));
+    update.captured_currency_code = Set(outcome
+        .captured_amount
+        .map(|m| m.currency().code().to_owned()));
+    update.captured_amount_minor = Set(outcome.captured_amount.map(|m| m.minor_units()));
+    update.network_reference = Set(convert::to_json_columns(&outcome.network_reference));
+    update.seller_protection = Set(convert::to_json_columns(&outcome.seller_protection));
+    update.processor_response = Set(convert::to_json_columns(&outcome.processor_response));
+    update.provider_response = Set(outcome.redacted_body.as_ref().map(|b| b.to_string()));
+}

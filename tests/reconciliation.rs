@@ -1,0 +1,149 @@
+//! The reconciler settles captures whose outcome was left open: Checkout.com's accepted-but-
+//! unconfirmed captures, captures whose provider call timed out, and captures a crash cut off
+//! between their commit and their provider call. On SQLite and PostgreSQL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use capture_service::domain::{CaptureCommand, CaptureStatus as DomainStatus};
+use capture_service::proto::{self, CaptureStatus, CaptureStatusReason};
+use capture_service::store::{Begin, NewCapture, Store};
+use common::*;
+use tonic::Code;
+
+on_both_databases!(
+    a_checkout_capture_awaiting_confirmation_is_completed_by_the_reconciler,
+    a_declined_checkout_capture_is_declined_and_frees_the_authorization,
+    a_capture_left_processing_by_a_timeout_is_resolved_without_a_retry,
+    a_capture_cut_off_by_a_crash_is_captured_once_by_the_reconciler,
+);
+
+/// The app with a reconciler that looks every 100 ms at captures of any age.
+async fn spawn_reconciling(db: Db) -> Result<TestApp, Box<dyn std::error::Error>> {
+    TestApp::spawn_with(db, |config| {
+        config.reconcile.interval = Duration::from_millis(100);
+        config.reconcile.min_age = Duration::ZERO;
+        config.providers.max_retries = 0;
+    })
+    .await
+}
+
+/// Reads the capture until its status is no longer `from` (at most 10 s).
+async fn settled(
+    app: &TestApp,
+    id: &str,
+    from: CaptureStatus,
+) -> Result<proto::Capture, Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let capture = app.get(TENANT_A_KEY, id).await?;
+        if capture.status() != from || Instant::now() > deadline {
+            return Ok(capture);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_checkout_capture_awaiting_confirmation_is_completed_by_the_reconciler(
+    db: Db,
+) -> TestResult {
+    let app = spawn_reconciling(db).await?;
+    let payment = app
+        .authorize_at("checkout", "EUR", "80.00", "APPROVE")
+        .await?;
+    let accepted = app
+        .capture(capture_request(
+            proto::Provider::Checkout,
+            &payment,
+            money("EUR", "30.00"),
+        ))
+        .await?
+        .capture
+        .ok_or("no capture")?;
+    assert_eq!(accepted.status(), CaptureStatus::Pending);
+    let confirmed = settled(&app, &accepted.id, CaptureStatus::Pending).await?;
+    assert_eq!(confirmed.status(), CaptureStatus::Completed);
+    assert_eq!(confirmed.provider_capture_id, accepted.provider_capture_id);
+    assert_eq!(confirmed.captured_amount, money("EUR", "30.00"));
+    app.stop().await
+}
+
+async fn a_declined_checkout_capture_is_declined_and_frees_the_authorization(db: Db) -> TestResult {
+    let app = spawn_reconciling(db).await?;
+    let payment = app
+        .authorize_at("checkout", "USD", "50.00", "DECLINED")
+        .await?;
+    let mut request = capture_request(proto::Provider::Checkout, &payment, usd("50.00"));
+    request.authorized_amount = usd("50.00");
+    let accepted = app.capture(request).await?.capture.ok_or("no capture")?;
+    assert_eq!(accepted.status(), CaptureStatus::Pending);
+    let declined = settled(&app, &accepted.id, CaptureStatus::Pending).await?;
+    assert_eq!(declined.status(), CaptureStatus::Declined);
+    // The declined capture no longer holds the authorized 50.00 in the ledger: the service
+    // lets a new capture of the full amount through to Checkout.com.
+    let mut again = capture_request(proto::Provider::Checkout, &payment, usd("50.00"));
+    again.authorized_amount = usd("50.00");
+    let retried = app.capture(again).await?.capture.ok_or("no capture")?;
+    assert_eq!(retried.status(), CaptureStatus::Pending);
+    app.stop().await
+}
+
+async fn a_capture_left_processing_by_a_timeout_is_resolved_without_a_retry(db: Db) -> TestResult {
+    let app = spawn_reconciling(db).await?;
+    let auth = app.authorize("USD", "100.00", "TIMEOUT").await?;
+    let status = app
+        .capture(paypal_capture(&auth, usd("25.00")))
+        .await
+        .err()
+        .ok_or("expected an error")?;
+    assert_eq!(status.code(), Code::Unavailable);
+    let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    let id = metadata.get("capture_id").ok_or("no capture id")?;
+    let resolved = settled(&app, id, CaptureStatus::Processing).await?;
+    assert_eq!(resolved.status(), CaptureStatus::Completed);
+    assert_eq!(resolved.captured_amount, usd("25.00"));
+    // PayPal answered the re-sent request with the first capture: 75.00 is all that is left.
+    let over = app.capture(paypal_capture(&auth, usd("75.01"))).await;
+    assert_code(&over, Code::FailedPrecondition);
+    app.stop().await
+}
+
+async fn a_capture_cut_off_by_a_crash_is_captured_once_by_the_reconciler(db: Db) -> TestResult {
+    let app = spawn_reconciling(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    // A process committed the capture as PROCESSING and died before calling PayPal.
+    let command = CaptureCommand::try_from(paypal_capture(&auth, usd("60.00")))
+        .map_err(|v| format!("{v:?}"))?;
+    let store = Store::connect(&app.database_url).await?;
+    let id = capture_service::capture::new_capture_id().map_err(|e| e.to_string())?;
+    let begun = store
+        .begin_capture(&NewCapture {
+            id: &id,
+            tenant: "tenant-a",
+            account: "default",
+            command: &command,
+        })
+        .await?;
+    assert!(matches!(begun, Begin::Created(_)));
+
+    let resolved = settled(&app, &id, CaptureStatus::Processing).await?;
+    assert_eq!(resolved.status(), CaptureStatus::Completed);
+    assert_eq!(
+        resolved.status_details.map(|d| d.reason()),
+        Some(CaptureStatusReason::Unspecified)
+    );
+    let stored = store.get_any(&id).await?;
+    assert_eq!(stored.status, DomainStatus::Completed);
+    // Captured once: 40.00 remains at PayPal.
+    let rest = app.capture(paypal_capture(&auth, usd("40.00"))).await?;
+    assert_eq!(
+        rest.capture.map(|c| c.status()),
+        Some(CaptureStatus::Completed)
+    );
+    assert_code(
+        &app.capture(paypal_capture(&auth, usd("0.01"))).await,
+        Code::FailedPrecondition,
+    );
+    app.stop().await
+}
