@@ -64,6 +64,48 @@ pub enum ProviderError {
     OutcomeUnknown { provider: Provider, detail: String },
 }
 
+impl ProviderError {
+    /// The call ended without a definite answer.
+    pub fn unknown(provider: Provider, detail: impl Into<String>) -> Self {
+        ProviderError::OutcomeUnknown {
+            provider,
+            detail: detail.into(),
+        }
+    }
+
+    /// The transport got no answer to `what`.
+    pub fn no_answer(provider: Provider, what: &str, error: &http::NoAnswer) -> Self {
+        Self::unknown(provider, format!("{what}: {error}"))
+    }
+
+    /// A definite refusal; a wait is kept only where the provider throttled.
+    pub fn rejected(
+        provider: Provider,
+        rejection: Rejection,
+        failure: ProviderFailure,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        ProviderError::Rejected {
+            provider,
+            rejection,
+            failure,
+            retry_after: match rejection {
+                Rejection::RateLimited => retry_after,
+                Rejection::NotFound
+                | Rejection::FailedPrecondition
+                | Rejection::InvalidArgument
+                | Rejection::Unauthorized => None,
+            },
+        }
+    }
+}
+
+/// Whether an id can be a URL path segment: `.` and `..` would be resolved away by URL
+/// normalisation and send the capture elsewhere.
+pub fn is_path_segment(id: &str) -> bool {
+    !id.chars().all(|c| c == '.')
+}
+
 /// A provider connector. Each instance serves one configured provider account.
 #[async_trait]
 pub trait Connector: Send + Sync + 'static {

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use http::StatusCode;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
-use super::{CaptureCall, Connector, ProviderError, Rejection};
+use super::{is_path_segment, CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::{CheckoutAccount, Secret};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
@@ -309,18 +309,12 @@ fn request_id(answer: &HttpAnswer) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// `.` and `..` would be resolved away by URL normalisation and capture elsewhere.
-fn is_path_segment(id: &str) -> bool {
-    !id.chars().all(|c| c == '.')
-}
+const PROVIDER: Provider = Provider::Checkout;
 
 fn unknown(detail: impl Into<String>) -> ProviderError {
-    ProviderError::OutcomeUnknown {
-        provider: Provider::Checkout,
-        detail: detail.into(),
-    }
+    ProviderError::unknown(PROVIDER, detail)
 }
 
 fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
-    unknown(format!("{what}: {e}"))
+    ProviderError::no_answer(PROVIDER, what, &e)
 }

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use http::StatusCode;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
-use super::{CaptureCall, Connector, ProviderError, Rejection};
+use super::{is_path_segment, CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::CybersourceAccount;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
@@ -390,27 +390,16 @@ fn correlation_id(answer: &HttpAnswer) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `.` and `..` would be resolved away by URL normalisation and capture elsewhere.
-fn is_path_segment(id: &str) -> bool {
-    !id.chars().all(|c| c == '.')
-}
-
-fn rejected(rejection: Rejection, failure: ProviderFailure) -> ProviderError {
-    ProviderError::Rejected {
-        provider: Provider::Cybersource,
-        rejection,
-        failure,
-        retry_after: None,
-    }
-}
+const PROVIDER: Provider = Provider::Cybersource;
 
 fn unknown(detail: impl Into<String>) -> ProviderError {
-    ProviderError::OutcomeUnknown {
-        provider: Provider::Cybersource,
-        detail: detail.into(),
-    }
+    ProviderError::unknown(PROVIDER, detail)
 }
 
 fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
-    unknown(format!("{what}: {e}"))
+    ProviderError::no_answer(PROVIDER, what, &e)
+}
+
+fn rejected(rejection: Rejection, failure: ProviderFailure) -> ProviderError {
+    ProviderError::rejected(PROVIDER, rejection, failure, None)
 }

@@ -352,30 +352,18 @@ fn warn_if_other_amount(outcome: &ProviderOutcome, command: &CaptureCommand) {
     }
 }
 
+const PROVIDER: Provider = Provider::PaymentOptions;
+
+fn unknown(detail: impl Into<String>) -> ProviderError {
+    ProviderError::unknown(PROVIDER, detail)
+}
+
 fn rejected(
     rejection: Rejection,
     failure: ProviderFailure,
     retry_after: Option<Duration>,
 ) -> ProviderError {
-    ProviderError::Rejected {
-        provider: Provider::PaymentOptions,
-        rejection,
-        failure,
-        retry_after: match rejection {
-            Rejection::RateLimited => retry_after,
-            Rejection::NotFound
-            | Rejection::FailedPrecondition
-            | Rejection::InvalidArgument
-            | Rejection::Unauthorized => None,
-        },
-    }
-}
-
-fn unknown(detail: impl Into<String>) -> ProviderError {
-    ProviderError::OutcomeUnknown {
-        provider: Provider::PaymentOptions,
-        detail: detail.into(),
-    }
+    ProviderError::rejected(PROVIDER, rejection, failure, retry_after)
 }
 
 #[cfg(test)]

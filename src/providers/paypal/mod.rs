@@ -12,7 +12,7 @@ use http::StatusCode;
 use tokio::sync::Mutex;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
-use super::{CaptureCall, Connector, ProviderError, Rejection};
+use super::{is_path_segment, CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::{PaypalAccount, Secret};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
@@ -353,9 +353,14 @@ fn first_issue(body: &[u8]) -> Option<String> {
     body.details.into_iter().find_map(|d| d.issue)
 }
 
-/// `.` and `..` would be resolved away by URL normalisation and capture elsewhere.
-fn is_path_segment(id: &str) -> bool {
-    !id.chars().all(|c| c == '.')
+const PROVIDER: Provider = Provider::Paypal;
+
+fn unknown(detail: impl Into<String>) -> ProviderError {
+    ProviderError::unknown(PROVIDER, detail)
+}
+
+fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
+    ProviderError::no_answer(PROVIDER, what, &e)
 }
 
 fn rejected(
@@ -363,27 +368,5 @@ fn rejected(
     failure: ProviderFailure,
     retry_after: Option<Duration>,
 ) -> ProviderError {
-    ProviderError::Rejected {
-        provider: Provider::Paypal,
-        rejection,
-        failure,
-        retry_after: match rejection {
-            Rejection::RateLimited => retry_after,
-            Rejection::NotFound
-            | Rejection::FailedPrecondition
-            | Rejection::InvalidArgument
-            | Rejection::Unauthorized => None,
-        },
-    }
-}
-
-fn unknown(detail: impl Into<String>) -> ProviderError {
-    ProviderError::OutcomeUnknown {
-        provider: Provider::Paypal,
-        detail: detail.into(),
-    }
-}
-
-fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
-    unknown(format!("{what}: {e}"))
+    ProviderError::rejected(PROVIDER, rejection, failure, retry_after)
 }

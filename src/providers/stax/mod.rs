@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use http::StatusCode;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
-use super::{CaptureCall, Connector, ProviderError, Rejection};
+use super::{is_path_segment, CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::{Secret, StaxAccount};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
@@ -288,18 +288,12 @@ fn request_id(answer: &HttpAnswer) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `.` and `..` would be resolved away by URL normalisation and capture elsewhere.
-fn is_path_segment(id: &str) -> bool {
-    !id.chars().all(|c| c == '.')
-}
+const PROVIDER: Provider = Provider::Stax;
 
 fn unknown(detail: impl Into<String>) -> ProviderError {
-    ProviderError::OutcomeUnknown {
-        provider: Provider::Stax,
-        detail: detail.into(),
-    }
+    ProviderError::unknown(PROVIDER, detail)
 }
 
 fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
-    unknown(format!("{what}: {e}"))
+    ProviderError::no_answer(PROVIDER, what, &e)
 }
