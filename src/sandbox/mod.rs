@@ -394,6 +394,19 @@ fn random_alnum(len: usize) -> String {
     random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", len)
 }
 
+/// A random UUID v4 (the shape of Stax's and PaymentOptions' ids).
+fn random_uuid() -> String {
+    let hex = random_hex(32);
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
 fn random_digits(len: usize) -> String {
     random_from(b"0123456789", len)
 }

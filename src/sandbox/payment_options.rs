@@ -33,7 +33,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::{
-    header_str, json_reply, random_digits, random_hex, rfc3339, Emulator, Reply,
+    header_str, json_reply, random_digits, random_hex, random_uuid, rfc3339, Emulator, Reply,
     SandboxAuthorization, Scenario,
 };
 use crate::config::{PaymentOptionsAccount, Secret};
@@ -124,7 +124,7 @@ impl Emulator for PaymentOptionsEmulator {
     }
 
     fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization {
-        let id = uuid();
+        let id = random_uuid();
         let status = match scenario {
             Scenario::Expired => "EXPIRED",
             Scenario::Voided => "VOIDED",
@@ -144,19 +144,6 @@ impl Emulator for PaymentOptionsEmulator {
             scenario,
         }
     }
-}
-
-/// A random id in the shape of PaymentOptions' (a UUID).
-fn uuid() -> String {
-    let hex = random_hex(32);
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
 }
 
 /// `POST {prefix}/server-to-server-interface/capture`.
@@ -352,7 +339,7 @@ fn answer_body(
                 "additional_data": {"payment_data_source": {"type": "card"}},
             },
             "transaction_details": {
-                "id": uuid(),
+                "id": random_uuid(),
                 "ref": reference,
                 "timestamp": timestamp(),
                 "merchant_txn_ref": merchant_txn_ref,
@@ -390,7 +377,7 @@ mod tests {
 
     #[test]
     fn ids_look_like_uuids_and_fit_the_transaction_id_limit() {
-        let id = uuid();
+        let id = random_uuid();
         assert_eq!(id.len(), MAX_TRANSACTION_ID_CHARS);
         assert_eq!(id.matches('-').count(), 4);
         assert_eq!(&id[14..15], "4");

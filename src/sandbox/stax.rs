@@ -35,7 +35,8 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::{
-    header_str, json_reply, random_hex, rfc3339, Emulator, Reply, SandboxAuthorization, Scenario,
+    header_str, json_reply, random_hex, random_uuid, rfc3339, Emulator, Reply,
+    SandboxAuthorization, Scenario,
 };
 use crate::config::{Secret, StaxAccount};
 use crate::domain::{Money, Provider};
@@ -140,7 +141,7 @@ impl Emulator for StaxEmulator {
     }
 
     fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization {
-        let id = uuid();
+        let id = random_uuid();
         let status = match scenario {
             Scenario::Expired => "EXPIRED",
             Scenario::Voided => "VOIDED",
@@ -151,8 +152,8 @@ impl Emulator for StaxEmulator {
             scenario,
             captured: 0,
             closed: false,
-            customer_id: uuid(),
-            payment_method_id: uuid(),
+            customer_id: random_uuid(),
+            payment_method_id: random_uuid(),
         };
         self.ledger().pre_auths.insert(id.clone(), pre_auth);
         SandboxAuthorization {
@@ -319,7 +320,7 @@ fn decide(ledger: &mut Ledger, pre_auth_id: &str, request: &CaptureRequest) -> D
         pre_auth.captured += amount.minor_units();
         pre_auth.closed |= asked.is_none() || pre_auth.captured >= pre_auth.amount.minor_units();
     }
-    let id = uuid();
+    let id = random_uuid();
     let body = transaction(&id, pre_auth_id, pre_auth, amount, success, &request.meta)?;
     let scenario = pre_auth.scenario;
     ledger.transactions.insert(id, body.clone());
@@ -406,19 +407,6 @@ fn transaction(
     Ok(Bytes::from(body))
 }
 
-/// A UUID v4, the shape of Stax's ids.
-fn uuid() -> String {
-    let hex = random_hex(32);
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
-}
-
 fn message(status: StatusCode, text: &str) -> Reply {
     json_reply(status, &json!({ "message": text }))
 }
@@ -448,7 +436,7 @@ mod tests {
 
     #[test]
     fn ids_look_like_uuids() {
-        let id = uuid();
+        let id = random_uuid();
         let groups: Vec<usize> = id.split('-').map(str::len).collect();
         assert_eq!(groups, [8, 4, 4, 4, 12]);
         assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
