@@ -136,7 +136,7 @@ async fn main() -> BenchResult<()> {
     let mut config = Config::load(&HashMap::new())?;
     config.grpc_addr = "127.0.0.1:0".parse()?;
     config.http_addr = "127.0.0.1:0".parse()?;
-    config.database_url = database_url.clone();
+    config.database_url = database_url.clone().into();
     config.sandbox = SandboxMode::On;
     config.dev_api_key_file = None;
     config.api_keys = vec![ApiKey {

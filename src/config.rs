@@ -32,6 +32,42 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A database URL whose password never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL with its user information replaced, for messages.
+    pub fn redacted(&self) -> String {
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://…@{}", &self.0[..scheme], &self.0[at + 1..])
+            }
+            _ => self.0.clone(),
+        }
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        DatabaseUrl(url)
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -267,7 +303,7 @@ impl Default for ReconcileConfig {
 pub struct Config {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Apply pending migrations at `serve` (off where a deploy job runs `migrate` first).
     pub migrate_on_start: bool,
     pub log_format: LogFormat,
@@ -300,7 +336,7 @@ impl Default for Config {
         Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            database_url: "sqlite://capture.db?mode=rwc".to_owned(),
+            database_url: DatabaseUrl("sqlite://capture.db?mode=rwc".to_owned()),
             migrate_on_start: true,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
@@ -407,7 +443,7 @@ impl Config {
             self.http_addr = parse_addr("http_addr", &v)?;
         }
         if let Some(v) = file.database_url {
-            self.database_url = v;
+            self.database_url = DatabaseUrl(v);
         }
         if let Some(v) = file.migrate_on_start {
             self.migrate_on_start = v;
@@ -459,7 +495,7 @@ impl Config {
             self.http_addr = parse_addr("CAPTURE_HTTP_ADDR", v)?;
         }
         if let Some(v) = get("CAPTURE_DATABASE_URL") {
-            self.database_url = v.to_owned();
+            self.database_url = DatabaseUrl(v.to_owned());
         }
         if let Some(v) = get("CAPTURE_MIGRATE_ON_START") {
             self.migrate_on_start = parse_word("CAPTURE_MIGRATE_ON_START", v)?;
@@ -712,6 +748,21 @@ mod tests {
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
         assert!(config.database_url.starts_with("sqlite:"));
         assert!(config.sandbox_enabled());
+        Ok(())
+    }
+
+    #[test]
+    fn the_database_password_never_prints() -> Result<(), ConfigError> {
+        let config = Config::load(&env(&[(
+            "CAPTURE_DATABASE_URL",
+            "postgres://capture:hunter2@db:5432/capture",
+        )]))?;
+        assert_eq!(
+            &*config.database_url,
+            "postgres://capture:hunter2@db:5432/capture"
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(format!("{config:?}").contains("postgres://…@db:5432/capture"));
         Ok(())
     }
 

@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         "migrate" => {
             let store = Store::connect(&config.database_url).await?;
             store.migrate().await?;
-            println!("migrations applied to {}", redact_url(&config.database_url));
+            println!("migrations applied to {}", config.database_url.redacted());
             Ok(())
         }
         "check-config" => {
@@ -72,14 +72,4 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received; finishing in-flight captures");
-}
-
-/// The URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }

@@ -105,7 +105,7 @@ impl TestApp {
         let mut config = Config::load(&HashMap::new())?;
         config.grpc_addr = "127.0.0.1:0".parse()?;
         config.http_addr = "127.0.0.1:0".parse()?;
-        config.database_url = database_url.clone();
+        config.database_url = database_url.clone().into();
         config.sandbox = SandboxMode::On;
         config.api_keys = vec![
             ApiKey {
