@@ -2,16 +2,12 @@
 //! on the wire, the documented 202 answer, the actions lookup behind `fetch_outcome`, and every
 //! documented error.
 
-use std::collections::VecDeque;
+mod common;
+
 use std::error::Error;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::http::Method;
 use serde_json::{json, Value};
 
 use capture_service::config::{CheckoutAccount, Secret};
@@ -25,6 +21,7 @@ use capture_service::domain::{
 use capture_service::providers::checkout::CheckoutConnector;
 use capture_service::providers::http::ProviderHttp;
 use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use common::mock_provider::{MockProvider, Reply, SeenRequest};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
@@ -34,124 +31,30 @@ const ACTIONS_PATH: &str = "/payments/pay_kladqdb6hm5ebggtq45rtzjati/actions";
 const SECRET: &str = "sk_sbox_m73dzbpy7cf3gfd46xr4yj5xo4e";
 const KEY: &str = "cap_01J0000000000000000000000";
 
-/// One request as the mock received it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
+/// Header names, except those the HTTP client adds on its own.
+fn header_names(sent: &SeenRequest) -> Vec<String> {
+    sent.header_names()
+        .into_iter()
+        .filter(|k| !matches!(k.as_str(), "host" | "content-length" | "accept"))
+        .collect()
 }
 
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn json(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_slice(&self.body)
-    }
-
-    /// Header names, except those the HTTP client adds on its own.
-    fn header_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .headers
-            .keys()
-            .map(|k| k.as_str().to_owned())
-            .filter(|k| !matches!(k.as_str(), "host" | "content-length" | "accept"))
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-/// A scripted answer.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
-}
-
+/// A scripted answer as Checkout.com sends it: with its request id, JSON when there is a body.
 fn reply(status: u16, body: impl Into<String>) -> Reply {
     let body = body.into();
-    let mut headers = vec![("cko-request-id", "0HL80RJLS76I7-hdr".to_owned())];
-    if !body.is_empty() {
-        headers.push(("content-type", "application/json".to_owned()));
-    }
-    Reply {
-        status,
-        headers,
-        body,
-        delay: Duration::ZERO,
-    }
-}
-
-#[derive(Default)]
-struct Script {
-    seen: Vec<Seen>,
-    replies: VecDeque<Reply>,
+    let reply = if body.is_empty() {
+        Reply::empty(status)
+    } else {
+        Reply::json(status, body)
+    };
+    reply.header("cko-request-id", "0HL80RJLS76I7-hdr")
 }
 
 /// A local Checkout.com: records every request and answers from its script (then 500).
-#[derive(Clone, Default)]
-struct MockCheckout(Arc<Mutex<Script>>);
-
-impl MockCheckout {
-    fn then(&self, reply: Reply) {
-        if let Ok(mut s) = self.0.lock() {
-            s.replies.push_back(reply);
-        }
-    }
-
-    fn seen(&self, path: &str) -> Vec<Seen> {
-        self.0
-            .lock()
-            .map(|s| s.seen.iter().filter(|r| r.path == path).cloned().collect())
-            .unwrap_or_default()
-    }
-
-    async fn start(&self) -> Result<String, Box<dyn Error + Send + Sync>> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let app = Router::new().fallback(answer).with_state(self.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(format!("http://{addr}"))
-    }
-}
-
-async fn answer(
-    State(mock): State<MockCheckout>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let scripted = match mock.0.lock() {
-        Ok(mut s) => {
-            s.seen.push(Seen {
-                method,
-                path: uri.path().to_owned(),
-                headers,
-                body: body.to_vec(),
-            });
-            s.replies.pop_front().unwrap_or_else(|| reply(500, ""))
-        }
-        Err(_) => reply(500, ""),
-    };
-    tokio::time::sleep(scripted.delay).await;
-    let mut response = (
-        StatusCode::from_u16(scripted.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        scripted.body,
-    )
-        .into_response();
-    for (name, value) in scripted.headers {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
+async fn mock_checkout() -> Result<MockProvider, std::io::Error> {
+    let mock = MockProvider::start().await?;
+    mock.default_reply(reply(500, ""));
+    Ok(mock)
 }
 
 fn connector_with(base_url: &str, timeout: Duration) -> CheckoutConnector {
@@ -281,9 +184,9 @@ fn actions_list() -> String {
 #[tokio::test]
 async fn a_partial_capture_sends_the_documented_request_and_is_pending_until_confirmed(
 ) -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
-    mock.then(reply(202, ACCEPTED));
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply_any(reply(202, ACCEPTED));
     let mut p = parts(Some(money("USD", "35.00")?))?;
     p.reference = Some(Reference::parse("ORD-5023-4E89")?);
     p.metadata = Metadata::parse([
@@ -299,7 +202,7 @@ async fn a_partial_capture_sends_the_documented_request_and_is_pending_until_con
     let sent = &sent[0];
     assert_eq!(sent.method, Method::POST);
     assert_eq!(
-        sent.header_names(),
+        header_names(sent),
         ["authorization", "cko-idempotency-key", "content-type"]
     );
     assert_eq!(
@@ -339,9 +242,9 @@ async fn a_partial_capture_sends_the_documented_request_and_is_pending_until_con
 
 #[tokio::test]
 async fn a_full_capture_is_final_without_amount_and_references_the_capture_id() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
-    mock.then(reply(202, ACCEPTED));
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply_any(reply(202, ACCEPTED));
     capture(&connector(&base), &command(parts(None)?)?).await?;
     let sent = mock.seen(CAPTURE_PATH);
     assert_eq!(
@@ -353,8 +256,8 @@ async fn a_full_capture_is_final_without_amount_and_references_the_capture_id() 
 
 #[tokio::test]
 async fn amounts_are_sent_in_checkouts_unit_for_each_currency() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
+    let mock = mock_checkout().await?;
+    let base = mock.url();
     let connector = connector(&base);
     for (currency, value, units, final_capture) in [
         ("USD", "10.99", 1099, false),
@@ -363,7 +266,7 @@ async fn amounts_are_sent_in_checkouts_unit_for_each_currency() -> TestResult {
         ("BHD", "100", 100_000, true),
         ("CLP", "1000", 100_000, false),
     ] {
-        mock.then(reply(202, ACCEPTED));
+        mock.reply_any(reply(202, ACCEPTED));
         let mut p = parts(Some(money(currency, value)?))?;
         p.final_capture = final_capture;
         capture(&connector, &command(p)?).await?;
@@ -413,19 +316,19 @@ fn check_refuses_what_checkout_cannot_express_naming_the_field() -> Result<(), S
 
 #[tokio::test]
 async fn fetch_outcome_reads_the_action_by_its_id() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
+    let mock = mock_checkout().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "35.00")?))?)?;
 
-    mock.then(reply(200, actions_list()));
+    mock.reply_any(reply(200, actions_list()));
     let approved = connector
         .fetch_outcome(&record(cmd.clone(), Some("act_3kfr4betasbelhjdk346yutxvu")))
         .await?;
     let sent = mock.seen(ACTIONS_PATH);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].method, Method::GET);
-    assert_eq!(sent[0].header_names(), ["authorization"]);
+    assert_eq!(header_names(&sent[0]), ["authorization"]);
     assert_eq!(
         sent[0].header("authorization"),
         Some(format!("Bearer {SECRET}").as_str())
@@ -442,7 +345,7 @@ async fn fetch_outcome_reads_the_action_by_its_id() -> TestResult {
         .redacted_body
         .is_some_and(|b| b["processing"]["acquirer_transaction_id"] == "440337581757"));
 
-    mock.then(reply(200, actions_list()));
+    mock.reply_any(reply(200, actions_list()));
     let declined = connector
         .fetch_outcome(&record(cmd.clone(), Some("act_declined0000000000000000")))
         .await?;
@@ -450,7 +353,7 @@ async fn fetch_outcome_reads_the_action_by_its_id() -> TestResult {
     assert_eq!(declined.provider_reason.as_deref(), Some("20051"));
     assert_eq!(declined.captured_amount, None);
 
-    mock.then(reply(200, actions_list()));
+    mock.reply_any(reply(200, actions_list()));
     let waiting = connector
         .fetch_outcome(&record(cmd, Some("act_notlistedyet000000000000")))
         .await?;
@@ -468,11 +371,11 @@ async fn fetch_outcome_reads_the_action_by_its_id() -> TestResult {
 
 #[tokio::test]
 async fn fetch_outcome_without_an_action_id_finds_the_capture_by_its_reference() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
+    let mock = mock_checkout().await?;
+    let base = mock.url();
     let mut p = parts(None)?;
     p.reference = Some(Reference::parse("ORD-5023-4E89")?);
-    mock.then(reply(200, actions_list()));
+    mock.reply_any(reply(200, actions_list()));
     let outcome = connector(&base)
         .fetch_outcome(&record(command(p)?, None))
         .await?;
@@ -490,10 +393,10 @@ async fn fetch_outcome_without_an_action_id_finds_the_capture_by_its_reference()
 
 #[tokio::test]
 async fn fetch_outcome_resends_the_capture_with_its_key_when_no_action_matches() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
-    mock.then(reply(200, actions_list()));
-    mock.then(reply(202, ACCEPTED));
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply_any(reply(200, actions_list()));
+    mock.reply_any(reply(202, ACCEPTED));
     let outcome = connector(&base)
         .fetch_outcome(&record(command(parts(Some(money("USD", "1")?))?)?, None))
         .await?;
@@ -507,9 +410,9 @@ async fn fetch_outcome_resends_the_capture_with_its_key_when_no_action_matches()
 
 #[tokio::test]
 async fn an_unknown_payment_is_not_found_with_checkouts_request_id() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
-    mock.then(reply(404, ""));
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply_any(reply(404, ""));
     let result = capture(&connector(&base), &command(parts(None)?)?).await;
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::NotFound);
@@ -522,9 +425,9 @@ async fn an_unknown_payment_is_not_found_with_checkouts_request_id() -> TestResu
 
 #[tokio::test]
 async fn a_capture_that_is_not_allowed_fails_precondition() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
-    mock.then(reply(403, ""));
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply_any(reply(403, ""));
     let result = capture(&connector(&base), &command(parts(None)?)?).await;
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::FailedPrecondition);
@@ -537,9 +440,9 @@ async fn a_capture_that_is_not_allowed_fails_precondition() -> TestResult {
 
 #[tokio::test]
 async fn a_refused_secret_key_is_unauthorized() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
-    mock.then(reply(401, ""));
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply_any(reply(401, ""));
     let result = capture(&connector(&base), &command(parts(None)?)?).await;
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::Unauthorized);
@@ -551,8 +454,8 @@ async fn a_refused_secret_key_is_unauthorized() -> TestResult {
 
 #[tokio::test]
 async fn state_error_codes_fail_precondition_and_keep_every_code() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
+    let mock = mock_checkout().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "10")?))?)?;
     for code in [
@@ -561,7 +464,7 @@ async fn state_error_codes_fail_precondition_and_keep_every_code() -> TestResult
         "payment_expired",
         "action_failure_limit_exceeded",
     ] {
-        mock.then(reply(422, error_422("processing_error", &[code])));
+        mock.reply_any(reply(422, error_422("processing_error", &[code])));
         let (rejection, failure, _) =
             refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::FailedPrecondition, "{code}");
@@ -575,9 +478,9 @@ async fn state_error_codes_fail_precondition_and_keep_every_code() -> TestResult
 
 #[tokio::test]
 async fn request_error_codes_are_invalid_arguments() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
-    mock.then(reply(
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply_any(reply(
         422,
         error_422("request_invalid", &["amount_invalid", "reference_invalid"]),
     ));
@@ -594,11 +497,9 @@ async fn request_error_codes_are_invalid_arguments() -> TestResult {
 
 #[tokio::test]
 async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
-    let mut throttled = reply(429, "");
-    throttled.headers.push(("retry-after", "30".to_owned()));
-    mock.then(throttled);
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply_any(reply(429, "").header("retry-after", "30"));
     let result = capture(&connector(&base), &command(parts(None)?)?).await;
     let (rejection, failure, retry_after) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::RateLimited);
@@ -610,10 +511,10 @@ async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
 
 #[tokio::test]
 async fn a_500_is_retried_with_the_same_key_and_body_then_unknown() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
+    let mock = mock_checkout().await?;
+    let base = mock.url();
     for _ in 0..3 {
-        mock.then(reply(500, ""));
+        mock.reply_any(reply(500, ""));
     }
     let result = capture(
         &connector(&base),
@@ -632,10 +533,10 @@ async fn a_500_is_retried_with_the_same_key_and_body_then_unknown() -> TestResul
 
 #[tokio::test]
 async fn a_500_then_a_202_is_the_capture() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
-    mock.then(reply(500, ""));
-    mock.then(reply(202, ACCEPTED));
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply_any(reply(500, ""));
+    mock.reply_any(reply(202, ACCEPTED));
     let outcome = capture(&connector(&base), &command(parts(None)?)?).await?;
     assert_eq!(outcome.status, CaptureStatus::Pending);
     Ok(())
@@ -643,12 +544,10 @@ async fn a_500_then_a_202_is_the_capture() -> TestResult {
 
 #[tokio::test]
 async fn a_timeout_is_an_unknown_outcome() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
+    let mock = mock_checkout().await?;
+    let base = mock.url();
     for _ in 0..3 {
-        let mut slow = reply(202, ACCEPTED);
-        slow.delay = Duration::from_secs(2);
-        mock.then(slow);
+        mock.reply_any(reply(202, ACCEPTED).after(Duration::from_secs(2)));
     }
     let connector = connector_with(&base, Duration::from_millis(300));
     let result = capture(&connector, &command(parts(None)?)?).await;
@@ -658,8 +557,8 @@ async fn a_timeout_is_an_unknown_outcome() -> TestResult {
 
 #[tokio::test]
 async fn an_unreadable_or_unexpected_success_is_an_unknown_outcome() -> TestResult {
-    let mock = MockCheckout::default();
-    let base = mock.start().await?;
+    let mock = mock_checkout().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(None)?)?;
     for (status, body) in [
@@ -668,11 +567,11 @@ async fn an_unreadable_or_unexpected_success_is_an_unknown_outcome() -> TestResu
         (200, ACCEPTED),
         (302, ""),
     ] {
-        mock.then(reply(status, body));
+        mock.reply_any(reply(status, body));
         let result = capture(&connector, &cmd).await;
         assert!(is_unknown(&result), "{status} {body}: {result:?}");
     }
-    mock.then(reply(200, "[{\"id\":"));
+    mock.reply_any(reply(200, "[{\"id\":"));
     let lookup = connector
         .fetch_outcome(&record(cmd, Some("act_3kfr4betasbelhjdk346yutxvu")))
         .await;

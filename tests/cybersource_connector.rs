@@ -1,21 +1,17 @@
 //! The Cybersource connector against a local mock of Cybersource's REST API: the exact signed
-//! request on the wire (the mock recomputes the HTTP Signature itself), the documented answers
-//! and the documented errors.
+//! request on the wire (the HTTP Signature recomputed from what the mock recorded), the
+//! documented answers and the documented errors.
 
-use std::collections::VecDeque;
+mod common;
+
 use std::error::Error;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::http::Method;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use capture_service::config::{CybersourceAccount, Secret};
@@ -30,6 +26,7 @@ use capture_service::domain::{
 use capture_service::providers::cybersource::CybersourceConnector;
 use capture_service::providers::http::ProviderHttp;
 use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use common::mock_provider::{MockProvider, Reply, SeenRequest};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
@@ -41,152 +38,62 @@ const KEY_ID: &str = "08c94330-f618-42a3-b09d-e1e43be5efda";
 const SECRET: &str = "yBJxy6LjM2TmcPGu+GaJrHtkke25fPpUX+UY6/L/1tE=";
 const CORRELATION: &str = "3a1b2c3d-0000-4000-8000-1234567890ab";
 
-/// One request as the mock received it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn json(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_slice(&self.body)
-    }
-
-    /// Checks the HTTP Signature as Cybersource would, written from providers.md alone.
-    fn assert_signed(&self, host: &str) -> Result<(), Box<dyn Error + Send + Sync>> {
-        let post = self.method == Method::POST;
-        let date = self.header("date").ok_or("no Date")?;
-        let sent = httpdate::parse_http_date(date)?;
-        let age = SystemTime::now().duration_since(sent).unwrap_or_default();
-        assert!(age < Duration::from_secs(60), "Date is now: {date}");
-        assert_eq!(self.header("host"), Some(host));
-        assert_eq!(self.headers.get_all("host").iter().count(), 1);
-        assert_eq!(self.header("v-c-merchant-id"), Some(MERCHANT));
-        let mut lines = vec![
-            format!("host: {host}"),
-            format!("date: {date}"),
+/// Checks the HTTP Signature as Cybersource would, written from providers.md alone.
+fn assert_signed(request: &SeenRequest, host: &str) -> Result<(), Box<dyn Error + Send + Sync>> {
+    let post = request.method == Method::POST;
+    let date = request.header("date").ok_or("no Date")?;
+    let sent = httpdate::parse_http_date(date)?;
+    let age = SystemTime::now().duration_since(sent).unwrap_or_default();
+    assert!(age < Duration::from_secs(60), "Date is now: {date}");
+    assert_eq!(request.header("host"), Some(host));
+    assert_eq!(request.headers.get_all("host").iter().count(), 1);
+    assert_eq!(request.header("v-c-merchant-id"), Some(MERCHANT));
+    let mut lines = vec![
+        format!("host: {host}"),
+        format!("date: {date}"),
+        format!(
+            "request-target: {} {}",
+            if post { "post" } else { "get" },
+            request.path
+        ),
+    ];
+    let signed = if post {
+        let digest = format!("SHA-256={}", BASE64.encode(Sha256::digest(&request.body)));
+        assert_eq!(request.header("digest"), Some(digest.as_str()));
+        lines.push(format!("digest: {digest}"));
+        "host date request-target digest v-c-merchant-id"
+    } else {
+        assert_eq!(request.header("digest"), None);
+        "host date request-target v-c-merchant-id"
+    };
+    lines.push(format!("v-c-merchant-id: {MERCHANT}"));
+    let mut mac = Hmac::<Sha256>::new_from_slice(&BASE64.decode(SECRET)?)?;
+    mac.update(lines.join("\n").as_bytes());
+    let signature = BASE64.encode(mac.finalize().into_bytes());
+    assert_eq!(
+        request.header("signature"),
+        Some(
             format!(
-                "request-target: {} {}",
-                if post { "post" } else { "get" },
-                self.path
-            ),
-        ];
-        let signed = if post {
-            let digest = format!("SHA-256={}", BASE64.encode(Sha256::digest(&self.body)));
-            assert_eq!(self.header("digest"), Some(digest.as_str()));
-            lines.push(format!("digest: {digest}"));
-            "host date request-target digest v-c-merchant-id"
-        } else {
-            assert_eq!(self.header("digest"), None);
-            "host date request-target v-c-merchant-id"
-        };
-        lines.push(format!("v-c-merchant-id: {MERCHANT}"));
-        let mut mac = Hmac::<Sha256>::new_from_slice(&BASE64.decode(SECRET)?)?;
-        mac.update(lines.join("\n").as_bytes());
-        let signature = BASE64.encode(mac.finalize().into_bytes());
-        assert_eq!(
-            self.header("signature"),
-            Some(
-                format!(
-                    r#"keyid="{KEY_ID}", algorithm="HmacSHA256", headers="{signed}", signature="{signature}""#
-                )
-                .as_str()
+                r#"keyid="{KEY_ID}", algorithm="HmacSHA256", headers="{signed}", signature="{signature}""#
             )
-        );
-        Ok(())
-    }
+            .as_str()
+        )
+    );
+    Ok(())
 }
 
-/// A scripted answer.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
-}
-
+/// A scripted answer as Cybersource sends it: HAL JSON with a correlation id.
 fn reply(status: u16, body: impl Into<String>) -> Reply {
-    Reply {
-        status,
-        headers: vec![
-            ("content-type", "application/hal+json".to_owned()),
-            ("v-c-correlation-id", CORRELATION.to_owned()),
-        ],
-        body: body.into(),
-        delay: Duration::ZERO,
-    }
-}
-
-#[derive(Default)]
-struct Script {
-    seen: Vec<Seen>,
-    replies: VecDeque<Reply>,
+    Reply::text(status, body)
+        .header("content-type", "application/hal+json")
+        .header("v-c-correlation-id", CORRELATION)
 }
 
 /// A local Cybersource: records every request and answers from its script (502 when empty).
-#[derive(Clone, Default)]
-struct MockCybersource(Arc<Mutex<Script>>);
-
-impl MockCybersource {
-    fn on_request(&self, reply: Reply) {
-        if let Ok(mut s) = self.0.lock() {
-            s.replies.push_back(reply);
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.0.lock().map(|s| s.seen.clone()).unwrap_or_default()
-    }
-
-    /// Starts the mock; returns its base URL and the `Host` the connector must sign.
-    async fn start(&self) -> Result<(String, String), Box<dyn Error + Send + Sync>> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let app = Router::new().fallback(answer).with_state(self.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok((format!("http://{addr}"), addr.to_string()))
-    }
-}
-
-async fn answer(
-    State(mock): State<MockCybersource>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let scripted = match mock.0.lock() {
-        Ok(mut s) => {
-            s.seen.push(Seen {
-                method,
-                path: uri.path().to_owned(),
-                headers,
-                body: body.to_vec(),
-            });
-            s.replies.pop_front().unwrap_or_else(|| reply(502, ""))
-        }
-        Err(_) => reply(502, ""),
-    };
-    tokio::time::sleep(scripted.delay).await;
-    let mut response = (
-        StatusCode::from_u16(scripted.status).unwrap_or(StatusCode::BAD_GATEWAY),
-        scripted.body,
-    )
-        .into_response();
-    for (name, value) in scripted.headers {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
+async fn mock_cybersource() -> Result<MockProvider, std::io::Error> {
+    let mock = MockProvider::start().await?;
+    mock.default_reply(reply(502, ""));
+    Ok(mock)
 }
 
 fn account(base_url: &str, secret: &str) -> CybersourceAccount {
@@ -310,9 +217,9 @@ fn server_error(reason: &str) -> String {
 
 #[tokio::test]
 async fn a_capture_is_signed_and_sends_every_documented_field() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, host) = mock.start().await?;
-    mock.on_request(reply(201, created("PENDING", "100.00", "USD")));
+    let mock = mock_cybersource().await?;
+    let (base, host) = (mock.url(), mock.host());
+    mock.reply_any(reply(201, created("PENDING", "100.00", "USD")));
     let mut p = parts(Some(money("USD", "100.00")?))?;
     p.final_capture = true;
     p.reference = Some(Reference::parse("order-42")?);
@@ -321,12 +228,12 @@ async fn a_capture_is_signed_and_sends_every_documented_field() -> TestResult {
         .map_err(|e| format!("{e:?}"))?;
     let outcome = capture(&connector(&base)?, &command(p)?).await?;
 
-    let seen = mock.seen();
+    let seen = mock.requests();
     assert_eq!(seen.len(), 1);
     let request = &seen[0];
     assert_eq!(request.method, Method::POST);
     assert_eq!(request.path, CAPTURE_PATH);
-    request.assert_signed(&host)?;
+    assert_signed(request, &host)?;
     assert_eq!(
         request.header("content-type"),
         Some("application/json;charset=utf-8")
@@ -336,10 +243,8 @@ async fn a_capture_is_signed_and_sends_every_documented_field() -> TestResult {
         Some("application/hal+json;charset=utf-8")
     );
     assert_eq!(request.header("authorization"), None);
-    let mut names: Vec<&str> = request.headers.keys().map(|k| k.as_str()).collect();
-    names.sort_unstable();
     assert_eq!(
-        names,
+        request.header_names(),
         [
             "accept",
             "content-length",
@@ -382,8 +287,8 @@ async fn a_capture_is_signed_and_sends_every_documented_field() -> TestResult {
 
 #[tokio::test]
 async fn amounts_are_major_unit_strings_with_the_currencys_decimals() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
     let connector = connector(&base)?;
     let cases = [
         ("USD", "0.01"),
@@ -393,12 +298,12 @@ async fn amounts_are_major_unit_strings_with_the_currencys_decimals() -> TestRes
         ("BHD", "1.230"),
     ];
     for (currency, value) in cases {
-        mock.on_request(reply(201, created("PENDING", value, currency)));
+        mock.reply_any(reply(201, created("PENDING", value, currency)));
         let outcome = capture(&connector, &command(parts(Some(money(currency, value)?))?)?).await?;
         assert_eq!(outcome.captured_amount, Some(money(currency, value)?));
     }
     let sent: Vec<(String, String)> = mock
-        .seen()
+        .requests()
         .iter()
         .map(|s| -> Result<(String, String), serde_json::Error> {
             let body = s.json()?;
@@ -422,16 +327,16 @@ async fn amounts_are_major_unit_strings_with_the_currencys_decimals() -> TestRes
 
 #[tokio::test]
 async fn a_partial_capture_sends_no_capture_options_and_nothing_unset() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
-    mock.on_request(reply(201, created("PENDING", "10.00", "EUR")));
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
+    mock.reply_any(reply(201, created("PENDING", "10.00", "EUR")));
     capture(
         &connector(&base)?,
         &command(parts(Some(money("EUR", "10.00")?))?)?,
     )
     .await?;
     assert_eq!(
-        mock.seen().first().ok_or("no request")?.json()?,
+        mock.requests().first().ok_or("no request")?.json()?,
         json!({
             "clientReferenceInformation": {"code": CAPTURE_ID},
             "orderInformation": {"amountDetails": {"totalAmount": "10.00", "currency": "EUR"}}
@@ -442,13 +347,13 @@ async fn a_partial_capture_sends_no_capture_options_and_nothing_unset() -> TestR
 
 #[tokio::test]
 async fn without_an_amount_the_authorized_amount_is_captured_as_final() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
-    mock.on_request(reply(201, created("PENDING", "1500", "JPY")));
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
+    mock.reply_any(reply(201, created("PENDING", "1500", "JPY")));
     let mut p = parts(None)?;
     p.authorized_amount = Some(money("JPY", "1500")?);
     capture(&connector(&base)?, &command(p)?).await?;
-    let body = mock.seen().first().ok_or("no request")?.json()?;
+    let body = mock.requests().first().ok_or("no request")?.json()?;
     assert_eq!(
         body["orderInformation"]["amountDetails"],
         json!({"totalAmount": "1500", "currency": "JPY"})
@@ -504,9 +409,9 @@ async fn check_refuses_what_cybersource_cannot_express() -> TestResult {
 
 #[tokio::test]
 async fn a_lookup_is_a_signed_get_without_digest_and_reads_the_capture() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, host) = mock.start().await?;
-    mock.on_request(reply(200, created("TRANSMITTED", "5.00", "USD")));
+    let mock = mock_cybersource().await?;
+    let (base, host) = (mock.url(), mock.host());
+    mock.reply_any(reply(200, created("TRANSMITTED", "5.00", "USD")));
     let connector = connector(&base)?;
     let mut record = record(command(parts(Some(money("USD", "5.00")?))?)?);
     record.provider_capture_id = Some("6482345928116004003002".to_owned());
@@ -514,11 +419,11 @@ async fn a_lookup_is_a_signed_get_without_digest_and_reads_the_capture() -> Test
     assert_eq!(outcome.status, CaptureStatus::Completed);
     assert_eq!(outcome.provider_status, "TRANSMITTED");
 
-    let seen = mock.seen();
+    let seen = mock.requests();
     let request = seen.first().ok_or("no request")?;
     assert_eq!(request.method, Method::GET);
     assert_eq!(request.path, "/pts/v2/captures/6482345928116004003002");
-    request.assert_signed(&host)?;
+    assert_signed(request, &host)?;
     assert!(request.body.is_empty());
     assert_eq!(request.header("content-type"), None);
     Ok(())
@@ -526,20 +431,20 @@ async fn a_lookup_is_a_signed_get_without_digest_and_reads_the_capture() -> Test
 
 #[tokio::test]
 async fn a_lookup_without_cybersources_id_is_unknown_and_sends_nothing() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
     let record = record(command(parts(Some(money("USD", "5.00")?))?)?);
     let result = connector(&base)?.fetch_outcome(&record).await;
     assert!(is_unknown(&result), "{result:?}");
-    assert!(mock.seen().is_empty());
+    assert!(mock.requests().is_empty());
     Ok(())
 }
 
 #[tokio::test]
 async fn authorization_state_refusals_are_failed_preconditions_with_the_reason_kept() -> TestResult
 {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
     let connector = connector(&base)?;
     let command = command(parts(Some(money("USD", "5.00")?))?)?;
     let cases = [
@@ -553,7 +458,7 @@ async fn authorization_state_refusals_are_failed_preconditions_with_the_reason_k
         ),
     ];
     for (reason, field) in cases {
-        mock.on_request(reply(400, invalid_request(reason, field)));
+        mock.reply_any(reply(400, invalid_request(reason, field)));
         let (rejection, failure, _) =
             refusal(capture(&connector, &command).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::FailedPrecondition, "{reason}");
@@ -567,8 +472,8 @@ async fn authorization_state_refusals_are_failed_preconditions_with_the_reason_k
 
 #[tokio::test]
 async fn invalid_requests_are_invalid_arguments_naming_the_field() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
     let connector = connector(&base)?;
     let command = command(parts(Some(money("USD", "5.00")?))?)?;
     for reason in [
@@ -579,7 +484,7 @@ async fn invalid_requests_are_invalid_arguments_naming_the_field() -> TestResult
         "A_REASON_NOT_DOCUMENTED",
     ] {
         let field = "orderInformation.amountDetails.totalAmount";
-        mock.on_request(reply(400, invalid_request(reason, Some(field))));
+        mock.reply_any(reply(400, invalid_request(reason, Some(field))));
         let (rejection, failure, _) =
             refusal(capture(&connector, &command).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::InvalidArgument, "{reason}");
@@ -593,9 +498,9 @@ async fn invalid_requests_are_invalid_arguments_naming_the_field() -> TestResult
 
 #[tokio::test]
 async fn a_missing_authorization_is_not_found() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
-    mock.on_request(reply(400, invalid_request("MISSING_AUTH", None)));
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
+    mock.reply_any(reply(400, invalid_request("MISSING_AUTH", None)));
     let command = command(parts(Some(money("USD", "5.00")?))?)?;
     let (rejection, failure, _) =
         refusal(capture(&connector(&base)?, &command).await).ok_or("expected a refusal")?;
@@ -606,9 +511,9 @@ async fn a_missing_authorization_is_not_found() -> TestResult {
 
 #[tokio::test]
 async fn a_duplicate_request_is_an_unknown_outcome_not_a_failure() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
-    mock.on_request(reply(400, invalid_request("DUPLICATE_REQUEST", None)));
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
+    mock.reply_any(reply(400, invalid_request("DUPLICATE_REQUEST", None)));
     let command = command(parts(Some(money("USD", "5.00")?))?)?;
     let result = capture(&connector(&base)?, &command).await;
     assert!(is_unknown(&result), "{result:?}");
@@ -617,8 +522,8 @@ async fn a_duplicate_request_is_an_unknown_outcome_not_a_failure() -> TestResult
 
 #[tokio::test]
 async fn configuration_refusals_are_unauthorized() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
     let connector = connector(&base)?;
     let command = command(parts(Some(money("USD", "5.00")?))?)?;
     let replies = [
@@ -636,7 +541,7 @@ async fn configuration_refusals_are_unauthorized() -> TestResult {
         ),
     ];
     for (answer, code) in replies {
-        mock.on_request(answer);
+        mock.reply_any(answer);
         let (rejection, failure, _) =
             refusal(capture(&connector, &command).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::Unauthorized, "{code}");
@@ -644,7 +549,7 @@ async fn configuration_refusals_are_unauthorized() -> TestResult {
         assert!(!failure.message.contains(SECRET));
     }
     let (_, failure, _) = {
-        mock.on_request(reply(
+        mock.reply_any(reply(
             401,
             r#"{"response":{"rmsg":"Authentication Failed"}}"#,
         ));
@@ -656,59 +561,55 @@ async fn configuration_refusals_are_unauthorized() -> TestResult {
 
 #[tokio::test]
 async fn a_502_is_an_unknown_outcome_and_never_resent() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
     let connector = connector(&base)?;
     let command = command(parts(Some(money("USD", "5.00")?))?)?;
     for reason in ["SYSTEM_ERROR", "SERVER_TIMEOUT", "SERVICE_TIMEOUT"] {
-        mock.on_request(reply(502, server_error(reason)));
+        mock.reply_any(reply(502, server_error(reason)));
         let result = capture(&connector, &command).await;
         assert!(is_unknown(&result), "{reason}: {result:?}");
     }
-    mock.on_request(reply(503, "<html>Service Unavailable</html>"));
+    mock.reply_any(reply(503, "<html>Service Unavailable</html>"));
     assert!(is_unknown(&capture(&connector, &command).await));
     // Cybersource has no idempotency key: one request per capture, whatever the answer.
-    assert_eq!(mock.seen().len(), 4);
+    assert_eq!(mock.requests().len(), 4);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_timeout_is_an_unknown_outcome_and_never_resent() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
-    let mut slow = reply(201, created("PENDING", "5.00", "USD"));
-    slow.delay = Duration::from_secs(3);
-    mock.on_request(slow);
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
+    mock.reply_any(reply(201, created("PENDING", "5.00", "USD")).after(Duration::from_secs(3)));
     let connector = connector_with(&base, Duration::from_millis(300))?;
     let command = command(parts(Some(money("USD", "5.00")?))?)?;
     let result = capture(&connector, &command).await;
     assert!(is_unknown(&result), "{result:?}");
-    assert_eq!(mock.seen().len(), 1);
+    assert_eq!(mock.requests().len(), 1);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_malformed_or_undocumented_201_is_an_unknown_outcome() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
     let connector = connector(&base)?;
     let command = command(parts(Some(money("USD", "5.00")?))?)?;
-    mock.on_request(reply(201, "<html><body>Bad Gateway</body>"));
+    mock.reply_any(reply(201, "<html><body>Bad Gateway</body>"));
     assert!(is_unknown(&capture(&connector, &command).await));
-    mock.on_request(reply(201, created("SETTLED_SOMEHOW", "5.00", "USD")));
+    mock.reply_any(reply(201, created("SETTLED_SOMEHOW", "5.00", "USD")));
     assert!(is_unknown(&capture(&connector, &command).await));
-    mock.on_request(reply(200, created("PENDING", "5.00", "USD")));
+    mock.reply_any(reply(200, created("PENDING", "5.00", "USD")));
     assert!(is_unknown(&capture(&connector, &command).await));
     Ok(())
 }
 
 #[tokio::test]
 async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
-    let mut throttled = reply(429, "");
-    throttled.headers.push(("retry-after", "30".to_owned()));
-    mock.on_request(throttled);
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
+    mock.reply_any(reply(429, "").header("retry-after", "30"));
     let command = command(parts(Some(money("USD", "5.00")?))?)?;
     let (rejection, failure, retry_after) =
         refusal(capture(&connector(&base)?, &command).await).ok_or("expected a refusal")?;
@@ -720,8 +621,8 @@ async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
 
 #[tokio::test]
 async fn a_secret_that_is_not_base64_is_refused_before_anything_is_sent() -> TestResult {
-    let mock = MockCybersource::default();
-    let (base, _) = mock.start().await?;
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
     let http = ProviderHttp::new(Duration::from_secs(5), 0)?;
     let connector = CybersourceConnector::new(&account(&base, "not base64!"), http);
     let command = command(parts(Some(money("USD", "5.00")?))?)?;
@@ -730,7 +631,7 @@ async fn a_secret_that_is_not_base64_is_refused_before_anything_is_sent() -> Tes
     assert_eq!(rejection, Rejection::Unauthorized);
     assert_eq!(failure.code, "INVALID_SHARED_SECRET");
     assert!(!failure.message.contains("not base64!"));
-    assert!(mock.seen().is_empty());
+    assert!(mock.requests().is_empty());
     Ok(())
 }
 

@@ -2,16 +2,12 @@
 //! request on the wire, the documented answer, every documented refusal and response code, and
 //! the full card number the answer carries never getting past the connector.
 
-use std::collections::VecDeque;
+mod common;
+
 use std::error::Error;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::http::Method;
 use serde_json::{json, Value};
 
 use capture_service::config::{PaymentOptionsAccount, Secret};
@@ -26,6 +22,7 @@ use capture_service::domain::{
 use capture_service::providers::http::ProviderHttp;
 use capture_service::providers::payment_options::PaymentOptionsConnector;
 use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use common::mock_provider::{MockProvider, Reply};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
@@ -37,99 +34,12 @@ const MERCHANT_ID: &str = "M123456789";
 const PAN: &str = "5200000000001005";
 const MASKED_PAN: &str = "520000******1005";
 
-/// One request as the mock received it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn json(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_slice(&self.body)
-    }
-}
-
-/// A scripted answer.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    body: String,
-    delay: Duration,
-}
-
-fn reply(status: u16, body: impl Into<String>) -> Reply {
-    Reply {
-        status,
-        body: body.into(),
-        delay: Duration::ZERO,
-    }
-}
-
-#[derive(Default)]
-struct Script {
-    seen: Vec<Seen>,
-    replies: VecDeque<Reply>,
-}
-
 /// A local PaymentOptions: records every request and answers from its script (500 when the
 /// script is empty).
-#[derive(Clone, Default)]
-struct MockPaymentOptions(Arc<Mutex<Script>>);
-
-impl MockPaymentOptions {
-    fn on_capture(&self, reply: Reply) {
-        if let Ok(mut s) = self.0.lock() {
-            s.replies.push_back(reply);
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.0.lock().map(|s| s.seen.clone()).unwrap_or_default()
-    }
-
-    async fn start(&self) -> Result<String, Box<dyn Error + Send + Sync>> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let app = Router::new().fallback(answer).with_state(self.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(format!("http://{addr}"))
-    }
-}
-
-async fn answer(
-    State(mock): State<MockPaymentOptions>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let scripted = match mock.0.lock() {
-        Ok(mut s) => {
-            s.seen.push(Seen {
-                method,
-                path: uri.path().to_owned(),
-                headers,
-                body: body.to_vec(),
-            });
-            s.replies.pop_front().unwrap_or_else(|| reply(500, ""))
-        }
-        Err(_) => reply(500, ""),
-    };
-    tokio::time::sleep(scripted.delay).await;
-    let status = StatusCode::from_u16(scripted.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        scripted.body,
-    )
-        .into_response()
+async fn mock_payment_options() -> Result<MockProvider, std::io::Error> {
+    let mock = MockProvider::start().await?;
+    mock.default_reply(Reply::json(500, ""));
+    Ok(mock)
 }
 
 fn account(base_url: &str, path_prefix: &str) -> PaymentOptionsAccount {
@@ -258,9 +168,9 @@ fn error_body(status_code: u16, code: &str, message: &str) -> String {
 #[tokio::test]
 async fn a_capture_sends_exactly_the_documented_request_and_reads_the_documented_answer(
 ) -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
-    mock.on_capture(reply(201, captured(1099, "USD")));
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
+    mock.reply_any(Reply::json(201, captured(1099, "USD")));
     let mut p = parts(Some(money("USD", "10.99")?))?;
     p.note_to_payer = Some(NoteToPayer::parse("Capturing authorised amount")?);
     p.reference = Some(Reference::parse("order-42")?);
@@ -268,7 +178,7 @@ async fn a_capture_sends_exactly_the_documented_request_and_reads_the_documented
 
     let outcome = capture(&connector(&base), &command(p)?).await?;
 
-    let seen = mock.seen();
+    let seen = mock.requests();
     assert_eq!(seen.len(), 1);
     let sent = &seen[0];
     assert_eq!(sent.method, Method::POST);
@@ -280,10 +190,8 @@ async fn a_capture_sends_exactly_the_documented_request_and_reads_the_documented
     );
     assert_eq!(sent.header("x-api-key"), Some(API_KEY));
     assert_eq!(sent.header("content-type"), Some("application/json"));
-    let mut names: Vec<&str> = sent.headers.keys().map(|n| n.as_str()).collect();
-    names.sort_unstable();
     assert_eq!(
-        names,
+        sent.header_names(),
         [
             "accept",
             "authorization",
@@ -324,8 +232,8 @@ async fn a_capture_sends_exactly_the_documented_request_and_reads_the_documented
 
 #[tokio::test]
 async fn amounts_are_sent_as_integers_in_each_currencys_minor_unit() -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cases = [
         ("USD", "10.99", 1099),
@@ -335,7 +243,7 @@ async fn amounts_are_sent_as_integers_in_each_currencys_minor_unit() -> TestResu
         ("USD", "99999999.99", 9_999_999_999),
     ];
     for (currency, value, minor) in cases {
-        mock.on_capture(reply(201, captured(minor, currency)));
+        mock.reply_any(Reply::json(201, captured(minor, currency)));
         let outcome = capture(&connector, &command(parts(Some(money(currency, value)?))?)?).await?;
         assert_eq!(
             outcome.captured_amount,
@@ -344,7 +252,7 @@ async fn amounts_are_sent_as_integers_in_each_currencys_minor_unit() -> TestResu
         );
     }
     let sent: Vec<Value> = mock
-        .seen()
+        .requests()
         .iter()
         .map(|s| s.json().map(|b| b["amount"].clone()))
         .collect::<Result<_, _>>()?;
@@ -359,7 +267,7 @@ async fn amounts_are_sent_as_integers_in_each_currencys_minor_unit() -> TestResu
         ]
     );
     // No notes when there is nothing to say.
-    assert!(mock.seen()[0].json()?.get("notes").is_none());
+    assert!(mock.requests()[0].json()?.get("notes").is_none());
     Ok(())
 }
 
@@ -418,8 +326,8 @@ async fn what_payment_options_cannot_express_is_refused_by_check_naming_the_fiel
 
 #[tokio::test]
 async fn a_capture_without_an_amount_is_never_sent() -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
     let result = capture(&connector(&base), &command(parts(None)?)?).await;
     let (rejection, failure) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::InvalidArgument);
@@ -427,21 +335,21 @@ async fn a_capture_without_an_amount_is_never_sent() -> TestResult {
         (failure.code.as_str(), failure.http_status),
         ("AMOUNT_REQUIRED", 0)
     );
-    assert!(mock.seen().is_empty());
+    assert!(mock.requests().is_empty());
     Ok(())
 }
 
 #[tokio::test]
 async fn the_path_prefix_is_configurable_for_the_doubled_published_path() -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
     let cmd = command(parts(Some(money("JPY", "1000")?))?)?;
     for prefix in ["/api/v1/api/v1", ""] {
-        mock.on_capture(reply(201, captured(1000, "JPY")));
+        mock.reply_any(Reply::json(201, captured(1000, "JPY")));
         let connector = connector_with(&format!("{base}/"), prefix, Duration::from_secs(5));
         capture(&connector, &cmd).await?;
     }
-    let paths: Vec<String> = mock.seen().into_iter().map(|s| s.path).collect();
+    let paths: Vec<String> = mock.requests().into_iter().map(|s| s.path).collect();
     assert_eq!(
         paths,
         [
@@ -454,8 +362,8 @@ async fn the_path_prefix_is_configurable_for_the_doubled_published_path() -> Tes
 
 #[tokio::test]
 async fn issuer_declines_are_declined_captures_that_keep_the_response_code() -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "10.00")?))?)?;
     for (status, code, gateway) in [
@@ -463,7 +371,7 @@ async fn issuer_declines_are_declined_captures_that_keep_the_response_code() -> 
         (201, json!(51), "ERR0051"),
         (412, json!("54"), "ERR0054"),
     ] {
-        mock.on_capture(reply(
+        mock.reply_any(Reply::json(
             status,
             answer_body(status, code.clone(), (gateway, "Declined."), 1000, "USD"),
         ));
@@ -490,12 +398,12 @@ async fn issuer_declines_are_declined_captures_that_keep_the_response_code() -> 
 
 #[tokio::test]
 async fn a_duplicate_or_a_gateway_error_leaves_the_outcome_unknown() -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "10.00")?))?)?;
     for (status, code) in [(400, 94), (201, 94), (400, -1), (201, -1)] {
-        mock.on_capture(reply(
+        mock.reply_any(Reply::json(
             status,
             answer_body(status, json!(code), ("ERR", "Not processed."), 1000, "USD"),
         ));
@@ -515,8 +423,8 @@ async fn a_duplicate_or_a_gateway_error_leaves_the_outcome_unknown() -> TestResu
 
 #[tokio::test]
 async fn refusals_map_by_status_and_keep_the_gateway_code() -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "10.00")?))?)?;
     let cases = [
@@ -565,21 +473,21 @@ async fn refusals_map_by_status_and_keep_the_gateway_code() -> TestResult {
         ),
     ];
     for (status, body, expected, code) in cases {
-        mock.on_capture(reply(status, body));
+        mock.reply_any(Reply::json(status, body));
         let (rejection, failure) =
             refusal(capture(&connector, &cmd).await).ok_or(format!("{status}: no refusal"))?;
         assert_eq!(rejection, expected, "{status}");
         assert_eq!((failure.code.as_str(), failure.http_status), (code, status));
         assert!(!failure.message.is_empty());
     }
-    assert_eq!(mock.seen().len(), 7, "no refusal is sent twice");
+    assert_eq!(mock.requests().len(), 7, "no refusal is sent twice");
     Ok(())
 }
 
 #[tokio::test]
 async fn server_errors_and_unreadable_answers_are_unknown_and_never_resent() -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "10.00")?))?)?;
     let mut undocumented = serde_json::from_str::<Value>(&captured(1000, "USD"))?;
@@ -591,39 +499,37 @@ async fn server_errors_and_unreadable_answers_are_unknown_and_never_resent() -> 
     let mut not_success = serde_json::from_str::<Value>(&captured(1000, "USD"))?;
     not_success["success"] = json!(false);
     let cases = [
-        reply(500, error_body(500, "ERR1500", "Internal server error.")),
-        reply(502, "<html>Bad Gateway</html>"),
-        reply(504, ""),
-        reply(201, "{\"success\": true, \"status_code\": 201, \"transac"),
-        reply(201, undocumented.to_string()),
-        reply(201, no_code.to_string()),
-        reply(201, not_success.to_string()),
-        reply(200, captured(1000, "USD")),
-        reply(302, ""),
+        Reply::json(500, error_body(500, "ERR1500", "Internal server error.")),
+        Reply::json(502, "<html>Bad Gateway</html>"),
+        Reply::json(504, ""),
+        Reply::json(201, "{\"success\": true, \"status_code\": 201, \"transac"),
+        Reply::json(201, undocumented.to_string()),
+        Reply::json(201, no_code.to_string()),
+        Reply::json(201, not_success.to_string()),
+        Reply::json(200, captured(1000, "USD")),
+        Reply::json(302, ""),
     ];
     let count = cases.len();
     for (i, case) in cases.into_iter().enumerate() {
-        mock.on_capture(case);
+        mock.reply_any(case);
         let result = capture(&connector, &cmd).await;
         assert!(is_unknown(&result), "case {i}: {result:?}");
     }
-    assert_eq!(mock.seen().len(), count, "each was sent exactly once");
+    assert_eq!(mock.requests().len(), count, "each was sent exactly once");
     Ok(())
 }
 
 #[tokio::test]
 async fn a_timeout_is_an_unknown_outcome_and_the_capture_is_not_resent() -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
-    let mut slow = reply(201, captured(1000, "USD"));
-    slow.delay = Duration::from_secs(2);
-    mock.on_capture(slow);
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
+    mock.reply_any(Reply::json(201, captured(1000, "USD")).after(Duration::from_secs(2)));
     let connector = connector_with(&base, "/api/v1", Duration::from_millis(300));
     let result = capture(&connector, &command(parts(Some(money("USD", "10.00")?))?)?).await;
     assert!(is_unknown(&result), "{result:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        mock.seen().len(),
+        mock.requests().len(),
         1,
         "no idempotency key: a timeout is never retried"
     );
@@ -632,8 +538,8 @@ async fn a_timeout_is_an_unknown_outcome_and_the_capture_is_not_resent() -> Test
 
 #[tokio::test]
 async fn no_outcome_error_or_failure_carries_the_full_card_number() -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "10.00")?))?)?;
     let mut seen_text = Vec::new();
@@ -657,7 +563,7 @@ async fn no_outcome_error_or_failure_carries_the_full_card_number() -> TestResul
         let status = serde_json::from_str::<Value>(&body)?["status_code"]
             .as_u64()
             .unwrap_or(400) as u16;
-        mock.on_capture(reply(status, body));
+        mock.reply_any(Reply::json(status, body));
         let result = capture(&connector, &cmd).await;
         seen_text.push(format!("{result:?}"));
         if let Err(e) = &result {
@@ -676,8 +582,8 @@ async fn no_outcome_error_or_failure_carries_the_full_card_number() -> TestResul
 
 #[tokio::test]
 async fn fetch_outcome_says_payment_options_has_no_lookup() -> TestResult {
-    let mock = MockPaymentOptions::default();
-    let base = mock.start().await?;
+    let mock = mock_payment_options().await?;
+    let base = mock.url();
     let record = CaptureRecord {
         id: "cap_01test".to_owned(),
         tenant: "tenant-a".to_owned(),
@@ -705,6 +611,6 @@ async fn fetch_outcome_says_payment_options_has_no_lookup() -> TestResult {
         }
         other => return Err(format!("expected unknown, got {other:?}").into()),
     }
-    assert!(mock.seen().is_empty(), "nothing is re-sent");
+    assert!(mock.requests().is_empty(), "nothing is re-sent");
     Ok(())
 }

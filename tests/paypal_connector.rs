@@ -1,16 +1,13 @@
 //! The PayPal connector against a local mock of PayPal's HTTP API: the exact request on the
 //! wire, the documented answers, the documented errors, and the OAuth token's life.
 
-use std::collections::VecDeque;
+mod common;
+
 use std::error::Error;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::http::Method;
 use base64::Engine;
 use serde_json::{json, Value};
 
@@ -24,134 +21,32 @@ use capture_service::domain::{CaptureCommand, CaptureStatus, Money, Provider, St
 use capture_service::providers::http::ProviderHttp;
 use capture_service::providers::paypal::PaypalConnector;
 use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use common::mock_provider::{MockProvider, Reply};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
 const TOKEN_PATH: &str = "/v1/oauth2/token";
 const CAPTURE_PATH: &str = "/v2/payments/authorizations/0VF52814937998046/capture";
 
-/// One request as the mock received it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn json(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_slice(&self.body)
-    }
-}
-
-/// A scripted answer.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
-}
-
-fn reply(status: u16, body: impl Into<String>) -> Reply {
-    Reply {
-        status,
-        headers: vec![("content-type", "application/json".to_owned())],
-        body: body.into(),
-        delay: Duration::ZERO,
-    }
-}
-
-#[derive(Default)]
-struct Script {
-    seen: Vec<Seen>,
-    token_replies: VecDeque<Reply>,
-    capture_replies: VecDeque<Reply>,
-    tokens_issued: u32,
-}
-
 /// A local PayPal: records every request and answers from its script. The token endpoint
-/// issues `token-1`, `token-2`, ... unless scripted otherwise.
-#[derive(Clone, Default)]
-struct MockPaypal(Arc<Mutex<Script>>);
-
-impl MockPaypal {
-    fn on_capture(&self, reply: Reply) {
-        if let Ok(mut s) = self.0.lock() {
-            s.capture_replies.push_back(reply);
-        }
-    }
-
-    fn on_token(&self, reply: Reply) {
-        if let Ok(mut s) = self.0.lock() {
-            s.token_replies.push_back(reply);
-        }
-    }
-
-    fn seen(&self, path: &str) -> Vec<Seen> {
-        self.0
-            .lock()
-            .map(|s| s.seen.iter().filter(|r| r.path == path).cloned().collect())
-            .unwrap_or_default()
-    }
-
-    async fn start(&self) -> Result<String, Box<dyn Error + Send + Sync>> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let app = Router::new().fallback(answer).with_state(self.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(format!("http://{addr}"))
-    }
+/// issues `token-1`, `token-2`, ... unless scripted otherwise; anything else unscripted gets an
+/// empty 500.
+async fn mock_paypal() -> Result<MockProvider, std::io::Error> {
+    let mock = MockProvider::start().await?;
+    mock.default_for(Method::POST, TOKEN_PATH, |n| {
+        Reply::json(
+            200,
+            json!({"access_token": format!("token-{n}"), "token_type": "Bearer",
+                "app_id": "APP-80W284485P519543T", "expires_in": 32400}),
+        )
+    });
+    mock.default_reply(Reply::json(500, ""));
+    Ok(mock)
 }
 
-async fn answer(
-    State(mock): State<MockPaypal>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().to_owned();
-    let scripted = match mock.0.lock() {
-        Ok(mut s) => {
-            s.seen.push(Seen {
-                method,
-                path: path.clone(),
-                headers,
-                body: body.to_vec(),
-            });
-            if path == TOKEN_PATH {
-                s.tokens_issued += 1;
-                let issued = json!({"access_token": format!("token-{}", s.tokens_issued),
-                    "token_type": "Bearer", "app_id": "APP-80W284485P519543T", "expires_in": 32400});
-                s.token_replies
-                    .pop_front()
-                    .unwrap_or_else(|| reply(200, issued.to_string()))
-            } else {
-                s.capture_replies
-                    .pop_front()
-                    .unwrap_or_else(|| reply(500, ""))
-            }
-        }
-        Err(_) => reply(500, ""),
-    };
-    tokio::time::sleep(scripted.delay).await;
-    let mut response = (
-        StatusCode::from_u16(scripted.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        scripted.body,
-    )
-        .into_response();
-    for (name, value) in scripted.headers {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
+/// Queues `reply` for the next capture request.
+fn on_capture(mock: &MockProvider, reply: Reply) {
+    mock.reply(Method::POST, CAPTURE_PATH, reply);
 }
 
 fn connector_with(base_url: &str, assertion: Option<&str>, timeout: Duration) -> PaypalConnector {
@@ -260,9 +155,9 @@ const COMPLETED: &str = r#"{"id":"2GG279541U471931P","status":"COMPLETED",
 
 #[tokio::test]
 async fn a_capture_sends_every_documented_field_and_reads_the_full_breakdown() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    mock.on_capture(reply(201, COMPLETED));
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    on_capture(&mock, Reply::json(201, COMPLETED));
     let connector = connector_with(&base, Some("jwt-assertion"), Duration::from_secs(5));
     let mut p = parts(Some(money("USD", "100.00")?))?;
     p.final_capture = true;
@@ -368,14 +263,17 @@ async fn a_capture_sends_every_documented_field_and_reads_the_full_breakdown() -
 #[tokio::test]
 async fn a_jpy_capture_sends_whole_yen_and_reads_a_pending_answer_without_breakdown() -> TestResult
 {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    mock.on_capture(reply(
-        201,
-        r#"{"id":"7TK53561YB803214S","status":"PENDING",
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    on_capture(
+        &mock,
+        Reply::json(
+            201,
+            r#"{"id":"7TK53561YB803214S","status":"PENDING",
             "status_details":{"reason":"PENDING_REVIEW"},
             "amount":{"currency_code":"JPY","value":"1000"}}"#,
-    ));
+        ),
+    );
     let outcome = capture(
         &connector(&base),
         &command(parts(Some(money("JPY", "1000")?))?)?,
@@ -398,14 +296,17 @@ async fn a_jpy_capture_sends_whole_yen_and_reads_a_pending_answer_without_breakd
 
 #[tokio::test]
 async fn a_tnd_capture_sends_three_decimals_and_reads_a_declined_answer() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    mock.on_capture(reply(
-        200,
-        r#"{"id":"5DW13418AB405474A","status":"DECLINED",
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    on_capture(
+        &mock,
+        Reply::json(
+            200,
+            r#"{"id":"5DW13418AB405474A","status":"DECLINED",
             "status_details":{"reason":"DECLINED_BY_RISK_FRAUD_FILTERS"},
             "amount":{"currency_code":"TND","value":"1.234"}}"#,
-    ));
+        ),
+    );
     let mut p = parts(Some(money("TND", "1.234")?))?;
     p.platform_fees = vec![PlatformFee {
         amount: money("TND", "0.1")?,
@@ -435,16 +336,16 @@ async fn a_tnd_capture_sends_three_decimals_and_reads_a_declined_answer() -> Tes
 
 #[tokio::test]
 async fn the_token_is_fetched_once_and_reused_even_by_concurrent_captures() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    let mut slow_token = reply(
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    let slow_token = Reply::json(
         200,
         r#"{"access_token":"token-slow","token_type":"Bearer","expires_in":32400}"#,
-    );
-    slow_token.delay = Duration::from_millis(200);
-    mock.on_token(slow_token);
+    )
+    .after(Duration::from_millis(200));
+    mock.reply(Method::POST, TOKEN_PATH, slow_token);
     for _ in 0..6 {
-        mock.on_capture(reply(201, COMPLETED));
+        on_capture(&mock, Reply::json(201, COMPLETED));
     }
     let connector = Arc::new(connector(&base));
     let full_amount = Arc::new(command(parts(None)?)?);
@@ -473,10 +374,13 @@ async fn the_token_is_fetched_once_and_reused_even_by_concurrent_captures() -> T
 
 #[tokio::test]
 async fn a_401_fetches_a_new_token_once_and_resends_the_same_capture() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    mock.on_capture(reply(401, error_body("AUTHENTICATION_FAILURE", None)));
-    mock.on_capture(reply(201, COMPLETED));
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    on_capture(
+        &mock,
+        Reply::json(401, error_body("AUTHENTICATION_FAILURE", None)),
+    );
+    on_capture(&mock, Reply::json(201, COMPLETED));
     let outcome = capture(
         &connector(&base),
         &command(parts(Some(money("USD", "1")?))?)?,
@@ -499,10 +403,16 @@ async fn a_401_fetches_a_new_token_once_and_resends_the_same_capture() -> TestRe
 
 #[tokio::test]
 async fn a_second_401_is_unauthorized() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    mock.on_capture(reply(401, error_body("AUTHENTICATION_FAILURE", None)));
-    mock.on_capture(reply(401, error_body("AUTHENTICATION_FAILURE", None)));
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    on_capture(
+        &mock,
+        Reply::json(401, error_body("AUTHENTICATION_FAILURE", None)),
+    );
+    on_capture(
+        &mock,
+        Reply::json(401, error_body("AUTHENTICATION_FAILURE", None)),
+    );
     let result = capture(&connector(&base), &command(parts(None)?)?).await;
 
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
@@ -516,12 +426,12 @@ async fn a_second_401_is_unauthorized() -> TestResult {
 
 #[tokio::test]
 async fn a_403_is_unauthorized_without_a_new_token() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    mock.on_capture(reply(
-        403,
-        error_body("NOT_AUTHORIZED", Some("PERMISSION_DENIED")),
-    ));
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    on_capture(
+        &mock,
+        Reply::json(403, error_body("NOT_AUTHORIZED", Some("PERMISSION_DENIED"))),
+    );
     let result = capture(&connector(&base), &command(parts(None)?)?).await;
 
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
@@ -533,12 +443,15 @@ async fn a_403_is_unauthorized_without_a_new_token() -> TestResult {
 
 #[tokio::test]
 async fn an_unknown_authorization_is_not_found_with_paypals_debug_id() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    mock.on_capture(reply(
-        404,
-        error_body("RESOURCE_NOT_FOUND", Some("INVALID_RESOURCE_ID")),
-    ));
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    on_capture(
+        &mock,
+        Reply::json(
+            404,
+            error_body("RESOURCE_NOT_FOUND", Some("INVALID_RESOURCE_ID")),
+        ),
+    );
     let result = capture(&connector(&base), &command(parts(None)?)?).await;
 
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
@@ -552,8 +465,8 @@ async fn an_unknown_authorization_is_not_found_with_paypals_debug_id() -> TestRe
 
 #[tokio::test]
 async fn authorization_state_issues_are_failed_preconditions() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
+    let mock = mock_paypal().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "10.99")?))?)?;
     for issue in [
@@ -563,7 +476,10 @@ async fn authorization_state_issues_are_failed_preconditions() -> TestResult {
         "MAX_CAPTURE_AMOUNT_EXCEEDED",
         "AUTH_CAPTURE_CURRENCY_MISMATCH",
     ] {
-        mock.on_capture(reply(422, error_body("UNPROCESSABLE_ENTITY", Some(issue))));
+        on_capture(
+            &mock,
+            Reply::json(422, error_body("UNPROCESSABLE_ENTITY", Some(issue))),
+        );
         let (rejection, failure, _) =
             refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::FailedPrecondition, "{issue}");
@@ -575,15 +491,18 @@ async fn authorization_state_issues_are_failed_preconditions() -> TestResult {
 
 #[tokio::test]
 async fn invalid_requests_are_invalid_arguments() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
+    let mock = mock_paypal().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "10.99")?))?)?;
-    mock.on_capture(reply(
-        422,
-        error_body("UNPROCESSABLE_ENTITY", Some("DECIMAL_PRECISION")),
-    ));
-    mock.on_capture(reply(400, error_body("INVALID_REQUEST", None)));
+    on_capture(
+        &mock,
+        Reply::json(
+            422,
+            error_body("UNPROCESSABLE_ENTITY", Some("DECIMAL_PRECISION")),
+        ),
+    );
+    on_capture(&mock, Reply::json(400, error_body("INVALID_REQUEST", None)));
     let first = refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
     assert_eq!(
         (first.0, first.1.code.as_str()),
@@ -600,10 +519,10 @@ async fn invalid_requests_are_invalid_arguments() -> TestResult {
 
 #[tokio::test]
 async fn a_500_without_body_is_retried_with_the_same_request_then_unknown() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
+    let mock = mock_paypal().await?;
+    let base = mock.url();
     for _ in 0..3 {
-        mock.on_capture(reply(500, ""));
+        on_capture(&mock, Reply::json(500, ""));
     }
     let result = capture(
         &connector(&base),
@@ -623,10 +542,10 @@ async fn a_500_without_body_is_retried_with_the_same_request_then_unknown() -> T
 
 #[tokio::test]
 async fn a_500_then_a_201_is_the_capture() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    mock.on_capture(reply(500, ""));
-    mock.on_capture(reply(201, COMPLETED));
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    on_capture(&mock, Reply::json(500, ""));
+    on_capture(&mock, Reply::json(201, COMPLETED));
     let outcome = capture(&connector(&base), &command(parts(None)?)?).await?;
     assert_eq!(outcome.status, CaptureStatus::Completed);
     assert_eq!(mock.seen(CAPTURE_PATH).len(), 2);
@@ -635,12 +554,11 @@ async fn a_500_then_a_201_is_the_capture() -> TestResult {
 
 #[tokio::test]
 async fn a_timeout_is_an_unknown_outcome() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
+    let mock = mock_paypal().await?;
+    let base = mock.url();
     for _ in 0..3 {
-        let mut slow = reply(201, COMPLETED);
-        slow.delay = Duration::from_secs(2);
-        mock.on_capture(slow);
+        let slow = Reply::json(201, COMPLETED).after(Duration::from_secs(2));
+        on_capture(&mock, slow);
     }
     let connector = connector_with(&base, None, Duration::from_millis(300));
     let result = capture(&connector, &command(parts(None)?)?).await;
@@ -651,32 +569,38 @@ async fn a_timeout_is_an_unknown_outcome() -> TestResult {
 
 #[tokio::test]
 async fn a_malformed_201_is_an_unknown_outcome() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
+    let mock = mock_paypal().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(None)?)?;
-    mock.on_capture(reply(201, r#"{"id":"2GG279541U471931P","status":"COMPL"#));
+    on_capture(
+        &mock,
+        Reply::json(201, r#"{"id":"2GG279541U471931P","status":"COMPL"#),
+    );
     assert!(is_unknown(&capture(&connector, &cmd).await));
-    mock.on_capture(reply(
-        201,
-        r#"{"id":"2GG279541U471931P","status":"DENIED"}"#,
-    ));
+    on_capture(
+        &mock,
+        Reply::json(201, r#"{"id":"2GG279541U471931P","status":"DENIED"}"#),
+    );
     assert!(is_unknown(&capture(&connector, &cmd).await));
-    mock.on_capture(reply(
-        201,
-        r#"{"status":"COMPLETED","amount":{"currency_code":"USD","value":"1.234"}}"#,
-    ));
+    on_capture(
+        &mock,
+        Reply::json(
+            201,
+            r#"{"status":"COMPLETED","amount":{"currency_code":"USD","value":"1.234"}}"#,
+        ),
+    );
     assert!(is_unknown(&capture(&connector, &cmd).await));
     Ok(())
 }
 
 #[tokio::test]
 async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    let mut throttled = reply(429, error_body("RATE_LIMIT_REACHED", None));
-    throttled.headers.push(("retry-after", "30".to_owned()));
-    mock.on_capture(throttled);
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    let throttled =
+        Reply::json(429, error_body("RATE_LIMIT_REACHED", None)).header("retry-after", "30");
+    on_capture(&mock, throttled);
     let result = capture(&connector(&base), &command(parts(None)?)?).await;
 
     let (rejection, failure, retry_after) = refusal(result).ok_or("expected a refusal")?;
@@ -690,12 +614,16 @@ async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
 
 #[tokio::test]
 async fn refused_credentials_are_unauthorized_before_any_capture() -> TestResult {
-    let mock = MockPaypal::default();
-    let base = mock.start().await?;
-    mock.on_token(reply(
-        401,
-        r#"{"error":"invalid_client","error_description":"Client Authentication failed"}"#,
-    ));
+    let mock = mock_paypal().await?;
+    let base = mock.url();
+    mock.reply(
+        Method::POST,
+        TOKEN_PATH,
+        Reply::json(
+            401,
+            r#"{"error":"invalid_client","error_description":"Client Authentication failed"}"#,
+        ),
+    );
     let result = capture(&connector(&base), &command(parts(None)?)?).await;
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::Unauthorized);

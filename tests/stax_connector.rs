@@ -2,16 +2,12 @@
 //! (method, path, every header, the body byte for byte with its exact JSON numbers), the
 //! documented answers and the documented errors.
 
-use std::collections::VecDeque;
+mod common;
+
 use std::error::Error;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::http::Method;
 
 use capture_service::config::{Secret, StaxAccount};
 use capture_service::domain::capture::{
@@ -25,6 +21,7 @@ use capture_service::domain::{
 use capture_service::providers::http::ProviderHttp;
 use capture_service::providers::stax::StaxConnector;
 use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use common::mock_provider::{MockProvider, Reply};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
@@ -33,98 +30,11 @@ const CAPTURE_PATH: &str = "/transaction/8e1d5b5c-1c1a-4c8e-9d7a-0f6c3b2a1e11/ca
 const API_KEY: &str = "stax-api-key-not-to-be-leaked";
 const KEY: &str = "cap_01HZY3J6Q4W8E2R5T7Y9U1I3O5";
 
-/// One request as the mock received it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// A scripted answer.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
-}
-
-fn reply(status: u16, body: impl Into<String>) -> Reply {
-    Reply {
-        status,
-        headers: vec![("content-type", "application/json".to_owned())],
-        body: body.into(),
-        delay: Duration::ZERO,
-    }
-}
-
 /// A local Stax: records every request and answers from its script (500 once it runs out).
-#[derive(Clone, Default)]
-struct MockStax(Arc<Mutex<(Vec<Seen>, VecDeque<Reply>)>>);
-
-impl MockStax {
-    fn on_request(&self, reply: Reply) {
-        if let Ok(mut s) = self.0.lock() {
-            s.1.push_back(reply);
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.0.lock().map(|s| s.0.clone()).unwrap_or_default()
-    }
-
-    async fn start(&self) -> Result<String, Box<dyn Error + Send + Sync>> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let app = Router::new().fallback(answer).with_state(self.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(format!("http://{addr}"))
-    }
-}
-
-async fn answer(
-    State(mock): State<MockStax>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let scripted = match mock.0.lock() {
-        Ok(mut s) => {
-            s.0.push(Seen {
-                method,
-                path: uri.path().to_owned(),
-                headers,
-                body: body.to_vec(),
-            });
-            s.1.pop_front().unwrap_or_else(|| reply(500, ""))
-        }
-        Err(_) => reply(500, ""),
-    };
-    tokio::time::sleep(scripted.delay).await;
-    let mut response = (
-        StatusCode::from_u16(scripted.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        scripted.body,
-    )
-        .into_response();
-    for (name, value) in scripted.headers {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
+async fn mock_stax() -> Result<MockProvider, std::io::Error> {
+    let mock = MockProvider::start().await?;
+    mock.default_reply(Reply::json(500, ""));
+    Ok(mock)
 }
 
 fn connector_with(base_url: &str, timeout: Duration) -> StaxConnector {
@@ -221,9 +131,9 @@ fn transaction(id: &str, success: bool, total: &str, currency: &str) -> String {
 
 #[tokio::test]
 async fn a_capture_sends_the_exact_request_and_reads_the_transaction() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
-    mock.on_request(reply(200, transaction("tx-1", true, "12.34", "USD")));
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    mock.reply_any(Reply::json(200, transaction("tx-1", true, "12.34", "USD")));
     let mut p = parts(Some(money("USD", "12.34")?))?;
     p.reference = Some(Reference::parse("order-42")?);
     p.metadata =
@@ -232,7 +142,7 @@ async fn a_capture_sends_the_exact_request_and_reads_the_transaction() -> TestRe
 
     let outcome = capture(&connector(&base), &command(p)?).await?;
 
-    let seen = mock.seen();
+    let seen = mock.requests();
     assert_eq!(seen.len(), 1);
     let sent = &seen[0];
     assert_eq!(sent.method, Method::POST);
@@ -245,10 +155,8 @@ async fn a_capture_sends_the_exact_request_and_reads_the_transaction() -> TestRe
     assert_eq!(sent.header("accept"), Some("application/json"));
     // Stax documents no idempotency header: the key travels in the body only.
     assert_eq!(sent.header("idempotency-key"), None);
-    let mut names: Vec<&str> = sent.headers.keys().map(|k| k.as_str()).collect();
-    names.sort_unstable();
     assert_eq!(
-        names,
+        sent.header_names(),
         [
             "accept",
             "authorization",
@@ -277,8 +185,8 @@ async fn a_capture_sends_the_exact_request_and_reads_the_transaction() -> TestRe
 
 #[tokio::test]
 async fn amounts_travel_as_exact_major_unit_numbers_in_every_currency() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
+    let mock = mock_stax().await?;
+    let base = mock.url();
     let connector = connector(&base);
     for (currency, value, written) in [
         ("USD", "0.1", "0.10"),
@@ -287,9 +195,9 @@ async fn amounts_travel_as_exact_major_unit_numbers_in_every_currency() -> TestR
         ("TND", "1.5", "1.500"),
         ("BHD", "12.345", "12.345"),
     ] {
-        mock.on_request(reply(200, transaction("tx", true, written, currency)));
+        mock.reply_any(Reply::json(200, transaction("tx", true, written, currency)));
         let outcome = capture(&connector, &command(parts(Some(money(currency, value)?))?)?).await?;
-        let sent = mock.seen().pop().ok_or("no request")?;
+        let sent = mock.requests().pop().ok_or("no request")?;
         assert_eq!(
             sent.text(),
             format!(r#"{{"total":{written},"idempotency_id":"{KEY}"}}"#),
@@ -302,12 +210,12 @@ async fn amounts_travel_as_exact_major_unit_numbers_in_every_currency() -> TestR
 
 #[tokio::test]
 async fn a_full_capture_omits_total_and_reads_the_amount_stax_took() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
-    mock.on_request(reply(200, transaction("tx-2", true, "250.5", "USD")));
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    mock.reply_any(Reply::json(200, transaction("tx-2", true, "250.5", "USD")));
     let outcome = capture(&connector(&base), &command(parts(None)?)?).await?;
     assert_eq!(
-        mock.seen()[0].text(),
+        mock.requests()[0].text(),
         format!(r#"{{"idempotency_id":"{KEY}"}}"#)
     );
     assert_eq!(outcome.captured_amount, Some(money("USD", "250.50")?));
@@ -316,9 +224,9 @@ async fn a_full_capture_omits_total_and_reads_the_amount_stax_took() -> TestResu
 
 #[tokio::test]
 async fn a_declined_transaction_keeps_staxs_message_and_captures_nothing() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
-    mock.on_request(reply(200, transaction("tx-3", false, "5", "USD")));
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    mock.reply_any(Reply::json(200, transaction("tx-3", false, "5", "USD")));
     let outcome = capture(
         &connector(&base),
         &command(parts(Some(money("USD", "5")?))?)?,
@@ -337,8 +245,8 @@ async fn a_declined_transaction_keeps_staxs_message_and_captures_nothing() -> Te
 #[tokio::test]
 async fn refusals_of_the_pre_authorization_are_failed_preconditions_with_staxs_words() -> TestResult
 {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
+    let mock = mock_stax().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "10.99")?))?)?;
     for (message, code) in [
@@ -354,9 +262,8 @@ async fn refusals_of_the_pre_authorization_are_failed_preconditions_with_staxs_w
         ("This pre-authorization has been voided.", "VOIDED"),
         ("Something Stax did not document.", "BAD_REQUEST"),
     ] {
-        let mut refused = reply(400, serde_json::json!({ "message": message }).to_string());
-        refused.headers.push(("x-request-id", "req-abc".to_owned()));
-        mock.on_request(refused);
+        let refused = Reply::json(400, serde_json::json!({ "message": message }).to_string());
+        mock.reply_any(refused.header("x-request-id", "req-abc"));
         let (rejection, failure, retry_after) =
             refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::FailedPrecondition, "{message}");
@@ -366,15 +273,15 @@ async fn refusals_of_the_pre_authorization_are_failed_preconditions_with_staxs_w
         assert_eq!(failure.debug_id.as_deref(), Some("req-abc"));
         assert_eq!(retry_after, None);
     }
-    assert_eq!(mock.seen().len(), 5, "a 400 is final: never retried");
+    assert_eq!(mock.requests().len(), 5, "a 400 is final: never retried");
     Ok(())
 }
 
 #[tokio::test]
 async fn an_unknown_pre_authorization_is_not_found() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
-    mock.on_request(reply(404, r#"{"error":"Transaction not found"}"#));
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    mock.reply_any(Reply::json(404, r#"{"error":"Transaction not found"}"#));
     let (rejection, failure, _) =
         refusal(capture(&connector(&base), &command(parts(None)?)?).await)
             .ok_or("expected a refusal")?;
@@ -387,9 +294,12 @@ async fn an_unknown_pre_authorization_is_not_found() -> TestResult {
 
 #[tokio::test]
 async fn validation_errors_are_invalid_arguments_naming_the_field() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
-    mock.on_request(reply(422, r#"{"total":["The total must be a number."]}"#));
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    mock.reply_any(Reply::json(
+        422,
+        r#"{"total":["The total must be a number."]}"#,
+    ));
     let (rejection, failure, _) = refusal(
         capture(
             &connector(&base),
@@ -407,12 +317,12 @@ async fn validation_errors_are_invalid_arguments_naming_the_field() -> TestResul
 
 #[tokio::test]
 async fn refused_credentials_are_unauthorized_and_never_echoed() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
+    let mock = mock_stax().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(None)?)?;
-    mock.on_request(reply(401, r#"{"message":"Unauthenticated."}"#));
-    mock.on_request(reply(403, ""));
+    mock.reply_any(Reply::json(401, r#"{"message":"Unauthenticated."}"#));
+    mock.reply_any(Reply::json(403, ""));
     let unauthorized = capture(&connector, &cmd).await;
     assert!(!format!("{unauthorized:?}").contains(API_KEY));
     let (rejection, failure, _) = refusal(unauthorized).ok_or("expected a refusal")?;
@@ -431,11 +341,10 @@ async fn refused_credentials_are_unauthorized_and_never_echoed() -> TestResult {
 
 #[tokio::test]
 async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
-    let mut throttled = reply(429, r#"{"message":"Too Many Attempts."}"#);
-    throttled.headers.push(("retry-after", "42".to_owned()));
-    mock.on_request(throttled);
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    let throttled = Reply::json(429, r#"{"message":"Too Many Attempts."}"#);
+    mock.reply_any(throttled.header("retry-after", "42"));
     let (rejection, failure, retry_after) =
         refusal(capture(&connector(&base), &command(parts(None)?)?).await)
             .ok_or("expected a refusal")?;
@@ -444,16 +353,16 @@ async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
     assert_eq!(failure.message, "Too Many Attempts.");
     assert_eq!(retry_after, Some(Duration::from_secs(42)));
     // Longer than the transport waits: handed back at once rather than retried.
-    assert_eq!(mock.seen().len(), 1);
+    assert_eq!(mock.requests().len(), 1);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_5xx_is_retried_with_the_same_idempotency_id_then_unknown() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
+    let mock = mock_stax().await?;
+    let base = mock.url();
     for _ in 0..3 {
-        mock.on_request(reply(500, r#"{"message":"Server Error"}"#));
+        mock.reply_any(Reply::json(500, r#"{"message":"Server Error"}"#));
     }
     let result = capture(
         &connector(&base),
@@ -461,7 +370,7 @@ async fn a_5xx_is_retried_with_the_same_idempotency_id_then_unknown() -> TestRes
     )
     .await;
     assert!(is_unknown(&result), "{result:?}");
-    let seen = mock.seen();
+    let seen = mock.requests();
     assert_eq!(seen.len(), 3, "one attempt and two retries");
     for sent in &seen {
         assert_eq!(sent.body, seen[0].body);
@@ -472,40 +381,40 @@ async fn a_5xx_is_retried_with_the_same_idempotency_id_then_unknown() -> TestRes
 
 #[tokio::test]
 async fn a_5xx_then_a_200_is_the_capture() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
-    mock.on_request(reply(502, "<html>Bad Gateway</html>"));
-    mock.on_request(reply(200, transaction("tx-5", true, "1.00", "USD")));
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    mock.reply_any(Reply::json(502, "<html>Bad Gateway</html>"));
+    mock.reply_any(Reply::json(200, transaction("tx-5", true, "1.00", "USD")));
     let outcome = capture(
         &connector(&base),
         &command(parts(Some(money("USD", "1")?))?)?,
     )
     .await?;
     assert_eq!(outcome.status, CaptureStatus::Completed);
-    assert_eq!(mock.seen().len(), 2);
+    assert_eq!(mock.requests().len(), 2);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_timeout_is_an_unknown_outcome() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
+    let mock = mock_stax().await?;
+    let base = mock.url();
     for _ in 0..3 {
-        let mut slow = reply(200, transaction("tx-6", true, "1", "USD"));
-        slow.delay = Duration::from_secs(2);
-        mock.on_request(slow);
+        mock.reply_any(
+            Reply::json(200, transaction("tx-6", true, "1", "USD")).after(Duration::from_secs(2)),
+        );
     }
     let connector = connector_with(&base, Duration::from_millis(300));
     let result = capture(&connector, &command(parts(None)?)?).await;
     assert!(is_unknown(&result), "{result:?}");
-    assert_eq!(mock.seen().len(), 3);
+    assert_eq!(mock.requests().len(), 3);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_malformed_or_doubtful_200_is_an_unknown_outcome() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
+    let mock = mock_stax().await?;
+    let base = mock.url();
     let connector = connector(&base);
     let cmd = command(parts(Some(money("USD", "10")?))?)?;
     for body in [
@@ -514,7 +423,7 @@ async fn a_malformed_or_doubtful_200_is_an_unknown_outcome() -> TestResult {
         transaction("tx-8", true, "10", "EUR"),
         transaction("tx-9", true, "10.001", "USD"),
     ] {
-        mock.on_request(reply(200, body.clone()));
+        mock.reply_any(Reply::json(200, body.clone()));
         let result = capture(&connector, &cmd).await;
         assert!(is_unknown(&result), "{body}: {result:?}");
     }
@@ -559,16 +468,16 @@ fn record(command: CaptureCommand, provider_capture_id: Option<&str>) -> Capture
 
 #[tokio::test]
 async fn fetch_outcome_reads_the_transaction_once_its_id_is_known() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
+    let mock = mock_stax().await?;
+    let base = mock.url();
     let refunded = transaction("tx-10", true, "20.00", "USD")
         .replace(r#""total_refunded":0"#, r#""total_refunded":5.5"#);
-    mock.on_request(reply(200, refunded));
+    mock.reply_any(Reply::json(200, refunded));
     let cmd = command(parts(Some(money("USD", "20")?))?)?;
     let outcome = connector(&base)
         .fetch_outcome(&record(cmd, Some("tx-10")))
         .await?;
-    let seen = mock.seen();
+    let seen = mock.requests();
     assert_eq!(seen[0].method, Method::GET);
     assert_eq!(seen[0].path, "/transaction/tx-10");
     assert_eq!(
@@ -583,12 +492,12 @@ async fn fetch_outcome_reads_the_transaction_once_its_id_is_known() -> TestResul
 
 #[tokio::test]
 async fn fetch_outcome_resends_the_capture_with_its_idempotency_id_otherwise() -> TestResult {
-    let mock = MockStax::default();
-    let base = mock.start().await?;
-    mock.on_request(reply(200, transaction("tx-11", true, "3", "USD")));
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    mock.reply_any(Reply::json(200, transaction("tx-11", true, "3", "USD")));
     let cmd = command(parts(Some(money("USD", "3")?))?)?;
     let outcome = connector(&base).fetch_outcome(&record(cmd, None)).await?;
-    let seen = mock.seen();
+    let seen = mock.requests();
     assert_eq!(
         (seen[0].method.clone(), seen[0].path.as_str()),
         (Method::POST, CAPTURE_PATH)

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod counting_paypal;
+pub mod mock_provider;
 
 use std::collections::HashMap;
 use std::time::Duration;
