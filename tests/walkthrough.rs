@@ -134,9 +134,14 @@ impl Server {
 
     /// `POST /sandbox/paypal/authorizations` with the README's body; the authorization's id.
     async fn authorize(&self) -> Res<String> {
+        self.authorize_at("paypal").await
+    }
+
+    /// `POST /sandbox/{provider}/authorizations` with the README's body.
+    async fn authorize_at(&self, provider: &str) -> Res<String> {
         let answer: Value = reqwest::Client::new()
             .post(format!(
-                "http://localhost:{}/sandbox/paypal/authorizations",
+                "http://localhost:{}/sandbox/{provider}/authorizations",
                 self.http_port
             ))
             .header("content-type", "application/json")
@@ -334,6 +339,46 @@ async fn the_readme_walkthrough_works_with_grpcurl() -> TestResult {
 
     let anonymous = grpcurl(&["-plaintext", "-d", r#"{"page_size":10}"#, &target, LIST])?;
     anonymous.failed_with(&["Unauthenticated"]);
+    Ok(())
+}
+
+/// The README's loop: one sandbox authorization and one grpcurl Capture per other provider.
+#[tokio::test]
+async fn every_provider_captures_through_grpcurl() -> TestResult {
+    grpcurl_path()?;
+    let server = Server::start(&[]).await?;
+    let target = server.grpc_target();
+    let key = std::fs::read_to_string(server.path(".capture-dev-key"))?
+        .trim()
+        .to_owned();
+    for (provider, expected) in [
+        ("checkout", "CAPTURE_STATUS_PENDING"),
+        ("cybersource", "CAPTURE_STATUS_COMPLETED"),
+        ("payment_options", "CAPTURE_STATUS_COMPLETED"),
+        ("stax", "CAPTURE_STATUS_COMPLETED"),
+    ] {
+        let auth = server.authorize_at(provider).await?;
+        let body = format!(
+            "{{\"provider\":\"PROVIDER_{}\",\"authorization_id\":\"{auth}\",\
+             \"amount\":{{\"currency_code\":\"USD\",\"value\":\"25.00\"}},\
+             \"request_id\":\"walkthrough-{provider}\"}}",
+            provider.to_uppercase()
+        );
+        let answer = call(&key, &body, &target, CAPTURE)?.json()?;
+        let capture = &answer["capture"];
+        assert_eq!(capture["status"], expected, "{provider}: {answer}");
+        assert_eq!(
+            capture["authorizationId"],
+            auth.as_str(),
+            "{provider}: {answer}"
+        );
+        assert!(
+            capture["providerCaptureId"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{provider}: {answer}"
+        );
+    }
     Ok(())
 }
 
