@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -172,14 +173,16 @@ impl App {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(api)
-            .serve_with_incoming_shutdown(TcpIncoming::from(self.grpc), async move {
-                grpc_token.cancelled().await
-            });
+            .serve_with_incoming_shutdown(
+                // Without TCP_NODELAY small answers wait on delayed ACKs (~40 ms).
+                TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
+                async move { grpc_token.cancelled().await },
+            );
 
         let sandbox_routes = self.sandbox.as_ref().map(Sandbox::admin_router);
         let http_router = crate::http::router(self.store.clone(), sandbox_routes);
         let http_token = token.clone();
-        let http = axum::serve(self.http, http_router)
+        let http = axum::serve(self.http.tap_io(crate::http::no_delay), http_router)
             .with_graceful_shutdown(async move { http_token.cancelled().await });
 
         let reconciler = {

@@ -26,6 +26,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -184,9 +185,10 @@ impl Sandbox {
         }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
+            let server = axum::serve(listener.tap_io(crate::http::no_delay), app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                });
             if let Err(e) = server.await {
                 tracing::warn!(error = %e, "sandbox server stopped");
             }

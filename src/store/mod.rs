@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use std::sync::Arc;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 pub use captures::{Begin, LedgerRefusal, ListPage, ListQuery, NewCapture, Resolution};
 pub use resolve::DueCapture;
@@ -30,7 +32,14 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite has one writer at a time: writers of this process queue here, in order, instead
+    /// of contending in SQLite's busy handler, whose sleeps make long tail latencies.
+    /// PostgreSQL locks rows and needs none.
+    sqlite_writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// Held for the length of a write transaction (SQLite only).
+pub(crate) type WriteGuard = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 impl Store {
     /// Connects to `sqlite:…` or `postgres://…`. SQLite runs in WAL mode with a busy timeout,
@@ -47,7 +56,9 @@ impl Store {
                     .foreign_keys(true)
             });
         let db = Database::connect(options).await?;
-        Ok(Store { db })
+        let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite)
+            .then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Store { db, sqlite_writer })
     }
 
     /// Applies every pending migration.
@@ -64,6 +75,14 @@ impl Store {
 
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Waits for this process's turn to write (SQLite); a no-op on PostgreSQL.
+    pub(crate) async fn write_turn(&self) -> WriteGuard {
+        match &self.sqlite_writer {
+            Some(lock) => Some(Arc::clone(lock).lock_owned().await),
+            None => None,
+        }
     }
 }
 

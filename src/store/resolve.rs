@@ -30,6 +30,7 @@ impl Store {
         resolution: &Resolution,
     ) -> Result<CaptureRecord, StoreError> {
         let now = now_micros();
+        let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
         // The first statement writes, so SQLite takes its write lock now rather than failing a
         // read-to-write upgrade later; on PostgreSQL it locks the row.
@@ -199,6 +200,7 @@ impl Store {
         capture_id: &str,
         after_micros: i64,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         captures::Entity::update_many()
             .col_expr(captures::Column::ReconcileAfter, Expr::value(after_micros))
             .col_expr(
