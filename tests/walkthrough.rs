@@ -428,7 +428,14 @@ async fn json_logs_never_contain_the_api_key() -> TestResult {
     let mut random = [0u8; 16];
     getrandom::fill(&mut random).map_err(|e| e.to_string())?;
     let key = format!("walkthrough-key-{}", hex::encode(random));
-    let keys = format!("team:{}", hex::encode(Sha256::digest(key.as_bytes())));
+    // The digest an operator puts in CAPTURE_API_KEYS comes from `capture-service hash-key`.
+    let hashed = service_command(Path::new("."), &[])
+        .args(["hash-key", &key])
+        .output()?;
+    assert!(hashed.status.success());
+    let digest = String::from_utf8(hashed.stdout)?.trim().to_owned();
+    assert_eq!(digest, hex::encode(Sha256::digest(key.as_bytes())));
+    let keys = format!("team:{digest}");
     let mut server = Server::start(&[
         ("CAPTURE_LOG_FORMAT", "json"),
         ("CAPTURE_LOG", "debug"),
