@@ -11,16 +11,16 @@ use axum::http::Method;
 use serde_json::{json, Value};
 
 use capture_service::config::{CheckoutAccount, Secret};
-use capture_service::domain::capture::{
-    AuthorizationId, CaptureParts, Metadata, Reference, RequestId,
-};
-use capture_service::domain::outcome::ProviderFailure;
+use capture_service::domain::capture::{AuthorizationId, CaptureParts, Metadata, Reference};
 use capture_service::domain::{
-    CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, ProviderOutcome, StatusReason,
+    CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, StatusReason,
 };
 use capture_service::providers::checkout::CheckoutConnector;
-use capture_service::providers::http::ProviderHttp;
-use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use capture_service::providers::{Connector, Rejection};
+use common::connector_fixtures::{
+    capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown,
+    processing_record, refusal, start_mock,
+};
 use common::mock_provider::{MockProvider, Reply, SeenRequest};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
@@ -52,9 +52,7 @@ fn reply(status: u16, body: impl Into<String>) -> Reply {
 
 /// A local Checkout.com: records every request and answers from its script (then 500).
 async fn mock_checkout() -> Result<MockProvider, std::io::Error> {
-    let mock = MockProvider::start().await?;
-    mock.default_reply(reply(500, ""));
-    Ok(mock)
+    start_mock(reply(500, "")).await
 }
 
 fn connector_with(base_url: &str, timeout: Duration) -> CheckoutConnector {
@@ -63,97 +61,28 @@ fn connector_with(base_url: &str, timeout: Duration) -> CheckoutConnector {
         base_url: format!("{base_url}/"),
         secret_key: Secret::new(SECRET),
     };
-    let http = match ProviderHttp::new(timeout, 2) {
-        Ok(http) => http.with_backoff(Duration::ZERO, Duration::ZERO, Duration::from_secs(1)),
-        Err(e) => panic!("http client: {e}"),
-    };
-    CheckoutConnector::new(&account, http)
+    CheckoutConnector::new(&account, fast_http(timeout))
 }
 
 fn connector(base_url: &str) -> CheckoutConnector {
     connector_with(base_url, Duration::from_secs(5))
 }
 
-/// A command with only the amount set (`None`: the full authorized amount).
+/// A capture of the Checkout.com payment with only the amount set (`None`: the full authorized
+/// amount).
 fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
-    Ok(CaptureParts {
-        provider: Provider::Checkout,
-        account: None,
-        authorization_id: AuthorizationId::parse(PAYMENT)?,
-        amount,
-        authorized_amount: None,
-        final_capture: false,
-        invoice_id: None,
-        note_to_payer: None,
-        soft_descriptor: None,
-        reference: None,
-        metadata: Metadata::default(),
-        platform_fees: vec![],
-        disbursement_mode: None,
-        request_id: RequestId::parse("req-1")?,
-    })
+    common::connector_fixtures::parts(Provider::Checkout, PAYMENT, amount)
 }
 
-fn command(parts: CaptureParts) -> Result<CaptureCommand, String> {
-    CaptureCommand::new(parts).map_err(|e| format!("{e:?}"))
-}
-
-fn money(code: &str, value: &str) -> Result<Money, String> {
-    Money::parse_positive(code, value).map_err(|e| e.to_string())
-}
-
-async fn capture(
-    connector: &CheckoutConnector,
-    command: &CaptureCommand,
-) -> Result<ProviderOutcome, ProviderError> {
-    connector
-        .capture(CaptureCall {
-            command,
-            idempotency_key: KEY,
-        })
-        .await
-}
-
-/// A stored capture as the service would hand it to `fetch_outcome`.
+/// A stored capture as the service would hand it to `fetch_outcome`: accepted by Checkout.com,
+/// awaiting its confirmation.
 fn record(command: CaptureCommand, action_id: Option<&str>) -> CaptureRecord {
     CaptureRecord {
-        id: KEY.to_owned(),
-        tenant: "tenant-a".to_owned(),
-        account: "default".to_owned(),
-        command,
         status: CaptureStatus::Pending,
         reason: Some(StatusReason::AwaitingProviderConfirmation),
-        provider_reason: None,
-        provider_capture_id: action_id.map(str::to_owned),
         provider_status: Some("Accepted".to_owned()),
-        captured_amount: None,
-        breakdown: None,
-        network_reference: None,
-        seller_protection: None,
-        processor_response: None,
-        failure: None,
-        create_time: 0,
-        update_time: 0,
+        ..processing_record(command, KEY, action_id)
     }
-}
-
-/// The refusal inside a result, for assertions.
-fn refusal<T>(
-    result: Result<T, ProviderError>,
-) -> Option<(Rejection, ProviderFailure, Option<Duration>)> {
-    match result {
-        Err(ProviderError::Rejected {
-            rejection,
-            failure,
-            retry_after,
-            ..
-        }) => Some((rejection, failure, retry_after)),
-        _ => None,
-    }
-}
-
-fn is_unknown<T>(result: &Result<T, ProviderError>) -> bool {
-    matches!(result, Err(ProviderError::OutcomeUnknown { .. }))
 }
 
 const ACCEPTED: &str = r#"{"action_id":"act_3kfr4betasbelhjdk346yutxvu","reference":"ORD-5023-4E89",
@@ -187,7 +116,7 @@ async fn a_partial_capture_sends_the_documented_request_and_is_pending_until_con
     let mock = mock_checkout().await?;
     let base = mock.url();
     mock.reply_any(reply(202, ACCEPTED));
-    let mut p = parts(Some(money("USD", "35.00")?))?;
+    let mut p = parts(Some(domain_money("USD", "35.00")?))?;
     p.reference = Some(Reference::parse("ORD-5023-4E89")?);
     p.metadata = Metadata::parse([
         ("coupon_code".to_owned(), "NY2018".to_owned()),
@@ -195,7 +124,7 @@ async fn a_partial_capture_sends_the_documented_request_and_is_pending_until_con
     ])
     .map_err(|e| e[0].1.clone())?;
 
-    let outcome = capture(&connector(&base), &command(p)?).await?;
+    let outcome = capture(&connector(&base), &command(p)?, KEY).await?;
 
     let sent = mock.seen(CAPTURE_PATH);
     assert_eq!(sent.len(), 1);
@@ -245,7 +174,7 @@ async fn a_full_capture_is_final_without_amount_and_references_the_capture_id() 
     let mock = mock_checkout().await?;
     let base = mock.url();
     mock.reply_any(reply(202, ACCEPTED));
-    capture(&connector(&base), &command(parts(None)?)?).await?;
+    capture(&connector(&base), &command(parts(None)?)?, KEY).await?;
     let sent = mock.seen(CAPTURE_PATH);
     assert_eq!(
         sent[0].json()?,
@@ -267,9 +196,9 @@ async fn amounts_are_sent_in_checkouts_unit_for_each_currency() -> TestResult {
         ("CLP", "1000", 100_000, false),
     ] {
         mock.reply_any(reply(202, ACCEPTED));
-        let mut p = parts(Some(money(currency, value)?))?;
+        let mut p = parts(Some(domain_money(currency, value)?))?;
         p.final_capture = final_capture;
-        capture(&connector, &command(p)?).await?;
+        capture(&connector, &command(p)?, KEY).await?;
         let sent = mock.seen(CAPTURE_PATH);
         let body = sent.last().ok_or("no request")?.json()?;
         assert_eq!(body["amount"], json!(units), "{currency} {value}");
@@ -288,7 +217,7 @@ fn check_refuses_what_checkout_cannot_express_naming_the_field() -> Result<(), S
         ("TND", "0.01"),
         ("BHD", "9.99"),
     ] {
-        let cmd = command(parts(Some(money(currency, value)?))?)?;
+        let cmd = command(parts(Some(domain_money(currency, value)?))?)?;
         assert!(connector.check(&cmd).is_empty(), "{currency} {value}");
     }
     for (currency, value) in [
@@ -297,7 +226,7 @@ fn check_refuses_what_checkout_cannot_express_naming_the_field() -> Result<(), S
         ("USD", "10000000.00"),
         ("JPY", "1000000000"),
     ] {
-        let violations = connector.check(&command(parts(Some(money(currency, value)?))?)?);
+        let violations = connector.check(&command(parts(Some(domain_money(currency, value)?))?)?);
         assert_eq!(violations.len(), 1, "{currency} {value}");
         assert_eq!(violations[0].field, "amount.value");
     }
@@ -319,7 +248,7 @@ async fn fetch_outcome_reads_the_action_by_its_id() -> TestResult {
     let mock = mock_checkout().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "35.00")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "35.00")?))?)?;
 
     mock.reply_any(reply(200, actions_list()));
     let approved = connector
@@ -336,7 +265,10 @@ async fn fetch_outcome_reads_the_action_by_its_id() -> TestResult {
     assert!(sent[0].body.is_empty());
     assert_eq!(approved.status, CaptureStatus::Completed);
     assert_eq!(approved.provider_status, "Approved");
-    assert_eq!(approved.captured_amount, Some(money("USD", "35.00")?));
+    assert_eq!(
+        approved.captured_amount,
+        Some(domain_money("USD", "35.00")?)
+    );
     assert_eq!(
         approved.processor_response.and_then(|p| p.response_code),
         Some("10000".to_owned())
@@ -398,7 +330,10 @@ async fn fetch_outcome_resends_the_capture_with_its_key_when_no_action_matches()
     mock.reply_any(reply(200, actions_list()));
     mock.reply_any(reply(202, ACCEPTED));
     let outcome = connector(&base)
-        .fetch_outcome(&record(command(parts(Some(money("USD", "1")?))?)?, None))
+        .fetch_outcome(&record(
+            command(parts(Some(domain_money("USD", "1")?))?)?,
+            None,
+        ))
         .await?;
     assert_eq!(outcome.status, CaptureStatus::Pending);
     let resent = mock.seen(CAPTURE_PATH);
@@ -413,7 +348,7 @@ async fn an_unknown_payment_is_not_found_with_checkouts_request_id() -> TestResu
     let mock = mock_checkout().await?;
     let base = mock.url();
     mock.reply_any(reply(404, ""));
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::NotFound);
     assert_eq!(failure.code, "HTTP_404");
@@ -428,7 +363,7 @@ async fn a_capture_that_is_not_allowed_fails_precondition() -> TestResult {
     let mock = mock_checkout().await?;
     let base = mock.url();
     mock.reply_any(reply(403, ""));
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::FailedPrecondition);
     assert_eq!(
@@ -443,7 +378,7 @@ async fn a_refused_secret_key_is_unauthorized() -> TestResult {
     let mock = mock_checkout().await?;
     let base = mock.url();
     mock.reply_any(reply(401, ""));
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::Unauthorized);
     assert_eq!(failure.http_status, 401);
@@ -457,7 +392,7 @@ async fn state_error_codes_fail_precondition_and_keep_every_code() -> TestResult
     let mock = mock_checkout().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "10")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "10")?))?)?;
     for code in [
         "capture_value_greater_than_authorized",
         "capture_value_greater_than_remaining_authorized",
@@ -466,7 +401,7 @@ async fn state_error_codes_fail_precondition_and_keep_every_code() -> TestResult
     ] {
         mock.reply_any(reply(422, error_422("processing_error", &[code])));
         let (rejection, failure, _) =
-            refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
+            refusal(capture(&connector, &cmd, KEY).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::FailedPrecondition, "{code}");
         assert_eq!(failure.code, code);
         assert_eq!(failure.message, format!("processing_error: {code}"));
@@ -484,7 +419,7 @@ async fn request_error_codes_are_invalid_arguments() -> TestResult {
         422,
         error_422("request_invalid", &["amount_invalid", "reference_invalid"]),
     ));
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::InvalidArgument);
     assert_eq!(failure.code, "amount_invalid");
@@ -500,7 +435,7 @@ async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
     let mock = mock_checkout().await?;
     let base = mock.url();
     mock.reply_any(reply(429, "").header("retry-after", "30"));
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
     let (rejection, failure, retry_after) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::RateLimited);
     assert_eq!(failure.code, "HTTP_429");
@@ -518,7 +453,8 @@ async fn a_500_is_retried_with_the_same_key_and_body_then_unknown() -> TestResul
     }
     let result = capture(
         &connector(&base),
-        &command(parts(Some(money("USD", "1")?))?)?,
+        &command(parts(Some(domain_money("USD", "1")?))?)?,
+        KEY,
     )
     .await;
     assert!(is_unknown(&result), "{result:?}");
@@ -537,7 +473,7 @@ async fn a_500_then_a_202_is_the_capture() -> TestResult {
     let base = mock.url();
     mock.reply_any(reply(500, ""));
     mock.reply_any(reply(202, ACCEPTED));
-    let outcome = capture(&connector(&base), &command(parts(None)?)?).await?;
+    let outcome = capture(&connector(&base), &command(parts(None)?)?, KEY).await?;
     assert_eq!(outcome.status, CaptureStatus::Pending);
     Ok(())
 }
@@ -550,7 +486,7 @@ async fn a_timeout_is_an_unknown_outcome() -> TestResult {
         mock.reply_any(reply(202, ACCEPTED).after(Duration::from_secs(2)));
     }
     let connector = connector_with(&base, Duration::from_millis(300));
-    let result = capture(&connector, &command(parts(None)?)?).await;
+    let result = capture(&connector, &command(parts(None)?)?, KEY).await;
     assert!(is_unknown(&result), "{result:?}");
     Ok(())
 }
@@ -568,7 +504,7 @@ async fn an_unreadable_or_unexpected_success_is_an_unknown_outcome() -> TestResu
         (302, ""),
     ] {
         mock.reply_any(reply(status, body));
-        let result = capture(&connector, &cmd).await;
+        let result = capture(&connector, &cmd, KEY).await;
         assert!(is_unknown(&result), "{status} {body}: {result:?}");
     }
     mock.reply_any(reply(200, "[{\"id\":"));
@@ -581,14 +517,7 @@ async fn an_unreadable_or_unexpected_success_is_an_unknown_outcome() -> TestResu
 
 #[tokio::test]
 async fn an_unreachable_checkout_is_an_unknown_outcome() -> TestResult {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    drop(listener);
-    let result = capture(
-        &connector(&format!("http://{addr}")),
-        &command(parts(None)?)?,
-    )
-    .await;
+    let result = capture_at_unreachable(connector, &command(parts(None)?)?, KEY).await?;
     assert!(is_unknown(&result), "{result:?}");
     Ok(())
 }

@@ -16,16 +16,17 @@ use sha2::{Digest, Sha256};
 
 use capture_service::config::{CybersourceAccount, Secret};
 use capture_service::domain::capture::{
-    AuthorizationId, CaptureParts, DisbursementMode, Metadata, PlatformFee, Reference, RequestId,
+    AuthorizationId, CaptureParts, DisbursementMode, Metadata, PlatformFee, Reference,
     SoftDescriptor,
 };
-use capture_service::domain::outcome::ProviderFailure;
-use capture_service::domain::{
-    CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, ProviderOutcome,
-};
+use capture_service::domain::{CaptureCommand, CaptureStatus, Money, Provider};
 use capture_service::providers::cybersource::CybersourceConnector;
 use capture_service::providers::http::ProviderHttp;
-use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use capture_service::providers::{Connector, Rejection};
+use common::connector_fixtures::{
+    capture, command, domain_money, fast_http, is_unknown, processing_record, refusal, start_mock,
+    unreachable_base_url,
+};
 use common::mock_provider::{MockProvider, Reply, SeenRequest};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
@@ -91,9 +92,7 @@ fn reply(status: u16, body: impl Into<String>) -> Reply {
 
 /// A local Cybersource: records every request and answers from its script (502 when empty).
 async fn mock_cybersource() -> Result<MockProvider, std::io::Error> {
-    let mock = MockProvider::start().await?;
-    mock.default_reply(reply(502, ""));
-    Ok(mock)
+    start_mock(reply(502, "")).await
 }
 
 fn account(base_url: &str, secret: &str) -> CybersourceAccount {
@@ -106,79 +105,17 @@ fn account(base_url: &str, secret: &str) -> CybersourceAccount {
     }
 }
 
-fn connector_with(
-    base_url: &str,
-    timeout: Duration,
-) -> Result<CybersourceConnector, Box<dyn Error + Send + Sync>> {
-    let http = ProviderHttp::new(timeout, 2)?.with_backoff(
-        Duration::ZERO,
-        Duration::ZERO,
-        Duration::from_secs(1),
-    );
-    Ok(CybersourceConnector::new(&account(base_url, SECRET), http))
+fn connector_with(base_url: &str, timeout: Duration) -> CybersourceConnector {
+    CybersourceConnector::new(&account(base_url, SECRET), fast_http(timeout))
 }
 
-fn connector(base_url: &str) -> Result<CybersourceConnector, Box<dyn Error + Send + Sync>> {
+fn connector(base_url: &str) -> CybersourceConnector {
     connector_with(base_url, Duration::from_secs(5))
 }
 
-/// A command with only the amount set.
+/// A capture of the Cybersource authorization with only the amount set.
 fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
-    Ok(CaptureParts {
-        provider: Provider::Cybersource,
-        account: None,
-        authorization_id: AuthorizationId::parse(AUTH_ID)?,
-        amount,
-        authorized_amount: None,
-        final_capture: false,
-        invoice_id: None,
-        note_to_payer: None,
-        soft_descriptor: None,
-        reference: None,
-        metadata: Metadata::default(),
-        platform_fees: vec![],
-        disbursement_mode: None,
-        request_id: RequestId::parse("req-1")?,
-    })
-}
-
-fn command(parts: CaptureParts) -> Result<CaptureCommand, String> {
-    CaptureCommand::new(parts).map_err(|e| format!("{e:?}"))
-}
-
-fn money(code: &str, value: &str) -> Result<Money, String> {
-    Money::parse_positive(code, value).map_err(|e| e.to_string())
-}
-
-async fn capture(
-    connector: &CybersourceConnector,
-    command: &CaptureCommand,
-) -> Result<ProviderOutcome, ProviderError> {
-    connector
-        .capture(CaptureCall {
-            command,
-            idempotency_key: CAPTURE_ID,
-        })
-        .await
-}
-
-/// The refusal inside a result, for assertions.
-fn refusal<T>(
-    result: Result<T, ProviderError>,
-) -> Option<(Rejection, ProviderFailure, Option<Duration>)> {
-    match result {
-        Err(ProviderError::Rejected {
-            rejection,
-            failure,
-            retry_after,
-            ..
-        }) => Some((rejection, failure, retry_after)),
-        _ => None,
-    }
-}
-
-fn is_unknown<T>(result: &Result<T, ProviderError>) -> bool {
-    matches!(result, Err(ProviderError::OutcomeUnknown { .. }))
+    common::connector_fixtures::parts(Provider::Cybersource, AUTH_ID, amount)
 }
 
 /// A 201 as Cybersource documents it.
@@ -220,13 +157,13 @@ async fn a_capture_is_signed_and_sends_every_documented_field() -> TestResult {
     let mock = mock_cybersource().await?;
     let (base, host) = (mock.url(), mock.host());
     mock.reply_any(reply(201, created("PENDING", "100.00", "USD")));
-    let mut p = parts(Some(money("USD", "100.00")?))?;
+    let mut p = parts(Some(domain_money("USD", "100.00")?))?;
     p.final_capture = true;
     p.reference = Some(Reference::parse("order-42")?);
     p.soft_descriptor = Some(SoftDescriptor::parse("SHOP*ORDER42")?);
     p.metadata = Metadata::parse([("channel".to_owned(), "web".to_owned())])
         .map_err(|e| format!("{e:?}"))?;
-    let outcome = capture(&connector(&base)?, &command(p)?).await?;
+    let outcome = capture(&connector(&base), &command(p)?, CAPTURE_ID).await?;
 
     let seen = mock.requests();
     assert_eq!(seen.len(), 1);
@@ -277,7 +214,10 @@ async fn a_capture_is_signed_and_sends_every_documented_field() -> TestResult {
         outcome.provider_capture_id.as_deref(),
         Some("6482345928116004003002")
     );
-    assert_eq!(outcome.captured_amount, Some(money("USD", "100.00")?));
+    assert_eq!(
+        outcome.captured_amount,
+        Some(domain_money("USD", "100.00")?)
+    );
     assert_eq!(outcome.breakdown, None);
     let body = outcome.redacted_body.ok_or("no body")?;
     assert_eq!(body["reconciliationId"], "67332361D2UTBJLP");
@@ -289,7 +229,7 @@ async fn a_capture_is_signed_and_sends_every_documented_field() -> TestResult {
 async fn amounts_are_major_unit_strings_with_the_currencys_decimals() -> TestResult {
     let mock = mock_cybersource().await?;
     let base = mock.url();
-    let connector = connector(&base)?;
+    let connector = connector(&base);
     let cases = [
         ("USD", "0.01"),
         ("USD", "99999999999.99"),
@@ -299,8 +239,16 @@ async fn amounts_are_major_unit_strings_with_the_currencys_decimals() -> TestRes
     ];
     for (currency, value) in cases {
         mock.reply_any(reply(201, created("PENDING", value, currency)));
-        let outcome = capture(&connector, &command(parts(Some(money(currency, value)?))?)?).await?;
-        assert_eq!(outcome.captured_amount, Some(money(currency, value)?));
+        let outcome = capture(
+            &connector,
+            &command(parts(Some(domain_money(currency, value)?))?)?,
+            CAPTURE_ID,
+        )
+        .await?;
+        assert_eq!(
+            outcome.captured_amount,
+            Some(domain_money(currency, value)?)
+        );
     }
     let sent: Vec<(String, String)> = mock
         .requests()
@@ -331,8 +279,9 @@ async fn a_partial_capture_sends_no_capture_options_and_nothing_unset() -> TestR
     let base = mock.url();
     mock.reply_any(reply(201, created("PENDING", "10.00", "EUR")));
     capture(
-        &connector(&base)?,
-        &command(parts(Some(money("EUR", "10.00")?))?)?,
+        &connector(&base),
+        &command(parts(Some(domain_money("EUR", "10.00")?))?)?,
+        CAPTURE_ID,
     )
     .await?;
     assert_eq!(
@@ -351,8 +300,8 @@ async fn without_an_amount_the_authorized_amount_is_captured_as_final() -> TestR
     let base = mock.url();
     mock.reply_any(reply(201, created("PENDING", "1500", "JPY")));
     let mut p = parts(None)?;
-    p.authorized_amount = Some(money("JPY", "1500")?);
-    capture(&connector(&base)?, &command(p)?).await?;
+    p.authorized_amount = Some(domain_money("JPY", "1500")?);
+    capture(&connector(&base), &command(p)?, CAPTURE_ID).await?;
     let body = mock.requests().first().ok_or("no request")?.json()?;
     assert_eq!(
         body["orderInformation"]["amountDetails"],
@@ -367,7 +316,7 @@ async fn without_an_amount_the_authorized_amount_is_captured_as_final() -> TestR
 
 #[tokio::test]
 async fn check_refuses_what_cybersource_cannot_express() -> TestResult {
-    let connector = connector("http://127.0.0.1:9")?;
+    let connector = connector("http://127.0.0.1:9");
     let fields = |command: &CaptureCommand| -> Vec<String> {
         connector
             .check(command)
@@ -376,11 +325,11 @@ async fn check_refuses_what_cybersource_cannot_express() -> TestResult {
             .collect()
     };
     assert_eq!(fields(&command(parts(None)?)?), ["amount"]);
-    assert!(fields(&command(parts(Some(money("USD", "1.00")?))?)?).is_empty());
+    assert!(fields(&command(parts(Some(domain_money("USD", "1.00")?))?)?).is_empty());
 
-    let mut p = parts(Some(money("USD", "10000000000000000.00")?))?;
+    let mut p = parts(Some(domain_money("USD", "10000000000000000.00")?))?;
     p.platform_fees = vec![PlatformFee {
-        amount: money("USD", "1.00")?,
+        amount: domain_money("USD", "1.00")?,
         payee: None,
     }];
     p.disbursement_mode = Some(DisbursementMode::Instant);
@@ -401,7 +350,7 @@ async fn check_refuses_what_cybersource_cannot_express() -> TestResult {
         ]
     );
 
-    let mut dots = parts(Some(money("USD", "1.00")?))?;
+    let mut dots = parts(Some(domain_money("USD", "1.00")?))?;
     dots.authorization_id = AuthorizationId::parse("..")?;
     assert_eq!(fields(&command(dots)?), ["authorization_id"]);
     Ok(())
@@ -412,9 +361,12 @@ async fn a_lookup_is_a_signed_get_without_digest_and_reads_the_capture() -> Test
     let mock = mock_cybersource().await?;
     let (base, host) = (mock.url(), mock.host());
     mock.reply_any(reply(200, created("TRANSMITTED", "5.00", "USD")));
-    let connector = connector(&base)?;
-    let mut record = record(command(parts(Some(money("USD", "5.00")?))?)?);
-    record.provider_capture_id = Some("6482345928116004003002".to_owned());
+    let connector = connector(&base);
+    let record = processing_record(
+        command(parts(Some(domain_money("USD", "5.00")?))?)?,
+        CAPTURE_ID,
+        Some("6482345928116004003002"),
+    );
     let outcome = connector.fetch_outcome(&record).await?;
     assert_eq!(outcome.status, CaptureStatus::Completed);
     assert_eq!(outcome.provider_status, "TRANSMITTED");
@@ -433,8 +385,12 @@ async fn a_lookup_is_a_signed_get_without_digest_and_reads_the_capture() -> Test
 async fn a_lookup_without_cybersources_id_is_unknown_and_sends_nothing() -> TestResult {
     let mock = mock_cybersource().await?;
     let base = mock.url();
-    let record = record(command(parts(Some(money("USD", "5.00")?))?)?);
-    let result = connector(&base)?.fetch_outcome(&record).await;
+    let record = processing_record(
+        command(parts(Some(domain_money("USD", "5.00")?))?)?,
+        CAPTURE_ID,
+        None,
+    );
+    let result = connector(&base).fetch_outcome(&record).await;
     assert!(is_unknown(&result), "{result:?}");
     assert!(mock.requests().is_empty());
     Ok(())
@@ -445,8 +401,8 @@ async fn authorization_state_refusals_are_failed_preconditions_with_the_reason_k
 {
     let mock = mock_cybersource().await?;
     let base = mock.url();
-    let connector = connector(&base)?;
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
+    let connector = connector(&base);
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
     let cases = [
         ("EXCEEDS_AUTH_AMOUNT", None),
         ("AUTH_ALREADY_REVERSED", None),
@@ -460,7 +416,7 @@ async fn authorization_state_refusals_are_failed_preconditions_with_the_reason_k
     for (reason, field) in cases {
         mock.reply_any(reply(400, invalid_request(reason, field)));
         let (rejection, failure, _) =
-            refusal(capture(&connector, &command).await).ok_or("expected a refusal")?;
+            refusal(capture(&connector, &command, CAPTURE_ID).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::FailedPrecondition, "{reason}");
         assert_eq!(failure.code, reason);
         assert_eq!(failure.http_status, 400);
@@ -474,8 +430,8 @@ async fn authorization_state_refusals_are_failed_preconditions_with_the_reason_k
 async fn invalid_requests_are_invalid_arguments_naming_the_field() -> TestResult {
     let mock = mock_cybersource().await?;
     let base = mock.url();
-    let connector = connector(&base)?;
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
+    let connector = connector(&base);
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
     for reason in [
         "MISSING_FIELD",
         "INVALID_DATA",
@@ -486,7 +442,7 @@ async fn invalid_requests_are_invalid_arguments_naming_the_field() -> TestResult
         let field = "orderInformation.amountDetails.totalAmount";
         mock.reply_any(reply(400, invalid_request(reason, Some(field))));
         let (rejection, failure, _) =
-            refusal(capture(&connector, &command).await).ok_or("expected a refusal")?;
+            refusal(capture(&connector, &command, CAPTURE_ID).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::InvalidArgument, "{reason}");
         assert_eq!(failure.code, reason);
         assert!(failure
@@ -501,9 +457,9 @@ async fn a_missing_authorization_is_not_found() -> TestResult {
     let mock = mock_cybersource().await?;
     let base = mock.url();
     mock.reply_any(reply(400, invalid_request("MISSING_AUTH", None)));
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
-    let (rejection, failure, _) =
-        refusal(capture(&connector(&base)?, &command).await).ok_or("expected a refusal")?;
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
+    let (rejection, failure, _) = refusal(capture(&connector(&base), &command, CAPTURE_ID).await)
+        .ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::NotFound);
     assert_eq!(failure.code, "MISSING_AUTH");
     Ok(())
@@ -514,8 +470,8 @@ async fn a_duplicate_request_is_an_unknown_outcome_not_a_failure() -> TestResult
     let mock = mock_cybersource().await?;
     let base = mock.url();
     mock.reply_any(reply(400, invalid_request("DUPLICATE_REQUEST", None)));
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
-    let result = capture(&connector(&base)?, &command).await;
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
+    let result = capture(&connector(&base), &command, CAPTURE_ID).await;
     assert!(is_unknown(&result), "{result:?}");
     Ok(())
 }
@@ -524,8 +480,8 @@ async fn a_duplicate_request_is_an_unknown_outcome_not_a_failure() -> TestResult
 async fn configuration_refusals_are_unauthorized() -> TestResult {
     let mock = mock_cybersource().await?;
     let base = mock.url();
-    let connector = connector(&base)?;
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
+    let connector = connector(&base);
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
     let replies = [
         (
             reply(400, invalid_request("INVALID_MERCHANT_CONFIGURATION", None)),
@@ -543,7 +499,7 @@ async fn configuration_refusals_are_unauthorized() -> TestResult {
     for (answer, code) in replies {
         mock.reply_any(answer);
         let (rejection, failure, _) =
-            refusal(capture(&connector, &command).await).ok_or("expected a refusal")?;
+            refusal(capture(&connector, &command, CAPTURE_ID).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::Unauthorized, "{code}");
         assert_eq!(failure.code, code);
         assert!(!failure.message.contains(SECRET));
@@ -553,7 +509,7 @@ async fn configuration_refusals_are_unauthorized() -> TestResult {
             401,
             r#"{"response":{"rmsg":"Authentication Failed"}}"#,
         ));
-        refusal(capture(&connector, &command).await).ok_or("expected a refusal")?
+        refusal(capture(&connector, &command, CAPTURE_ID).await).ok_or("expected a refusal")?
     };
     assert_eq!(failure.message, "Authentication Failed");
     Ok(())
@@ -563,15 +519,15 @@ async fn configuration_refusals_are_unauthorized() -> TestResult {
 async fn a_502_is_an_unknown_outcome_and_never_resent() -> TestResult {
     let mock = mock_cybersource().await?;
     let base = mock.url();
-    let connector = connector(&base)?;
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
+    let connector = connector(&base);
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
     for reason in ["SYSTEM_ERROR", "SERVER_TIMEOUT", "SERVICE_TIMEOUT"] {
         mock.reply_any(reply(502, server_error(reason)));
-        let result = capture(&connector, &command).await;
+        let result = capture(&connector, &command, CAPTURE_ID).await;
         assert!(is_unknown(&result), "{reason}: {result:?}");
     }
     mock.reply_any(reply(503, "<html>Service Unavailable</html>"));
-    assert!(is_unknown(&capture(&connector, &command).await));
+    assert!(is_unknown(&capture(&connector, &command, CAPTURE_ID).await));
     // Cybersource has no idempotency key: one request per capture, whatever the answer.
     assert_eq!(mock.requests().len(), 4);
     Ok(())
@@ -582,9 +538,9 @@ async fn a_timeout_is_an_unknown_outcome_and_never_resent() -> TestResult {
     let mock = mock_cybersource().await?;
     let base = mock.url();
     mock.reply_any(reply(201, created("PENDING", "5.00", "USD")).after(Duration::from_secs(3)));
-    let connector = connector_with(&base, Duration::from_millis(300))?;
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
-    let result = capture(&connector, &command).await;
+    let connector = connector_with(&base, Duration::from_millis(300));
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
+    let result = capture(&connector, &command, CAPTURE_ID).await;
     assert!(is_unknown(&result), "{result:?}");
     assert_eq!(mock.requests().len(), 1);
     Ok(())
@@ -594,14 +550,14 @@ async fn a_timeout_is_an_unknown_outcome_and_never_resent() -> TestResult {
 async fn a_malformed_or_undocumented_201_is_an_unknown_outcome() -> TestResult {
     let mock = mock_cybersource().await?;
     let base = mock.url();
-    let connector = connector(&base)?;
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
+    let connector = connector(&base);
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
     mock.reply_any(reply(201, "<html><body>Bad Gateway</body>"));
-    assert!(is_unknown(&capture(&connector, &command).await));
+    assert!(is_unknown(&capture(&connector, &command, CAPTURE_ID).await));
     mock.reply_any(reply(201, created("SETTLED_SOMEHOW", "5.00", "USD")));
-    assert!(is_unknown(&capture(&connector, &command).await));
+    assert!(is_unknown(&capture(&connector, &command, CAPTURE_ID).await));
     mock.reply_any(reply(200, created("PENDING", "5.00", "USD")));
-    assert!(is_unknown(&capture(&connector, &command).await));
+    assert!(is_unknown(&capture(&connector, &command, CAPTURE_ID).await));
     Ok(())
 }
 
@@ -610,9 +566,10 @@ async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
     let mock = mock_cybersource().await?;
     let base = mock.url();
     mock.reply_any(reply(429, "").header("retry-after", "30"));
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
     let (rejection, failure, retry_after) =
-        refusal(capture(&connector(&base)?, &command).await).ok_or("expected a refusal")?;
+        refusal(capture(&connector(&base), &command, CAPTURE_ID).await)
+            .ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::RateLimited);
     assert_eq!(failure.code, "HTTP_429");
     assert_eq!(retry_after, Some(Duration::from_secs(30)));
@@ -625,9 +582,9 @@ async fn a_secret_that_is_not_base64_is_refused_before_anything_is_sent() -> Tes
     let base = mock.url();
     let http = ProviderHttp::new(Duration::from_secs(5), 0)?;
     let connector = CybersourceConnector::new(&account(&base, "not base64!"), http);
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
     let (rejection, failure, _) =
-        refusal(capture(&connector, &command).await).ok_or("expected a refusal")?;
+        refusal(capture(&connector, &command, CAPTURE_ID).await).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::Unauthorized);
     assert_eq!(failure.code, "INVALID_SHARED_SECRET");
     assert!(!failure.message.contains("not base64!"));
@@ -637,32 +594,8 @@ async fn a_secret_that_is_not_base64_is_refused_before_anything_is_sent() -> Tes
 
 #[tokio::test]
 async fn an_unreachable_cybersource_is_an_unknown_outcome() -> TestResult {
-    // Port 9 (discard) on loopback: nothing listens, the connection is refused.
-    let connector = connector("http://127.0.0.1:9")?;
-    let command = command(parts(Some(money("USD", "5.00")?))?)?;
-    assert!(is_unknown(&capture(&connector, &command).await));
+    let connector = connector(&unreachable_base_url().await?);
+    let command = command(parts(Some(domain_money("USD", "5.00")?))?)?;
+    assert!(is_unknown(&capture(&connector, &command, CAPTURE_ID).await));
     Ok(())
-}
-
-/// A stored capture of `command`, as `fetch_outcome` gets it.
-fn record(command: CaptureCommand) -> CaptureRecord {
-    CaptureRecord {
-        id: CAPTURE_ID.to_owned(),
-        tenant: "tenant-a".to_owned(),
-        account: "default".to_owned(),
-        command,
-        status: CaptureStatus::Processing,
-        reason: None,
-        provider_reason: None,
-        provider_capture_id: None,
-        provider_status: None,
-        captured_amount: None,
-        breakdown: None,
-        network_reference: None,
-        seller_protection: None,
-        processor_response: None,
-        failure: None,
-        create_time: 0,
-        update_time: 0,
-    }
 }

@@ -13,21 +13,21 @@ use serde_json::{json, Value};
 use capture_service::config::{PaymentOptionsAccount, Secret};
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, InvoiceId, Metadata, NoteToPayer, PlatformFee,
-    Reference, RequestId, SoftDescriptor,
+    Reference, SoftDescriptor,
 };
-use capture_service::domain::outcome::ProviderFailure;
-use capture_service::domain::{
-    CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, ProviderOutcome, StatusReason,
-};
-use capture_service::providers::http::ProviderHttp;
+use capture_service::domain::{CaptureStatus, Money, Provider, StatusReason};
 use capture_service::providers::payment_options::PaymentOptionsConnector;
-use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use capture_service::providers::{Connector, ProviderError, Rejection};
+use common::connector_fixtures::{
+    capture, command, domain_money, fast_http, is_unknown, processing_record, refusal, start_mock,
+};
 use common::mock_provider::{MockProvider, Reply};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
 const CAPTURE_PATH: &str = "/api/v1/server-to-server-interface/capture";
 const TRANSACTION_ID: &str = "e0b0731e-7170-4b64-8a21-7d835eebd641";
+const KEY: &str = "cap_01test";
 const BASIC_KEY: &str = "bWVyY2hhbnQ6c2VjcmV0LWJhc2ljLWtleQ==";
 const API_KEY: &str = "x-api-key-0123456789";
 const MERCHANT_ID: &str = "M123456789";
@@ -37,9 +37,7 @@ const MASKED_PAN: &str = "520000******1005";
 /// A local PaymentOptions: records every request and answers from its script (500 when the
 /// script is empty).
 async fn mock_payment_options() -> Result<MockProvider, std::io::Error> {
-    let mock = MockProvider::start().await?;
-    mock.default_reply(Reply::json(500, ""));
-    Ok(mock)
+    start_mock(Reply::json(500, "")).await
 }
 
 fn account(base_url: &str, path_prefix: &str) -> PaymentOptionsAccount {
@@ -54,69 +52,16 @@ fn account(base_url: &str, path_prefix: &str) -> PaymentOptionsAccount {
 }
 
 fn connector_with(base_url: &str, path_prefix: &str, timeout: Duration) -> PaymentOptionsConnector {
-    let http = match ProviderHttp::new(timeout, 2) {
-        Ok(http) => http.with_backoff(Duration::ZERO, Duration::ZERO, Duration::from_secs(1)),
-        Err(e) => panic!("http client: {e}"),
-    };
-    PaymentOptionsConnector::new(&account(base_url, path_prefix), http)
+    PaymentOptionsConnector::new(&account(base_url, path_prefix), fast_http(timeout))
 }
 
 fn connector(base_url: &str) -> PaymentOptionsConnector {
     connector_with(base_url, "/api/v1", Duration::from_secs(5))
 }
 
-/// A command with only the amount set.
+/// A capture of the PaymentOptions transaction with only the amount set.
 fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
-    Ok(CaptureParts {
-        provider: Provider::PaymentOptions,
-        account: None,
-        authorization_id: AuthorizationId::parse(TRANSACTION_ID)?,
-        amount,
-        authorized_amount: None,
-        final_capture: false,
-        invoice_id: None,
-        note_to_payer: None,
-        soft_descriptor: None,
-        reference: None,
-        metadata: Metadata::default(),
-        platform_fees: vec![],
-        disbursement_mode: None,
-        request_id: RequestId::parse("req-1")?,
-    })
-}
-
-fn command(parts: CaptureParts) -> Result<CaptureCommand, String> {
-    CaptureCommand::new(parts).map_err(|e| format!("{e:?}"))
-}
-
-fn money(code: &str, value: &str) -> Result<Money, String> {
-    Money::parse_positive(code, value).map_err(|e| e.to_string())
-}
-
-async fn capture(
-    connector: &PaymentOptionsConnector,
-    command: &CaptureCommand,
-) -> Result<ProviderOutcome, ProviderError> {
-    connector
-        .capture(CaptureCall {
-            command,
-            idempotency_key: "cap_01test",
-        })
-        .await
-}
-
-/// The refusal inside a result, for assertions.
-fn refusal<T>(result: Result<T, ProviderError>) -> Option<(Rejection, ProviderFailure)> {
-    match result {
-        Err(ProviderError::Rejected {
-            rejection, failure, ..
-        }) => Some((rejection, failure)),
-        _ => None,
-    }
-}
-
-fn is_unknown<T>(result: &Result<T, ProviderError>) -> bool {
-    matches!(result, Err(ProviderError::OutcomeUnknown { .. }))
+    common::connector_fixtures::parts(Provider::PaymentOptions, TRANSACTION_ID, amount)
 }
 
 /// PaymentOptions' answer envelope (the documented success shape, seed 001), with the full card
@@ -171,12 +116,12 @@ async fn a_capture_sends_exactly_the_documented_request_and_reads_the_documented
     let mock = mock_payment_options().await?;
     let base = mock.url();
     mock.reply_any(Reply::json(201, captured(1099, "USD")));
-    let mut p = parts(Some(money("USD", "10.99")?))?;
+    let mut p = parts(Some(domain_money("USD", "10.99")?))?;
     p.note_to_payer = Some(NoteToPayer::parse("Capturing authorised amount")?);
     p.reference = Some(Reference::parse("order-42")?);
     p.metadata = Metadata::parse([("k".to_owned(), "v".to_owned())]).map_err(|e| e[0].1.clone())?;
 
-    let outcome = capture(&connector(&base), &command(p)?).await?;
+    let outcome = capture(&connector(&base), &command(p)?, KEY).await?;
 
     let seen = mock.requests();
     assert_eq!(seen.len(), 1);
@@ -216,7 +161,7 @@ async fn a_capture_sends_exactly_the_documented_request_and_reads_the_documented
         outcome.provider_capture_id.as_deref(),
         Some("9dfd39ec-eb4a-4f8b-a526-17abf140a717")
     );
-    assert_eq!(outcome.captured_amount, Some(money("USD", "10.99")?));
+    assert_eq!(outcome.captured_amount, Some(domain_money("USD", "10.99")?));
     assert_eq!(outcome.breakdown, None, "PaymentOptions reports no fees");
     let processor = outcome
         .processor_response
@@ -244,10 +189,15 @@ async fn amounts_are_sent_as_integers_in_each_currencys_minor_unit() -> TestResu
     ];
     for (currency, value, minor) in cases {
         mock.reply_any(Reply::json(201, captured(minor, currency)));
-        let outcome = capture(&connector, &command(parts(Some(money(currency, value)?))?)?).await?;
+        let outcome = capture(
+            &connector,
+            &command(parts(Some(domain_money(currency, value)?))?)?,
+            KEY,
+        )
+        .await?;
         assert_eq!(
             outcome.captured_amount,
-            Some(money(currency, value)?),
+            Some(domain_money(currency, value)?),
             "{currency}"
         );
     }
@@ -281,34 +231,34 @@ async fn what_payment_options_cannot_express_is_refused_by_check_naming_the_fiel
             .map(|v| v.field)
             .collect())
     };
-    assert!(fields(parts(Some(money("USD", "99999999.99")?))?)?.is_empty());
+    assert!(fields(parts(Some(domain_money("USD", "99999999.99")?))?)?.is_empty());
     assert_eq!(fields(parts(None)?)?, ["amount"]);
     assert_eq!(
-        fields(parts(Some(money("USD", "100000000.00")?))?)?,
+        fields(parts(Some(domain_money("USD", "100000000.00")?))?)?,
         ["amount.value"]
     );
     assert_eq!(
-        fields(parts(Some(money("BHD", "10000000.000")?))?)?,
+        fields(parts(Some(domain_money("BHD", "10000000.000")?))?)?,
         ["amount.value"]
     );
-    assert!(fields(parts(Some(money("JPY", "9999999999")?))?)?.is_empty());
+    assert!(fields(parts(Some(domain_money("JPY", "9999999999")?))?)?.is_empty());
 
-    let mut long_id = parts(Some(money("USD", "1")?))?;
+    let mut long_id = parts(Some(domain_money("USD", "1")?))?;
     long_id.authorization_id = AuthorizationId::parse(&"a".repeat(37))?;
     assert_eq!(fields(long_id)?, ["authorization_id"]);
 
-    let mut long_note = parts(Some(money("USD", "1")?))?;
+    let mut long_note = parts(Some(domain_money("USD", "1")?))?;
     long_note.note_to_payer = Some(NoteToPayer::parse(&"n".repeat(129))?);
     assert_eq!(fields(long_note)?, ["note_to_payer"]);
-    let mut note_128 = parts(Some(money("USD", "1")?))?;
+    let mut note_128 = parts(Some(domain_money("USD", "1")?))?;
     note_128.note_to_payer = Some(NoteToPayer::parse(&"n".repeat(128))?);
     assert!(fields(note_128)?.is_empty());
 
-    let mut unexpressible = parts(Some(money("USD", "10")?))?;
+    let mut unexpressible = parts(Some(domain_money("USD", "10")?))?;
     unexpressible.invoice_id = Some(InvoiceId::parse("INV-1")?);
     unexpressible.soft_descriptor = Some(SoftDescriptor::parse("SHOP")?);
     unexpressible.platform_fees = vec![PlatformFee {
-        amount: money("USD", "1")?,
+        amount: domain_money("USD", "1")?,
         payee: None,
     }];
     unexpressible.disbursement_mode = Some(DisbursementMode::Instant);
@@ -328,8 +278,8 @@ async fn what_payment_options_cannot_express_is_refused_by_check_naming_the_fiel
 async fn a_capture_without_an_amount_is_never_sent() -> TestResult {
     let mock = mock_payment_options().await?;
     let base = mock.url();
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
-    let (rejection, failure) = refusal(result).ok_or("expected a refusal")?;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
+    let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::InvalidArgument);
     assert_eq!(
         (failure.code.as_str(), failure.http_status),
@@ -343,11 +293,11 @@ async fn a_capture_without_an_amount_is_never_sent() -> TestResult {
 async fn the_path_prefix_is_configurable_for_the_doubled_published_path() -> TestResult {
     let mock = mock_payment_options().await?;
     let base = mock.url();
-    let cmd = command(parts(Some(money("JPY", "1000")?))?)?;
+    let cmd = command(parts(Some(domain_money("JPY", "1000")?))?)?;
     for prefix in ["/api/v1/api/v1", ""] {
         mock.reply_any(Reply::json(201, captured(1000, "JPY")));
         let connector = connector_with(&format!("{base}/"), prefix, Duration::from_secs(5));
-        capture(&connector, &cmd).await?;
+        capture(&connector, &cmd, KEY).await?;
     }
     let paths: Vec<String> = mock.requests().into_iter().map(|s| s.path).collect();
     assert_eq!(
@@ -365,7 +315,7 @@ async fn issuer_declines_are_declined_captures_that_keep_the_response_code() -> 
     let mock = mock_payment_options().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "10.00")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "10.00")?))?)?;
     for (status, code, gateway) in [
         (400, json!(5), "ERR0005"),
         (201, json!(51), "ERR0051"),
@@ -375,7 +325,7 @@ async fn issuer_declines_are_declined_captures_that_keep_the_response_code() -> 
             status,
             answer_body(status, code.clone(), (gateway, "Declined."), 1000, "USD"),
         ));
-        let outcome = capture(&connector, &cmd).await?;
+        let outcome = capture(&connector, &cmd, KEY).await?;
         let code = code
             .as_i64()
             .map_or_else(|| "54".to_owned(), |c| c.to_string());
@@ -401,13 +351,13 @@ async fn a_duplicate_or_a_gateway_error_leaves_the_outcome_unknown() -> TestResu
     let mock = mock_payment_options().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "10.00")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "10.00")?))?)?;
     for (status, code) in [(400, 94), (201, 94), (400, -1), (201, -1)] {
         mock.reply_any(Reply::json(
             status,
             answer_body(status, json!(code), ("ERR", "Not processed."), 1000, "USD"),
         ));
-        let result = capture(&connector, &cmd).await;
+        let result = capture(&connector, &cmd, KEY).await;
         match result {
             Err(ProviderError::OutcomeUnknown { detail, .. }) => {
                 assert!(
@@ -426,7 +376,7 @@ async fn refusals_map_by_status_and_keep_the_gateway_code() -> TestResult {
     let mock = mock_payment_options().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "10.00")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "10.00")?))?)?;
     let cases = [
         (
             400,
@@ -474,8 +424,8 @@ async fn refusals_map_by_status_and_keep_the_gateway_code() -> TestResult {
     ];
     for (status, body, expected, code) in cases {
         mock.reply_any(Reply::json(status, body));
-        let (rejection, failure) =
-            refusal(capture(&connector, &cmd).await).ok_or(format!("{status}: no refusal"))?;
+        let (rejection, failure, _) =
+            refusal(capture(&connector, &cmd, KEY).await).ok_or(format!("{status}: no refusal"))?;
         assert_eq!(rejection, expected, "{status}");
         assert_eq!((failure.code.as_str(), failure.http_status), (code, status));
         assert!(!failure.message.is_empty());
@@ -489,7 +439,7 @@ async fn server_errors_and_unreadable_answers_are_unknown_and_never_resent() -> 
     let mock = mock_payment_options().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "10.00")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "10.00")?))?)?;
     let mut undocumented = serde_json::from_str::<Value>(&captured(1000, "USD"))?;
     undocumented["payment_details"]["response_code"] = json!(12);
     let mut no_code = serde_json::from_str::<Value>(&captured(1000, "USD"))?;
@@ -512,7 +462,7 @@ async fn server_errors_and_unreadable_answers_are_unknown_and_never_resent() -> 
     let count = cases.len();
     for (i, case) in cases.into_iter().enumerate() {
         mock.reply_any(case);
-        let result = capture(&connector, &cmd).await;
+        let result = capture(&connector, &cmd, KEY).await;
         assert!(is_unknown(&result), "case {i}: {result:?}");
     }
     assert_eq!(mock.requests().len(), count, "each was sent exactly once");
@@ -525,7 +475,12 @@ async fn a_timeout_is_an_unknown_outcome_and_the_capture_is_not_resent() -> Test
     let base = mock.url();
     mock.reply_any(Reply::json(201, captured(1000, "USD")).after(Duration::from_secs(2)));
     let connector = connector_with(&base, "/api/v1", Duration::from_millis(300));
-    let result = capture(&connector, &command(parts(Some(money("USD", "10.00")?))?)?).await;
+    let result = capture(
+        &connector,
+        &command(parts(Some(domain_money("USD", "10.00")?))?)?,
+        KEY,
+    )
+    .await;
     assert!(is_unknown(&result), "{result:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -541,7 +496,7 @@ async fn no_outcome_error_or_failure_carries_the_full_card_number() -> TestResul
     let mock = mock_payment_options().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "10.00")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "10.00")?))?)?;
     let mut seen_text = Vec::new();
     for body in [
         answer_body(
@@ -564,7 +519,7 @@ async fn no_outcome_error_or_failure_carries_the_full_card_number() -> TestResul
             .as_u64()
             .unwrap_or(400) as u16;
         mock.reply_any(Reply::json(status, body));
-        let result = capture(&connector, &cmd).await;
+        let result = capture(&connector, &cmd, KEY).await;
         seen_text.push(format!("{result:?}"));
         if let Err(e) = &result {
             seen_text.push(e.to_string());
@@ -584,25 +539,11 @@ async fn no_outcome_error_or_failure_carries_the_full_card_number() -> TestResul
 async fn fetch_outcome_says_payment_options_has_no_lookup() -> TestResult {
     let mock = mock_payment_options().await?;
     let base = mock.url();
-    let record = CaptureRecord {
-        id: "cap_01test".to_owned(),
-        tenant: "tenant-a".to_owned(),
-        account: "default".to_owned(),
-        command: command(parts(Some(money("USD", "10.00")?))?)?,
-        status: CaptureStatus::Processing,
-        reason: None,
-        provider_reason: None,
-        provider_capture_id: None,
-        provider_status: None,
-        captured_amount: None,
-        breakdown: None,
-        network_reference: None,
-        seller_protection: None,
-        processor_response: None,
-        failure: None,
-        create_time: 0,
-        update_time: 0,
-    };
+    let record = processing_record(
+        command(parts(Some(domain_money("USD", "10.00")?))?)?,
+        KEY,
+        None,
+    );
     match connector(&base).fetch_outcome(&record).await {
         Err(ProviderError::OutcomeUnknown { provider, detail }) => {
             assert_eq!(provider, Provider::PaymentOptions);

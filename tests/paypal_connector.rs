@@ -14,25 +14,29 @@ use serde_json::{json, Value};
 use capture_service::config::{PaypalAccount, Secret};
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, EmailAddress, FeePayee, InvoiceId, MerchantId,
-    Metadata, NoteToPayer, PlatformFee, Reference, RequestId, SoftDescriptor,
+    Metadata, NoteToPayer, PlatformFee, Reference, SoftDescriptor,
 };
-use capture_service::domain::outcome::ProviderFailure;
-use capture_service::domain::{CaptureCommand, CaptureStatus, Money, Provider, StatusReason};
-use capture_service::providers::http::ProviderHttp;
+use capture_service::domain::{CaptureStatus, Money, Provider, StatusReason};
 use capture_service::providers::paypal::PaypalConnector;
-use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use capture_service::providers::{Connector, Rejection};
+use common::connector_fixtures::{
+    capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown, refusal,
+    start_mock,
+};
 use common::mock_provider::{MockProvider, Reply};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
+const AUTHORIZATION_ID: &str = "0VF52814937998046";
 const TOKEN_PATH: &str = "/v1/oauth2/token";
 const CAPTURE_PATH: &str = "/v2/payments/authorizations/0VF52814937998046/capture";
+const KEY: &str = "capture-key-1";
 
 /// A local PayPal: records every request and answers from its script. The token endpoint
 /// issues `token-1`, `token-2`, ... unless scripted otherwise; anything else unscripted gets an
 /// empty 500.
 async fn mock_paypal() -> Result<MockProvider, std::io::Error> {
-    let mock = MockProvider::start().await?;
+    let mock = start_mock(Reply::json(500, "")).await?;
     mock.default_for(Method::POST, TOKEN_PATH, |n| {
         Reply::json(
             200,
@@ -40,7 +44,6 @@ async fn mock_paypal() -> Result<MockProvider, std::io::Error> {
                 "app_id": "APP-80W284485P519543T", "expires_in": 32400}),
         )
     });
-    mock.default_reply(Reply::json(500, ""));
     Ok(mock)
 }
 
@@ -57,74 +60,17 @@ fn connector_with(base_url: &str, assertion: Option<&str>, timeout: Duration) ->
         client_secret: Secret::new("client-secret"),
         auth_assertion: assertion.map(Secret::new),
     };
-    let http = match ProviderHttp::new(timeout, 2) {
-        Ok(http) => http.with_backoff(Duration::ZERO, Duration::ZERO, Duration::from_secs(1)),
-        Err(e) => panic!("http client: {e}"),
-    };
-    PaypalConnector::new(&account, http)
+    PaypalConnector::new(&account, fast_http(timeout))
 }
 
 fn connector(base_url: &str) -> PaypalConnector {
     connector_with(base_url, None, Duration::from_secs(5))
 }
 
-/// A command with only the amount set (`None`: the full authorized amount).
+/// A capture of the PayPal authorization with only the amount set (`None`: the full authorized
+/// amount).
 fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
-    Ok(CaptureParts {
-        provider: Provider::Paypal,
-        account: None,
-        authorization_id: AuthorizationId::parse("0VF52814937998046")?,
-        amount,
-        authorized_amount: None,
-        final_capture: false,
-        invoice_id: None,
-        note_to_payer: None,
-        soft_descriptor: None,
-        reference: None,
-        metadata: Metadata::default(),
-        platform_fees: vec![],
-        disbursement_mode: None,
-        request_id: RequestId::parse("req-1")?,
-    })
-}
-
-fn command(parts: CaptureParts) -> Result<CaptureCommand, String> {
-    CaptureCommand::new(parts).map_err(|e| format!("{e:?}"))
-}
-
-fn money(code: &str, value: &str) -> Result<Money, String> {
-    Money::parse_positive(code, value).map_err(|e| e.to_string())
-}
-
-async fn capture(
-    connector: &PaypalConnector,
-    command: &CaptureCommand,
-) -> Result<capture_service::domain::ProviderOutcome, ProviderError> {
-    connector
-        .capture(CaptureCall {
-            command,
-            idempotency_key: "capture-key-1",
-        })
-        .await
-}
-
-/// The refusal inside a result, for assertions.
-fn refusal<T>(
-    result: Result<T, ProviderError>,
-) -> Option<(Rejection, ProviderFailure, Option<Duration>)> {
-    match result {
-        Err(ProviderError::Rejected {
-            rejection,
-            failure,
-            retry_after,
-            ..
-        }) => Some((rejection, failure, retry_after)),
-        _ => None,
-    }
-}
-
-fn is_unknown<T>(result: &Result<T, ProviderError>) -> bool {
-    matches!(result, Err(ProviderError::OutcomeUnknown { .. }))
+    common::connector_fixtures::parts(Provider::Paypal, AUTHORIZATION_ID, amount)
 }
 
 fn error_body(status_name: &str, issue: Option<&str>) -> String {
@@ -159,7 +105,7 @@ async fn a_capture_sends_every_documented_field_and_reads_the_full_breakdown() -
     let base = mock.url();
     on_capture(&mock, Reply::json(201, COMPLETED));
     let connector = connector_with(&base, Some("jwt-assertion"), Duration::from_secs(5));
-    let mut p = parts(Some(money("USD", "100.00")?))?;
+    let mut p = parts(Some(domain_money("USD", "100.00")?))?;
     p.final_capture = true;
     p.invoice_id = Some(InvoiceId::parse("INV-42")?);
     p.note_to_payer = Some(NoteToPayer::parse("Thanks for your order")?);
@@ -167,14 +113,14 @@ async fn a_capture_sends_every_documented_field_and_reads_the_full_breakdown() -
     p.reference = Some(Reference::parse("order-42")?);
     p.metadata = Metadata::parse([("k".to_owned(), "v".to_owned())]).map_err(|e| e[0].1.clone())?;
     p.platform_fees = vec![PlatformFee {
-        amount: money("USD", "5")?,
+        amount: domain_money("USD", "5")?,
         payee: Some(FeePayee::Email(EmailAddress::parse(
             "fees@platform.example",
         )?)),
     }];
     p.disbursement_mode = Some(DisbursementMode::Delayed);
 
-    let outcome = capture(&connector, &command(p)?).await?;
+    let outcome = capture(&connector, &command(p)?, KEY).await?;
 
     let tokens = mock.seen(TOKEN_PATH);
     assert_eq!(tokens.len(), 1);
@@ -220,16 +166,16 @@ async fn a_capture_sends_every_documented_field_and_reads_the_full_breakdown() -
         outcome.provider_capture_id.as_deref(),
         Some("2GG279541U471931P")
     );
-    assert_eq!(outcome.captured_amount, Some(money("USD", "100")?));
+    assert_eq!(outcome.captured_amount, Some(domain_money("USD", "100")?));
     let b = outcome.breakdown.ok_or("breakdown")?;
-    assert_eq!(b.gross_amount, Some(money("USD", "100.00")?));
-    assert_eq!(b.provider_fee, Some(money("USD", "3.98")?));
+    assert_eq!(b.gross_amount, Some(domain_money("USD", "100.00")?));
+    assert_eq!(b.provider_fee, Some(domain_money("USD", "3.98")?));
     assert_eq!(
         b.provider_fee_in_receivable_currency,
-        Some(money("EUR", "3.66")?)
+        Some(domain_money("EUR", "3.66")?)
     );
-    assert_eq!(b.net_amount, Some(money("USD", "91.02")?));
-    assert_eq!(b.receivable_amount, Some(money("EUR", "83.74")?));
+    assert_eq!(b.net_amount, Some(domain_money("USD", "91.02")?));
+    assert_eq!(b.receivable_amount, Some(domain_money("EUR", "83.74")?));
     let rate = b.exchange_rate.ok_or("exchange rate")?;
     assert_eq!(
         (
@@ -240,7 +186,7 @@ async fn a_capture_sends_every_documented_field_and_reads_the_full_breakdown() -
         ("USD", "EUR", "0.92")
     );
     assert_eq!(b.platform_fees.len(), 1);
-    assert_eq!(b.platform_fees[0].amount, money("USD", "5.00")?);
+    assert_eq!(b.platform_fees[0].amount, domain_money("USD", "5.00")?);
     assert_eq!(
         outcome.seller_protection.map(|s| s.status),
         Some("ELIGIBLE".to_owned())
@@ -276,7 +222,8 @@ async fn a_jpy_capture_sends_whole_yen_and_reads_a_pending_answer_without_breakd
     );
     let outcome = capture(
         &connector(&base),
-        &command(parts(Some(money("JPY", "1000")?))?)?,
+        &command(parts(Some(domain_money("JPY", "1000")?))?)?,
+        KEY,
     )
     .await?;
 
@@ -289,7 +236,7 @@ async fn a_jpy_capture_sends_whole_yen_and_reads_a_pending_answer_without_breakd
     assert_eq!(outcome.status, CaptureStatus::Pending);
     assert_eq!(outcome.reason, Some(StatusReason::PendingReview));
     assert_eq!(outcome.provider_reason.as_deref(), Some("PENDING_REVIEW"));
-    assert_eq!(outcome.captured_amount, Some(money("JPY", "1000")?));
+    assert_eq!(outcome.captured_amount, Some(domain_money("JPY", "1000")?));
     assert_eq!(outcome.breakdown, None);
     Ok(())
 }
@@ -307,12 +254,12 @@ async fn a_tnd_capture_sends_three_decimals_and_reads_a_declined_answer() -> Tes
             "amount":{"currency_code":"TND","value":"1.234"}}"#,
         ),
     );
-    let mut p = parts(Some(money("TND", "1.234")?))?;
+    let mut p = parts(Some(domain_money("TND", "1.234")?))?;
     p.platform_fees = vec![PlatformFee {
-        amount: money("TND", "0.1")?,
+        amount: domain_money("TND", "0.1")?,
         payee: Some(FeePayee::MerchantId(MerchantId::parse("2ABCDEFGHJKLM")?)),
     }];
-    let outcome = capture(&connector(&base), &command(p)?).await?;
+    let outcome = capture(&connector(&base), &command(p)?, KEY).await?;
 
     let sent = mock.seen(CAPTURE_PATH);
     assert_eq!(
@@ -330,7 +277,7 @@ async fn a_tnd_capture_sends_three_decimals_and_reads_a_declined_answer() -> Tes
         outcome.reason,
         Some(StatusReason::DeclinedByRiskFraudFilters)
     );
-    assert_eq!(outcome.captured_amount, Some(money("TND", "1.234")?));
+    assert_eq!(outcome.captured_amount, Some(domain_money("TND", "1.234")?));
     Ok(())
 }
 
@@ -352,13 +299,13 @@ async fn the_token_is_fetched_once_and_reused_even_by_concurrent_captures() -> T
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..4 {
         let (connector, cmd) = (Arc::clone(&connector), Arc::clone(&full_amount));
-        tasks.spawn(async move { capture(&connector, &cmd).await.map(|o| o.status) });
+        tasks.spawn(async move { capture(&*connector, &cmd, KEY).await.map(|o| o.status) });
     }
     while let Some(done) = tasks.join_next().await {
         assert_eq!(done??, CaptureStatus::Completed);
     }
     for _ in 0..2 {
-        capture(&connector, &full_amount).await?;
+        capture(&*connector, &full_amount, KEY).await?;
     }
 
     assert_eq!(mock.seen(TOKEN_PATH).len(), 1);
@@ -383,7 +330,8 @@ async fn a_401_fetches_a_new_token_once_and_resends_the_same_capture() -> TestRe
     on_capture(&mock, Reply::json(201, COMPLETED));
     let outcome = capture(
         &connector(&base),
-        &command(parts(Some(money("USD", "1")?))?)?,
+        &command(parts(Some(domain_money("USD", "1")?))?)?,
+        KEY,
     )
     .await?;
 
@@ -413,7 +361,7 @@ async fn a_second_401_is_unauthorized() -> TestResult {
         &mock,
         Reply::json(401, error_body("AUTHENTICATION_FAILURE", None)),
     );
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
 
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::Unauthorized);
@@ -432,7 +380,7 @@ async fn a_403_is_unauthorized_without_a_new_token() -> TestResult {
         &mock,
         Reply::json(403, error_body("NOT_AUTHORIZED", Some("PERMISSION_DENIED"))),
     );
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
 
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::Unauthorized);
@@ -452,7 +400,7 @@ async fn an_unknown_authorization_is_not_found_with_paypals_debug_id() -> TestRe
             error_body("RESOURCE_NOT_FOUND", Some("INVALID_RESOURCE_ID")),
         ),
     );
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
 
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::NotFound);
@@ -468,7 +416,7 @@ async fn authorization_state_issues_are_failed_preconditions() -> TestResult {
     let mock = mock_paypal().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "10.99")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "10.99")?))?)?;
     for issue in [
         "AUTHORIZATION_EXPIRED",
         "AUTHORIZATION_VOIDED",
@@ -481,7 +429,7 @@ async fn authorization_state_issues_are_failed_preconditions() -> TestResult {
             Reply::json(422, error_body("UNPROCESSABLE_ENTITY", Some(issue))),
         );
         let (rejection, failure, _) =
-            refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
+            refusal(capture(&connector, &cmd, KEY).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::FailedPrecondition, "{issue}");
         assert_eq!(failure.code, issue);
         assert_eq!(failure.http_status, 422);
@@ -494,7 +442,7 @@ async fn invalid_requests_are_invalid_arguments() -> TestResult {
     let mock = mock_paypal().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "10.99")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "10.99")?))?)?;
     on_capture(
         &mock,
         Reply::json(
@@ -503,12 +451,12 @@ async fn invalid_requests_are_invalid_arguments() -> TestResult {
         ),
     );
     on_capture(&mock, Reply::json(400, error_body("INVALID_REQUEST", None)));
-    let first = refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
+    let first = refusal(capture(&connector, &cmd, KEY).await).ok_or("expected a refusal")?;
     assert_eq!(
         (first.0, first.1.code.as_str()),
         (Rejection::InvalidArgument, "DECIMAL_PRECISION")
     );
-    let second = refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
+    let second = refusal(capture(&connector, &cmd, KEY).await).ok_or("expected a refusal")?;
     assert_eq!(
         (second.0, second.1.code.as_str()),
         (Rejection::InvalidArgument, "INVALID_REQUEST")
@@ -526,7 +474,8 @@ async fn a_500_without_body_is_retried_with_the_same_request_then_unknown() -> T
     }
     let result = capture(
         &connector(&base),
-        &command(parts(Some(money("USD", "1")?))?)?,
+        &command(parts(Some(domain_money("USD", "1")?))?)?,
+        KEY,
     )
     .await;
 
@@ -546,7 +495,7 @@ async fn a_500_then_a_201_is_the_capture() -> TestResult {
     let base = mock.url();
     on_capture(&mock, Reply::json(500, ""));
     on_capture(&mock, Reply::json(201, COMPLETED));
-    let outcome = capture(&connector(&base), &command(parts(None)?)?).await?;
+    let outcome = capture(&connector(&base), &command(parts(None)?)?, KEY).await?;
     assert_eq!(outcome.status, CaptureStatus::Completed);
     assert_eq!(mock.seen(CAPTURE_PATH).len(), 2);
     Ok(())
@@ -561,7 +510,7 @@ async fn a_timeout_is_an_unknown_outcome() -> TestResult {
         on_capture(&mock, slow);
     }
     let connector = connector_with(&base, None, Duration::from_millis(300));
-    let result = capture(&connector, &command(parts(None)?)?).await;
+    let result = capture(&connector, &command(parts(None)?)?, KEY).await;
     assert!(is_unknown(&result), "{result:?}");
     assert_eq!(mock.seen(CAPTURE_PATH).len(), 3);
     Ok(())
@@ -577,12 +526,12 @@ async fn a_malformed_201_is_an_unknown_outcome() -> TestResult {
         &mock,
         Reply::json(201, r#"{"id":"2GG279541U471931P","status":"COMPL"#),
     );
-    assert!(is_unknown(&capture(&connector, &cmd).await));
+    assert!(is_unknown(&capture(&connector, &cmd, KEY).await));
     on_capture(
         &mock,
         Reply::json(201, r#"{"id":"2GG279541U471931P","status":"DENIED"}"#),
     );
-    assert!(is_unknown(&capture(&connector, &cmd).await));
+    assert!(is_unknown(&capture(&connector, &cmd, KEY).await));
     on_capture(
         &mock,
         Reply::json(
@@ -590,7 +539,7 @@ async fn a_malformed_201_is_an_unknown_outcome() -> TestResult {
             r#"{"status":"COMPLETED","amount":{"currency_code":"USD","value":"1.234"}}"#,
         ),
     );
-    assert!(is_unknown(&capture(&connector, &cmd).await));
+    assert!(is_unknown(&capture(&connector, &cmd, KEY).await));
     Ok(())
 }
 
@@ -601,7 +550,7 @@ async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
     let throttled =
         Reply::json(429, error_body("RATE_LIMIT_REACHED", None)).header("retry-after", "30");
     on_capture(&mock, throttled);
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
 
     let (rejection, failure, retry_after) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::RateLimited);
@@ -624,7 +573,7 @@ async fn refused_credentials_are_unauthorized_before_any_capture() -> TestResult
             r#"{"error":"invalid_client","error_description":"Client Authentication failed"}"#,
         ),
     );
-    let result = capture(&connector(&base), &command(parts(None)?)?).await;
+    let result = capture(&connector(&base), &command(parts(None)?)?, KEY).await;
     let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::Unauthorized);
     assert_eq!(failure.code, "invalid_client");
@@ -634,14 +583,7 @@ async fn refused_credentials_are_unauthorized_before_any_capture() -> TestResult
 
 #[tokio::test]
 async fn an_unreachable_paypal_is_an_unknown_outcome() -> TestResult {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    drop(listener);
-    let result = capture(
-        &connector(&format!("http://{addr}")),
-        &command(parts(None)?)?,
-    )
-    .await;
+    let result = capture_at_unreachable(connector, &command(parts(None)?)?, KEY).await?;
     assert!(is_unknown(&result), "{result:?}");
     Ok(())
 }
@@ -650,7 +592,7 @@ async fn an_unreachable_paypal_is_an_unknown_outcome() -> TestResult {
 fn check_refuses_an_authorization_id_that_is_only_dots() -> Result<(), String> {
     let connector = connector("http://127.0.0.1:9");
     assert!(connector
-        .check(&command(parts(Some(money("JPY", "1000")?))?)?)
+        .check(&command(parts(Some(domain_money("JPY", "1000")?))?)?)
         .is_empty());
     let mut p = parts(None)?;
     p.authorization_id = AuthorizationId::parse("..")?;

@@ -12,15 +12,15 @@ use axum::http::Method;
 use capture_service::config::{Secret, StaxAccount};
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, InvoiceId, Metadata, NoteToPayer, PlatformFee,
-    Reference, RequestId, SoftDescriptor,
+    Reference, SoftDescriptor,
 };
-use capture_service::domain::outcome::ProviderFailure;
-use capture_service::domain::{
-    CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, ProviderOutcome,
-};
-use capture_service::providers::http::ProviderHttp;
+use capture_service::domain::{CaptureStatus, Money, Provider};
 use capture_service::providers::stax::StaxConnector;
-use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use capture_service::providers::{Connector, Rejection};
+use common::connector_fixtures::{
+    capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown,
+    processing_record, refusal, start_mock,
+};
 use common::mock_provider::{MockProvider, Reply};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
@@ -32,9 +32,7 @@ const KEY: &str = "cap_01HZY3J6Q4W8E2R5T7Y9U1I3O5";
 
 /// A local Stax: records every request and answers from its script (500 once it runs out).
 async fn mock_stax() -> Result<MockProvider, std::io::Error> {
-    let mock = MockProvider::start().await?;
-    mock.default_reply(Reply::json(500, ""));
-    Ok(mock)
+    start_mock(Reply::json(500, "")).await
 }
 
 fn connector_with(base_url: &str, timeout: Duration) -> StaxConnector {
@@ -43,74 +41,17 @@ fn connector_with(base_url: &str, timeout: Duration) -> StaxConnector {
         base_url: format!("{base_url}/"),
         api_key: Secret::new(API_KEY),
     };
-    let http = match ProviderHttp::new(timeout, 2) {
-        Ok(http) => http.with_backoff(Duration::ZERO, Duration::ZERO, Duration::from_secs(1)),
-        Err(e) => panic!("http client: {e}"),
-    };
-    StaxConnector::new(&account, http)
+    StaxConnector::new(&account, fast_http(timeout))
 }
 
 fn connector(base_url: &str) -> StaxConnector {
     connector_with(base_url, Duration::from_secs(5))
 }
 
-/// A command with only the amount set (`None`: the full pre-authorized amount).
+/// A capture of the Stax pre-authorization with only the amount set (`None`: the full
+/// pre-authorized amount).
 fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
-    Ok(CaptureParts {
-        provider: Provider::Stax,
-        account: None,
-        authorization_id: AuthorizationId::parse(PRE_AUTH)?,
-        amount,
-        authorized_amount: None,
-        final_capture: false,
-        invoice_id: None,
-        note_to_payer: None,
-        soft_descriptor: None,
-        reference: None,
-        metadata: Metadata::default(),
-        platform_fees: vec![],
-        disbursement_mode: None,
-        request_id: RequestId::parse("req-1")?,
-    })
-}
-
-fn command(parts: CaptureParts) -> Result<CaptureCommand, String> {
-    CaptureCommand::new(parts).map_err(|e| format!("{e:?}"))
-}
-
-fn money(code: &str, value: &str) -> Result<Money, String> {
-    Money::parse_positive(code, value).map_err(|e| e.to_string())
-}
-
-async fn capture(
-    connector: &StaxConnector,
-    command: &CaptureCommand,
-) -> Result<ProviderOutcome, ProviderError> {
-    connector
-        .capture(CaptureCall {
-            command,
-            idempotency_key: KEY,
-        })
-        .await
-}
-
-/// The refusal inside a result, for assertions.
-fn refusal<T>(
-    result: Result<T, ProviderError>,
-) -> Option<(Rejection, ProviderFailure, Option<Duration>)> {
-    match result {
-        Err(ProviderError::Rejected {
-            rejection,
-            failure,
-            retry_after,
-            ..
-        }) => Some((rejection, failure, retry_after)),
-        _ => None,
-    }
-}
-
-fn is_unknown<T>(result: &Result<T, ProviderError>) -> bool {
-    matches!(result, Err(ProviderError::OutcomeUnknown { .. }))
+    common::connector_fixtures::parts(Provider::Stax, PRE_AUTH, amount)
 }
 
 /// A transaction object as Stax documents it, with `total` written as given.
@@ -134,13 +75,13 @@ async fn a_capture_sends_the_exact_request_and_reads_the_transaction() -> TestRe
     let mock = mock_stax().await?;
     let base = mock.url();
     mock.reply_any(Reply::json(200, transaction("tx-1", true, "12.34", "USD")));
-    let mut p = parts(Some(money("USD", "12.34")?))?;
+    let mut p = parts(Some(domain_money("USD", "12.34")?))?;
     p.reference = Some(Reference::parse("order-42")?);
     p.metadata =
         Metadata::parse([("order.id".to_owned(), "42".to_owned())]).map_err(|e| e[0].1.clone())?;
     p.final_capture = true;
 
-    let outcome = capture(&connector(&base), &command(p)?).await?;
+    let outcome = capture(&connector(&base), &command(p)?, KEY).await?;
 
     let seen = mock.requests();
     assert_eq!(seen.len(), 1);
@@ -175,7 +116,7 @@ async fn a_capture_sends_the_exact_request_and_reads_the_transaction() -> TestRe
     assert_eq!(outcome.status, CaptureStatus::Completed);
     assert_eq!(outcome.provider_status, "success=true");
     assert_eq!(outcome.provider_capture_id.as_deref(), Some("tx-1"));
-    assert_eq!(outcome.captured_amount, Some(money("USD", "12.34")?));
+    assert_eq!(outcome.captured_amount, Some(domain_money("USD", "12.34")?));
     assert_eq!(outcome.breakdown, None, "Stax returns no fees");
     let stored = outcome.redacted_body.ok_or("no stored body")?;
     assert_eq!(stored["last_four"], "1111");
@@ -196,14 +137,22 @@ async fn amounts_travel_as_exact_major_unit_numbers_in_every_currency() -> TestR
         ("BHD", "12.345", "12.345"),
     ] {
         mock.reply_any(Reply::json(200, transaction("tx", true, written, currency)));
-        let outcome = capture(&connector, &command(parts(Some(money(currency, value)?))?)?).await?;
+        let outcome = capture(
+            &connector,
+            &command(parts(Some(domain_money(currency, value)?))?)?,
+            KEY,
+        )
+        .await?;
         let sent = mock.requests().pop().ok_or("no request")?;
         assert_eq!(
             sent.text(),
             format!(r#"{{"total":{written},"idempotency_id":"{KEY}"}}"#),
             "{currency} {value}"
         );
-        assert_eq!(outcome.captured_amount, Some(money(currency, value)?));
+        assert_eq!(
+            outcome.captured_amount,
+            Some(domain_money(currency, value)?)
+        );
     }
     Ok(())
 }
@@ -213,12 +162,15 @@ async fn a_full_capture_omits_total_and_reads_the_amount_stax_took() -> TestResu
     let mock = mock_stax().await?;
     let base = mock.url();
     mock.reply_any(Reply::json(200, transaction("tx-2", true, "250.5", "USD")));
-    let outcome = capture(&connector(&base), &command(parts(None)?)?).await?;
+    let outcome = capture(&connector(&base), &command(parts(None)?)?, KEY).await?;
     assert_eq!(
         mock.requests()[0].text(),
         format!(r#"{{"idempotency_id":"{KEY}"}}"#)
     );
-    assert_eq!(outcome.captured_amount, Some(money("USD", "250.50")?));
+    assert_eq!(
+        outcome.captured_amount,
+        Some(domain_money("USD", "250.50")?)
+    );
     Ok(())
 }
 
@@ -229,7 +181,8 @@ async fn a_declined_transaction_keeps_staxs_message_and_captures_nothing() -> Te
     mock.reply_any(Reply::json(200, transaction("tx-3", false, "5", "USD")));
     let outcome = capture(
         &connector(&base),
-        &command(parts(Some(money("USD", "5")?))?)?,
+        &command(parts(Some(domain_money("USD", "5")?))?)?,
+        KEY,
     )
     .await?;
     assert_eq!(outcome.status, CaptureStatus::Declined);
@@ -248,7 +201,7 @@ async fn refusals_of_the_pre_authorization_are_failed_preconditions_with_staxs_w
     let mock = mock_stax().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "10.99")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "10.99")?))?)?;
     for (message, code) in [
         (
             "Cannot capture more than the pre-authorized amount.",
@@ -265,7 +218,7 @@ async fn refusals_of_the_pre_authorization_are_failed_preconditions_with_staxs_w
         let refused = Reply::json(400, serde_json::json!({ "message": message }).to_string());
         mock.reply_any(refused.header("x-request-id", "req-abc"));
         let (rejection, failure, retry_after) =
-            refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
+            refusal(capture(&connector, &cmd, KEY).await).ok_or("expected a refusal")?;
         assert_eq!(rejection, Rejection::FailedPrecondition, "{message}");
         assert_eq!(failure.code, code);
         assert_eq!(failure.message, message);
@@ -283,7 +236,7 @@ async fn an_unknown_pre_authorization_is_not_found() -> TestResult {
     let base = mock.url();
     mock.reply_any(Reply::json(404, r#"{"error":"Transaction not found"}"#));
     let (rejection, failure, _) =
-        refusal(capture(&connector(&base), &command(parts(None)?)?).await)
+        refusal(capture(&connector(&base), &command(parts(None)?)?, KEY).await)
             .ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::NotFound);
     assert_eq!(failure.code, "NOT_FOUND");
@@ -303,7 +256,8 @@ async fn validation_errors_are_invalid_arguments_naming_the_field() -> TestResul
     let (rejection, failure, _) = refusal(
         capture(
             &connector(&base),
-            &command(parts(Some(money("USD", "1")?))?)?,
+            &command(parts(Some(domain_money("USD", "1")?))?)?,
+            KEY,
         )
         .await,
     )
@@ -323,7 +277,7 @@ async fn refused_credentials_are_unauthorized_and_never_echoed() -> TestResult {
     let cmd = command(parts(None)?)?;
     mock.reply_any(Reply::json(401, r#"{"message":"Unauthenticated."}"#));
     mock.reply_any(Reply::json(403, ""));
-    let unauthorized = capture(&connector, &cmd).await;
+    let unauthorized = capture(&connector, &cmd, KEY).await;
     assert!(!format!("{unauthorized:?}").contains(API_KEY));
     let (rejection, failure, _) = refusal(unauthorized).ok_or("expected a refusal")?;
     assert_eq!(
@@ -331,7 +285,7 @@ async fn refused_credentials_are_unauthorized_and_never_echoed() -> TestResult {
         (Rejection::Unauthorized, "UNAUTHORIZED", "Unauthenticated.")
     );
     let (rejection, failure, _) =
-        refusal(capture(&connector, &cmd).await).ok_or("expected a refusal")?;
+        refusal(capture(&connector, &cmd, KEY).await).ok_or("expected a refusal")?;
     assert_eq!(
         (rejection, failure.code.as_str(), failure.message.as_str()),
         (Rejection::Unauthorized, "FORBIDDEN", "Forbidden")
@@ -346,7 +300,7 @@ async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
     let throttled = Reply::json(429, r#"{"message":"Too Many Attempts."}"#);
     mock.reply_any(throttled.header("retry-after", "42"));
     let (rejection, failure, retry_after) =
-        refusal(capture(&connector(&base), &command(parts(None)?)?).await)
+        refusal(capture(&connector(&base), &command(parts(None)?)?, KEY).await)
             .ok_or("expected a refusal")?;
     assert_eq!(rejection, Rejection::RateLimited);
     assert_eq!(failure.code, "RATE_LIMITED");
@@ -366,7 +320,8 @@ async fn a_5xx_is_retried_with_the_same_idempotency_id_then_unknown() -> TestRes
     }
     let result = capture(
         &connector(&base),
-        &command(parts(Some(money("USD", "1")?))?)?,
+        &command(parts(Some(domain_money("USD", "1")?))?)?,
+        KEY,
     )
     .await;
     assert!(is_unknown(&result), "{result:?}");
@@ -387,7 +342,8 @@ async fn a_5xx_then_a_200_is_the_capture() -> TestResult {
     mock.reply_any(Reply::json(200, transaction("tx-5", true, "1.00", "USD")));
     let outcome = capture(
         &connector(&base),
-        &command(parts(Some(money("USD", "1")?))?)?,
+        &command(parts(Some(domain_money("USD", "1")?))?)?,
+        KEY,
     )
     .await?;
     assert_eq!(outcome.status, CaptureStatus::Completed);
@@ -405,7 +361,7 @@ async fn a_timeout_is_an_unknown_outcome() -> TestResult {
         );
     }
     let connector = connector_with(&base, Duration::from_millis(300));
-    let result = capture(&connector, &command(parts(None)?)?).await;
+    let result = capture(&connector, &command(parts(None)?)?, KEY).await;
     assert!(is_unknown(&result), "{result:?}");
     assert_eq!(mock.requests().len(), 3);
     Ok(())
@@ -416,7 +372,7 @@ async fn a_malformed_or_doubtful_200_is_an_unknown_outcome() -> TestResult {
     let mock = mock_stax().await?;
     let base = mock.url();
     let connector = connector(&base);
-    let cmd = command(parts(Some(money("USD", "10")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "10")?))?)?;
     for body in [
         "<html><body>Bad Gateway</body></html>".to_owned(),
         r#"{"id":"tx-7","total":10}"#.to_owned(),
@@ -424,7 +380,7 @@ async fn a_malformed_or_doubtful_200_is_an_unknown_outcome() -> TestResult {
         transaction("tx-9", true, "10.001", "USD"),
     ] {
         mock.reply_any(Reply::json(200, body.clone()));
-        let result = capture(&connector, &cmd).await;
+        let result = capture(&connector, &cmd, KEY).await;
         assert!(is_unknown(&result), "{body}: {result:?}");
     }
     Ok(())
@@ -432,38 +388,9 @@ async fn a_malformed_or_doubtful_200_is_an_unknown_outcome() -> TestResult {
 
 #[tokio::test]
 async fn an_unreachable_stax_is_an_unknown_outcome() -> TestResult {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    drop(listener);
-    let result = capture(
-        &connector(&format!("http://{addr}")),
-        &command(parts(None)?)?,
-    )
-    .await;
+    let result = capture_at_unreachable(connector, &command(parts(None)?)?, KEY).await?;
     assert!(is_unknown(&result), "{result:?}");
     Ok(())
-}
-
-fn record(command: CaptureCommand, provider_capture_id: Option<&str>) -> CaptureRecord {
-    CaptureRecord {
-        id: KEY.to_owned(),
-        tenant: "tenant-a".to_owned(),
-        account: "default".to_owned(),
-        command,
-        status: CaptureStatus::Processing,
-        reason: None,
-        provider_reason: None,
-        provider_capture_id: provider_capture_id.map(str::to_owned),
-        provider_status: None,
-        captured_amount: None,
-        breakdown: None,
-        network_reference: None,
-        seller_protection: None,
-        processor_response: None,
-        failure: None,
-        create_time: 0,
-        update_time: 0,
-    }
 }
 
 #[tokio::test]
@@ -473,9 +400,9 @@ async fn fetch_outcome_reads_the_transaction_once_its_id_is_known() -> TestResul
     let refunded = transaction("tx-10", true, "20.00", "USD")
         .replace(r#""total_refunded":0"#, r#""total_refunded":5.5"#);
     mock.reply_any(Reply::json(200, refunded));
-    let cmd = command(parts(Some(money("USD", "20")?))?)?;
+    let cmd = command(parts(Some(domain_money("USD", "20")?))?)?;
     let outcome = connector(&base)
-        .fetch_outcome(&record(cmd, Some("tx-10")))
+        .fetch_outcome(&processing_record(cmd, KEY, Some("tx-10")))
         .await?;
     let seen = mock.requests();
     assert_eq!(seen[0].method, Method::GET);
@@ -486,7 +413,7 @@ async fn fetch_outcome_reads_the_transaction_once_its_id_is_known() -> TestResul
     );
     assert!(seen[0].body.is_empty());
     assert_eq!(outcome.status, CaptureStatus::PartiallyRefunded);
-    assert_eq!(outcome.captured_amount, Some(money("USD", "20")?));
+    assert_eq!(outcome.captured_amount, Some(domain_money("USD", "20")?));
     Ok(())
 }
 
@@ -495,8 +422,10 @@ async fn fetch_outcome_resends_the_capture_with_its_idempotency_id_otherwise() -
     let mock = mock_stax().await?;
     let base = mock.url();
     mock.reply_any(Reply::json(200, transaction("tx-11", true, "3", "USD")));
-    let cmd = command(parts(Some(money("USD", "3")?))?)?;
-    let outcome = connector(&base).fetch_outcome(&record(cmd, None)).await?;
+    let cmd = command(parts(Some(domain_money("USD", "3")?))?)?;
+    let outcome = connector(&base)
+        .fetch_outcome(&processing_record(cmd, KEY, None))
+        .await?;
     let seen = mock.requests();
     assert_eq!(
         (seen[0].method.clone(), seen[0].path.as_str()),
@@ -514,16 +443,16 @@ async fn fetch_outcome_resends_the_capture_with_its_idempotency_id_otherwise() -
 fn check_refuses_what_a_stax_capture_cannot_carry() -> Result<(), String> {
     let connector = connector("http://127.0.0.1:9");
     assert_eq!(connector.provider(), Provider::Stax);
-    let fine = parts(Some(money("USD", "9999999999999.99")?))?;
+    let fine = parts(Some(domain_money("USD", "9999999999999.99")?))?;
     assert!(connector.check(&command(fine)?).is_empty());
 
-    let mut p = parts(Some(money("USD", "10000000000000.00")?))?;
+    let mut p = parts(Some(domain_money("USD", "10000000000000.00")?))?;
     p.authorization_id = AuthorizationId::parse("..")?;
     p.invoice_id = Some(InvoiceId::parse("INV-1")?);
     p.note_to_payer = Some(NoteToPayer::parse("thanks")?);
     p.soft_descriptor = Some(SoftDescriptor::parse("SHOP")?);
     p.platform_fees = vec![PlatformFee {
-        amount: money("USD", "1")?,
+        amount: domain_money("USD", "1")?,
         payee: None,
     }];
     p.disbursement_mode = Some(DisbursementMode::Instant);

@@ -3,6 +3,7 @@
 //! the generated gRPC client.
 #![allow(dead_code)]
 
+pub mod connector_fixtures;
 pub mod counting_paypal;
 pub mod mock_provider;
 
