@@ -1,0 +1,172 @@
+//! Typed configuration, validated at start: defaults, then an optional TOML file
+//! (`CAPTURE_CONFIG`), then `CAPTURE_*` environment variables. A bad setting stops the start
+//! with a message naming it. Secrets are wrapped so they never print.
+
+mod accounts;
+mod load;
+mod secrets;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use accounts::{
+    CheckoutAccount, CybersourceAccount, PaymentOptionsAccount, PaypalAccount, ProviderAccount,
+    StaxAccount,
+};
+pub use secrets::{DatabaseUrl, Secret};
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Whether the built-in provider emulator serves the providers that have no account configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxMode {
+    /// On when no provider account at all is configured.
+    Auto,
+    On,
+    Off,
+}
+
+/// An API key's SHA-256 digest and the tenant it authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub tenant: String,
+    pub sha256: [u8; 32],
+}
+
+/// Provider accounts and how provider calls are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvidersConfig {
+    /// Deadline of one HTTP attempt to a provider.
+    pub request_timeout: Duration,
+    /// Further attempts after a failure that is safe to retry (same idempotency key).
+    pub max_retries: u32,
+    /// For each provider, the first account listed is its default.
+    pub paypal: Vec<PaypalAccount>,
+    pub checkout: Vec<CheckoutAccount>,
+    pub cybersource: Vec<CybersourceAccount>,
+    pub payment_options: Vec<PaymentOptionsAccount>,
+    pub stax: Vec<StaxAccount>,
+}
+
+impl ProvidersConfig {
+    pub fn has_any_account(&self) -> bool {
+        !(self.paypal.is_empty()
+            && self.checkout.is_empty()
+            && self.cybersource.is_empty()
+            && self.payment_options.is_empty()
+            && self.stax.is_empty())
+    }
+}
+
+/// How the reconciler paces itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileConfig {
+    /// Time between passes; zero turns the reconciler off.
+    pub interval: Duration,
+    /// A capture younger than this is left to the request that made it.
+    pub min_age: Duration,
+    /// After this many looks without a definite answer the capture is left for a person
+    /// (its status and audit trail say so).
+    pub max_attempts: i32,
+    /// Captures looked at per pass.
+    pub batch: u64,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        ReconcileConfig {
+            interval: Duration::from_secs(30),
+            min_age: Duration::from_secs(60),
+            max_attempts: 24,
+            batch: 100,
+        }
+    }
+}
+
+/// The whole configuration of one service process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub database_url: DatabaseUrl,
+    /// Apply pending migrations at `serve` (off where a deploy job runs `migrate` first).
+    pub migrate_on_start: bool,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub api_keys: Vec<ApiKey>,
+    pub sandbox: SandboxMode,
+    pub providers: ProvidersConfig,
+    /// How long shutdown waits for captures in flight.
+    pub shutdown_grace: Duration,
+    pub reconcile: ReconcileConfig,
+    /// Sandbox mode without API keys: the development key to accept (random when unset).
+    pub dev_api_key: Option<Secret>,
+    /// Sandbox mode without API keys: where the development key is written for local tools.
+    pub dev_api_key_file: Option<String>,
+}
+
+impl Config {
+    /// Whether the built-in emulator serves providers without accounts.
+    pub fn sandbox_enabled(&self) -> bool {
+        match self.sandbox {
+            SandboxMode::On => true,
+            SandboxMode::Off => false,
+            SandboxMode::Auto => !self.providers.has_any_account(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: DatabaseUrl::from("sqlite://capture.db?mode=rwc".to_owned()),
+            migrate_on_start: true,
+            log_format: LogFormat::Text,
+            log_filter: "info".to_owned(),
+            api_keys: Vec::new(),
+            sandbox: SandboxMode::Auto,
+            providers: ProvidersConfig {
+                request_timeout: Duration::from_secs(20),
+                max_retries: 2,
+                paypal: Vec::new(),
+                checkout: Vec::new(),
+                cybersource: Vec::new(),
+                payment_options: Vec::new(),
+                stax: Vec::new(),
+            },
+            shutdown_grace: Duration::from_secs(30),
+            reconcile: ReconcileConfig::default(),
+            dev_api_key: None,
+            dev_api_key_file: Some(".capture-dev-key".to_owned()),
+        }
+    }
+}
+
+/// A setting that could not be used; names the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration {setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+fn bad(setting: &str, problem: impl fmt::Display) -> ConfigError {
+    ConfigError {
+        setting: setting.to_owned(),
+        problem: problem.to_string(),
+    }
+}
