@@ -20,6 +20,7 @@ on_both_databases!(
     an_unknown_payment_is_not_found_with_checkouts_request_id,
     expired_and_voided_payments_fail_precondition,
     a_capture_in_another_currency_than_the_first_is_refused,
+    a_first_capture_in_another_currency_than_the_payment_is_refused_before_checkout_captures,
     a_checkout_5xx_leaves_the_capture_processing,
     a_checkout_timeout_leaves_the_capture_processing_and_a_retry_resumes_it,
     a_timed_out_attempt_is_retried_with_the_same_key_and_accepted_once,
@@ -327,6 +328,54 @@ async fn a_capture_in_another_currency_than_the_first_is_refused(db: Db) -> Test
         .ok_or("expected an error")?;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["authorized_amount"]);
+    app.stop().await
+}
+
+async fn a_first_capture_in_another_currency_than_the_payment_is_refused_before_checkout_captures(
+    db: Db,
+) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let payment = app
+        .authorize_at("checkout", "USD", "100.00", "APPROVE")
+        .await?;
+    // No earlier capture and no authorized_amount: only the payment's own currency, read from
+    // Checkout.com, tells that EUR 30.00 would be captured as USD 30.00.
+    let request = checkout_capture(&payment, money("EUR", "30.00"));
+    assert!(request.authorized_amount.is_none());
+    let status = app
+        .capture(request)
+        .await
+        .err()
+        .ok_or("expected an error")?;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(reason, "PROVIDER_PRECONDITION_FAILED");
+    assert_eq!(
+        metadata.get("provider_code").map(String::as_str),
+        Some("currency_mismatch")
+    );
+    let message = metadata
+        .get("provider_message")
+        .ok_or("no provider message")?;
+    assert!(
+        message.contains("USD") && message.contains("EUR"),
+        "{message}"
+    );
+    let id = metadata.get("capture_id").ok_or("no capture id")?;
+    let stored = app.get(TENANT_A_KEY, id).await?;
+    assert_eq!(stored.status(), CaptureStatus::Failed);
+    assert_eq!(
+        stored.error.map(|e| (e.code, e.http_status)),
+        Some(("currency_mismatch".into(), 0))
+    );
+    // Checkout.com was sent no capture, and the refused attempt binds nothing in the
+    // service's ledger: the whole USD 100.00 can still be captured.
+    let full = app
+        .capture(checkout_capture(&payment, usd("100.00")))
+        .await?
+        .capture
+        .ok_or("no capture")?;
+    assert_awaiting_confirmation(&full);
     app.stop().await
 }
 

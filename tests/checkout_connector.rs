@@ -1,6 +1,6 @@
 //! The Checkout.com connector against a local mock of Checkout.com's HTTP API: the exact request
-//! on the wire, the documented 202 answer, the actions lookup behind `fetch_outcome`, and every
-//! documented error.
+//! on the wire, the payment lookup that guards a capture's currency, the documented 202 answer,
+//! the actions lookup behind `fetch_outcome`, and every documented error.
 
 mod common;
 
@@ -15,7 +15,7 @@ use capture_service::domain::capture::{AuthorizationId, CaptureParts, Metadata, 
 use capture_service::domain::{
     CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, StatusReason,
 };
-use capture_service::providers::checkout::CheckoutConnector;
+use capture_service::providers::checkout::{CheckoutConnector, CURRENCY_MISMATCH};
 use capture_service::providers::{Connector, Rejection};
 use common::connector_fixtures::{
     capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown,
@@ -26,6 +26,7 @@ use common::mock_provider::{MockProvider, Reply, SeenRequest};
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
 const PAYMENT: &str = "pay_kladqdb6hm5ebggtq45rtzjati";
+const PAYMENT_PATH: &str = "/payments/pay_kladqdb6hm5ebggtq45rtzjati";
 const CAPTURE_PATH: &str = "/payments/pay_kladqdb6hm5ebggtq45rtzjati/captures";
 const ACTIONS_PATH: &str = "/payments/pay_kladqdb6hm5ebggtq45rtzjati/actions";
 const SECRET: &str = "sk_sbox_m73dzbpy7cf3gfd46xr4yj5xo4e";
@@ -88,6 +89,28 @@ fn record(command: CaptureCommand, action_id: Option<&str>) -> CaptureRecord {
 const ACCEPTED: &str = r#"{"action_id":"act_3kfr4betasbelhjdk346yutxvu","reference":"ORD-5023-4E89",
   "_links":{"payment":{"href":"https://api.sandbox.checkout.com/payments/pay_kladqdb6hm5ebggtq45rtzjati"}}}"#;
 
+/// Checkout.com's "Get payment details" answer: the payment, authorized in `currency`.
+fn payment_details(currency: &str) -> Reply {
+    let href = format!("https://api.sandbox.checkout.com{PAYMENT_PATH}");
+    let body = json!({"id": PAYMENT, "amount": 10000, "currency": currency,
+        "status": "Authorized", "approved": true, "reference": "ORD-5023-4E89",
+        "_links": {"self": {"href": href}, "actions": {"href": format!("{href}/actions")}}});
+    reply(200, body.to_string())
+}
+
+/// Queues the payment lookup's answer: the payment is in `currency`.
+fn payment_in(mock: &MockProvider, currency: &str) {
+    mock.reply(Method::GET, PAYMENT_PATH, payment_details(currency));
+}
+
+/// `(method, path)` of every request the mock received, in order.
+fn routes(mock: &MockProvider) -> Vec<(Method, String)> {
+    mock.requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect()
+}
+
 fn error_422(error_type: &str, codes: &[&str]) -> String {
     json!({"request_id": "0HL80RJLS76I7", "error_type": error_type, "error_codes": codes})
         .to_string()
@@ -115,6 +138,7 @@ async fn a_partial_capture_sends_the_documented_request_and_is_pending_until_con
 ) -> TestResult {
     let mock = mock_checkout().await?;
     let base = mock.url();
+    payment_in(&mock, "USD");
     mock.reply_any(reply(202, ACCEPTED));
     let mut p = parts(Some(domain_money("USD", "35.00")?))?;
     p.reference = Some(Reference::parse("ORD-5023-4E89")?);
@@ -126,8 +150,9 @@ async fn a_partial_capture_sends_the_documented_request_and_is_pending_until_con
 
     let outcome = capture(&connector(&base), &command(p)?, KEY).await?;
 
+    assert_eq!(mock.seen(PAYMENT_PATH).len(), 1, "one payment lookup");
     let sent = mock.seen(CAPTURE_PATH);
-    assert_eq!(sent.len(), 1);
+    assert_eq!(sent.len(), 1, "one capture request");
     let sent = &sent[0];
     assert_eq!(sent.method, Method::POST);
     assert_eq!(
@@ -180,6 +205,8 @@ async fn a_full_capture_is_final_without_amount_and_references_the_capture_id() 
         sent[0].json()?,
         json!({"capture_type": "Final", "reference": KEY})
     );
+    // No amount, so nothing to take in a wrong currency: no payment lookup.
+    assert_eq!(routes(&mock), [(Method::POST, CAPTURE_PATH.to_owned())]);
     Ok(())
 }
 
@@ -195,6 +222,7 @@ async fn amounts_are_sent_in_checkouts_unit_for_each_currency() -> TestResult {
         ("BHD", "100", 100_000, true),
         ("CLP", "1000", 100_000, false),
     ] {
+        payment_in(&mock, currency);
         mock.reply_any(reply(202, ACCEPTED));
         let mut p = parts(Some(domain_money(currency, value)?))?;
         p.final_capture = final_capture;
@@ -204,6 +232,11 @@ async fn amounts_are_sent_in_checkouts_unit_for_each_currency() -> TestResult {
         assert_eq!(body["amount"], json!(units), "{currency} {value}");
         let capture_type = if final_capture { "Final" } else { "NonFinal" };
         assert_eq!(body["capture_type"], json!(capture_type));
+        assert_eq!(
+            mock.seen(PAYMENT_PATH).len(),
+            sent.len(),
+            "one lookup per capture"
+        );
     }
     Ok(())
 }
@@ -328,6 +361,7 @@ async fn fetch_outcome_resends_the_capture_with_its_key_when_no_action_matches()
     let mock = mock_checkout().await?;
     let base = mock.url();
     mock.reply_any(reply(200, actions_list()));
+    payment_in(&mock, "USD");
     mock.reply_any(reply(202, ACCEPTED));
     let outcome = connector(&base)
         .fetch_outcome(&record(
@@ -336,6 +370,15 @@ async fn fetch_outcome_resends_the_capture_with_its_key_when_no_action_matches()
         ))
         .await?;
     assert_eq!(outcome.status, CaptureStatus::Pending);
+    // The re-send checks the payment's currency first, as the first attempt does.
+    assert_eq!(
+        routes(&mock),
+        [
+            (Method::GET, ACTIONS_PATH.to_owned()),
+            (Method::GET, PAYMENT_PATH.to_owned()),
+            (Method::POST, CAPTURE_PATH.to_owned()),
+        ]
+    );
     let resent = mock.seen(CAPTURE_PATH);
     assert_eq!(resent.len(), 1);
     assert_eq!(resent[0].header("cko-idempotency-key"), Some(KEY));
@@ -399,6 +442,7 @@ async fn state_error_codes_fail_precondition_and_keep_every_code() -> TestResult
         "payment_expired",
         "action_failure_limit_exceeded",
     ] {
+        payment_in(&mock, "USD");
         mock.reply_any(reply(422, error_422("processing_error", &[code])));
         let (rejection, failure, _) =
             refusal(capture(&connector, &cmd, KEY).await).ok_or("expected a refusal")?;
@@ -408,6 +452,7 @@ async fn state_error_codes_fail_precondition_and_keep_every_code() -> TestResult
         assert_eq!(failure.debug_id.as_deref(), Some("0HL80RJLS76I7"));
         assert_eq!(failure.http_status, 422);
     }
+    assert_eq!(mock.seen(CAPTURE_PATH).len(), 4, "every capture was sent");
     Ok(())
 }
 
@@ -448,6 +493,7 @@ async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
 async fn a_500_is_retried_with_the_same_key_and_body_then_unknown() -> TestResult {
     let mock = mock_checkout().await?;
     let base = mock.url();
+    payment_in(&mock, "USD");
     for _ in 0..3 {
         mock.reply_any(reply(500, ""));
     }
@@ -460,6 +506,11 @@ async fn a_500_is_retried_with_the_same_key_and_body_then_unknown() -> TestResul
     assert!(is_unknown(&result), "{result:?}");
     let sent = mock.seen(CAPTURE_PATH);
     assert_eq!(sent.len(), 3, "one attempt and two retries");
+    assert_eq!(
+        mock.seen(PAYMENT_PATH).len(),
+        1,
+        "the lookup is not repeated"
+    );
     for attempt in &sent {
         assert_eq!(attempt.header("cko-idempotency-key"), Some(KEY));
         assert_eq!(attempt.body, sent[0].body);
@@ -519,5 +570,168 @@ async fn an_unreadable_or_unexpected_success_is_an_unknown_outcome() -> TestResu
 async fn an_unreachable_checkout_is_an_unknown_outcome() -> TestResult {
     let result = capture_at_unreachable(connector, &command(parts(None)?)?, KEY).await?;
     assert!(is_unknown(&result), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_capture_with_an_amount_first_reads_the_payment_with_the_same_key() -> TestResult {
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    payment_in(&mock, "EUR");
+    mock.reply(Method::POST, CAPTURE_PATH, reply(202, ACCEPTED));
+    let cmd = command(parts(Some(domain_money("EUR", "30.00")?))?)?;
+    let outcome = capture(&connector(&base), &cmd, KEY).await?;
+    assert_eq!(outcome.status, CaptureStatus::Pending);
+
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    let (lookup, sent) = (&requests[0], &requests[1]);
+    assert_eq!(
+        (
+            &lookup.method,
+            lookup.path.as_str(),
+            lookup.query.as_deref()
+        ),
+        (&Method::GET, PAYMENT_PATH, None)
+    );
+    assert_eq!(header_names(lookup), ["authorization"]);
+    assert_eq!(
+        lookup.header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+    assert!(lookup.body.is_empty());
+    assert_eq!(
+        (&sent.method, sent.path.as_str()),
+        (&Method::POST, CAPTURE_PATH)
+    );
+    assert_eq!(sent.json()?["amount"], json!(3000));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_capture_in_another_currency_than_the_payment_is_refused_before_it_is_sent() -> TestResult
+{
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    payment_in(&mock, "USD");
+    mock.reply(Method::POST, CAPTURE_PATH, reply(202, ACCEPTED));
+    let cmd = command(parts(Some(domain_money("EUR", "30.00")?))?)?;
+    let result = capture(&connector(&base), &cmd, KEY).await;
+    let (rejection, failure, retry_after) = refusal(result).ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::FailedPrecondition);
+    assert_eq!(failure.code, CURRENCY_MISMATCH);
+    assert_eq!(failure.code, "currency_mismatch");
+    assert!(
+        failure.message.contains("USD") && failure.message.contains("EUR"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(failure.http_status, 0, "Checkout.com never saw the capture");
+    assert_eq!(failure.debug_id.as_deref(), Some("0HL80RJLS76I7-hdr"));
+    assert_eq!(retry_after, None);
+    assert!(mock.seen(CAPTURE_PATH).is_empty(), "no capture was sent");
+    assert_eq!(mock.seen(PAYMENT_PATH).len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_payment_on_the_lookup_is_not_found_and_nothing_is_captured() -> TestResult {
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply(Method::GET, PAYMENT_PATH, reply(404, ""));
+    mock.reply(Method::POST, CAPTURE_PATH, reply(202, ACCEPTED));
+    let cmd = command(parts(Some(domain_money("USD", "30.00")?))?)?;
+    let result = capture(&connector(&base), &cmd, KEY).await;
+    let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::NotFound);
+    assert_eq!(
+        (failure.code.as_str(), failure.message.as_str()),
+        ("HTTP_404", "Payment not found")
+    );
+    assert_eq!(failure.debug_id.as_deref(), Some("0HL80RJLS76I7-hdr"));
+    assert_eq!(failure.http_status, 404);
+    assert_eq!(routes(&mock), [(Method::GET, PAYMENT_PATH.to_owned())]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_payment_lookup_keeps_its_refusal_and_nothing_is_captured() -> TestResult {
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    let connector = connector(&base);
+    let cmd = command(parts(Some(domain_money("USD", "30.00")?))?)?;
+    for (status, rejection, message) in [
+        (401, Rejection::Unauthorized, "Unauthorized"),
+        (
+            403,
+            Rejection::Unauthorized,
+            "Not allowed to read the payment",
+        ),
+        (429, Rejection::RateLimited, "Too many requests"),
+    ] {
+        let answer = reply(status, "").header("retry-after", "30");
+        mock.reply(Method::GET, PAYMENT_PATH, answer);
+        let result = capture(&connector, &cmd, KEY).await;
+        let (got, failure, retry_after) = refusal(result).ok_or("expected a refusal")?;
+        assert_eq!(got, rejection, "{status}");
+        assert_eq!(failure.code, format!("HTTP_{status}"));
+        assert_eq!(failure.message, message);
+        assert!(!failure.message.contains(SECRET));
+        let throttled = rejection == Rejection::RateLimited;
+        assert_eq!(retry_after, throttled.then_some(Duration::from_secs(30)));
+    }
+    assert_eq!(mock.seen(PAYMENT_PATH).len(), 3, "none is retried");
+    assert!(mock.seen(CAPTURE_PATH).is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_payment_lookup_without_a_usable_answer_is_unknown_and_sends_no_capture() -> TestResult {
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    let connector = connector(&base);
+    let cmd = command(parts(Some(domain_money("USD", "30.00")?))?)?;
+    for _ in 0..3 {
+        mock.reply(Method::GET, PAYMENT_PATH, reply(500, ""));
+    }
+    let result = capture(&connector, &cmd, KEY).await;
+    assert!(is_unknown(&result), "{result:?}");
+    assert_eq!(mock.seen(PAYMENT_PATH).len(), 3, "a read is retried");
+    for (status, body) in [
+        (200, "<html>Payment</html>"),
+        (
+            200,
+            r#"{"id":"pay_kladqdb6hm5ebggtq45rtzjati","amount":10000}"#,
+        ),
+        (302, ""),
+        (400, ""),
+    ] {
+        mock.reply(Method::GET, PAYMENT_PATH, reply(status, body));
+        let result = capture(&connector, &cmd, KEY).await;
+        assert!(is_unknown(&result), "{status} {body}: {result:?}");
+    }
+    assert!(mock.seen(CAPTURE_PATH).is_empty());
+    let result = capture_at_unreachable(
+        |b: &str| connector_with(b, Duration::from_secs(5)),
+        &cmd,
+        KEY,
+    )
+    .await?;
+    assert!(is_unknown(&result), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn fetch_outcome_resends_no_capture_in_another_currency_than_the_payment() -> TestResult {
+    let mock = mock_checkout().await?;
+    let base = mock.url();
+    mock.reply(Method::GET, ACTIONS_PATH, reply(200, actions_list()));
+    payment_in(&mock, "USD");
+    let cmd = command(parts(Some(domain_money("EUR", "1")?))?)?;
+    let result = connector(&base).fetch_outcome(&record(cmd, None)).await;
+    let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::FailedPrecondition);
+    assert_eq!(failure.code, CURRENCY_MISMATCH);
+    assert!(mock.seen(CAPTURE_PATH).is_empty());
     Ok(())
 }

@@ -12,8 +12,9 @@ use capture_service::domain::{
     CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, StatusReason,
 };
 use capture_service::providers::checkout::CheckoutConnector;
+use capture_service::providers::checkout::CURRENCY_MISMATCH;
 use capture_service::providers::http::ProviderHttp;
-use capture_service::providers::{CaptureCall, Connector};
+use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
 use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -94,6 +95,17 @@ impl Checkout {
             .http
             .get(format!("{}/payments/{id}/actions", self.base))
             .bearer_auth(&self.key)
+            .send()
+            .await?;
+        read(response).await
+    }
+
+    /// `GET /payments/{id}` ("Get payment details") with `key` as the bearer token.
+    async fn payment(&self, id: &str, key: &str) -> Result<Answer, Box<dyn Error>> {
+        let response = self
+            .http
+            .get(format!("{}/payments/{id}", self.base))
+            .bearer_auth(key)
             .send()
             .await?;
         read(response).await
@@ -505,5 +517,124 @@ async fn a_payment_takes_at_most_150_capture_actions() -> TestResult {
         .await?;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(captures(&checkout, &id).await?.len(), 150);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_payment_details_give_its_authorized_amount_currency_and_status() -> TestResult {
+    let checkout = Checkout::start().await?;
+    let key = checkout.key.clone();
+    let id = checkout
+        .authorize("USD", "100.00", Scenario::Approve)
+        .await?;
+    let details = checkout.payment(&id, &key).await?;
+    assert_eq!(details.status, StatusCode::OK);
+    assert!(details.request_id.is_some());
+    let json = &details.json;
+    assert_eq!(json["id"], id);
+    assert_eq!(json["amount"], 10000);
+    assert_eq!(json["currency"], "USD");
+    assert_eq!(json["status"], "Authorized");
+    assert_eq!(json["approved"], true);
+    assert!(json["reference"].is_string());
+    let href = format!("{}/payments/{id}", checkout.base);
+    assert_eq!(json["_links"]["self"]["href"], href);
+    assert_eq!(json["_links"]["actions"]["href"], format!("{href}/actions"));
+
+    let partial = json!({"amount": 4000, "capture_type": "NonFinal"});
+    assert_eq!(
+        checkout.capture(&id, partial).await?.status,
+        StatusCode::ACCEPTED
+    );
+    let after = checkout.payment(&id, &key).await?.json;
+    assert_eq!(after["status"], "Partially Captured");
+    assert_eq!(
+        after["amount"], 10000,
+        "the authorized amount, not what is left"
+    );
+    assert_eq!(
+        checkout.capture(&id, json!({})).await?.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        checkout.payment(&id, &key).await?.json["status"],
+        "Captured"
+    );
+
+    // Amounts in Checkout.com's unit for the currency; the scenario's state shows.
+    let tnd = checkout
+        .authorize("TND", "1.230", Scenario::Expired)
+        .await?;
+    let tnd = checkout.payment(&tnd, &key).await?.json;
+    assert_eq!(
+        (&tnd["amount"], &tnd["currency"]),
+        (&json!(1230), &json!("TND"))
+    );
+    assert_eq!(tnd["status"], "Expired");
+    let voided = checkout.authorize("JPY", "500", Scenario::Voided).await?;
+    assert_eq!(
+        checkout.payment(&voided, &key).await?.json["status"],
+        "Voided"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn payment_details_check_the_key_and_refuse_unknown_payments_without_a_body() -> TestResult {
+    let checkout = Checkout::start().await?;
+    let id = checkout
+        .authorize("USD", "10.00", Scenario::Approve)
+        .await?;
+    let refused = checkout.payment(&id, "sk_sbox_wrong").await?;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.text.is_empty());
+    assert!(refused.request_id.is_some());
+    let bare = checkout
+        .http
+        .get(format!("{}/payments/{id}", checkout.base))
+        .send()
+        .await?;
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    let unknown = checkout
+        .payment("pay_aaaaaaaaaaaaaaaaaaaaaaaaaa", &checkout.key)
+        .await?;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.text.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_connector_sends_no_capture_in_another_currency_than_the_payment() -> TestResult {
+    let checkout = Checkout::start().await?;
+    let connector = checkout.connector()?;
+    let id = checkout
+        .authorize("USD", "100.00", Scenario::Approve)
+        .await?;
+    let capture = |cmd: CaptureCommand| {
+        let connector = &connector;
+        async move {
+            let key = format!("cap_{}", suffix());
+            connector
+                .capture(CaptureCall {
+                    command: &cmd,
+                    idempotency_key: &key,
+                })
+                .await
+        }
+    };
+    let refused = capture(command(&id, Money::parse_positive("EUR", "30.00").ok())?).await;
+    match refused {
+        Err(ProviderError::Rejected {
+            rejection, failure, ..
+        }) => {
+            assert_eq!(rejection, Rejection::FailedPrecondition);
+            assert_eq!(failure.code, CURRENCY_MISMATCH);
+        }
+        other => panic!("expected a currency mismatch, got {other:?}"),
+    }
+    assert!(captures(&checkout, &id).await?.is_empty());
+    let accepted = capture(command(&id, Money::parse_positive("USD", "100.00").ok())?).await?;
+    assert_eq!(accepted.status, CaptureStatus::Pending);
+    assert_eq!(captures(&checkout, &id).await?[0]["amount"], 10000);
     Ok(())
 }

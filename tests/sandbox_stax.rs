@@ -1,5 +1,5 @@
 //! The sandbox's Stax, driven over real HTTP as the Stax connector drives Stax: its key check,
-//! validation, exact amounts, idempotent replay and rate limit.
+//! validation, exact amounts, idempotent replay, pre-authorization reads and rate limit.
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -45,9 +45,18 @@ impl Stax {
         value: &str,
         scenario: Scenario,
     ) -> Result<String, Box<dyn Error>> {
+        self.pre_authorize_in("USD", value, scenario).await
+    }
+
+    async fn pre_authorize_in(
+        &self,
+        currency: &str,
+        value: &str,
+        scenario: Scenario,
+    ) -> Result<String, Box<dyn Error>> {
         let request = NewAuthorization {
             amount: MoneyJson {
-                currency_code: "USD".into(),
+                currency_code: currency.into(),
                 value: value.into(),
             },
             scenario,
@@ -96,7 +105,45 @@ impl Stax {
     async fn capture(&self, pre_auth: &str, body: &str) -> Result<Answer, Box<dyn Error>> {
         self.capture_with_key(&self.key, pre_auth, body).await
     }
+
+    /// `GET /transaction/{id}` with `key`.
+    async fn read_with_key(&self, key: &str, id: &str) -> Result<Answer, Box<dyn Error>> {
+        self.send(
+            self.http
+                .get(format!("{}/transaction/{id}", self.base))
+                .bearer_auth(key)
+                .header("accept", "application/json"),
+        )
+        .await
+    }
+
+    async fn read(&self, id: &str) -> Result<Answer, Box<dyn Error>> {
+        self.read_with_key(&self.key, id).await
+    }
 }
+
+/// The fields Stax documents for a transaction object.
+const TRANSACTION_FIELDS: [&str; 19] = [
+    "id",
+    "type",
+    "success",
+    "message",
+    "total",
+    "currency",
+    "method",
+    "meta",
+    "pre_auth",
+    "is_refundable",
+    "is_voidable",
+    "is_voided",
+    "total_refunded",
+    "customer_id",
+    "payment_method_id",
+    "reference_id",
+    "last_four",
+    "created_at",
+    "updated_at",
+];
 
 #[tokio::test]
 async fn a_wrong_api_key_gets_staxs_401_and_captures_nothing() -> TestResult {
@@ -126,27 +173,7 @@ async fn a_capture_answers_a_transaction_object_with_the_exact_total() -> TestRe
     assert_eq!(answer.status, StatusCode::OK);
     assert!(answer.text.contains(r#""total":0.10,"#), "{}", answer.text);
     let tx = &answer.json;
-    for field in [
-        "id",
-        "type",
-        "success",
-        "message",
-        "total",
-        "currency",
-        "method",
-        "meta",
-        "pre_auth",
-        "is_refundable",
-        "is_voidable",
-        "is_voided",
-        "total_refunded",
-        "customer_id",
-        "payment_method_id",
-        "reference_id",
-        "last_four",
-        "created_at",
-        "updated_at",
-    ] {
+    for field in TRANSACTION_FIELDS {
         assert!(tx.get(field).is_some(), "{field}");
     }
     assert_eq!(tx["success"], true);
@@ -154,14 +181,60 @@ async fn a_capture_answers_a_transaction_object_with_the_exact_total() -> TestRe
     assert_eq!(tx["meta"]["order"], "42");
     assert_eq!(tx["reference_id"], pre_auth.as_str());
     let id = tx["id"].as_str().ok_or("no id")?;
-    let read = stax
-        .send(
-            stax.http
-                .get(format!("{}/transaction/{id}", stax.base))
-                .bearer_auth(&stax.key),
-        )
-        .await?;
+    let read = stax.read(id).await?;
     assert_eq!((read.status, read.text), (StatusCode::OK, answer.text));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_pre_authorization_reads_back_with_its_currency_and_exact_total() -> TestResult {
+    let stax = Stax::start().await?;
+    let pre_auth = stax
+        .pre_authorize_in("EUR", "25.50", Scenario::Approve)
+        .await?;
+    let read = stax.read(&pre_auth).await?;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(read.text.contains(r#""total":25.50,"#), "{}", read.text);
+    let tx = &read.json;
+    for field in TRANSACTION_FIELDS {
+        assert!(tx.get(field).is_some(), "{field}");
+    }
+    assert_eq!(tx["id"], pre_auth.as_str());
+    assert_eq!(tx["type"], "pre_auth");
+    assert_eq!(tx["pre_auth"], true);
+    assert_eq!(tx["success"], true);
+    assert_eq!(tx["currency"], "EUR");
+    assert_eq!(tx["is_voided"], false);
+    assert_eq!(tx["is_voidable"], true);
+    // A capture from it leaves the pre-authorization's own total as it was.
+    let taken = stax.capture(&pre_auth, r#"{"total":5}"#).await?;
+    assert_eq!(taken.status, StatusCode::OK);
+    let again = stax.read(&pre_auth).await?;
+    assert_eq!(again.json["total"], read.json["total"]);
+    assert_eq!(again.json["created_at"], read.json["created_at"]);
+
+    let voided = stax.pre_authorize("10.00", Scenario::Voided).await?;
+    let read = stax.read(&voided).await?;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.json["currency"], "USD");
+    assert_eq!(
+        (&read.json["is_voided"], &read.json["is_voidable"]),
+        (&Value::Bool(true), &Value::Bool(false))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn reading_a_transaction_needs_the_key_and_an_id_stax_knows() -> TestResult {
+    let stax = Stax::start().await?;
+    let pre_auth = stax.pre_authorize("10.00", Scenario::Approve).await?;
+    let refused = stax.read_with_key("not-the-key", &pre_auth).await?;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.json["message"], "Unauthenticated.");
+    assert!(refused.json.get("currency").is_none(), "nothing disclosed");
+    let missing = stax.read("00000000-0000-4000-a000-000000000000").await?;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.json["message"].is_string(), "{}", missing.text);
     Ok(())
 }
 
@@ -229,14 +302,21 @@ async fn a_declined_capture_says_so_and_takes_nothing() -> TestResult {
 async fn more_than_the_rate_limit_in_a_minute_is_a_429_with_retry_after() -> TestResult {
     let stax = Stax::start().await?;
     let pre_auth = stax.pre_authorize("1000.00", Scenario::Approve).await?;
-    for _ in 0..RATE_LIMIT {
-        let answer = stax.capture(&pre_auth, r#"{"total":1}"#).await?;
-        assert_eq!(answer.status, StatusCode::OK);
+    // Reads count as captures do: the connector's lookups share the budget.
+    for n in 0..RATE_LIMIT {
+        let answer = match n % 2 {
+            0 => stax.read(&pre_auth).await?,
+            _ => stax.capture(&pre_auth, r#"{"total":1}"#).await?,
+        };
+        assert_eq!(answer.status, StatusCode::OK, "request {n}");
     }
     let throttled = stax.capture(&pre_auth, r#"{"total":1}"#).await?;
     assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(throttled.json["message"], "Too Many Attempts.");
     let wait: u64 = throttled.retry_after.ok_or("no Retry-After")?.parse()?;
     assert!((1..=60).contains(&wait), "{wait}");
+    let read = stax.read(&pre_auth).await?;
+    assert_eq!(read.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(read.retry_after.is_some());
     Ok(())
 }

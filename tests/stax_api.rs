@@ -21,7 +21,7 @@ on_both_databases!(
     expired_and_voided_pre_authorizations_fail_precondition,
     a_declined_capture_is_stored_declined_with_staxs_message,
     a_capture_in_another_currency_than_earlier_ones_is_refused_before_stax,
-    a_first_capture_in_another_currency_than_the_pre_authorization_is_not_trusted,
+    a_first_capture_in_another_currency_than_the_pre_authorization_is_refused_unsent,
     a_stax_5xx_leaves_the_capture_processing,
     a_stax_timeout_leaves_the_capture_processing_and_a_retry_gets_the_stored_answer,
     a_timed_out_attempt_is_retried_with_the_same_idempotency_id_and_captures_once,
@@ -278,21 +278,43 @@ async fn a_capture_in_another_currency_than_earlier_ones_is_refused_before_stax(
     app.stop().await
 }
 
-/// Stax's capture carries no currency, so it captures in the pre-authorization's: an answer in
-/// another currency than asked is not recorded as if it were the one asked for.
-async fn a_first_capture_in_another_currency_than_the_pre_authorization_is_not_trusted(
+/// Stax's capture carries no currency, so it would capture EUR 30.00 on a USD pre-authorization
+/// as USD 30.00: the connector reads the pre-authorization first and sends nothing.
+async fn a_first_capture_in_another_currency_than_the_pre_authorization_is_refused_unsent(
     db: Db,
 ) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let pre_auth = app.authorize_at("stax", "USD", "100.00", "APPROVE").await?;
     let (status, reason, metadata) = refused(
-        app.capture(stax_capture(&pre_auth, money("EUR", "5.00")))
+        app.capture(stax_capture(&pre_auth, money("EUR", "30.00")))
             .await,
     )?;
-    assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
-    let kept = stored(&app, &metadata).await?;
-    assert_eq!(kept.status(), CaptureStatus::Processing);
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason, "PROVIDER_PRECONDITION_FAILED");
+    assert_eq!(
+        metadata.get("provider_code").map(String::as_str),
+        Some("CURRENCY_MISMATCH")
+    );
+    assert_eq!(metadata.get("provider").map(String::as_str), Some("stax"));
+    let message = metadata
+        .get("provider_message")
+        .ok_or("no provider_message")?;
+    assert!(
+        message.contains("USD") && message.contains("EUR"),
+        "{message}"
+    );
+    let failed = stored(&app, &metadata).await?;
+    assert_eq!(failed.status(), CaptureStatus::Failed);
+    assert_eq!(failed.captured_amount, None);
+    assert_eq!(
+        failed.error.map(|e| (e.code, e.http_status)),
+        Some(("CURRENCY_MISMATCH".into(), 0))
+    );
+    // Nothing was taken, and the refused attempt binds nothing in the service's ledger: the
+    // caller retrying in the right currency captures the whole USD 100.00.
+    let all = captured(&app, stax_capture(&pre_auth, usd("100.00"))).await?;
+    assert_eq!(all.status(), CaptureStatus::Completed);
+    assert_eq!(all.captured_amount, usd("100.00"));
     app.stop().await
 }
 

@@ -1,6 +1,7 @@
 //! The Stax connector against a local mock of Stax's HTTP API: the exact request on the wire
 //! (method, path, every header, the body byte for byte with its exact JSON numbers), the
-//! documented answers and the documented errors.
+//! documented answers and the documented errors, and the pre-authorization lookup that guards a
+//! capture of an amount against a currency Stax would not capture in.
 
 mod common;
 
@@ -16,7 +17,7 @@ use capture_service::domain::capture::{
 };
 use capture_service::domain::{CaptureStatus, Money, Provider};
 use capture_service::providers::stax::StaxConnector;
-use capture_service::providers::{Connector, Rejection};
+use capture_service::providers::{Connector, ProviderError, Rejection};
 use common::connector_fixtures::{
     capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown,
     processing_record, refusal, start_mock,
@@ -27,6 +28,7 @@ type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
 const PRE_AUTH: &str = "8e1d5b5c-1c1a-4c8e-9d7a-0f6c3b2a1e11";
 const CAPTURE_PATH: &str = "/transaction/8e1d5b5c-1c1a-4c8e-9d7a-0f6c3b2a1e11/capture";
+const LOOKUP_PATH: &str = "/transaction/8e1d5b5c-1c1a-4c8e-9d7a-0f6c3b2a1e11";
 const API_KEY: &str = "stax-api-key-not-to-be-leaked";
 const KEY: &str = "cap_01HZY3J6Q4W8E2R5T7Y9U1I3O5";
 
@@ -70,10 +72,31 @@ fn transaction(id: &str, success: bool, total: &str, currency: &str) -> String {
     )
 }
 
+/// The pre-authorization as `GET /transaction/{id}` answers it, held in `currency`.
+fn pre_auth(currency: &str) -> String {
+    format!(
+        r#"{{"id":"{PRE_AUTH}","type":"pre_auth","success":true,"message":null,"total":100.00,
+        "currency":"{currency}","method":"card","meta":{{}},"pre_auth":true,"is_refundable":false,
+        "is_voidable":true,"is_voided":false,"total_refunded":0,"customer_id":"c1",
+        "payment_method_id":"pm1","reference_id":null,"last_four":"1111",
+        "created_at":"2024-05-01 11:00:00","updated_at":"2024-05-01 11:00:00"}}"#
+    )
+}
+
+/// Answers the next pre-authorization lookup with a pre-authorization held in `currency`.
+fn held_in(mock: &MockProvider, currency: &str) {
+    mock.reply(
+        Method::GET,
+        LOOKUP_PATH,
+        Reply::json(200, pre_auth(currency)),
+    );
+}
+
 #[tokio::test]
 async fn a_capture_sends_the_exact_request_and_reads_the_transaction() -> TestResult {
     let mock = mock_stax().await?;
     let base = mock.url();
+    held_in(&mock, "USD");
     mock.reply_any(Reply::json(200, transaction("tx-1", true, "12.34", "USD")));
     let mut p = parts(Some(domain_money("USD", "12.34")?))?;
     p.reference = Some(Reference::parse("order-42")?);
@@ -83,8 +106,14 @@ async fn a_capture_sends_the_exact_request_and_reads_the_transaction() -> TestRe
 
     let outcome = capture(&connector(&base), &command(p)?, KEY).await?;
 
-    let seen = mock.requests();
-    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        mock.seen(LOOKUP_PATH).len(),
+        1,
+        "the pre-authorization read once"
+    );
+    let seen = mock.seen(CAPTURE_PATH);
+    assert_eq!(seen.len(), 1, "exactly one capture request");
+    assert_eq!(mock.requests().len(), 2);
     let sent = &seen[0];
     assert_eq!(sent.method, Method::POST);
     assert_eq!(sent.path, CAPTURE_PATH);
@@ -125,6 +154,185 @@ async fn a_capture_sends_the_exact_request_and_reads_the_transaction() -> TestRe
 }
 
 #[tokio::test]
+async fn a_capture_of_an_amount_first_reads_the_pre_authorization_with_a_bare_get() -> TestResult {
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    // Stax's currency code compared whatever its case.
+    held_in(&mock, "usd");
+    mock.reply_any(Reply::json(200, transaction("tx-1", true, "12.34", "USD")));
+    let outcome = capture(
+        &connector(&base),
+        &command(parts(Some(domain_money("USD", "12.34")?))?)?,
+        KEY,
+    )
+    .await?;
+    assert_eq!(outcome.status, CaptureStatus::Completed);
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 2);
+    let lookup = &seen[0];
+    assert_eq!(
+        (
+            &lookup.method,
+            lookup.path.as_str(),
+            lookup.query.as_deref()
+        ),
+        (&Method::GET, LOOKUP_PATH, None)
+    );
+    assert_eq!(
+        lookup.header("authorization"),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
+    assert_eq!(lookup.header("accept"), Some("application/json"));
+    assert_eq!(lookup.header_names(), ["accept", "authorization", "host"]);
+    assert!(lookup.body.is_empty());
+    assert_eq!(
+        (&seen[1].method, seen[1].path.as_str()),
+        (&Method::POST, CAPTURE_PATH),
+        "the capture goes out after the lookup"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_capture_in_another_currency_than_the_pre_authorization_is_refused_unsent() -> TestResult
+{
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    held_in(&mock, "USD");
+    mock.reply_any(Reply::json(200, transaction("tx-1", true, "30.00", "USD")));
+    let result = capture(
+        &connector(&base),
+        &command(parts(Some(domain_money("EUR", "30.00")?))?)?,
+        KEY,
+    )
+    .await;
+    let (rejection, failure, retry_after) = refusal(result).ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::FailedPrecondition);
+    assert_eq!(failure.code, "CURRENCY_MISMATCH");
+    assert!(
+        failure.message.contains("USD") && failure.message.contains("EUR"),
+        "{}",
+        failure.message
+    );
+    assert_eq!((failure.http_status, retry_after), (0, None), "not sent");
+    assert_eq!(mock.seen(LOOKUP_PATH).len(), 1);
+    assert!(
+        mock.seen(CAPTURE_PATH).is_empty(),
+        "no capture reached Stax"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_pre_authorization_on_lookup_is_not_found_and_nothing_is_sent() -> TestResult {
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    let missing = Reply::json(404, r#"{"error":"Transaction not found"}"#);
+    mock.reply(
+        Method::GET,
+        LOOKUP_PATH,
+        missing.header("x-request-id", "req-404"),
+    );
+    let result = capture(
+        &connector(&base),
+        &command(parts(Some(domain_money("USD", "1")?))?)?,
+        KEY,
+    )
+    .await;
+    let (rejection, failure, _) = refusal(result).ok_or("expected a refusal")?;
+    assert_eq!(rejection, Rejection::NotFound);
+    assert_eq!(
+        (failure.code.as_str(), failure.message.as_str()),
+        ("NOT_FOUND", "Transaction not found")
+    );
+    assert_eq!(failure.http_status, 404);
+    assert_eq!(failure.debug_id.as_deref(), Some("req-404"));
+    assert_eq!(mock.requests().len(), 1, "a 404 is final: not retried");
+    assert!(mock.seen(CAPTURE_PATH).is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_or_doubtful_lookup_sends_no_capture() -> TestResult {
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    let connector = connector(&base);
+    let cmd = command(parts(Some(domain_money("USD", "1")?))?)?;
+    let expect = |result, rejection: Rejection, code: &str| -> Result<(), String> {
+        let (got, failure, _) = refusal(result).ok_or(format!("expected {code}"))?;
+        assert_eq!((got, failure.code.as_str()), (rejection, code));
+        Ok(())
+    };
+    mock.reply(
+        Method::GET,
+        LOOKUP_PATH,
+        Reply::json(401, r#"{"message":"Unauthenticated."}"#),
+    );
+    expect(
+        capture(&connector, &cmd, KEY).await,
+        Rejection::Unauthorized,
+        "UNAUTHORIZED",
+    )?;
+    mock.reply(Method::GET, LOOKUP_PATH, Reply::json(403, ""));
+    expect(
+        capture(&connector, &cmd, KEY).await,
+        Rejection::Unauthorized,
+        "FORBIDDEN",
+    )?;
+    let throttled = Reply::json(429, r#"{"message":"Too Many Attempts."}"#);
+    mock.reply(
+        Method::GET,
+        LOOKUP_PATH,
+        throttled.header("retry-after", "42"),
+    );
+    let (_, _, retry_after) = refusal(capture(&connector, &cmd, KEY).await).ok_or("no 429")?;
+    assert_eq!(retry_after, Some(Duration::from_secs(42)));
+    assert_eq!(mock.seen(LOOKUP_PATH).len(), 3, "refusals are not retried");
+
+    // 5xx (retried, then unknown), an unreadable 200, an undocumented status: unknown.
+    for _ in 0..3 {
+        mock.reply(Method::GET, LOOKUP_PATH, Reply::json(503, ""));
+    }
+    let result = capture(&connector, &cmd, KEY).await;
+    assert!(is_unknown(&result), "{result:?}");
+    assert_eq!(mock.seen(LOOKUP_PATH).len(), 6, "a 5xx lookup is retried");
+    for doubtful in [
+        Reply::json(200, "<html>Bad Gateway</html>"),
+        Reply::json(200, r#"{"currency":840}"#),
+        Reply::json(400, r#"{"message":"?"}"#),
+    ] {
+        mock.reply(Method::GET, LOOKUP_PATH, doubtful.clone());
+        let result = capture(&connector, &cmd, KEY).await;
+        assert!(is_unknown(&result), "{doubtful:?}: {result:?}");
+    }
+    assert!(
+        mock.seen(CAPTURE_PATH).is_empty(),
+        "no capture reached Stax"
+    );
+    Ok(())
+}
+
+/// Without a currency on the pre-authorization there is nothing to compare: the capture goes
+/// out, and the capture answer's currency is still checked.
+#[tokio::test]
+async fn a_pre_authorization_without_currency_is_captured_unchecked() -> TestResult {
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    let no_currency = pre_auth("USD").replace(r#""currency":"USD","#, "");
+    mock.reply(Method::GET, LOOKUP_PATH, Reply::json(200, no_currency));
+    mock.reply_any(Reply::json(200, transaction("tx-1", true, "7.00", "USD")));
+    let outcome = capture(
+        &connector(&base),
+        &command(parts(Some(domain_money("USD", "7")?))?)?,
+        KEY,
+    )
+    .await?;
+    assert_eq!(outcome.captured_amount, Some(domain_money("USD", "7")?));
+    assert_eq!(mock.seen(CAPTURE_PATH).len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
 async fn amounts_travel_as_exact_major_unit_numbers_in_every_currency() -> TestResult {
     let mock = mock_stax().await?;
     let base = mock.url();
@@ -136,6 +344,7 @@ async fn amounts_travel_as_exact_major_unit_numbers_in_every_currency() -> TestR
         ("TND", "1.5", "1.500"),
         ("BHD", "12.345", "12.345"),
     ] {
+        held_in(&mock, currency);
         mock.reply_any(Reply::json(200, transaction("tx", true, written, currency)));
         let outcome = capture(
             &connector,
@@ -143,7 +352,7 @@ async fn amounts_travel_as_exact_major_unit_numbers_in_every_currency() -> TestR
             KEY,
         )
         .await?;
-        let sent = mock.requests().pop().ok_or("no request")?;
+        let sent = mock.seen(CAPTURE_PATH).pop().ok_or("no request")?;
         assert_eq!(
             sent.text(),
             format!(r#"{{"total":{written},"idempotency_id":"{KEY}"}}"#),
@@ -158,15 +367,19 @@ async fn amounts_travel_as_exact_major_unit_numbers_in_every_currency() -> TestR
 }
 
 #[tokio::test]
-async fn a_full_capture_omits_total_and_reads_the_amount_stax_took() -> TestResult {
+async fn a_full_capture_omits_total_skips_the_lookup_and_reads_the_amount_stax_took() -> TestResult
+{
     let mock = mock_stax().await?;
     let base = mock.url();
     mock.reply_any(Reply::json(200, transaction("tx-2", true, "250.5", "USD")));
     let outcome = capture(&connector(&base), &command(parts(None)?)?, KEY).await?;
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 1, "no amount, no currency to check: no lookup");
     assert_eq!(
-        mock.requests()[0].text(),
-        format!(r#"{{"idempotency_id":"{KEY}"}}"#)
+        (&seen[0].method, seen[0].path.as_str()),
+        (&Method::POST, CAPTURE_PATH)
     );
+    assert_eq!(seen[0].text(), format!(r#"{{"idempotency_id":"{KEY}"}}"#));
     assert_eq!(
         outcome.captured_amount,
         Some(domain_money("USD", "250.50")?)
@@ -178,6 +391,7 @@ async fn a_full_capture_omits_total_and_reads_the_amount_stax_took() -> TestResu
 async fn a_declined_transaction_keeps_staxs_message_and_captures_nothing() -> TestResult {
     let mock = mock_stax().await?;
     let base = mock.url();
+    held_in(&mock, "USD");
     mock.reply_any(Reply::json(200, transaction("tx-3", false, "5", "USD")));
     let outcome = capture(
         &connector(&base),
@@ -216,6 +430,7 @@ async fn refusals_of_the_pre_authorization_are_failed_preconditions_with_staxs_w
         ("Something Stax did not document.", "BAD_REQUEST"),
     ] {
         let refused = Reply::json(400, serde_json::json!({ "message": message }).to_string());
+        held_in(&mock, "USD");
         mock.reply_any(refused.header("x-request-id", "req-abc"));
         let (rejection, failure, retry_after) =
             refusal(capture(&connector, &cmd, KEY).await).ok_or("expected a refusal")?;
@@ -226,7 +441,12 @@ async fn refusals_of_the_pre_authorization_are_failed_preconditions_with_staxs_w
         assert_eq!(failure.debug_id.as_deref(), Some("req-abc"));
         assert_eq!(retry_after, None);
     }
-    assert_eq!(mock.requests().len(), 5, "a 400 is final: never retried");
+    assert_eq!(mock.seen(LOOKUP_PATH).len(), 5, "one lookup per capture");
+    assert_eq!(
+        mock.seen(CAPTURE_PATH).len(),
+        5,
+        "a 400 is final: never retried"
+    );
     Ok(())
 }
 
@@ -249,6 +469,7 @@ async fn an_unknown_pre_authorization_is_not_found() -> TestResult {
 async fn validation_errors_are_invalid_arguments_naming_the_field() -> TestResult {
     let mock = mock_stax().await?;
     let base = mock.url();
+    held_in(&mock, "USD");
     mock.reply_any(Reply::json(
         422,
         r#"{"total":["The total must be a number."]}"#,
@@ -315,6 +536,7 @@ async fn a_429_is_rate_limited_with_its_retry_after() -> TestResult {
 async fn a_5xx_is_retried_with_the_same_idempotency_id_then_unknown() -> TestResult {
     let mock = mock_stax().await?;
     let base = mock.url();
+    held_in(&mock, "USD");
     for _ in 0..3 {
         mock.reply_any(Reply::json(500, r#"{"message":"Server Error"}"#));
     }
@@ -325,7 +547,12 @@ async fn a_5xx_is_retried_with_the_same_idempotency_id_then_unknown() -> TestRes
     )
     .await;
     assert!(is_unknown(&result), "{result:?}");
-    let seen = mock.requests();
+    assert_eq!(
+        mock.seen(LOOKUP_PATH).len(),
+        1,
+        "the lookup is not repeated"
+    );
+    let seen = mock.seen(CAPTURE_PATH);
     assert_eq!(seen.len(), 3, "one attempt and two retries");
     for sent in &seen {
         assert_eq!(sent.body, seen[0].body);
@@ -338,6 +565,7 @@ async fn a_5xx_is_retried_with_the_same_idempotency_id_then_unknown() -> TestRes
 async fn a_5xx_then_a_200_is_the_capture() -> TestResult {
     let mock = mock_stax().await?;
     let base = mock.url();
+    held_in(&mock, "USD");
     mock.reply_any(Reply::json(502, "<html>Bad Gateway</html>"));
     mock.reply_any(Reply::json(200, transaction("tx-5", true, "1.00", "USD")));
     let outcome = capture(
@@ -347,7 +575,8 @@ async fn a_5xx_then_a_200_is_the_capture() -> TestResult {
     )
     .await?;
     assert_eq!(outcome.status, CaptureStatus::Completed);
-    assert_eq!(mock.requests().len(), 2);
+    assert_eq!(mock.seen(CAPTURE_PATH).len(), 2);
+    assert_eq!(mock.seen(LOOKUP_PATH).len(), 1);
     Ok(())
 }
 
@@ -379,6 +608,7 @@ async fn a_malformed_or_doubtful_200_is_an_unknown_outcome() -> TestResult {
         transaction("tx-8", true, "10", "EUR"),
         transaction("tx-9", true, "10.001", "USD"),
     ] {
+        held_in(&mock, "USD");
         mock.reply_any(Reply::json(200, body.clone()));
         let result = capture(&connector, &cmd, KEY).await;
         assert!(is_unknown(&result), "{body}: {result:?}");
@@ -389,6 +619,10 @@ async fn a_malformed_or_doubtful_200_is_an_unknown_outcome() -> TestResult {
 #[tokio::test]
 async fn an_unreachable_stax_is_an_unknown_outcome() -> TestResult {
     let result = capture_at_unreachable(connector, &command(parts(None)?)?, KEY).await?;
+    assert!(is_unknown(&result), "{result:?}");
+    // With an amount, the lookup gets no answer either.
+    let cmd = command(parts(Some(domain_money("USD", "1")?))?)?;
+    let result = capture_at_unreachable(connector, &cmd, KEY).await?;
     assert!(is_unknown(&result), "{result:?}");
     Ok(())
 }
@@ -421,21 +655,50 @@ async fn fetch_outcome_reads_the_transaction_once_its_id_is_known() -> TestResul
 async fn fetch_outcome_resends_the_capture_with_its_idempotency_id_otherwise() -> TestResult {
     let mock = mock_stax().await?;
     let base = mock.url();
+    held_in(&mock, "USD");
     mock.reply_any(Reply::json(200, transaction("tx-11", true, "3", "USD")));
     let cmd = command(parts(Some(domain_money("USD", "3")?))?)?;
     let outcome = connector(&base)
         .fetch_outcome(&processing_record(cmd, KEY, None))
         .await?;
     let seen = mock.requests();
+    assert_eq!(seen.len(), 2);
     assert_eq!(
         (seen[0].method.clone(), seen[0].path.as_str()),
+        (Method::GET, LOOKUP_PATH)
+    );
+    assert_eq!(
+        (seen[1].method.clone(), seen[1].path.as_str()),
         (Method::POST, CAPTURE_PATH)
     );
     assert_eq!(
-        seen[0].text(),
+        seen[1].text(),
         format!(r#"{{"total":3.00,"idempotency_id":"{KEY}"}}"#)
     );
     assert_eq!(outcome.provider_capture_id.as_deref(), Some("tx-11"));
+    Ok(())
+}
+
+/// A PROCESSING capture may come from before the currency check, when a capture in another
+/// currency did go out: a mismatch found while resolving it is not re-sent, nor settled as failed.
+#[tokio::test]
+async fn fetch_outcome_leaves_a_currency_mismatch_unknown_and_sends_nothing() -> TestResult {
+    let mock = mock_stax().await?;
+    let base = mock.url();
+    held_in(&mock, "USD");
+    mock.reply_any(Reply::json(200, transaction("tx-12", true, "3", "USD")));
+    let cmd = command(parts(Some(domain_money("EUR", "3")?))?)?;
+    let result = connector(&base)
+        .fetch_outcome(&processing_record(cmd, KEY, None))
+        .await;
+    match &result {
+        Err(ProviderError::OutcomeUnknown { detail, .. }) => {
+            assert!(detail.contains("USD") && detail.contains("EUR"), "{detail}")
+        }
+        other => return Err(format!("expected an unknown outcome, got {other:?}").into()),
+    }
+    assert_eq!(mock.seen(LOOKUP_PATH).len(), 1);
+    assert!(mock.seen(CAPTURE_PATH).is_empty());
     Ok(())
 }
 

@@ -1,6 +1,6 @@
-//! Checkout.com emulator: `POST /payments/{id}/captures` and `GET /payments/{id}/actions`, as
-//! Checkout.com documents them (providers.md, seed 003), so the real connector can be exercised
-//! end to end.
+//! Checkout.com emulator: `POST /payments/{id}/captures`, `GET /payments/{id}/actions` and
+//! `GET /payments/{id}` ("Get payment details"), as Checkout.com documents them (providers.md,
+//! seed 003), so the real connector can be exercised end to end.
 //!
 //! State lives in memory behind one `std::sync::Mutex`, never held across an `.await`.
 //! Rules worth knowing:
@@ -18,6 +18,9 @@
 //! - A `Cko-Idempotency-Key` seen before gets the stored answer (202 or 422), byte for byte,
 //!   whatever the new body says; 401, 403, 404 and 5xx are not stored, since nothing happened.
 //! - `Expired` and `Voided` payments answer 403; an unknown payment 404; both without a body.
+//! - `GET /payments/{id}` answers 200 `{id, amount (authorized), currency, status, approved,
+//!   reference, _links}` whatever the scenario (status `Authorized`, `Partially Captured`,
+//!   `Captured`, `Voided` or `Expired`); an unknown payment 404 without a body.
 //! - `ServerError` answers 500 without a body and captures nothing; `Timeout` records the capture
 //!   and its answer, then answers after [`TIMEOUT_DELAY`]; `MalformedBody` captures and answers
 //!   202 with a body that is not JSON.
@@ -56,6 +59,8 @@ const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 struct Payment {
     currency: Currency,
     authorized: i64,
+    /// The merchant's order reference, as Checkout.com returns it with the payment.
+    reference: String,
     scenario: Scenario,
     /// Captured or about to be (approved and pending actions; declined ones do not count).
     captured: i64,
@@ -124,6 +129,7 @@ impl Emulator for CheckoutEmulator {
         Router::new()
             .route("/payments/{payment_id}/captures", post(capture))
             .route("/payments/{payment_id}/actions", get(actions))
+            .route("/payments/{payment_id}", get(payment))
             .with_state(self)
     }
 
@@ -142,6 +148,7 @@ impl Emulator for CheckoutEmulator {
         let payment = Payment {
             currency: amount.currency(),
             authorized,
+            reference: format!("ORD-{}", random_hex(8)),
             scenario,
             captured: 0,
             closed: false,
@@ -234,6 +241,35 @@ async fn actions(
     });
     match listed {
         Some(listed) => answer(json_reply(StatusCode::OK, &Value::Array(listed))),
+        None => answer(Reply::empty(StatusCode::NOT_FOUND)),
+    }
+}
+
+/// `GET /payments/{id}`: the payment as authorized, with where its captures stand.
+async fn payment(
+    State(checkout): State<Arc<CheckoutEmulator>>,
+    Path(payment_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !checkout.authorized(&headers) {
+        return answer(Reply::empty(StatusCode::UNAUTHORIZED));
+    }
+    let href =
+        |tail: &str| json!({"href": format!("{}/payments/{payment_id}{tail}", checkout.base_url)});
+    let details = checkout.ledger().payments.get(&payment_id).map(|p| {
+        let status = match p.scenario {
+            Scenario::Expired => "Expired",
+            Scenario::Voided => "Voided",
+            _ if p.closed || p.captured >= p.authorized => "Captured",
+            _ if p.captured > 0 => "Partially Captured",
+            _ => "Authorized",
+        };
+        json!({"id": payment_id, "amount": p.authorized, "currency": p.currency.code(),
+            "status": status, "approved": true, "reference": p.reference,
+            "_links": {"self": href(""), "actions": href("/actions")}})
+    });
+    match details {
+        Some(details) => answer(json_reply(StatusCode::OK, &details)),
         None => answer(Reply::empty(StatusCode::NOT_FOUND)),
     }
 }

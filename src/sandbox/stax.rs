@@ -1,12 +1,12 @@
-//! Stax (formerly Fattmerchant) emulator: capture a pre-authorization and read a transaction,
-//! as Stax documents them (providers.md, seed 002), so the real Stax connector can be exercised
-//! end to end.
+//! Stax (formerly Fattmerchant) emulator: capture a pre-authorization and read a transaction (a
+//! capture or a pre-authorization), as Stax documents them (providers.md, seed 002), so the real
+//! Stax connector can be exercised end to end.
 //!
 //! State lives in memory behind one `std::sync::Mutex`, never held across an `.await`.
 //! Rules worth knowing:
 //! - `Authorization: Bearer <api key>`; any other key gets 401 `{"message": "Unauthenticated."}`.
-//! - At most [`RATE_LIMIT`] requests a minute per key (counted in fixed one-minute windows, the
-//!   401s included); beyond, 429 `{"message": "Too Many Attempts."}` with `Retry-After`.
+//! - At most [`RATE_LIMIT`] requests a minute per key, reads included (counted in fixed one-minute
+//!   windows, 401s included); beyond, 429 `{"message": "Too Many Attempts."}` with `Retry-After`.
 //! - Several partial captures may be taken up to the pre-authorized total; more is a 400. A
 //!   capture without `total` takes all that remains and closes the pre-authorization; so does
 //!   taking exactly what remains. A closed one answers 400 "already captured".
@@ -61,6 +61,7 @@ struct PreAuth {
     closed: bool,
     customer_id: String,
     payment_method_id: String,
+    created_at: String,
 }
 
 #[derive(Default)]
@@ -154,6 +155,7 @@ impl Emulator for StaxEmulator {
             closed: false,
             customer_id: random_uuid(),
             payment_method_id: random_uuid(),
+            created_at: now(),
         };
         self.ledger().pre_auths.insert(id.clone(), pre_auth);
         SandboxAuthorization {
@@ -205,7 +207,8 @@ async fn capture(
     reply.into_response()
 }
 
-/// `GET /transaction/{id}`: a capture transaction as it was answered.
+/// `GET /transaction/{id}`: a capture as it was answered, or a pre-authorization (`type:
+/// "pre_auth"`, its pre-authorized `total` and `currency`, `is_voided` for `Voided`); else 404.
 async fn get_transaction(
     State(stax): State<Arc<StaxEmulator>>,
     Path(transaction_id): Path<String>,
@@ -214,14 +217,18 @@ async fn get_transaction(
     if let Some(refusal) = stax.refusal(&headers) {
         return refusal;
     }
-    match stax.ledger().transactions.get(&transaction_id) {
-        Some(body) => Reply {
-            status: StatusCode::OK,
-            body: body.clone(),
-        }
-        .into_response(),
-        None => not_found().into_response(),
-    }
+    let ledger = stax.ledger();
+    let found = match ledger.transactions.get(&transaction_id) {
+        Some(body) => Ok(body.clone()),
+        None => match ledger.pre_auths.get(&transaction_id) {
+            Some(pre_auth) => transaction(&transaction_id, pre_auth, Tx::PreAuth, &json!({})),
+            None => Err(not_found()),
+        },
+    };
+    let status = StatusCode::OK;
+    found
+        .map_or_else(|refusal| refusal, |body| Reply { status, body })
+        .into_response()
 }
 
 /// The capture request as the emulator reads it.
@@ -321,7 +328,8 @@ fn decide(ledger: &mut Ledger, pre_auth_id: &str, request: &CaptureRequest) -> D
         pre_auth.closed |= asked.is_none() || pre_auth.captured >= pre_auth.amount.minor_units();
     }
     let id = random_uuid();
-    let body = transaction(&id, pre_auth_id, pre_auth, amount, success, &request.meta)?;
+    let tx = Tx::Capture(pre_auth_id, amount, success);
+    let body = transaction(&id, pre_auth, tx, &request.meta)?;
     let scenario = pre_auth.scenario;
     ledger.transactions.insert(id, body.clone());
     let reply = match scenario {
@@ -360,51 +368,66 @@ fn parse_total(text: &str, currency: crate::domain::Currency) -> Result<Money, R
     })
 }
 
-/// The transaction object of a capture, with `total` written exactly.
-fn transaction(
-    id: &str,
-    pre_auth_id: &str,
-    pre_auth: &PreAuth,
-    amount: Money,
-    success: bool,
-    meta: &Value,
-) -> Result<Bytes, Reply> {
-    let now = rfc3339(SystemTime::now())
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_owned();
+/// What a transaction object describes.
+#[derive(Clone, Copy)]
+enum Tx<'a> {
+    /// A capture of `.1` (`.2`: whether it succeeded) from the pre-authorization `.0`.
+    Capture(&'a str, Money, bool),
+    /// The pre-authorization itself.
+    PreAuth,
+}
+
+/// Transaction `id` (`tx`, on `pre_auth`'s card) as Stax answers it, `total` written exactly.
+fn transaction(id: &str, pre_auth: &PreAuth, tx: Tx<'_>, meta: &Value) -> Result<Bytes, Reply> {
     let text = |s: &str| Field::Json(Value::from(s));
     let flag = |b: bool| Field::Json(Value::from(b));
+    let (kind, success, amount, of) = match tx {
+        Tx::Capture(of, amount, success) => ("charge", success, amount, Some(of)),
+        Tx::PreAuth => ("pre_auth", true, pre_auth.amount, None),
+    };
+    let is_pre_auth = matches!(tx, Tx::PreAuth);
+    let voided = is_pre_auth && pre_auth.scenario == Scenario::Voided;
+    let created_at = match tx {
+        Tx::Capture(..) => now(),
+        Tx::PreAuth => pre_auth.created_at.clone(),
+    };
     let body = encode_object([
         ("id", text(id)),
-        ("type", text("charge")),
+        ("type", text(kind)),
         ("success", flag(success)),
         (
             "message",
-            Field::Json(if success {
-                Value::Null
-            } else {
-                Value::from(DECLINE_MESSAGE)
-            }),
+            Field::Json((!success).then_some(DECLINE_MESSAGE).into()),
         ),
         ("total", Field::Number(amount.to_major_string())),
         ("currency", text(amount.currency().code())),
         ("method", text("card")),
         ("meta", Field::Json(meta.clone())),
-        ("pre_auth", flag(false)),
-        ("is_refundable", flag(success)),
-        ("is_voidable", flag(success)),
-        ("is_voided", flag(false)),
+        ("pre_auth", flag(is_pre_auth)),
+        ("is_refundable", flag(success && !is_pre_auth)),
+        (
+            "is_voidable",
+            flag(success && !voided && !(is_pre_auth && pre_auth.closed)),
+        ),
+        ("is_voided", flag(voided)),
         ("total_refunded", Field::Number("0".to_owned())),
         ("customer_id", text(&pre_auth.customer_id)),
         ("payment_method_id", text(&pre_auth.payment_method_id)),
-        ("reference_id", text(pre_auth_id)),
+        ("reference_id", Field::Json(of.into())),
         ("last_four", text("1111")),
-        ("created_at", text(&now)),
-        ("updated_at", text(&now)),
+        ("created_at", text(&created_at)),
+        ("updated_at", text(&now())),
     ])
     .map_err(|_| message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"))?;
     Ok(Bytes::from(body))
+}
+
+/// The time as Stax writes it: `2024-05-01 12:00:00`.
+fn now() -> String {
+    rfc3339(SystemTime::now())
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_owned()
 }
 
 fn message(status: StatusCode, text: &str) -> Reply {

@@ -169,17 +169,22 @@ pub async fn release(
 ) -> Result<(), StoreError> {
     let ledger = find(txn, key).await?;
     let closed_by = ledger.closed_by.clone().filter(|by| by != capture_id);
-    Entity::update_many()
+    let mut update = Entity::update_many()
         .col_expr(
             Column::HeldMinor,
             Expr::col(Column::HeldMinor).sub(reserved_minor),
         )
         .col_expr(Column::CaptureCount, Expr::col(Column::CaptureCount).sub(1))
         .col_expr(Column::ClosedBy, Expr::value(closed_by))
-        .col_expr(Column::UpdateTime, Expr::value(now))
-        .filter(key_filter(&ledger))
-        .exec(txn)
-        .await?;
+        .col_expr(Column::UpdateTime, Expr::value(now));
+    if ledger.capture_count <= 1 {
+        // No capture holds anything any more: what the refused one claimed (its currency, the
+        // authorized amount it asserted) was never confirmed, so it binds no later capture.
+        update = update
+            .col_expr(Column::CurrencyCode, Expr::value(Option::<String>::None))
+            .col_expr(Column::AuthorizedMinor, Expr::value(Option::<i64>::None));
+    }
+    update.filter(key_filter(&ledger)).exec(txn).await?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! Checkout.com wire types ⇄ domain: the amount unit, the capture request, the 202 answer, the
-//! capture actions and the 422 error codes.
+//! Checkout.com wire types ⇄ domain: the amount unit, the payment's currency, the capture
+//! request, the 202 answer, the capture actions and the 422 error codes.
 //!
 //! An action's outcome maps through an exhaustive `match` over [`ActionState`]; an answer we
 //! cannot read is an unknown outcome, never a guess.
@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::wire;
-use crate::domain::outcome::ProcessorResponse;
+use crate::domain::outcome::{ProcessorResponse, ProviderFailure};
 use crate::domain::{
     CaptureCommand, CaptureStatus, Currency, Money, ProviderOutcome, StatusReason,
 };
@@ -115,6 +115,34 @@ pub fn amount_from_wire(units: i64, currency: Currency) -> Result<Money, String>
         Some(minor) if minor >= 0 => Ok(Money::from_minor_units(currency, minor)),
         _ => Err(format!("unreadable {currency} amount {units}")),
     }
+}
+
+/// The failure code of a capture refused because its amount is in another currency than the
+/// payment's. The service's own code, not Checkout.com's: Checkout.com never sees the capture.
+pub const CURRENCY_MISMATCH: &str = "currency_mismatch";
+
+/// The payment details answer (`GET /payments/{id}`).
+pub fn payment_from_body(body: &[u8]) -> Result<wire::Payment, String> {
+    serde_json::from_slice(body)
+        .map_err(|e| format!("payment answer does not match Checkout.com's schema: {e}"))
+}
+
+/// Refuses a capture of `asked` on a payment in another currency: the capture's `amount` carries
+/// no currency, so Checkout.com would take it in the payment's. Not sent, hence `http_status` 0.
+pub fn check_currency(payment: &wire::Payment, asked: Currency) -> Result<(), ProviderFailure> {
+    if payment.currency.eq_ignore_ascii_case(asked.code()) {
+        return Ok(());
+    }
+    Err(ProviderFailure {
+        code: CURRENCY_MISMATCH.to_owned(),
+        message: format!(
+            "payment {} is in {}, the capture asks for {asked}: not sent, since Checkout.com \
+             would capture the amount in {}",
+            payment.id, payment.currency, payment.currency
+        ),
+        debug_id: None,
+        http_status: 0,
+    })
 }
 
 /// The `reference` we send: the caller's, else the capture id (our idempotency key), so the
@@ -381,6 +409,23 @@ mod tests {
             Rejection::InvalidArgument
         );
         assert_eq!(rejection_for_422(None), Rejection::InvalidArgument);
+    }
+
+    #[test]
+    fn a_payment_in_another_currency_refuses_the_capture() -> Result<(), String> {
+        let payment = payment_from_body(
+            br#"{"id":"pay_x","amount":10000,"currency":"USD","status":"Authorized","approved":true}"#,
+        )?;
+        let code = |c: &str| Currency::from_code(c).ok_or("currency");
+        assert_eq!(check_currency(&payment, code("USD")?), Ok(()));
+        let refused = check_currency(&payment, code("EUR")?)
+            .err()
+            .ok_or("accepted")?;
+        assert_eq!(refused.code, CURRENCY_MISMATCH);
+        assert!(refused.message.contains("USD") && refused.message.contains("EUR"));
+        assert_eq!(refused.http_status, 0);
+        assert!(payment_from_body(br#"{"id":"pay_x"}"#).is_err());
+        Ok(())
     }
 
     #[test]

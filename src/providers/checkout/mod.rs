@@ -1,6 +1,10 @@
-//! Checkout.com connector: the capture call with its headers, the actions lookup that confirms
-//! it, and the reading of Checkout.com's error answers. Wire types live in [`wire`], their
-//! conversion to and from the domain in `mapping`.
+//! Checkout.com connector: the capture call with its headers, the payment lookup that guards its
+//! currency, the actions lookup that confirms it, and the reading of Checkout.com's error
+//! answers. Wire types live in [`wire`], their conversion to and from the domain in `mapping`.
+//!
+//! A capture's `amount` carries no currency: it is taken in the payment's, fixed at
+//! authorization. So before a capture with an amount, `GET /payments/{id}` reads the payment and
+//! a capture in another currency is refused (`currency_mismatch`) without being sent.
 //!
 //! Checkout.com answers a capture with **202 Accepted**: the capture is recorded as `PENDING`
 //! (`AWAITING_PROVIDER_CONFIRMATION`) with the action id, and [`Connector::fetch_outcome`] reads
@@ -16,9 +20,13 @@ use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
 use super::{is_path_segment, CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::{CheckoutAccount, Secret};
 use crate::domain::outcome::ProviderFailure;
-use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+use crate::domain::{
+    CaptureCommand, CaptureRecord, Currency, FieldViolation, Provider, ProviderOutcome,
+};
 
-pub use mapping::{CurrencyUnit, MAX_AMOUNT, MAX_REFERENCE_CHARS, STATE_ERROR_CODES};
+pub use mapping::{
+    CurrencyUnit, CURRENCY_MISMATCH, MAX_AMOUNT, MAX_REFERENCE_CHARS, STATE_ERROR_CODES,
+};
 
 /// The header Checkout.com puts its correlation id in, on every answer.
 const REQUEST_ID_HEADER: &str = "cko-request-id";
@@ -40,24 +48,43 @@ impl CheckoutConnector {
         }
     }
 
-    /// `GET /payments/{id}/actions`; a read, so every failure may be retried.
-    async fn actions(&self, payment_id: &str) -> Result<HttpAnswer, ProviderError> {
+    /// `GET {path}` (`what` names it in errors); a read, so every failure may be retried.
+    async fn read(&self, path: &str, what: &str) -> Result<HttpAnswer, ProviderError> {
         let request = self
             .http
             .client()
-            .get(format!("{}/payments/{payment_id}/actions", self.base_url))
+            .get(format!("{}{path}", self.base_url))
             .bearer_auth(self.secret_key.expose())
             .build()
-            .map_err(|e| {
-                unknown(format!(
-                    "cannot build the actions lookup: {}",
-                    e.without_url()
-                ))
-            })?;
+            .map_err(|e| unknown(format!("cannot build the {what}: {}", e.without_url())))?;
         self.http
             .send(request, RetryPolicy::Idempotent)
             .await
-            .map_err(|e| no_answer("actions lookup", e))
+            .map_err(|e| no_answer(what, e))
+    }
+
+    /// Reads the payment (`GET /payments/{id}`) and refuses a capture in another currency than
+    /// its own. Every error here means the capture was not sent; one without a definite answer is
+    /// still [`ProviderError::OutcomeUnknown`], the trait's only such variant.
+    async fn check_currency(&self, payment_id: &str, asked: Currency) -> Result<(), ProviderError> {
+        const WHAT: &str = "payment lookup (capture not sent)";
+        let answer = self.read(&format!("/payments/{payment_id}"), WHAT).await?;
+        if answer.status != StatusCode::OK {
+            return Err(lookup_refusal(&answer));
+        }
+        let payment = mapping::payment_from_body(&answer.body).map_err(|detail| {
+            tracing::warn!(status = 200, %detail, "unusable Checkout.com payment answer");
+            unknown(format!("{WHAT}: {detail}"))
+        })?;
+        mapping::check_currency(&payment, asked).map_err(|failure| {
+            let failure = ProviderFailure {
+                debug_id: request_id(&answer).map(str::to_owned),
+                ..failure
+            };
+            tracing::warn!(payment_currency = %payment.currency, asked = %asked,
+                "capture refused before sending: the payment is in another currency");
+            ProviderError::rejected(PROVIDER, Rejection::FailedPrecondition, failure, None)
+        })
     }
 }
 
@@ -97,11 +124,16 @@ impl Connector for CheckoutConnector {
         fields(provider = "checkout", payment_id = %call.command.parts().authorization_id)
     )]
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
-        let payment_id = call.command.parts().authorization_id.as_str();
+        let parts = call.command.parts();
+        let payment_id = parts.authorization_id.as_str();
         if !is_path_segment(payment_id) {
             return Err(unknown(
                 "payment id is not a usable path segment (not sent)",
             ));
+        }
+        // Without an amount Checkout.com captures what remains, in the payment's own currency.
+        if let Some(amount) = &parts.amount {
+            self.check_currency(payment_id, amount.currency()).await?;
         }
         let body = mapping::capture_request(call.command, call.idempotency_key)
             .and_then(|r| serde_json::to_vec(&r).map_err(|e| e.to_string()))
@@ -147,7 +179,9 @@ impl Connector for CheckoutConnector {
     /// Reads the payment's actions and reports the capture's: by its action id once known;
     /// before that (the capture call ended without a readable answer), by the `reference` we
     /// sent when exactly one capture carries it, else by re-sending the capture with its
-    /// `Cko-Idempotency-Key`, which Checkout.com answers with the original.
+    /// `Cko-Idempotency-Key`, which Checkout.com answers with the original. The re-send checks
+    /// the payment's currency first, as the first attempt did: that attempt may have ended
+    /// before its lookup answered, so the capture may never have been checked nor sent.
     #[tracing::instrument(skip_all, fields(
         provider = "checkout",
         payment_id = %capture.command.parts().authorization_id,
@@ -164,7 +198,9 @@ impl Connector for CheckoutConnector {
                 "payment id is not a usable path segment (not sent)",
             ));
         }
-        let answer = self.actions(payment_id).await?;
+        let answer = self
+            .read(&format!("/payments/{payment_id}/actions"), "actions lookup")
+            .await?;
         if answer.status != StatusCode::OK {
             return Err(refusal(&answer, "actions lookup"));
         }
@@ -220,7 +256,7 @@ impl Connector for CheckoutConnector {
 /// Turns a non-success answer into the error the caller sees.
 fn refusal(answer: &HttpAnswer, what: &str) -> ProviderError {
     let status = answer.status;
-    let failure = failure_from(answer);
+    let failure = failure_from(answer, documented_description);
     tracing::warn!(
         status = failure.http_status, code = %failure.code,
         request_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
@@ -258,10 +294,34 @@ fn refusal(answer: &HttpAnswer, what: &str) -> ProviderError {
     }
 }
 
+/// Turns a non-200 payment lookup into the error the caller sees; the capture was not sent.
+fn lookup_refusal(answer: &HttpAnswer) -> ProviderError {
+    let rejection = match answer.status {
+        StatusCode::NOT_FOUND => Rejection::NotFound,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Rejection::Unauthorized,
+        StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
+        // 5xx, other 2xx, redirects and undocumented 4xx: no usable answer.
+        status => {
+            return unknown(format!(
+                "Checkout.com answered the payment lookup with HTTP {} (capture not sent)",
+                status.as_u16()
+            ));
+        }
+    };
+    let failure = failure_from(answer, lookup_description);
+    tracing::warn!(
+        status = failure.http_status, code = %failure.code,
+        request_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
+        "Checkout.com refused the payment lookup; capture not sent"
+    );
+    ProviderError::rejected(PROVIDER, rejection, failure, answer.retry_after())
+}
+
 /// Checkout.com's error as a failure: `code` is the first of `error_codes` (else `error_type`,
 /// else `HTTP_<status>` for the documented answers without a body), `message` every code,
-/// `debug_id` the `request_id` (else the `Cko-Request-Id` header).
-fn failure_from(answer: &HttpAnswer) -> ProviderFailure {
+/// `debug_id` the `request_id` (else the `Cko-Request-Id` header). `describe` words the answers
+/// without a body.
+fn failure_from(answer: &HttpAnswer, describe: fn(StatusCode) -> String) -> ProviderFailure {
     let body: wire::ErrorBody = serde_json::from_slice(&answer.body).unwrap_or_default();
     let status = answer.status;
     let codes = body.error_codes.join(", ");
@@ -269,7 +329,7 @@ fn failure_from(answer: &HttpAnswer) -> ProviderFailure {
         (Some(kind), false) => format!("{kind}: {codes}"),
         (None, false) => codes,
         (Some(kind), true) => kind.clone(),
-        (None, true) => documented_description(status),
+        (None, true) => describe(status),
     };
     ProviderFailure {
         code: body
@@ -294,6 +354,15 @@ fn documented_description(status: StatusCode) -> String {
         StatusCode::NOT_FOUND => "Payment not found".to_owned(),
         StatusCode::TOO_MANY_REQUESTS => "Too many requests".to_owned(),
         other => other.canonical_reason().unwrap_or("").to_owned(),
+    }
+}
+
+/// How the payment lookup's answers without a body read: a 403 there refuses the read, not a
+/// capture.
+fn lookup_description(status: StatusCode) -> String {
+    match status {
+        StatusCode::FORBIDDEN => "Not allowed to read the payment".to_owned(),
+        other => documented_description(other),
     }
 }
 

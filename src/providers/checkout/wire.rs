@@ -36,6 +36,19 @@ pub struct CaptureAccepted {
     pub reference: Option<String>,
 }
 
+/// `GET /payments/{id}` ("Get payment details"), reduced to what a capture needs: the currency
+/// fixed at authorization, which a capture's `amount` silently takes.
+#[derive(Debug, Deserialize)]
+pub struct Payment {
+    pub id: String,
+    /// The authorized amount, in Checkout.com's unit for `currency`.
+    pub amount: Option<i64>,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// `Authorized`, `Captured`, `Partially Captured`, `Voided`, ... kept as text.
+    pub status: Option<String>,
+}
+
 /// One entry of `GET /payments/{id}/actions`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Action {

@@ -7,10 +7,37 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use super::wire::{self, Field};
+use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureStatus, Currency, Money, ProviderOutcome};
 
 /// The key of `meta` that carries the caller's `reference`.
 pub const REFERENCE_META_KEY: &str = "reference";
+
+/// The failure code of a capture refused because its amount is in another currency than the
+/// pre-authorization's. The service's own code, not Stax's: Stax never saw the capture.
+pub const CURRENCY_MISMATCH: &str = "CURRENCY_MISMATCH";
+
+/// Refuses a capture of an amount in `asked` on a pre-authorization held in `held`: a capture's
+/// `total` carries no currency, so Stax would take the amount in `held`. Not sent, hence
+/// `http_status` 0.
+pub fn check_currency(
+    transaction_id: &str,
+    held: &str,
+    asked: Currency,
+) -> Result<(), ProviderFailure> {
+    if held == asked.code() {
+        return Ok(());
+    }
+    Err(ProviderFailure {
+        code: CURRENCY_MISMATCH.to_owned(),
+        message: format!(
+            "pre-authorization {transaction_id} is in {held}, the capture asks for {asked}: not \
+             sent, since Stax would capture the amount in {held}"
+        ),
+        debug_id: None,
+        http_status: 0,
+    })
+}
 
 /// `POST /transaction/{id}/capture` body: `total` (major units, a JSON number with exactly the
 /// currency's decimals; absent = the full pre-authorized amount), `meta` (the caller's metadata
@@ -359,6 +386,20 @@ mod tests {
         ] {
             assert!(status(bad).is_err(), "{bad}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_capture_in_another_currency_than_the_pre_authorization_is_refused() -> Result<(), String> {
+        let usd = Currency::from_code("USD").ok_or("no USD")?;
+        let eur = Currency::from_code("EUR").ok_or("no EUR")?;
+        assert_eq!(check_currency("pa-1", "USD", usd), Ok(()));
+        let refused = check_currency("pa-1", "USD", eur)
+            .err()
+            .ok_or("not refused")?;
+        assert_eq!(refused.code, CURRENCY_MISMATCH);
+        assert!(refused.message.contains("USD") && refused.message.contains("EUR"));
+        assert_eq!((refused.http_status, refused.debug_id), (0, None));
         Ok(())
     }
 

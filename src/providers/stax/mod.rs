@@ -7,6 +7,11 @@
 //! every capture as the capture's stable key, so a resent capture gets the first one's answer.
 //! Captures therefore go out under [`RetryPolicy::Idempotent`]. No `Idempotency-Key` header is
 //! sent: Stax does not document one.
+//!
+//! Currency: a capture's `total` carries none; Stax takes it in the pre-authorization's
+//! currency. So a capture of an amount first reads the pre-authorization
+//! (`GET {base}/transaction/{id}`) and is refused, unsent, when its currency is another one
+//! ([`mapping::CURRENCY_MISMATCH`]). A full capture (no amount) names no currency to compare.
 
 mod mapping;
 pub mod wire;
@@ -18,7 +23,9 @@ use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
 use super::{is_path_segment, CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::{Secret, StaxAccount};
 use crate::domain::outcome::ProviderFailure;
-use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+use crate::domain::{
+    CaptureCommand, CaptureRecord, Currency, FieldViolation, Provider, ProviderOutcome,
+};
 
 /// Significant digits a `total` may have. Stax takes a JSON number, and RFC 8259 (§6) warns
 /// that only what an IEEE 754 double holds exactly (15 significant digits) is read the same by
@@ -61,6 +68,90 @@ impl StaxConnector {
             .send(request, RetryPolicy::Idempotent)
             .await
             .map_err(|e| no_answer(what, e))
+    }
+
+    /// Captures after checking the pre-authorization's currency when the command has an amount.
+    /// `Ok(Err(failure))` is a capture refused, unsent, for a currency mismatch: the caller
+    /// decides what that refusal means.
+    async fn checked_capture(
+        &self,
+        call: CaptureCall<'_>,
+    ) -> Result<Result<ProviderOutcome, ProviderFailure>, ProviderError> {
+        let transaction_id = call.command.parts().authorization_id.as_str();
+        if !is_path_segment(transaction_id) {
+            return Err(unknown(
+                "authorization_id is not a usable path segment (not sent)",
+            ));
+        }
+        if let Some(amount) = &call.command.parts().amount {
+            if let Err(failure) = self
+                .check_currency(transaction_id, amount.currency())
+                .await?
+            {
+                return Ok(Err(failure));
+            }
+        }
+        let url = format!("{}/transaction/{transaction_id}/capture", self.base_url);
+        let body = mapping::capture_body(call.command, call.idempotency_key)
+            .map_err(|e| unknown(format!("cannot encode the capture request: {e}")))?;
+        let builder = self
+            .http
+            .client()
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let answer = self.send("capture", builder).await?;
+        classify(answer, call.command).map(Ok)
+    }
+
+    /// Reads the pre-authorization (`GET /transaction/{id}`) and compares its currency with
+    /// `asked`. `Ok(Err(failure))`: they differ. A 404, 401/403 or 429 is Stax's refusal; any
+    /// other answer, or an unreadable one, is unknown (nothing was captured, but the capture
+    /// cannot go out unchecked).
+    async fn check_currency(
+        &self,
+        transaction_id: &str,
+        asked: Currency,
+    ) -> Result<Result<(), ProviderFailure>, ProviderError> {
+        let url = format!("{}/transaction/{transaction_id}", self.base_url);
+        let what = "pre-authorization lookup";
+        let answer = self.send(what, self.http.client().get(url)).await?;
+        if answer.status != StatusCode::OK {
+            let documented = matches!(
+                answer.status,
+                StatusCode::NOT_FOUND
+                    | StatusCode::UNAUTHORIZED
+                    | StatusCode::FORBIDDEN
+                    | StatusCode::TOO_MANY_REQUESTS
+            );
+            if let Some((rejection, failure)) = documented.then(|| refusal(&answer)).flatten() {
+                return Err(rejected(&answer, rejection, failure, what));
+            }
+            tracing::warn!(
+                status = answer.status.as_u16(),
+                attempts = answer.attempts,
+                request_id = request_id(&answer).as_deref().unwrap_or(""),
+                "Stax gave no definite answer to the pre-authorization lookup"
+            );
+            return Err(unknown(format!(
+                "Stax answered the pre-authorization lookup with HTTP {} (capture not sent)",
+                answer.status.as_u16()
+            )));
+        }
+        let held = wire::pre_auth_currency(&answer.body)
+            .map_err(|e| unknown(format!("{e} (capture not sent)")))?;
+        // Without a currency Stax gives nothing to compare: the capture goes out as asked rather
+        // than refused on a guess; the capture answer's currency is still checked (`classify`).
+        let Some(held) = held else {
+            tracing::info!("the Stax pre-authorization names no currency; capturing unchecked");
+            return Ok(Ok(()));
+        };
+        let checked = mapping::check_currency(transaction_id, &held, asked);
+        if let Err(failure) = &checked {
+            tracing::warn!(code = %failure.code, held = %held, asked = %asked,
+                "capture not sent: the pre-authorization is in another currency");
+        }
+        Ok(checked)
     }
 }
 
@@ -125,27 +216,17 @@ impl Connector for StaxConnector {
         fields(provider = "stax", authorization_id = %call.command.parts().authorization_id)
     )]
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
-        let transaction_id = call.command.parts().authorization_id.as_str();
-        if !is_path_segment(transaction_id) {
-            return Err(unknown(
-                "authorization_id is not a usable path segment (not sent)",
-            ));
-        }
-        let url = format!("{}/transaction/{transaction_id}/capture", self.base_url);
-        let body = mapping::capture_body(call.command, call.idempotency_key)
-            .map_err(|e| unknown(format!("cannot encode the capture request: {e}")))?;
-        let builder = self
-            .http
-            .client()
-            .post(url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        let answer = self.send("capture", builder).await?;
-        classify(answer, call.command)
+        self.checked_capture(call).await?.map_err(|failure| {
+            ProviderError::rejected(PROVIDER, Rejection::FailedPrecondition, failure, None)
+        })
     }
 
     /// `GET /transaction/{id}` once Stax's transaction id is known; before that, the capture
     /// re-sent with its `idempotency_id`, which Stax answers with the original result.
+    ///
+    /// A currency mismatch found then is not a refusal but an unknown outcome: the capture is
+    /// not re-sent, yet an attempt made before the currency check existed may have been
+    /// captured (in the pre-authorization's currency), so it must not be settled as failed.
     #[tracing::instrument(skip_all, fields(provider = "stax", capture_id = %capture.id))]
     async fn fetch_outcome(
         &self,
@@ -156,12 +237,16 @@ impl Connector for StaxConnector {
             .as_deref()
             .filter(|id| is_path_segment(id) && !id.contains(['/', '?', '#']))
         else {
-            return self
-                .capture(CaptureCall {
-                    command: &capture.command,
-                    idempotency_key: &capture.id,
-                })
-                .await;
+            let call = CaptureCall {
+                command: &capture.command,
+                idempotency_key: &capture.id,
+            };
+            return self.checked_capture(call).await?.map_err(|failure| {
+                unknown(format!(
+                    "{} (an earlier attempt may have captured in that currency)",
+                    failure.message
+                ))
+            });
         };
         let url = format!("{}/transaction/{stax_id}", self.base_url);
         let answer = self
@@ -192,27 +277,35 @@ fn classify(
         );
         return Ok(outcome);
     }
-    let (rejection, failure) = match status {
+    let Some((rejection, failure)) = refusal(&answer) else {
+        // 5xx, other 2xx, redirects and undocumented 4xx: Stax may have captured.
+        tracing::warn!(
+            status = status.as_u16(),
+            request_id = request_id.as_deref().unwrap_or(""),
+            attempts = answer.attempts,
+            "Stax gave no definite answer"
+        );
+        return Err(unknown(format!("Stax answered HTTP {}", status.as_u16())));
+    };
+    Err(rejected(&answer, rejection, failure, "capture"))
+}
+
+/// What a documented error answer refuses, read from its status and body; `None` for any other
+/// answer.
+fn refusal(answer: &HttpAnswer) -> Option<(Rejection, ProviderFailure)> {
+    let status = answer.status;
+    let (rejection, code, message) = match status {
         StatusCode::BAD_REQUEST => {
-            let message = message_of(&answer);
+            let message = message_of(answer);
             let code = mapping::code_for_400(&message).to_owned();
-            (
-                Rejection::FailedPrecondition,
-                failure(&answer, code, message),
-            )
+            (Rejection::FailedPrecondition, code, message)
         }
-        StatusCode::NOT_FOUND => {
-            let message = message_of(&answer);
-            (
-                Rejection::NotFound,
-                failure(&answer, "NOT_FOUND".into(), message),
-            )
-        }
+        StatusCode::NOT_FOUND => (Rejection::NotFound, "NOT_FOUND".into(), message_of(answer)),
         StatusCode::UNPROCESSABLE_ENTITY => {
             let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
             let (code, message) = mapping::validation_failure(&body)
-                .unwrap_or_else(|| ("UNPROCESSABLE_ENTITY".to_owned(), message_of(&answer)));
-            (Rejection::InvalidArgument, failure(&answer, code, message))
+                .unwrap_or_else(|| ("UNPROCESSABLE_ENTITY".to_owned(), message_of(answer)));
+            (Rejection::InvalidArgument, code, message)
         }
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
             let code = if status == StatusCode::UNAUTHORIZED {
@@ -220,47 +313,31 @@ fn classify(
             } else {
                 "FORBIDDEN"
             };
-            let message = message_of(&answer);
-            (
-                Rejection::Unauthorized,
-                failure(&answer, code.into(), message),
-            )
+            (Rejection::Unauthorized, code.into(), message_of(answer))
         }
-        StatusCode::TOO_MANY_REQUESTS => {
-            let message = message_of(&answer);
-            (
-                Rejection::RateLimited,
-                failure(&answer, "RATE_LIMITED".into(), message),
-            )
-        }
-        // 5xx, other 2xx, redirects and undocumented 4xx: Stax may have captured.
-        _ => {
-            tracing::warn!(
-                status = status.as_u16(),
-                request_id = request_id.as_deref().unwrap_or(""),
-                attempts = answer.attempts,
-                "Stax gave no definite answer"
-            );
-            return Err(unknown(format!("Stax answered HTTP {}", status.as_u16())));
-        }
+        StatusCode::TOO_MANY_REQUESTS => (
+            Rejection::RateLimited,
+            "RATE_LIMITED".into(),
+            message_of(answer),
+        ),
+        _ => return None,
     };
+    Some((rejection, failure(answer, code, message)))
+}
+
+/// Stax's refusal of the `what` request, logged, with the wait it asked for when it throttled.
+fn rejected(
+    answer: &HttpAnswer,
+    rejection: Rejection,
+    failure: ProviderFailure,
+    what: &str,
+) -> ProviderError {
     tracing::warn!(
         status = failure.http_status, code = %failure.code,
         request_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
-        "Stax did not capture"
+        "Stax refused the {what}; nothing was captured"
     );
-    Err(ProviderError::Rejected {
-        provider: Provider::Stax,
-        rejection,
-        failure,
-        retry_after: match rejection {
-            Rejection::RateLimited => answer.retry_after(),
-            Rejection::NotFound
-            | Rejection::FailedPrecondition
-            | Rejection::InvalidArgument
-            | Rejection::Unauthorized => None,
-        },
-    })
+    ProviderError::rejected(PROVIDER, rejection, failure, answer.retry_after())
 }
 
 fn failure(answer: &HttpAnswer, code: String, message: String) -> ProviderFailure {

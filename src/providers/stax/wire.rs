@@ -173,6 +173,17 @@ pub struct Transaction {
     pub reference_id: Option<String>,
 }
 
+/// The currency of the pre-authorization a `GET /transaction/{id}` answer describes, upper-cased;
+/// `None` when the answer has no (or an empty) `currency`. `Err` says why it cannot be read.
+pub fn pre_auth_currency(body: &[u8]) -> Result<Option<String>, String> {
+    let transaction: Transaction = serde_json::from_slice(body)
+        .map_err(|e| format!("pre-authorization answer does not match Stax's schema: {e}"))?;
+    Ok(transaction
+        .currency
+        .map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| !c.is_empty()))
+}
+
 /// The documented fields of a transaction object: the only ones kept in the stored body.
 /// Anything else Stax may add (nested customer or payment method objects with personal data)
 /// is dropped rather than stored.
@@ -260,6 +271,26 @@ mod tests {
             Some("1.5e2")
         );
         assert_eq!(top_level_number(br#"{"total":1"#, "total"), None);
+    }
+
+    #[test]
+    fn a_pre_authorizations_currency_is_read_only_when_it_is_there() -> Result<(), String> {
+        let body = br#"{"id":"pa-1","type":"pre_auth","pre_auth":true,"total":10,
+            "currency":" usd ","is_voided":false,"customer":{"currency":"EUR"}}"#;
+        assert_eq!(pre_auth_currency(body)?.as_deref(), Some("USD"));
+        let absent: [&[u8]; 3] = [
+            br#"{"id":"pa-1"}"#,
+            br#"{"currency":null}"#,
+            br#"{"currency":""}"#,
+        ];
+        for body in absent {
+            assert_eq!(pre_auth_currency(body)?, None);
+        }
+        let unreadable: [&[u8]; 3] = [b"<html>oops</html>", br#"{"currency":840}"#, br#"["USD"]"#];
+        for body in unreadable {
+            assert!(pre_auth_currency(body).is_err(), "{body:?}");
+        }
+        Ok(())
     }
 
     #[test]
