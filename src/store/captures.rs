@@ -252,7 +252,7 @@ impl Store {
     }
 
     /// Rows with their breakdowns and fees, in two queries whatever the page size.
-    async fn load_many(
+    pub(super) async fn load_many(
         &self,
         rows: Vec<captures::Model>,
     ) -> Result<Vec<CaptureRecord>, StoreError> {

@@ -183,15 +183,13 @@ impl Store {
             .limit(limit)
             .all(&self.db)
             .await?;
-        let mut due = Vec::with_capacity(rows.len());
-        for row in rows {
-            let attempts = row.reconcile_attempts;
-            due.push(DueCapture {
-                record: self.load(row).await?,
-                attempts,
-            });
-        }
-        Ok(due)
+        let attempts: Vec<i32> = rows.iter().map(|row| row.reconcile_attempts).collect();
+        let records = self.load_many(rows).await?;
+        Ok(records
+            .into_iter()
+            .zip(attempts)
+            .map(|(record, attempts)| DueCapture { record, attempts })
+            .collect())
     }
 
     /// Counts one more look at a capture that is still open, and when to look again.
