@@ -84,10 +84,8 @@ async fn money_round_trips_exactly(db: Db) -> TestResult {
     ] {
         let auth = app.authorize(currency, value, "APPROVE").await?;
         let capture = app
-            .capture(paypal_capture(&auth, money(currency, value)))
-            .await?
-            .capture
-            .ok_or("no capture")?;
+            .captured(paypal_capture(&auth, money(currency, value)))
+            .await?;
         assert_eq!(
             capture.status(),
             CaptureStatus::Completed,
@@ -112,11 +110,7 @@ async fn a_bad_request_names_every_bad_field_and_writes_nothing(db: Db) -> TestR
     request.soft_descriptor = "x".repeat(23);
     request.request_id = String::new();
     request.authorized_amount = money("XXX", "1");
-    let status = app
-        .capture(request)
-        .await
-        .err()
-        .ok_or("expected an error")?;
+    let status = error_of(app.capture(request).await)?;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
         bad_fields(&status),
@@ -140,10 +134,9 @@ async fn the_same_request_id_replays_the_stored_capture(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let auth = app.authorize("USD", "100.00", "APPROVE").await?;
     let request = paypal_capture(&auth, usd("10.00"));
-    let first = app.capture(request.clone()).await?;
-    let second = app.capture(request).await?;
-    assert!(second.replayed);
-    assert_eq!(first.capture, second.capture);
+    let first = app.captured(request.clone()).await?;
+    let second = app.replayed(request).await?;
+    assert_eq!(first, second);
     // The replay did not count against the authorization: 90.00 still fits.
     let rest = app.capture(paypal_capture(&auth, usd("90.00"))).await?;
     assert_eq!(
@@ -157,21 +150,14 @@ async fn a_reused_request_id_with_a_different_request_is_refused(db: Db) -> Test
     let app = TestApp::spawn(db).await?;
     let auth = app.authorize("USD", "100.00", "APPROVE").await?;
     let request = paypal_capture(&auth, usd("10.00"));
-    let first = app
-        .capture(request.clone())
-        .await?
-        .capture
-        .ok_or("no capture")?;
+    let first = app.captured(request.clone()).await?;
     let mut changed = request;
     changed.amount = usd("11.00");
-    let status = app
-        .capture(changed)
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::AlreadyExists);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "IDEMPOTENCY_KEY_REUSED");
+    let metadata = refused(
+        app.capture(changed).await,
+        Code::AlreadyExists,
+        "IDEMPOTENCY_KEY_REUSED",
+    )?;
     assert_eq!(metadata.get("capture_id"), Some(&first.id));
     app.stop().await
 }
@@ -220,14 +206,12 @@ async fn an_over_capture_is_refused_before_the_provider_is_called(db: Db) -> Tes
     app.capture(first).await?;
     let mut second = paypal_capture("AUTH0000000000003", usd("50.00"));
     second.authorized_amount = usd("100.00");
-    let status = app.capture(second).await.err().ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "AMOUNT_EXCEEDS_AUTHORIZATION");
-    assert_eq!(
-        metadata.get("remaining").map(String::as_str),
-        Some("40.00 USD")
-    );
+    let metadata = refused(
+        app.capture(second).await,
+        Code::FailedPrecondition,
+        "AMOUNT_EXCEEDS_AUTHORIZATION",
+    )?;
+    assert_eq!(detail(&metadata, "remaining"), Some("40.00 USD"));
     assert_eq!(counter.captures(), 1);
     let listed = app
         .list(TENANT_A_KEY, ListCapturesRequest::default())
@@ -246,57 +230,44 @@ async fn a_final_capture_closes_the_authorization(db: Db) -> TestResult {
     app.capture(paypal_capture(&auth, usd("30.00"))).await?;
     let mut last = paypal_capture(&auth, usd("20.00"));
     last.final_capture = true;
-    let closed = app.capture(last).await?.capture.ok_or("no capture")?;
+    let closed = app.captured(last).await?;
     assert!(closed.final_capture);
-    let status = app
-        .capture(paypal_capture(&auth, usd("1.00")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "AUTHORIZATION_CLOSED");
+    let metadata = refused(
+        app.capture(paypal_capture(&auth, usd("1.00"))).await,
+        Code::FailedPrecondition,
+        "AUTHORIZATION_CLOSED",
+    )?;
     assert_eq!(metadata.get("closed_by"), Some(&closed.id));
     app.stop().await
 }
 
 async fn an_unknown_authorization_is_not_found_with_the_provider_code_kept(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
-    let status = app
-        .capture(paypal_capture("NOSUCHAUTH0000000", usd("1.00")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::NotFound);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "PROVIDER_RESOURCE_NOT_FOUND");
+    let metadata = refused(
+        app.capture(paypal_capture("NOSUCHAUTH0000000", usd("1.00")))
+            .await,
+        Code::NotFound,
+        "PROVIDER_RESOURCE_NOT_FOUND",
+    )?;
     assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
+        detail(&metadata, "provider_code"),
         Some("INVALID_RESOURCE_ID")
     );
     assert!(metadata.get("debug_id").is_some_and(|d| !d.is_empty()));
-    let id = metadata.get("capture_id").ok_or("no capture id")?;
-    let stored = app.get(TENANT_A_KEY, id).await?;
-    assert_eq!(stored.status(), CaptureStatus::Failed);
-    assert_eq!(
-        stored.error.map(|e| (e.code, e.http_status)),
-        Some(("INVALID_RESOURCE_ID".into(), 404))
-    );
+    let stored = app.stored_capture(&metadata).await?;
+    assert_failed_with(&stored, "INVALID_RESOURCE_ID", 404);
     app.stop().await
 }
 
 async fn an_expired_authorization_fails_precondition(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let auth = app.authorize("USD", "100.00", "EXPIRED").await?;
-    let status = app
-        .capture(paypal_capture(&auth, usd("1.00")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    let (_, metadata) = refusal(
+        app.capture(paypal_capture(&auth, usd("1.00"))).await,
+        Code::FailedPrecondition,
+    )?;
     assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
+        detail(&metadata, "provider_code"),
         Some("AUTHORIZATION_EXPIRED")
     );
     app.stop().await
@@ -306,10 +277,8 @@ async fn a_pending_capture_has_no_breakdown(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let auth = app.authorize("EUR", "50.00", "PENDING").await?;
     let capture = app
-        .capture(paypal_capture(&auth, money("EUR", "50.00")))
-        .await?
-        .capture
-        .ok_or("no capture")?;
+        .captured(paypal_capture(&auth, money("EUR", "50.00")))
+        .await?;
     assert_eq!(capture.status(), CaptureStatus::Pending);
     let details = capture.status_details.clone().ok_or("no status details")?;
     assert_eq!(details.reason(), CaptureStatusReason::PendingReview);
@@ -321,25 +290,11 @@ async fn a_pending_capture_has_no_breakdown(db: Db) -> TestResult {
 async fn a_provider_5xx_leaves_the_capture_processing(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let auth = app.authorize("USD", "100.00", "SERVER_ERROR").await?;
-    let status = app
-        .capture(paypal_capture(&auth, usd("5.00")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::Unavailable);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
-    let stored = app
-        .get(
-            TENANT_A_KEY,
-            metadata.get("capture_id").ok_or("no capture id")?,
-        )
-        .await?;
-    assert_eq!(stored.status(), CaptureStatus::Processing);
-    assert_eq!(
-        stored.status_details.map(|d| d.reason()),
-        Some(CaptureStatusReason::ProviderOutcomeUnknown)
-    );
+    app.left_processing(
+        app.capture(paypal_capture(&auth, usd("5.00"))).await,
+        "paypal",
+    )
+    .await?;
     app.stop().await
 }
 
@@ -349,24 +304,13 @@ async fn a_provider_timeout_leaves_the_capture_processing_and_a_retry_resumes_it
     let app = TestApp::spawn_with(db, |config| config.providers.max_retries = 0).await?;
     let auth = app.authorize("USD", "100.00", "TIMEOUT").await?;
     let request = paypal_capture(&auth, usd("5.00"));
-    let status = app
-        .capture(request.clone())
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::Unavailable);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
-    let id = metadata.get("capture_id").ok_or("no capture id")?.clone();
-    assert_eq!(
-        app.get(TENANT_A_KEY, &id).await?.status(),
-        CaptureStatus::Processing
-    );
+    let id = app
+        .left_processing(app.capture(request.clone()).await, "paypal")
+        .await?
+        .id;
     // The caller retries with the same request_id: the service re-sends with the same
     // PayPal-Request-Id, PayPal answers with the capture it made the first time.
-    let resumed = app.capture(request).await?;
-    assert!(resumed.replayed);
-    let capture = resumed.capture.ok_or("no capture")?;
+    let capture = app.replayed(request).await?;
     assert_eq!(
         (capture.id.as_str(), capture.status()),
         (id.as_str(), CaptureStatus::Completed)
@@ -381,11 +325,7 @@ async fn a_provider_timeout_leaves_the_capture_processing_and_a_retry_resumes_it
 async fn a_timed_out_attempt_is_retried_with_the_same_key_and_captures_once(db: Db) -> TestResult {
     let app = TestApp::spawn_with(db, |config| config.providers.max_retries = 1).await?;
     let auth = app.authorize("USD", "100.00", "TIMEOUT").await?;
-    let capture = app
-        .capture(paypal_capture(&auth, usd("100.00")))
-        .await?
-        .capture
-        .ok_or("no capture")?;
+    let capture = app.captured(paypal_capture(&auth, usd("100.00"))).await?;
     assert_eq!(capture.status(), CaptureStatus::Completed);
     assert_eq!(capture.captured_amount, usd("100.00"));
     app.stop().await
@@ -394,11 +334,7 @@ async fn a_timed_out_attempt_is_retried_with_the_same_key_and_captures_once(db: 
 async fn another_tenants_capture_is_invisible(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let auth = app.authorize("USD", "10.00", "APPROVE").await?;
-    let capture = app
-        .capture(paypal_capture(&auth, None))
-        .await?
-        .capture
-        .ok_or("no capture")?;
+    let capture = app.captured(paypal_capture(&auth, None)).await?;
     assert_code(&app.get(TENANT_B_KEY, &capture.id).await, Code::NotFound);
     let listed = app
         .list(TENANT_B_KEY, ListCapturesRequest::default())
@@ -424,20 +360,12 @@ async fn lists_page_newest_first_and_filter(db: Db) -> TestResult {
     let auth = app.authorize("USD", "100.00", "APPROVE").await?;
     let mut made = Vec::new();
     for _ in 0..5 {
-        made.push(
-            app.capture(paypal_capture(&auth, usd("1.00")))
-                .await?
-                .capture
-                .ok_or("no capture")?
-                .id,
-        );
+        made.push(app.captured(paypal_capture(&auth, usd("1.00"))).await?.id);
     }
     let declined = app.authorize("USD", "100.00", "DECLINED").await?;
     let declined_id = app
-        .capture(paypal_capture(&declined, usd("1.00")))
+        .captured(paypal_capture(&declined, usd("1.00")))
         .await?
-        .capture
-        .ok_or("no capture")?
         .id;
 
     let mut seen = Vec::new();
@@ -554,8 +482,7 @@ async fn a_caller_that_hangs_up_does_not_cut_the_capture_short(db: Db) -> TestRe
         [CaptureStatus::Completed]
     );
     // Its retry finds the finished capture without calling PayPal again.
-    let replay = app.capture(request).await?;
-    assert!(replay.replayed);
+    app.replayed(request).await?;
     assert_eq!(counter.captures(), 1);
     app.stop().await
 }

@@ -68,16 +68,11 @@ async fn a_full_capture_is_accepted_and_awaits_checkouts_confirmation(db: Db) ->
     let read = app.get(TENANT_A_KEY, &capture.id).await?;
     assert_eq!(read, capture);
     // The full amount closes the authorization in the service's ledger.
-    let status = app
-        .capture(checkout_capture(&payment, usd("1.00")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(
-        error_info(&status).map(|i| i.0),
-        Some("AUTHORIZATION_CLOSED".to_owned())
-    );
+    refused(
+        app.capture(checkout_capture(&payment, usd("1.00"))).await,
+        Code::FailedPrecondition,
+        "AUTHORIZATION_CLOSED",
+    )?;
     app.stop().await
 }
 
@@ -94,22 +89,19 @@ async fn amounts_reach_checkout_exactly_in_each_currency(db: Db) -> TestResult {
             .await?;
         // One minor step more than authorized: Checkout.com refuses it, so the amount it saw
         // is exactly the one asked for.
-        let status = app
-            .capture(checkout_capture(&payment, money(currency, over)))
-            .await
-            .err()
-            .ok_or("expected an error")?;
+        let status = error_of(
+            app.capture(checkout_capture(&payment, money(currency, over)))
+                .await,
+        )?;
         let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
         assert_eq!(
-            metadata.get("provider_code").map(String::as_str),
+            detail(&metadata, "provider_code"),
             Some("capture_value_greater_than_authorized"),
             "{currency} {over}"
         );
         let capture = app
-            .capture(checkout_capture(&payment, money(currency, value)))
-            .await?
-            .capture
-            .ok_or("no capture")?;
+            .captured(checkout_capture(&payment, money(currency, value)))
+            .await?;
         assert_awaiting_confirmation(&capture);
         let read = app.get(TENANT_A_KEY, &capture.id).await?;
         assert_eq!(read.amount, money(currency, value));
@@ -124,20 +116,15 @@ async fn an_amount_checkout_cannot_express_is_refused_before_anything_is_stored(
     let payment = app
         .authorize_at("checkout", "TND", "10.000", "APPROVE")
         .await?;
-    let status = app
-        .capture(checkout_capture(&payment, money("TND", "1.235")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
+    let status = error_of(
+        app.capture(checkout_capture(&payment, money("TND", "1.235")))
+            .await,
+    )?;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["amount.value"]);
     let mut long_reference = checkout_capture(&payment, money("TND", "1.230"));
     long_reference.reference = "r".repeat(81);
-    let status = app
-        .capture(long_reference)
-        .await
-        .err()
-        .ok_or("expected an error")?;
+    let status = error_of(app.capture(long_reference).await)?;
     assert_eq!(bad_fields(&status), ["reference"]);
     let listed = app
         .list(TENANT_A_KEY, ListCapturesRequest::default())
@@ -156,24 +143,20 @@ async fn multiple_partial_captures_are_accepted_until_the_authorization_is_used(
     let mut action_ids = std::collections::BTreeSet::new();
     for _ in 0..4 {
         let capture = app
-            .capture(checkout_capture(&payment, money("EUR", "25.00")))
-            .await?
-            .capture
-            .ok_or("no capture")?;
+            .captured(checkout_capture(&payment, money("EUR", "25.00")))
+            .await?;
         assert_awaiting_confirmation(&capture);
         assert!(!capture.final_capture);
         action_ids.insert(capture.provider_capture_id);
     }
     assert_eq!(action_ids.len(), 4, "one Checkout.com action per capture");
-    let status = app
-        .capture(checkout_capture(&payment, money("EUR", "0.01")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    let (_, metadata) = refusal(
+        app.capture(checkout_capture(&payment, money("EUR", "0.01")))
+            .await,
+        Code::FailedPrecondition,
+    )?;
     assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
+        detail(&metadata, "provider_code"),
         Some("HTTP_403"),
         "nothing left to capture: Checkout.com does not allow it"
     );
@@ -189,17 +172,14 @@ async fn a_final_partial_capture_closes_the_authorization(db: Db) -> TestResult 
         .await?;
     let mut last = checkout_capture(&payment, usd("20.00"));
     last.final_capture = true;
-    let closed = app.capture(last).await?.capture.ok_or("no capture")?;
+    let closed = app.captured(last).await?;
     assert!(closed.final_capture);
     assert_awaiting_confirmation(&closed);
-    let status = app
-        .capture(checkout_capture(&payment, usd("1.00")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "AUTHORIZATION_CLOSED");
+    let metadata = refused(
+        app.capture(checkout_capture(&payment, usd("1.00"))).await,
+        Code::FailedPrecondition,
+        "AUTHORIZATION_CLOSED",
+    )?;
     assert_eq!(metadata.get("closed_by"), Some(&closed.id));
     app.stop().await
 }
@@ -211,61 +191,48 @@ async fn an_over_capture_is_refused_by_checkout_with_its_code_kept(db: Db) -> Te
         .await?;
     app.capture(checkout_capture(&payment, usd("60.00")))
         .await?;
-    let status = app
-        .capture(checkout_capture(&payment, usd("50.00")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "PROVIDER_PRECONDITION_FAILED");
+    let metadata = refused(
+        app.capture(checkout_capture(&payment, usd("50.00"))).await,
+        Code::FailedPrecondition,
+        "PROVIDER_PRECONDITION_FAILED",
+    )?;
     assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
+        detail(&metadata, "provider_code"),
         Some("capture_value_greater_than_remaining_authorized")
     );
     assert_eq!(
-        metadata.get("provider_message").map(String::as_str),
+        detail(&metadata, "provider_message"),
         Some("processing_error: capture_value_greater_than_remaining_authorized")
     );
     assert!(metadata.get("debug_id").is_some_and(|d| !d.is_empty()));
-    let id = metadata.get("capture_id").ok_or("no capture id")?;
-    let stored = app.get(TENANT_A_KEY, id).await?;
-    assert_eq!(stored.status(), CaptureStatus::Failed);
-    assert_eq!(
-        stored.error.map(|e| (e.code, e.http_status)),
-        Some((
-            "capture_value_greater_than_remaining_authorized".into(),
-            422
-        ))
+    let stored = app.stored_capture(&metadata).await?;
+    assert_failed_with(
+        &stored,
+        "capture_value_greater_than_remaining_authorized",
+        422,
     );
     // The refusal released its reservation: the 40.00 left still fits.
     let rest = app
-        .capture(checkout_capture(&payment, usd("40.00")))
+        .captured(checkout_capture(&payment, usd("40.00")))
         .await?;
-    assert_awaiting_confirmation(&rest.capture.ok_or("no capture")?);
+    assert_awaiting_confirmation(&rest);
     app.stop().await
 }
 
 async fn an_unknown_payment_is_not_found_with_checkouts_request_id(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
-    let status = app
-        .capture(checkout_capture(
+    let metadata = refused(
+        app.capture(checkout_capture(
             "pay_aaaaaaaaaaaaaaaaaaaaaaaaaa",
             usd("1.00"),
         ))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::NotFound);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "PROVIDER_RESOURCE_NOT_FOUND");
-    assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
-        Some("HTTP_404")
-    );
+        .await,
+        Code::NotFound,
+        "PROVIDER_RESOURCE_NOT_FOUND",
+    )?;
+    assert_eq!(detail(&metadata, "provider_code"), Some("HTTP_404"));
     assert!(metadata.get("debug_id").is_some_and(|d| !d.is_empty()));
-    let id = metadata.get("capture_id").ok_or("no capture id")?;
-    let stored = app.get(TENANT_A_KEY, id).await?;
+    let stored = app.stored_capture(&metadata).await?;
     assert_eq!(stored.status(), CaptureStatus::Failed);
     assert_eq!(
         stored.error.map(|e| (e.code, e.message, e.http_status)),
@@ -280,19 +247,12 @@ async fn expired_and_voided_payments_fail_precondition(db: Db) -> TestResult {
         let payment = app
             .authorize_at("checkout", "USD", "100.00", scenario)
             .await?;
-        let status = app
-            .capture(checkout_capture(&payment, usd("1.00")))
-            .await
-            .err()
-            .ok_or("expected an error")?;
+        let status = error_of(app.capture(checkout_capture(&payment, usd("1.00"))).await)?;
         assert_eq!(status.code(), Code::FailedPrecondition, "{scenario}");
         let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+        assert_eq!(detail(&metadata, "provider_code"), Some("HTTP_403"));
         assert_eq!(
-            metadata.get("provider_code").map(String::as_str),
-            Some("HTTP_403")
-        );
-        assert_eq!(
-            metadata.get("provider_message").map(String::as_str),
+            detail(&metadata, "provider_message"),
             Some("Capture not allowed")
         );
     }
@@ -307,25 +267,16 @@ async fn a_capture_in_another_currency_than_the_first_is_refused(db: Db) -> Test
     app.capture(checkout_capture(&payment, usd("10.00")))
         .await?;
     // Checkout.com's amount carries no currency: the service's ledger is what refuses it.
-    let status = app
-        .capture(checkout_capture(&payment, money("EUR", "5.00")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "CURRENCY_MISMATCH");
-    assert_eq!(
-        metadata.get("expected_currency").map(String::as_str),
-        Some("USD")
-    );
+    let metadata = refused(
+        app.capture(checkout_capture(&payment, money("EUR", "5.00")))
+            .await,
+        Code::FailedPrecondition,
+        "CURRENCY_MISMATCH",
+    )?;
+    assert_eq!(detail(&metadata, "expected_currency"), Some("USD"));
     let mut mismatched = checkout_capture(&payment, usd("5.00"));
     mismatched.authorized_amount = money("EUR", "100.00");
-    let status = app
-        .capture(mismatched)
-        .await
-        .err()
-        .ok_or("expected an error")?;
+    let status = error_of(app.capture(mismatched).await)?;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["authorized_amount"]);
     app.stop().await
@@ -342,16 +293,13 @@ async fn a_first_capture_in_another_currency_than_the_payment_is_refused_before_
     // Checkout.com, tells that EUR 30.00 would be captured as USD 30.00.
     let request = checkout_capture(&payment, money("EUR", "30.00"));
     assert!(request.authorized_amount.is_none());
-    let status = app
-        .capture(request)
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "PROVIDER_PRECONDITION_FAILED");
+    let metadata = refused(
+        app.capture(request).await,
+        Code::FailedPrecondition,
+        "PROVIDER_PRECONDITION_FAILED",
+    )?;
     assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
+        detail(&metadata, "provider_code"),
         Some("currency_mismatch")
     );
     let message = metadata
@@ -361,37 +309,15 @@ async fn a_first_capture_in_another_currency_than_the_payment_is_refused_before_
         message.contains("USD") && message.contains("EUR"),
         "{message}"
     );
-    let id = metadata.get("capture_id").ok_or("no capture id")?;
-    let stored = app.get(TENANT_A_KEY, id).await?;
-    assert_eq!(stored.status(), CaptureStatus::Failed);
-    assert_eq!(
-        stored.error.map(|e| (e.code, e.http_status)),
-        Some(("currency_mismatch".into(), 0))
-    );
+    let stored = app.stored_capture(&metadata).await?;
+    assert_failed_with(&stored, "currency_mismatch", 0);
     // Checkout.com was sent no capture, and the refused attempt binds nothing in the
     // service's ledger: the whole USD 100.00 can still be captured.
     let full = app
-        .capture(checkout_capture(&payment, usd("100.00")))
-        .await?
-        .capture
-        .ok_or("no capture")?;
+        .captured(checkout_capture(&payment, usd("100.00")))
+        .await?;
     assert_awaiting_confirmation(&full);
     app.stop().await
-}
-
-/// The capture id of an unknown outcome, after checking what the caller sees.
-fn unknown_outcome_capture_id(status: &tonic::Status) -> Result<String, String> {
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    let (reason, metadata) = error_info(status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
-    assert_eq!(
-        metadata.get("provider").map(String::as_str),
-        Some("checkout")
-    );
-    metadata
-        .get("capture_id")
-        .cloned()
-        .ok_or_else(|| "no capture id".to_owned())
 }
 
 async fn a_checkout_5xx_leaves_the_capture_processing(db: Db) -> TestResult {
@@ -399,18 +325,11 @@ async fn a_checkout_5xx_leaves_the_capture_processing(db: Db) -> TestResult {
     let payment = app
         .authorize_at("checkout", "USD", "100.00", "SERVER_ERROR")
         .await?;
-    let status = app
-        .capture(checkout_capture(&payment, usd("5.00")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    let id = unknown_outcome_capture_id(&status)?;
-    let stored = app.get(TENANT_A_KEY, &id).await?;
-    assert_eq!(stored.status(), CaptureStatus::Processing);
-    assert_eq!(
-        stored.status_details.map(|d| d.reason()),
-        Some(CaptureStatusReason::ProviderOutcomeUnknown)
-    );
+    app.left_processing(
+        app.capture(checkout_capture(&payment, usd("5.00"))).await,
+        "checkout",
+    )
+    .await?;
     app.stop().await
 }
 
@@ -422,29 +341,16 @@ async fn a_checkout_timeout_leaves_the_capture_processing_and_a_retry_resumes_it
         .authorize_at("checkout", "USD", "100.00", "TIMEOUT")
         .await?;
     let request = checkout_capture(&payment, usd("5.00"));
-    let status = app
-        .capture(request.clone())
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    let id = unknown_outcome_capture_id(&status)?;
-    assert_eq!(
-        app.get(TENANT_A_KEY, &id).await?.status(),
-        CaptureStatus::Processing
-    );
+    let left = app
+        .left_processing(app.capture(request.clone()).await, "checkout")
+        .await?;
     // The same request_id: the service re-sends with the same Cko-Idempotency-Key and
     // Checkout.com answers with the action it accepted the first time.
-    let resumed = app.capture(request).await?;
-    assert!(resumed.replayed);
-    let capture = resumed.capture.ok_or("no capture")?;
-    assert_eq!(capture.id, id);
+    let capture = app.replayed(request).await?;
+    assert_eq!(capture.id, left.id);
     assert_awaiting_confirmation(&capture);
     // One capture at Checkout.com: 95.00 still fits, more would not.
-    let over = app
-        .capture(checkout_capture(&payment, usd("95.01")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
+    let over = error_of(app.capture(checkout_capture(&payment, usd("95.01"))).await)?;
     assert_eq!(
         error_info(&over).and_then(|(_, m)| m.get("provider_code").cloned()),
         Some("capture_value_greater_than_remaining_authorized".to_owned())
@@ -458,10 +364,8 @@ async fn a_timed_out_attempt_is_retried_with_the_same_key_and_accepted_once(db: 
         .authorize_at("checkout", "USD", "100.00", "TIMEOUT")
         .await?;
     let capture = app
-        .capture(checkout_capture(&payment, usd("100.00")))
-        .await?
-        .capture
-        .ok_or("no capture")?;
+        .captured(checkout_capture(&payment, usd("100.00")))
+        .await?;
     assert_awaiting_confirmation(&capture);
     app.stop().await
 }
@@ -472,22 +376,13 @@ async fn a_malformed_checkout_answer_leaves_the_capture_processing(db: Db) -> Te
         .authorize_at("checkout", "USD", "100.00", "MALFORMED_BODY")
         .await?;
     let request = checkout_capture(&payment, usd("5.00"));
-    let status = app
-        .capture(request.clone())
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    let id = unknown_outcome_capture_id(&status)?;
-    assert_eq!(
-        app.get(TENANT_A_KEY, &id).await?.status(),
-        CaptureStatus::Processing
-    );
+    let left = app
+        .left_processing(app.capture(request.clone()).await, "checkout")
+        .await?;
     // A retry gets Checkout.com's stored (still unreadable) answer: still no guess.
-    let again = app
-        .capture(request)
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(unknown_outcome_capture_id(&again)?, id);
+    assert_eq!(
+        unknown_outcome(app.capture(request).await, "checkout")?,
+        left.id
+    );
     app.stop().await
 }

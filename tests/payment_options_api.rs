@@ -13,7 +13,7 @@ use capture_service::proto::{
 use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
 use common::*;
 use sea_orm::{ConnectionTrait, Database, Statement};
-use tonic::{Code, Status};
+use tonic::Code;
 
 on_both_databases!(
     a_full_amount_capture_completes_and_stores_only_the_masked_card_number,
@@ -44,24 +44,9 @@ async fn completed(
     app: &TestApp,
     request: CaptureRequest,
 ) -> Result<proto::Capture, Box<dyn std::error::Error>> {
-    let capture = app.capture(request).await?.capture.ok_or("no capture")?;
+    let capture = app.captured(request).await?;
     assert_eq!(capture.status(), CaptureStatus::Completed, "{capture:?}");
     Ok(capture)
-}
-
-/// The error of a call that must fail.
-fn refused<T: std::fmt::Debug>(result: Result<T, Status>) -> Result<Status, String> {
-    match result {
-        Ok(value) => Err(format!("expected an error, got {value:?}")),
-        Err(status) => Ok(status),
-    }
-}
-
-/// The `ErrorInfo` reason, `provider_code` and `capture_id` of a provider error.
-fn provider_error(status: &Status) -> Result<(String, String, String), String> {
-    let (reason, metadata) = error_info(status).ok_or("no ErrorInfo")?;
-    let get = |key: &str| metadata.get(key).cloned().unwrap_or_default();
-    Ok((reason, get("provider_code"), get("capture_id")))
 }
 
 /// Every stored provider answer, straight from the database.
@@ -135,7 +120,7 @@ async fn amounts_round_trip_exactly_in_each_currencys_minor_unit(db: Db) -> Test
         assert_eq!(read.captured_amount, money(currency, value), "{currency}");
     }
     // Eleven digits of minor units: PaymentOptions cannot take it.
-    let status = refused(app.capture(po_capture("any", usd("100000000.00"))).await)?;
+    let status = error_of(app.capture(po_capture("any", usd("100000000.00"))).await)?;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["amount.value"]);
     app.stop().await
@@ -148,7 +133,7 @@ async fn a_capture_without_an_amount_is_refused_before_anything_is_stored(db: Db
         .await?;
     let mut request = po_capture(&auth, None);
     request.soft_descriptor = "SHOP".into();
-    let status = refused(app.capture(request).await)?;
+    let status = error_of(app.capture(request).await)?;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["amount", "soft_descriptor"]);
     let listed = app
@@ -178,19 +163,14 @@ async fn a_second_partial_capture_is_refused_by_payment_options_with_its_code_ke
         .authorize_at("payment_options", "USD", "100.00", "APPROVE")
         .await?;
     completed(&app, po_capture(&auth, usd("30.00"))).await?;
-    let status = refused(app.capture(po_capture(&auth, usd("20.00"))).await)?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (reason, code, id) = provider_error(&status)?;
-    assert_eq!(
-        (reason.as_str(), code.as_str()),
-        ("PROVIDER_PRECONDITION_FAILED", "ERR1005")
-    );
-    let stored = app.get(TENANT_A_KEY, &id).await?;
-    assert_eq!(stored.status(), CaptureStatus::Failed);
-    assert_eq!(
-        stored.error.map(|e| (e.code, e.http_status)),
-        Some(("ERR1005".into(), 412))
-    );
+    let metadata = refused(
+        app.capture(po_capture(&auth, usd("20.00"))).await,
+        Code::FailedPrecondition,
+        "PROVIDER_PRECONDITION_FAILED",
+    )?;
+    assert_eq!(detail(&metadata, "provider_code"), Some("ERR1005"));
+    let stored = app.stored_capture(&metadata).await?;
+    assert_failed_with(&stored, "ERR1005", 412);
     app.stop().await
 }
 
@@ -202,10 +182,11 @@ async fn a_final_capture_closes_the_authorization_in_the_service(db: Db) -> Test
     let mut last = po_capture(&auth, usd("30.00"));
     last.final_capture = true;
     let closed = completed(&app, last).await?;
-    let status = refused(app.capture(po_capture(&auth, usd("1.00"))).await)?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "AUTHORIZATION_CLOSED");
+    let metadata = refused(
+        app.capture(po_capture(&auth, usd("1.00"))).await,
+        Code::FailedPrecondition,
+        "AUTHORIZATION_CLOSED",
+    )?;
     assert_eq!(metadata.get("closed_by"), Some(&closed.id));
     app.stop().await
 }
@@ -215,11 +196,12 @@ async fn an_over_capture_is_refused_by_payment_options_and_captures_nothing(db: 
     let auth = app
         .authorize_at("payment_options", "USD", "100.00", "APPROVE")
         .await?;
-    let status = refused(app.capture(po_capture(&auth, usd("100.01"))).await)?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    let (_, code, id) = provider_error(&status)?;
-    assert_eq!(code, "ERR1004");
-    let stored = app.get(TENANT_A_KEY, &id).await?;
+    let (_, metadata) = refusal(
+        app.capture(po_capture(&auth, usd("100.01"))).await,
+        Code::FailedPrecondition,
+    )?;
+    assert_eq!(detail(&metadata, "provider_code"), Some("ERR1004"));
+    let stored = app.stored_capture(&metadata).await?;
     assert_eq!(stored.status(), CaptureStatus::Failed);
     assert_eq!(
         stored.status_details.map(|d| d.reason()),
@@ -233,19 +215,14 @@ async fn an_over_capture_is_refused_by_payment_options_and_captures_nothing(db: 
 async fn an_unknown_transaction_is_not_found_with_the_provider_code_kept(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let request = po_capture("00000000-0000-4000-a000-000000000000", usd("1.00"));
-    let status = refused(app.capture(request).await)?;
-    assert_eq!(status.code(), Code::NotFound);
-    let (reason, code, id) = provider_error(&status)?;
-    assert_eq!(
-        (reason.as_str(), code.as_str()),
-        ("PROVIDER_RESOURCE_NOT_FOUND", "ERR1001")
-    );
-    let stored = app.get(TENANT_A_KEY, &id).await?;
-    assert_eq!(stored.status(), CaptureStatus::Failed);
-    assert_eq!(
-        stored.error.map(|e| (e.code, e.http_status)),
-        Some(("ERR1001".into(), 404))
-    );
+    let metadata = refused(
+        app.capture(request).await,
+        Code::NotFound,
+        "PROVIDER_RESOURCE_NOT_FOUND",
+    )?;
+    assert_eq!(detail(&metadata, "provider_code"), Some("ERR1001"));
+    let stored = app.stored_capture(&metadata).await?;
+    assert_failed_with(&stored, "ERR1001", 404);
     app.stop().await
 }
 
@@ -258,7 +235,7 @@ async fn a_currency_mismatch_with_the_authorized_amount_is_refused_before_the_ca
         .await?;
     let mut request = po_capture(&auth, money("EUR", "10.00"));
     request.authorized_amount = usd("100.00");
-    let status = refused(app.capture(request).await)?;
+    let status = error_of(app.capture(request).await)?;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["authorized_amount"]);
     // Nothing reached PaymentOptions: the authorization is still whole.
@@ -287,10 +264,8 @@ async fn an_issuer_decline_is_a_declined_capture_with_the_response_code(db: Db) 
         .authorize_at("payment_options", "GBP", "40.00", "DECLINED")
         .await?;
     let capture = app
-        .capture(po_capture(&auth, money("GBP", "40.00")))
-        .await?
-        .capture
-        .ok_or("no capture")?;
+        .captured(po_capture(&auth, money("GBP", "40.00")))
+        .await?;
     assert_eq!(capture.status(), CaptureStatus::Declined);
     assert_eq!(capture.provider_status, "ERR0005");
     let details = capture.status_details.clone().ok_or("no status details")?;
@@ -316,34 +291,14 @@ async fn an_expired_or_voided_authorization_fails_precondition(db: Db) -> TestRe
         let auth = app
             .authorize_at("payment_options", "USD", "100.00", scenario)
             .await?;
-        let status = refused(app.capture(po_capture(&auth, usd("1.00"))).await)?;
+        let status = error_of(app.capture(po_capture(&auth, usd("1.00"))).await)?;
         assert_eq!(status.code(), Code::FailedPrecondition, "{scenario}");
-        let (_, code, id) = provider_error(&status)?;
-        assert_eq!(code, expected);
-        let stored = app.get(TENANT_A_KEY, &id).await?;
+        let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+        assert_eq!(detail(&metadata, "provider_code"), Some(expected));
+        let stored = app.stored_capture(&metadata).await?;
         assert_eq!(stored.status(), CaptureStatus::Failed);
     }
     app.stop().await
-}
-
-/// Asserts an UNAVAILABLE with `PROVIDER_OUTCOME_UNKNOWN` whose capture is stored PROCESSING;
-/// returns the capture id.
-async fn assert_left_processing(
-    app: &TestApp,
-    result: Result<proto::CaptureResponse, Status>,
-) -> Result<String, Box<dyn std::error::Error>> {
-    let status = refused(result)?;
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
-    let id = metadata.get("capture_id").ok_or("no capture id")?.clone();
-    let stored = app.get(TENANT_A_KEY, &id).await?;
-    assert_eq!(stored.status(), CaptureStatus::Processing);
-    assert_eq!(
-        stored.status_details.map(|d| d.reason()),
-        Some(CaptureStatusReason::ProviderOutcomeUnknown)
-    );
-    Ok(id)
 }
 
 async fn a_provider_5xx_leaves_the_capture_processing(db: Db) -> TestResult {
@@ -352,7 +307,7 @@ async fn a_provider_5xx_leaves_the_capture_processing(db: Db) -> TestResult {
         .authorize_at("payment_options", "USD", "100.00", "SERVER_ERROR")
         .await?;
     let result = app.capture(po_capture(&auth, usd("5.00"))).await;
-    assert_left_processing(&app, result).await?;
+    app.left_processing(result, "payment_options").await?;
     app.stop().await
 }
 
@@ -364,15 +319,20 @@ async fn a_provider_timeout_leaves_the_capture_processing_and_a_retry_is_not_a_s
         .authorize_at("payment_options", "USD", "100.00", "TIMEOUT")
         .await?;
     let request = po_capture(&auth, usd("5.00"));
-    let id = assert_left_processing(&app, app.capture(request.clone()).await).await?;
+    let first = app
+        .left_processing(app.capture(request.clone()).await, "payment_options")
+        .await?;
     // The retry re-sends the capture (PaymentOptions has no idempotency key); PaymentOptions
     // answers it as a duplicate of the capture it made, so the capture stays unresolved rather
     // than being taken twice or marked failed.
-    let again = assert_left_processing(&app, app.capture(request).await).await?;
-    assert_eq!(again, id);
+    let again = app
+        .left_processing(app.capture(request).await, "payment_options")
+        .await?;
+    assert_eq!(again.id, first.id);
     // The first attempt did capture: a new capture is refused as already captured.
-    let status = refused(app.capture(po_capture(&auth, usd("1.00"))).await)?;
-    assert_eq!(provider_error(&status)?.1, "ERR1005");
+    let status = error_of(app.capture(po_capture(&auth, usd("1.00"))).await)?;
+    let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+    assert_eq!(detail(&metadata, "provider_code"), Some("ERR1005"));
     app.stop().await
 }
 
@@ -382,7 +342,7 @@ async fn a_malformed_provider_answer_leaves_the_capture_processing(db: Db) -> Te
         .authorize_at("payment_options", "USD", "100.00", "MALFORMED_BODY")
         .await?;
     let result = app.capture(po_capture(&auth, usd("5.00"))).await;
-    assert_left_processing(&app, result).await?;
+    app.left_processing(result, "payment_options").await?;
     app.stop().await
 }
 
@@ -418,16 +378,16 @@ async fn wrong_credentials_are_an_internal_error_and_the_capture_fails(db: Db) -
         config.providers.payment_options = vec![account];
     })
     .await?;
-    let status = refused(app.capture(po_capture(&auth.id, usd("10.00"))).await)?;
+    let status = error_of(app.capture(po_capture(&auth.id, usd("10.00"))).await)?;
     assert_eq!(status.code(), Code::Internal);
-    let (reason, code, id) = provider_error(&status)?;
+    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
     assert_eq!(
-        (reason.as_str(), code.as_str()),
-        ("PROVIDER_AUTHENTICATION_FAILED", "ERR1002")
+        (reason.as_str(), detail(&metadata, "provider_code")),
+        ("PROVIDER_AUTHENTICATION_FAILED", Some("ERR1002"))
     );
     assert!(!status.message().contains("not-the-issued-key"));
     assert_eq!(
-        app.get(TENANT_A_KEY, &id).await?.status(),
+        app.stored_capture(&metadata).await?.status(),
         CaptureStatus::Failed
     );
     app.stop().await?;

@@ -53,14 +53,12 @@ async fn a_checkout_capture_awaiting_confirmation_is_completed_by_the_reconciler
         .authorize_at("checkout", "EUR", "80.00", "APPROVE")
         .await?;
     let accepted = app
-        .capture(capture_request(
+        .captured(capture_request(
             proto::Provider::Checkout,
             &payment,
             money("EUR", "30.00"),
         ))
-        .await?
-        .capture
-        .ok_or("no capture")?;
+        .await?;
     assert_eq!(accepted.status(), CaptureStatus::Pending);
     let confirmed = settled(&app, &accepted.id, CaptureStatus::Pending).await?;
     assert_eq!(confirmed.status(), CaptureStatus::Completed);
@@ -76,7 +74,7 @@ async fn a_declined_checkout_capture_is_declined_and_frees_the_authorization(db:
         .await?;
     let mut request = capture_request(proto::Provider::Checkout, &payment, usd("50.00"));
     request.authorized_amount = usd("50.00");
-    let accepted = app.capture(request).await?.capture.ok_or("no capture")?;
+    let accepted = app.captured(request).await?;
     assert_eq!(accepted.status(), CaptureStatus::Pending);
     let declined = settled(&app, &accepted.id, CaptureStatus::Pending).await?;
     assert_eq!(declined.status(), CaptureStatus::Declined);
@@ -84,7 +82,7 @@ async fn a_declined_checkout_capture_is_declined_and_frees_the_authorization(db:
     // lets a new capture of the full amount through to Checkout.com.
     let mut again = capture_request(proto::Provider::Checkout, &payment, usd("50.00"));
     again.authorized_amount = usd("50.00");
-    let retried = app.capture(again).await?.capture.ok_or("no capture")?;
+    let retried = app.captured(again).await?;
     assert_eq!(retried.status(), CaptureStatus::Pending);
     app.stop().await
 }
@@ -92,15 +90,11 @@ async fn a_declined_checkout_capture_is_declined_and_frees_the_authorization(db:
 async fn a_capture_left_processing_by_a_timeout_is_resolved_without_a_retry(db: Db) -> TestResult {
     let app = spawn_reconciling(db).await?;
     let auth = app.authorize("USD", "100.00", "TIMEOUT").await?;
-    let status = app
-        .capture(paypal_capture(&auth, usd("25.00")))
-        .await
-        .err()
-        .ok_or("expected an error")?;
-    assert_eq!(status.code(), Code::Unavailable);
-    let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    let id = metadata.get("capture_id").ok_or("no capture id")?;
-    let resolved = settled(&app, id, CaptureStatus::Processing).await?;
+    let id = unknown_outcome(
+        app.capture(paypal_capture(&auth, usd("25.00"))).await,
+        "paypal",
+    )?;
+    let resolved = settled(&app, &id, CaptureStatus::Processing).await?;
     assert_eq!(resolved.status(), CaptureStatus::Completed);
     assert_eq!(resolved.captured_amount, usd("25.00"));
     // PayPal answered the re-sent request with the first capture: 75.00 is all that is left.

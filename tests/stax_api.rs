@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::collections::HashMap;
-
-use capture_service::proto::{self, CaptureStatus, CaptureStatusReason, ListCapturesRequest};
+use capture_service::proto::{self, CaptureStatus, ListCapturesRequest};
 use common::*;
-use tonic::{Code, Status};
+use tonic::Code;
 
 on_both_databases!(
     a_full_capture_takes_the_whole_pre_authorization_and_reads_back,
@@ -33,44 +31,13 @@ fn stax_capture(pre_auth: &str, amount: Option<proto::Money>) -> proto::CaptureR
     capture_request(proto::Provider::Stax, pre_auth, amount)
 }
 
-async fn captured(
-    app: &TestApp,
-    request: proto::CaptureRequest,
-) -> Result<proto::Capture, Box<dyn std::error::Error>> {
-    Ok(app.capture(request).await?.capture.ok_or("no capture")?)
-}
-
-/// A refused call: its status, ErrorInfo reason and ErrorInfo metadata.
-type Refusal = (Status, String, HashMap<String, String>);
-
-/// The error of a call that should have failed, with its ErrorInfo reason and metadata.
-fn refused<T: std::fmt::Debug>(
-    result: Result<T, Status>,
-) -> Result<Refusal, Box<dyn std::error::Error>> {
-    let status = match result {
-        Ok(value) => return Err(format!("expected an error, got {value:?}").into()),
-        Err(status) => status,
-    };
-    let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
-    Ok((status, reason, metadata))
-}
-
-/// The stored capture an error names.
-async fn stored(
-    app: &TestApp,
-    metadata: &HashMap<String, String>,
-) -> Result<proto::Capture, Box<dyn std::error::Error>> {
-    let id = metadata.get("capture_id").ok_or("no capture id")?;
-    Ok(app.get(TENANT_A_KEY, id).await?)
-}
-
 async fn a_full_capture_takes_the_whole_pre_authorization_and_reads_back(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let pre_auth = app.authorize_at("stax", "USD", "100.00", "APPROVE").await?;
     let mut request = stax_capture(&pre_auth, None);
     request.reference = "order-42".into();
     request.metadata.insert("order".into(), "42".into());
-    let capture = captured(&app, request).await?;
+    let capture = app.captured(request).await?;
     assert_eq!(capture.status(), CaptureStatus::Completed);
     assert_eq!(capture.provider_status, "success=true");
     assert_eq!(capture.provider_capture_id.len(), 36, "a UUID");
@@ -96,7 +63,9 @@ async fn amounts_round_trip_exactly_in_usd_jpy_tnd_and_bhd(db: Db) -> TestResult
         ("BHD", "0.005"),
     ] {
         let pre_auth = app.authorize_at("stax", currency, value, "APPROVE").await?;
-        let capture = captured(&app, stax_capture(&pre_auth, money(currency, value))).await?;
+        let capture = app
+            .captured(stax_capture(&pre_auth, money(currency, value)))
+            .await?;
         assert_eq!(
             capture.status(),
             CaptureStatus::Completed,
@@ -112,11 +81,11 @@ async fn amounts_round_trip_exactly_in_usd_jpy_tnd_and_bhd(db: Db) -> TestResult
 async fn a_partial_capture_leaves_the_rest_capturable(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let pre_auth = app.authorize_at("stax", "USD", "100.00", "APPROVE").await?;
-    let first = captured(&app, stax_capture(&pre_auth, usd("30.00"))).await?;
+    let first = app.captured(stax_capture(&pre_auth, usd("30.00"))).await?;
     assert_eq!(first.status(), CaptureStatus::Completed);
     assert_eq!(first.captured_amount, usd("30.00"));
     // No amount: Stax takes what remains.
-    let rest = captured(&app, stax_capture(&pre_auth, None)).await?;
+    let rest = app.captured(stax_capture(&pre_auth, None)).await?;
     assert_eq!(rest.status(), CaptureStatus::Completed);
     assert_eq!(rest.captured_amount, usd("70.00"));
     assert_ne!(first.provider_capture_id, rest.provider_capture_id);
@@ -127,18 +96,16 @@ async fn partial_captures_up_to_the_pre_authorization_then_stax_refuses_more(db:
     let app = TestApp::spawn(db).await?;
     let pre_auth = app.authorize_at("stax", "USD", "100.00", "APPROVE").await?;
     for value in ["30.00", "30.00", "40.00"] {
-        let capture = captured(&app, stax_capture(&pre_auth, usd(value))).await?;
+        let capture = app.captured(stax_capture(&pre_auth, usd(value))).await?;
         assert_eq!(capture.status(), CaptureStatus::Completed, "{value}");
     }
-    let (status, reason, metadata) =
-        refused(app.capture(stax_capture(&pre_auth, usd("0.01"))).await)?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason, "PROVIDER_PRECONDITION_FAILED");
-    assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
-        Some("ALREADY_CAPTURED")
-    );
-    let failed = stored(&app, &metadata).await?;
+    let metadata = refused(
+        app.capture(stax_capture(&pre_auth, usd("0.01"))).await,
+        Code::FailedPrecondition,
+        "PROVIDER_PRECONDITION_FAILED",
+    )?;
+    assert_eq!(detail(&metadata, "provider_code"), Some("ALREADY_CAPTURED"));
+    let failed = app.stored_capture(&metadata).await?;
     assert_eq!(failed.status(), CaptureStatus::Failed);
     let listed = app
         .list(
@@ -158,13 +125,14 @@ async fn a_final_capture_closes_the_authorization_for_later_captures(db: Db) -> 
     let pre_auth = app.authorize_at("stax", "USD", "100.00", "APPROVE").await?;
     let mut last = stax_capture(&pre_auth, usd("20.00"));
     last.final_capture = true;
-    let closed = captured(&app, last).await?;
+    let closed = app.captured(last).await?;
     assert!(closed.final_capture);
     assert_eq!(closed.status(), CaptureStatus::Completed);
-    let (status, reason, metadata) =
-        refused(app.capture(stax_capture(&pre_auth, usd("1.00"))).await)?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason, "AUTHORIZATION_CLOSED");
+    let metadata = refused(
+        app.capture(stax_capture(&pre_auth, usd("1.00"))).await,
+        Code::FailedPrecondition,
+        "AUTHORIZATION_CLOSED",
+    )?;
     assert_eq!(metadata.get("closed_by"), Some(&closed.id));
     app.stop().await
 }
@@ -172,52 +140,42 @@ async fn a_final_capture_closes_the_authorization_for_later_captures(db: Db) -> 
 async fn an_over_capture_is_refused_by_stax_with_its_code_kept(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let pre_auth = app.authorize_at("stax", "USD", "50.00", "APPROVE").await?;
-    let (status, reason, metadata) =
-        refused(app.capture(stax_capture(&pre_auth, usd("50.01"))).await)?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason, "PROVIDER_PRECONDITION_FAILED");
+    let metadata = refused(
+        app.capture(stax_capture(&pre_auth, usd("50.01"))).await,
+        Code::FailedPrecondition,
+        "PROVIDER_PRECONDITION_FAILED",
+    )?;
     assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
+        detail(&metadata, "provider_code"),
         Some("AMOUNT_EXCEEDS_PREAUTH")
     );
     assert_eq!(
-        metadata.get("provider_message").map(String::as_str),
+        detail(&metadata, "provider_message"),
         Some("Cannot capture more than the pre-authorized amount.")
     );
-    assert_eq!(metadata.get("provider").map(String::as_str), Some("stax"));
-    let failed = stored(&app, &metadata).await?;
-    assert_eq!(failed.status(), CaptureStatus::Failed);
-    assert_eq!(
-        failed.error.map(|e| (e.code, e.http_status)),
-        Some(("AMOUNT_EXCEEDS_PREAUTH".into(), 400))
-    );
+    assert_eq!(detail(&metadata, "provider"), Some("stax"));
+    let failed = app.stored_capture(&metadata).await?;
+    assert_failed_with(&failed, "AMOUNT_EXCEEDS_PREAUTH", 400);
     // Nothing was taken: the whole pre-authorization still fits.
-    let all = captured(&app, stax_capture(&pre_auth, usd("50.00"))).await?;
+    let all = app.captured(stax_capture(&pre_auth, usd("50.00"))).await?;
     assert_eq!(all.status(), CaptureStatus::Completed);
     app.stop().await
 }
 
 async fn an_unknown_pre_authorization_is_not_found_with_staxs_code_kept(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
-    let (status, reason, metadata) = refused(
+    let metadata = refused(
         app.capture(stax_capture(
             "00000000-0000-4000-a000-000000000000",
             usd("1.00"),
         ))
         .await,
+        Code::NotFound,
+        "PROVIDER_RESOURCE_NOT_FOUND",
     )?;
-    assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(reason, "PROVIDER_RESOURCE_NOT_FOUND");
-    assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
-        Some("NOT_FOUND")
-    );
-    let failed = stored(&app, &metadata).await?;
-    assert_eq!(failed.status(), CaptureStatus::Failed);
-    assert_eq!(
-        failed.error.map(|e| (e.code, e.http_status)),
-        Some(("NOT_FOUND".into(), 404))
-    );
+    assert_eq!(detail(&metadata, "provider_code"), Some("NOT_FOUND"));
+    let failed = app.stored_capture(&metadata).await?;
+    assert_failed_with(&failed, "NOT_FOUND", 404);
     app.stop().await
 }
 
@@ -225,15 +183,12 @@ async fn expired_and_voided_pre_authorizations_fail_precondition(db: Db) -> Test
     let app = TestApp::spawn(db).await?;
     for (scenario, code) in [("EXPIRED", "EXPIRED"), ("VOIDED", "VOIDED")] {
         let pre_auth = app.authorize_at("stax", "USD", "10.00", scenario).await?;
-        let (status, _, metadata) =
-            refused(app.capture(stax_capture(&pre_auth, usd("1.00"))).await)?;
+        let status = error_of(app.capture(stax_capture(&pre_auth, usd("1.00"))).await)?;
         assert_eq!(status.code(), Code::FailedPrecondition, "{scenario}");
+        let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+        assert_eq!(detail(&metadata, "provider_code"), Some(code));
         assert_eq!(
-            metadata.get("provider_code").map(String::as_str),
-            Some(code)
-        );
-        assert_eq!(
-            stored(&app, &metadata).await?.status(),
+            app.stored_capture(&metadata).await?.status(),
             CaptureStatus::Failed
         );
     }
@@ -243,7 +198,7 @@ async fn expired_and_voided_pre_authorizations_fail_precondition(db: Db) -> Test
 async fn a_declined_capture_is_stored_declined_with_staxs_message(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let pre_auth = app.authorize_at("stax", "USD", "10.00", "DECLINED").await?;
-    let capture = captured(&app, stax_capture(&pre_auth, usd("10.00"))).await?;
+    let capture = app.captured(stax_capture(&pre_auth, usd("10.00"))).await?;
     assert_eq!(capture.status(), CaptureStatus::Declined);
     assert_eq!(capture.provider_status, "success=false");
     let details = capture.status_details.clone().ok_or("no status details")?;
@@ -264,17 +219,14 @@ async fn a_capture_in_another_currency_than_earlier_ones_is_refused_before_stax(
 ) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let pre_auth = app.authorize_at("stax", "USD", "100.00", "APPROVE").await?;
-    captured(&app, stax_capture(&pre_auth, usd("10.00"))).await?;
-    let (status, reason, metadata) = refused(
+    app.captured(stax_capture(&pre_auth, usd("10.00"))).await?;
+    let metadata = refused(
         app.capture(stax_capture(&pre_auth, money("EUR", "5.00")))
             .await,
+        Code::FailedPrecondition,
+        "CURRENCY_MISMATCH",
     )?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason, "CURRENCY_MISMATCH");
-    assert_eq!(
-        metadata.get("expected_currency").map(String::as_str),
-        Some("USD")
-    );
+    assert_eq!(detail(&metadata, "expected_currency"), Some("USD"));
     app.stop().await
 }
 
@@ -285,17 +237,17 @@ async fn a_first_capture_in_another_currency_than_the_pre_authorization_is_refus
 ) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let pre_auth = app.authorize_at("stax", "USD", "100.00", "APPROVE").await?;
-    let (status, reason, metadata) = refused(
+    let metadata = refused(
         app.capture(stax_capture(&pre_auth, money("EUR", "30.00")))
             .await,
+        Code::FailedPrecondition,
+        "PROVIDER_PRECONDITION_FAILED",
     )?;
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason, "PROVIDER_PRECONDITION_FAILED");
     assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
+        detail(&metadata, "provider_code"),
         Some("CURRENCY_MISMATCH")
     );
-    assert_eq!(metadata.get("provider").map(String::as_str), Some("stax"));
+    assert_eq!(detail(&metadata, "provider"), Some("stax"));
     let message = metadata
         .get("provider_message")
         .ok_or("no provider_message")?;
@@ -303,16 +255,12 @@ async fn a_first_capture_in_another_currency_than_the_pre_authorization_is_refus
         message.contains("USD") && message.contains("EUR"),
         "{message}"
     );
-    let failed = stored(&app, &metadata).await?;
-    assert_eq!(failed.status(), CaptureStatus::Failed);
+    let failed = app.stored_capture(&metadata).await?;
+    assert_failed_with(&failed, "CURRENCY_MISMATCH", 0);
     assert_eq!(failed.captured_amount, None);
-    assert_eq!(
-        failed.error.map(|e| (e.code, e.http_status)),
-        Some(("CURRENCY_MISMATCH".into(), 0))
-    );
     // Nothing was taken, and the refused attempt binds nothing in the service's ledger: the
     // caller retrying in the right currency captures the whole USD 100.00.
-    let all = captured(&app, stax_capture(&pre_auth, usd("100.00"))).await?;
+    let all = app.captured(stax_capture(&pre_auth, usd("100.00"))).await?;
     assert_eq!(all.status(), CaptureStatus::Completed);
     assert_eq!(all.captured_amount, usd("100.00"));
     app.stop().await
@@ -323,16 +271,11 @@ async fn a_stax_5xx_leaves_the_capture_processing(db: Db) -> TestResult {
     let pre_auth = app
         .authorize_at("stax", "USD", "100.00", "SERVER_ERROR")
         .await?;
-    let (status, reason, metadata) =
-        refused(app.capture(stax_capture(&pre_auth, usd("5.00"))).await)?;
-    assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
-    let kept = stored(&app, &metadata).await?;
-    assert_eq!(kept.status(), CaptureStatus::Processing);
-    assert_eq!(
-        kept.status_details.map(|d| d.reason()),
-        Some(CaptureStatusReason::ProviderOutcomeUnknown)
-    );
+    app.left_processing(
+        app.capture(stax_capture(&pre_auth, usd("5.00"))).await,
+        "stax",
+    )
+    .await?;
     app.stop().await
 }
 
@@ -342,27 +285,22 @@ async fn a_stax_timeout_leaves_the_capture_processing_and_a_retry_gets_the_store
     let app = TestApp::spawn_with(db, |config| config.providers.max_retries = 0).await?;
     let pre_auth = app.authorize_at("stax", "USD", "100.00", "TIMEOUT").await?;
     let request = stax_capture(&pre_auth, usd("5.00"));
-    let (status, reason, metadata) = refused(app.capture(request.clone()).await)?;
-    assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
-    let id = metadata.get("capture_id").ok_or("no capture id")?.clone();
-    assert_eq!(
-        app.get(TENANT_A_KEY, &id).await?.status(),
-        CaptureStatus::Processing
-    );
+    let id = app
+        .left_processing(app.capture(request.clone()).await, "stax")
+        .await?
+        .id;
     // The caller retries with the same request_id: the service re-sends the same
     // idempotency_id, and Stax answers with the capture it made the first time.
-    let resumed = app.capture(request).await?;
-    assert!(resumed.replayed);
-    let capture = resumed.capture.ok_or("no capture")?;
+    let capture = app.replayed(request).await?;
     assert_eq!(
         (capture.id.as_str(), capture.status()),
         (id.as_str(), CaptureStatus::Completed)
     );
     // One capture at Stax: 95.00 remain, so 95.01 is refused by Stax.
-    let (_, _, metadata) = refused(app.capture(stax_capture(&pre_auth, usd("95.01"))).await)?;
+    let status = error_of(app.capture(stax_capture(&pre_auth, usd("95.01"))).await)?;
+    let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
     assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
+        detail(&metadata, "provider_code"),
         Some("AMOUNT_EXCEEDS_PREAUTH")
     );
     app.stop().await
@@ -373,13 +311,14 @@ async fn a_timed_out_attempt_is_retried_with_the_same_idempotency_id_and_capture
 ) -> TestResult {
     let app = TestApp::spawn_with(db, |config| config.providers.max_retries = 1).await?;
     let pre_auth = app.authorize_at("stax", "USD", "100.00", "TIMEOUT").await?;
-    let capture = captured(&app, stax_capture(&pre_auth, usd("60.00"))).await?;
+    let capture = app.captured(stax_capture(&pre_auth, usd("60.00"))).await?;
     assert_eq!(capture.status(), CaptureStatus::Completed);
     assert_eq!(capture.captured_amount, usd("60.00"));
     // Had the retry captured again, nothing would remain; 40.00 does.
-    let (_, _, metadata) = refused(app.capture(stax_capture(&pre_auth, usd("40.01"))).await)?;
+    let status = error_of(app.capture(stax_capture(&pre_auth, usd("40.01"))).await)?;
+    let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
     assert_eq!(
-        metadata.get("provider_code").map(String::as_str),
+        detail(&metadata, "provider_code"),
         Some("AMOUNT_EXCEEDS_PREAUTH")
     );
     app.stop().await
@@ -391,13 +330,8 @@ async fn a_malformed_stax_answer_leaves_the_capture_processing(db: Db) -> TestRe
         .authorize_at("stax", "USD", "100.00", "MALFORMED_BODY")
         .await?;
     let request = stax_capture(&pre_auth, usd("5.00"));
-    let (status, reason, metadata) = refused(app.capture(request.clone()).await)?;
-    assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(reason, "PROVIDER_OUTCOME_UNKNOWN");
-    assert_eq!(
-        stored(&app, &metadata).await?.status(),
-        CaptureStatus::Processing
-    );
+    app.left_processing(app.capture(request.clone()).await, "stax")
+        .await?;
     // A retry gets the same unreadable answer: still unknown, still one capture record.
     assert_code(&app.capture(request).await, Code::Unavailable);
     let listed = app
@@ -412,19 +346,11 @@ async fn a_field_stax_cannot_carry_is_refused_before_anything_is_stored(db: Db) 
     let pre_auth = app.authorize_at("stax", "USD", "100.00", "APPROVE").await?;
     let mut request = stax_capture(&pre_auth, usd("10.00"));
     request.invoice_id = "INV-1".into();
-    let status = app
-        .capture(request)
-        .await
-        .err()
-        .ok_or("expected an error")?;
+    let status = error_of(app.capture(request).await)?;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["invoice_id"]);
     let too_precise = stax_capture(&pre_auth, usd("10000000000000.00"));
-    let status = app
-        .capture(too_precise)
-        .await
-        .err()
-        .ok_or("expected an error")?;
+    let status = error_of(app.capture(too_precise).await)?;
     assert_eq!(bad_fields(&status), ["amount.value"]);
     let listed = app
         .list(TENANT_A_KEY, ListCapturesRequest::default())

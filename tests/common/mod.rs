@@ -169,6 +169,55 @@ impl TestApp {
             .map(|r| r.into_inner())
     }
 
+    /// Captures as tenant A and returns the capture the call must answer with.
+    pub async fn captured(
+        &self,
+        request: CaptureRequest,
+    ) -> Result<proto::Capture, Box<dyn std::error::Error>> {
+        Ok(self.capture(request).await?.capture.ok_or("no capture")?)
+    }
+
+    /// Captures as tenant A with a `request_id` used before; asserts the answer is a replay and
+    /// returns its capture.
+    pub async fn replayed(
+        &self,
+        request: CaptureRequest,
+    ) -> Result<proto::Capture, Box<dyn std::error::Error>> {
+        let response = self.capture(request).await?;
+        assert!(response.replayed, "{response:?}");
+        Ok(response.capture.ok_or("no capture")?)
+    }
+
+    /// Asserts a call to `provider` ended in an unknown outcome (see [`unknown_outcome`]) and
+    /// that the capture it names is stored PROCESSING for that reason; returns that capture.
+    pub async fn left_processing<T: std::fmt::Debug>(
+        &self,
+        result: Result<T, Status>,
+        provider: &str,
+    ) -> Result<proto::Capture, Box<dyn std::error::Error>> {
+        let id = unknown_outcome(result, provider)?;
+        let stored = self.get(TENANT_A_KEY, &id).await?;
+        assert_eq!(
+            stored.status(),
+            proto::CaptureStatus::Processing,
+            "{stored:?}"
+        );
+        assert_eq!(
+            stored.status_details.as_ref().map(|d| d.reason()),
+            Some(proto::CaptureStatusReason::ProviderOutcomeUnknown)
+        );
+        Ok(stored)
+    }
+
+    /// The stored capture an error's `ErrorInfo` metadata names (`capture_id`), read as tenant A.
+    pub async fn stored_capture(
+        &self,
+        metadata: &HashMap<String, String>,
+    ) -> Result<proto::Capture, Box<dyn std::error::Error>> {
+        let id = metadata.get("capture_id").ok_or("no capture id")?;
+        Ok(self.get(TENANT_A_KEY, id).await?)
+    }
+
     pub async fn get(&self, key: &str, id: &str) -> Result<proto::Capture, Status> {
         let mut client = self.client.clone();
         let request = proto::GetCaptureRequest { id: id.to_owned() };
@@ -331,6 +380,74 @@ pub fn bad_fields(status: &Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// The error of a call that must fail.
+pub fn error_of<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+) -> Result<Status, Box<dyn std::error::Error>> {
+    match result {
+        Ok(value) => Err(format!("expected an error, got {value:?}").into()),
+        Err(status) => Ok(status),
+    }
+}
+
+/// Asserts that a call failed with `code` and an `ErrorInfo`; returns its reason and metadata.
+#[track_caller]
+pub fn refusal<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+) -> Result<(String, HashMap<String, String>), Box<dyn std::error::Error>> {
+    let status = error_of(result)?;
+    assert_eq!(status.code(), code, "{status:?}");
+    Ok(error_info(&status).ok_or("no ErrorInfo")?)
+}
+
+/// Asserts that a call failed with `code` and the `ErrorInfo` reason `reason`; returns the
+/// `ErrorInfo` metadata.
+#[track_caller]
+pub fn refused<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    reason: &str,
+) -> Result<HashMap<String, String>, Box<dyn std::error::Error>> {
+    let (actual, metadata) = refusal(result, code)?;
+    assert_eq!(actual, reason, "{metadata:?}");
+    Ok(metadata)
+}
+
+/// Asserts that a call to `provider` ended in an unknown outcome (UNAVAILABLE,
+/// `PROVIDER_OUTCOME_UNKNOWN`); returns the id of the capture left open.
+#[track_caller]
+pub fn unknown_outcome<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    provider: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let metadata = refused(result, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN")?;
+    assert_eq!(detail(&metadata, "provider"), Some(provider));
+    Ok(metadata.get("capture_id").ok_or("no capture id")?.clone())
+}
+
+/// One entry of an `ErrorInfo`'s metadata.
+pub fn detail<'a>(metadata: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
+    metadata.get(key).map(String::as_str)
+}
+
+/// Asserts a capture is FAILED with the provider's error `code` and `http_status` kept.
+#[track_caller]
+pub fn assert_failed_with(capture: &proto::Capture, code: &str, http_status: i32) {
+    assert_eq!(
+        capture.status(),
+        proto::CaptureStatus::Failed,
+        "{capture:?}"
+    );
+    assert_eq!(
+        capture
+            .error
+            .as_ref()
+            .map(|e| (e.code.as_str(), e.http_status)),
+        Some((code, http_status))
+    );
 }
 
 pub fn assert_code(result: &Result<impl std::fmt::Debug, Status>, code: Code) {
