@@ -43,6 +43,11 @@ impl HttpAnswer {
     pub fn retry_after(&self) -> Option<Duration> {
         retry_after(&self.headers)
     }
+
+    /// A response header as text (a provider's correlation or request id, say).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// The provider gave no answer: the connection failed or an attempt ran out of time. Whether the

@@ -78,7 +78,7 @@ impl CheckoutConnector {
         })?;
         mapping::check_currency(&payment, asked).map_err(|failure| {
             let failure = ProviderFailure {
-                debug_id: request_id(&answer).map(str::to_owned),
+                debug_id: answer.header(REQUEST_ID_HEADER).map(str::to_owned),
                 ..failure
             };
             tracing::warn!(payment_currency = %payment.currency, asked = %asked,
@@ -163,7 +163,7 @@ impl Connector for CheckoutConnector {
             return Err(refusal(&answer, "capture"));
         }
         let outcome = mapping::outcome_from_accepted(&answer.body).map_err(|detail| {
-            tracing::warn!(status = 202, request_id = request_id(&answer).unwrap_or_default(),
+            tracing::warn!(status = 202, request_id = answer.header(REQUEST_ID_HEADER).unwrap_or_default(),
                 %detail, "unusable Checkout.com capture answer");
             unknown(detail)
         })?;
@@ -341,7 +341,7 @@ fn failure_from(answer: &HttpAnswer, describe: fn(StatusCode) -> String) -> Prov
         message,
         debug_id: body
             .request_id
-            .or_else(|| request_id(answer).map(str::to_owned)),
+            .or_else(|| answer.header(REQUEST_ID_HEADER).map(str::to_owned)),
         http_status: status.as_u16(),
     }
 }
@@ -369,13 +369,6 @@ fn lookup_description(status: StatusCode) -> String {
 fn first_code(answer: &HttpAnswer) -> Option<String> {
     let body: wire::ErrorBody = serde_json::from_slice(&answer.body).ok()?;
     body.error_codes.into_iter().next()
-}
-
-fn request_id(answer: &HttpAnswer) -> Option<&str> {
-    answer
-        .headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
 }
 
 const PROVIDER: Provider = Provider::Checkout;

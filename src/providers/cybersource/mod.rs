@@ -256,7 +256,7 @@ impl Connector for CybersourceConnector {
 /// Turns a final answer into an outcome or an error; `success` is the documented 2xx.
 fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, ProviderError> {
     let status = answer.status;
-    let correlation_id = correlation_id(&answer);
+    let correlation_id = answer.header(CORRELATION_HEADER).map(str::to_owned);
     if status == success {
         let outcome = mapping::outcome_from_body(&answer.body).map_err(|detail| {
             tracing::warn!(
@@ -380,14 +380,6 @@ fn failure_from(
         debug_id: correlation_id.or_else(|| body.id.clone()),
         http_status: status.as_u16(),
     }
-}
-
-fn correlation_id(answer: &HttpAnswer) -> Option<String> {
-    answer
-        .headers
-        .get(CORRELATION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 const PROVIDER: Provider = Provider::Cybersource;

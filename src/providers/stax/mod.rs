@@ -130,7 +130,7 @@ impl StaxConnector {
             tracing::warn!(
                 status = answer.status.as_u16(),
                 attempts = answer.attempts,
-                request_id = request_id(&answer).as_deref().unwrap_or(""),
+                request_id = answer.header(REQUEST_ID_HEADER).unwrap_or_default(),
                 "Stax gave no definite answer to the pre-authorization lookup"
             );
             return Err(unknown(format!(
@@ -262,7 +262,7 @@ fn classify(
     command: &CaptureCommand,
 ) -> Result<ProviderOutcome, ProviderError> {
     let status = answer.status;
-    let request_id = request_id(&answer);
+    let request_id = answer.header(REQUEST_ID_HEADER).map(str::to_owned);
     if status == StatusCode::OK {
         let outcome = mapping::outcome_from_body(&answer.body, command).map_err(|detail| {
             tracing::warn!(status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""),
@@ -344,7 +344,7 @@ fn failure(answer: &HttpAnswer, code: String, message: String) -> ProviderFailur
     ProviderFailure {
         code,
         message,
-        debug_id: request_id(answer),
+        debug_id: answer.header(REQUEST_ID_HEADER).map(str::to_owned),
         http_status: answer.status.as_u16(),
     }
 }
@@ -355,14 +355,6 @@ fn message_of(answer: &HttpAnswer) -> String {
         .ok()
         .and_then(|body| mapping::error_message(&body))
         .unwrap_or_else(|| answer.status.canonical_reason().unwrap_or("").to_owned())
-}
-
-fn request_id(answer: &HttpAnswer) -> Option<String> {
-    answer
-        .headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 const PROVIDER: Provider = Provider::Stax;
