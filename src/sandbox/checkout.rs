@@ -163,13 +163,7 @@ impl Emulator for CheckoutEmulator {
             Scenario::Voided => "Voided",
             _ => "Authorized",
         };
-        SandboxAuthorization {
-            id,
-            provider: Provider::Checkout.as_str().to_owned(),
-            status: status.to_owned(),
-            amount: amount.into(),
-            scenario,
-        }
+        SandboxAuthorization::new(Provider::Checkout, id, status, amount, scenario)
     }
 }
 

@@ -103,6 +103,24 @@ pub struct SandboxAuthorization {
     pub scenario: Scenario,
 }
 
+impl SandboxAuthorization {
+    pub fn new(
+        provider: Provider,
+        id: String,
+        status: &str,
+        amount: Money,
+        scenario: Scenario,
+    ) -> Self {
+        SandboxAuthorization {
+            id,
+            provider: provider.as_str().to_owned(),
+            status: status.to_owned(),
+            amount: amount.into(),
+            scenario,
+        }
+    }
+}
+
 /// Why the sandbox could not make an authorization.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SandboxError {

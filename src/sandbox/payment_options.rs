@@ -136,13 +136,7 @@ impl Emulator for PaymentOptionsEmulator {
             captured: None,
         };
         self.authorizations().insert(id.clone(), authorization);
-        SandboxAuthorization {
-            id,
-            provider: Provider::PaymentOptions.as_str().to_owned(),
-            status: status.to_owned(),
-            amount: amount.into(),
-            scenario,
-        }
+        SandboxAuthorization::new(Provider::PaymentOptions, id, status, amount, scenario)
     }
 }
 

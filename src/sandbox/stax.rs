@@ -158,13 +158,7 @@ impl Emulator for StaxEmulator {
             created_at: now(),
         };
         self.ledger().pre_auths.insert(id.clone(), pre_auth);
-        SandboxAuthorization {
-            id,
-            provider: Provider::Stax.as_str().to_owned(),
-            status: status.to_owned(),
-            amount: amount.into(),
-            scenario,
-        }
+        SandboxAuthorization::new(Provider::Stax, id, status, amount, scenario)
     }
 }
 

@@ -188,13 +188,7 @@ impl Emulator for CybersourceEmulator {
         self.ledger()
             .authorizations
             .insert(id.clone(), authorization);
-        SandboxAuthorization {
-            id,
-            provider: Provider::Cybersource.as_str().to_owned(),
-            status: status.to_owned(),
-            amount: amount.into(),
-            scenario,
-        }
+        SandboxAuthorization::new(Provider::Cybersource, id, status, amount, scenario)
     }
 }
 

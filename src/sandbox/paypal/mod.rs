@@ -143,13 +143,7 @@ impl Emulator for PaypalEmulator {
         self.ledger()
             .authorizations
             .insert(id.clone(), authorization);
-        SandboxAuthorization {
-            id,
-            provider: Provider::Paypal.as_str().to_owned(),
-            status: status.to_owned(),
-            amount: amount.into(),
-            scenario,
-        }
+        SandboxAuthorization::new(Provider::Paypal, id, status, amount, scenario)
     }
 }
 
