@@ -486,5 +486,26 @@ async fn health_reports_serving() -> TestResult {
     ])?
     .json()?;
     assert_eq!(health["status"], "SERVING", "{health}");
+
+    // The HTTP port: ready while the database answers; every answer carries an x-request-id,
+    // the caller's own when it sent one.
+    let http = reqwest::Client::new();
+    let base = format!("http://localhost:{}", server.http_port);
+    let ready = http.get(format!("{base}/readyz")).send().await?;
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+    let generated = ready.headers().get("x-request-id").cloned();
+    assert!(
+        generated.is_some_and(|id| id.len() >= 16),
+        "no generated x-request-id"
+    );
+    let echoed = http
+        .get(format!("{base}/healthz"))
+        .header("x-request-id", "caller-chosen-42")
+        .send()
+        .await?;
+    assert_eq!(
+        echoed.headers().get("x-request-id").map(|v| v.as_bytes()),
+        Some(&b"caller-chosen-42"[..])
+    );
     Ok(())
 }
