@@ -1,21 +1,21 @@
 //! Builds the whole server from a [`Config`]: `main` and the tests go through the same path.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::server::TcpIncoming;
+use tonic::service::interceptor::InterceptedService;
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
 use crate::api::{ApiKeys, CaptureApi};
 use crate::capture::Captures;
-use crate::config::{ApiKey, Config};
+use crate::config::{ApiKey, Config, Limits};
+use crate::net::{raise_open_file_limit, serve_http1, Listener, ListenerRules, HTTP2_PREFACE_LEN};
 use crate::proto::capture_service_server::CaptureServiceServer;
 use crate::providers::checkout::CheckoutConnector;
 use crate::providers::cybersource::CybersourceConnector;
@@ -25,7 +25,7 @@ use crate::providers::paypal::PaypalConnector;
 use crate::providers::stax::StaxConnector;
 use crate::providers::Connectors;
 use crate::sandbox::Sandbox;
-use crate::store::Store;
+use crate::store::{PoolSettings, Store};
 
 /// A built server: listeners bound, database migrated, not yet serving.
 pub struct App {
@@ -37,14 +37,27 @@ pub struct App {
     tasks: TaskTracker,
     api_keys: ApiKeys,
     sandbox: Option<Sandbox>,
-    dev_api_key: Option<String>,
+    dev_api_key: Option<DevApiKey>,
+}
+
+/// The development key of sandbox mode without configured API keys.
+struct DevApiKey {
+    key: String,
+    /// Made by this process (then it is shown), rather than set by the operator.
+    generated: bool,
 }
 
 impl App {
     /// Connects and migrates the database, starts the sandbox if enabled, builds the connectors
     /// and binds both ports (port 0 picks a free one).
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let store = Store::connect(&config.database_url)
+        let limits = &config.limits;
+        let pool = PoolSettings {
+            max_connections: limits.database_max_connections as u32,
+            reserved_for_reads: limits.database_reserved_for_reads as u32,
+            acquire_timeout: limits.database_acquire_timeout(),
+        };
+        let store = Store::connect_with(&config.database_url, pool)
             .await
             .context("Failed to connect to the database")?;
         if config.migrate_on_start {
@@ -67,9 +80,9 @@ impl App {
 
         let mut keys = config.api_keys.clone();
         let dev_api_key = if keys.is_empty() && sandbox.is_some() {
-            let key = match &config.dev_api_key {
-                Some(key) => key.expose().to_owned(),
-                None => dev_api_key()?,
+            let (key, generated) = match &config.dev_api_key {
+                Some(key) => (key.expose().to_owned(), false),
+                None => (dev_api_key()?, true),
             };
             if let Some(path) = &config.dev_api_key_file {
                 write_private(path, &key)
@@ -79,7 +92,7 @@ impl App {
                 tenant: "dev".to_owned(),
                 sha256: sha256(&key),
             });
-            Some(key)
+            Some(DevApiKey { key, generated })
         } else {
             None
         };
@@ -94,7 +107,12 @@ impl App {
             .await
             .with_context(|| format!("Failed to bind HTTP on {}", config.http_addr))?;
         let tasks = TaskTracker::new();
-        let captures = Captures::new(store.clone(), connectors, tasks.clone());
+        let captures = Captures::new(
+            store.clone(),
+            connectors,
+            tasks.clone(),
+            config.limits.max_captures_in_flight as usize,
+        );
         Ok(App {
             config,
             grpc,
@@ -116,9 +134,14 @@ impl App {
         self.http.local_addr()
     }
 
-    /// The generated development key (sandbox mode with no keys configured), tenant `dev`.
-    pub fn dev_api_key(&self) -> Option<&str> {
-        self.dev_api_key.as_deref()
+    /// The development key this process generated (sandbox mode with no keys configured),
+    /// tenant `dev`; `None` when the operator set it (`CAPTURE_DEV_API_KEY`), which is then
+    /// never shown.
+    pub fn generated_dev_api_key(&self) -> Option<&str> {
+        self.dev_api_key
+            .as_ref()
+            .filter(|dev| dev.generated)
+            .map(|dev| dev.key.as_str())
     }
 
     pub fn sandbox(&self) -> Option<&Sandbox> {
@@ -159,31 +182,60 @@ impl App {
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .context("Failed to build reflection v1alpha")?;
-        let api = CaptureServiceServer::with_interceptor(
-            CaptureApi::new(self.captures.clone()),
-            self.api_keys.interceptor(),
+        let limits = self.config.limits;
+        let api = CaptureServiceServer::new(CaptureApi::new(
+            self.captures.clone(),
+            limits.max_reads_in_flight as usize,
+        ))
+        // Larger requests are refused whole, before they are decoded.
+        .max_decoding_message_size(limits.grpc_max_request_bytes as usize);
+        let api = InterceptedService::new(api, self.api_keys.interceptor());
+        let max_connections = connections_per_port(&limits);
+        let grpc_listener = Listener::new(
+            self.grpc,
+            ListenerRules {
+                max_connections,
+                tcp_keepalive: limits.tcp_keepalive(),
+                first_bytes: Some((HTTP2_PREFACE_LEN, limits.grpc_handshake_timeout())),
+            },
+            "grpc",
+        );
+        let http_listener = Listener::new(
+            self.http,
+            ListenerRules {
+                max_connections,
+                tcp_keepalive: limits.tcp_keepalive(),
+                // hyper's header-read timeout covers HTTP/1 from the first byte on.
+                first_bytes: None,
+            },
+            "http",
         );
 
-        let grpc_addr = self.grpc.local_addr()?;
-        let http_addr = self.http.local_addr()?;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
         let grpc_token = token.clone();
         let grpc = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(limits.grpc_keepalive_interval()))
+            .http2_keepalive_timeout(Some(limits.grpc_keepalive_timeout()))
+            .max_concurrent_streams(limits.grpc_max_concurrent_streams as u32)
             .layer(TraceLayer::new_for_grpc())
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(api)
-            .serve_with_incoming_shutdown(
-                // Without TCP_NODELAY small answers wait on delayed ACKs (~40 ms).
-                TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
-                async move { grpc_token.cancelled().await },
-            );
+            .serve_with_incoming_shutdown(grpc_listener.into_incoming(), async move {
+                grpc_token.cancelled().await
+            });
 
         let sandbox_routes = self.sandbox.as_ref().map(Sandbox::admin_router);
         let http_router = crate::http::router(self.store.clone(), sandbox_routes);
         let http_token = token.clone();
-        let http = axum::serve(self.http.tap_io(crate::http::no_delay), http_router)
-            .with_graceful_shutdown(async move { http_token.cancelled().await });
+        let http = serve_http1(
+            http_listener,
+            http_router,
+            limits.http_header_read_timeout(),
+            async move { http_token.cancelled().await },
+        );
 
         let reconciler = {
             let captures = self.captures.clone();
@@ -193,13 +245,15 @@ impl App {
         };
 
         info!(%grpc_addr, %http_addr, sandbox = self.sandbox.is_some(), "capture-service serving");
-        if self.dev_api_key.is_some() {
-            match &self.config.dev_api_key_file {
-                Some(path) => info!("development API key (tenant dev) written to {path}"),
-                None => info!("development API key (tenant dev) printed on standard output"),
+        match (&self.dev_api_key, &self.config.dev_api_key_file) {
+            (Some(_), Some(path)) => info!("development API key (tenant dev) written to {path}"),
+            (Some(dev), None) if dev.generated => {
+                info!("development API key (tenant dev) printed on standard output")
             }
+            (Some(_), None) => info!("development API key (tenant dev) from CAPTURE_DEV_API_KEY"),
+            (None, _) => {}
         }
-        let (grpc_result, http_result) = tokio::join!(grpc, http.into_future());
+        let (grpc_result, ()) = tokio::join!(grpc, http);
         if let Err(err) = reconciler.await {
             warn!(error = %err, "the reconciler stopped abnormally");
         }
@@ -219,10 +273,29 @@ impl App {
             sandbox.shutdown().await;
         }
         grpc_result.context("gRPC server failed")?;
-        http_result.context("HTTP server failed")?;
         info!("capture-service stopped");
         Ok(())
     }
+}
+
+/// The connection limit of each port, lowered so that both ports at their limit, plus the
+/// database pool, provider connections and files, fit the open-file limit.
+fn connections_per_port(limits: &Limits) -> usize {
+    const RESERVED_FILES: u64 = 256;
+    let configured = limits.max_connections;
+    let Some(open_files) = raise_open_file_limit() else {
+        return configured as usize;
+    };
+    let fits = open_files.saturating_sub(RESERVED_FILES + limits.database_max_connections) / 2;
+    if configured > fits {
+        warn!(
+            configured,
+            used = fits.max(1),
+            open_file_limit = open_files,
+            "CAPTURE_MAX_CONNECTIONS lowered to fit the open-file limit (ulimit -n)"
+        );
+    }
+    configured.min(fits).max(1) as usize
 }
 
 fn build_connectors(config: &Config, sandbox: Option<&Sandbox>) -> anyhow::Result<Connectors> {

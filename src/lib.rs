@@ -4,6 +4,7 @@
 //! Layout (dependencies point inward, to `domain`):
 //! - [`api`]: the gRPC edge — authentication, proto ⇄ domain conversion (once), error mapping.
 //! - [`http`]: the HTTP port — health, readiness, the sandbox's helper endpoints.
+//! - [`net`]: the listening sockets — connection limits, keepalive, first-bytes deadlines.
 //! - [`capture`]: orchestration — idempotency, the authorization ledger, the provider call.
 //! - [`providers`]: the `Connector` trait and one folder per provider.
 //! - [`store`]: sea-orm entities and the queries on them.
@@ -17,6 +18,7 @@ pub mod capture;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod net;
 pub mod providers;
 pub mod sandbox;
 pub mod store;

@@ -10,7 +10,7 @@ const USAGE: &str = "usage: capture-service [serve|migrate|check-config|hash-key
   serve         serve gRPC and HTTP (default)
   migrate       apply database migrations and exit
   check-config  load and validate the configuration, print it (secrets redacted) and exit
-  hash-key KEY  print the SHA-256 digest to put in CAPTURE_API_KEYS for KEY
+  hash-key KEY  print the SHA-256 digest to put in CAPTURE_API_KEYS for KEY (16+ characters)
 configuration: CAPTURE_* environment variables and the optional CAPTURE_CONFIG file (see README)";
 
 #[tokio::main]
@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let command = args.first().map(String::as_str).unwrap_or("serve");
     if command == "hash-key" {
         let key = args.get(1).context(USAGE)?;
-        println!("{}", api::auth::key_digest_hex(key));
+        println!("{}", api::auth::key_digest_hex(key)?);
         return Ok(());
     }
     let config = Config::from_env()?;
@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     match command {
         "serve" => {
             let app = App::build(config).await?;
-            if let Some(key) = app.dev_api_key() {
+            if let Some(key) = app.generated_dev_api_key() {
                 // Sandbox only: the key moves no real money and is new at every start.
                 println!("development API key (tenant dev): {key}");
             }

@@ -208,6 +208,13 @@ async fn the_full_card_number_reaches_neither_the_database_nor_the_logs() -> Tes
             "the full card number is in the {name}"
         );
     }
+    // The operator chose the development key (CAPTURE_DEV_API_KEY): it is never printed.
+    for (name, content) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(
+            !contains(content, DEV_KEY),
+            "the development key is in {name}"
+        );
+    }
     assert!(
         contains(&db, MASKED_PAN) || contains(&wal, MASKED_PAN),
         "the masked card number should be kept in the stored answer"

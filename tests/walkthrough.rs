@@ -435,6 +435,12 @@ async fn json_logs_never_contain_the_api_key() -> TestResult {
     assert!(hashed.status.success());
     let digest = String::from_utf8(hashed.stdout)?.trim().to_owned();
     assert_eq!(digest, hex::encode(Sha256::digest(key.as_bytes())));
+    // A key short enough to guess gets no digest.
+    let short = service_command(Path::new("."), &[])
+        .args(["hash-key", "x"])
+        .output()?;
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 16 characters"));
     let keys = format!("team:{digest}");
     let mut server = Server::start(&[
         ("CAPTURE_LOG_FORMAT", "json"),

@@ -59,9 +59,21 @@ impl ApiKeys {
     }
 }
 
+/// The shortest API key `hash-key` takes: shorter keys can be guessed.
+pub const MIN_API_KEY_CHARS: usize = 16;
+
+/// A key too short to be an API key.
+#[derive(Debug, thiserror::Error)]
+#[error("an API key must be at least {MIN_API_KEY_CHARS} characters long, not {0}; use a long random key, e.g. `openssl rand -hex 32`")]
+pub struct KeyTooShort(usize);
+
 /// The SHA-256 digest of a key, hex-encoded, as configuration expects it.
-pub fn key_digest_hex(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+pub fn key_digest_hex(key: &str) -> Result<String, KeyTooShort> {
+    let chars = key.chars().count();
+    if chars < MIN_API_KEY_CHARS {
+        return Err(KeyTooShort(chars));
+    }
+    Ok(hex::encode(Sha256::digest(key.as_bytes())))
 }
 
 /// The tenant the interceptor attached.
@@ -86,6 +98,10 @@ mod tests {
         }]);
         assert_eq!(keys.tenant_of("secret-key"), Some(Tenant("shop".into())));
         assert_eq!(keys.tenant_of("secret-kez"), None);
-        assert_eq!(key_digest_hex("abc").len(), 64);
+        assert_eq!(
+            key_digest_hex("0123456789abcdef").map(|d| d.len()).ok(),
+            Some(64)
+        );
+        assert!(key_digest_hex("x").is_err());
     }
 }

@@ -105,7 +105,7 @@ fn money(violations: &mut Violations, field: &str, money: &proto::Money) -> Opti
 }
 
 /// An optional text field: empty means absent.
-fn optional<T>(
+pub(super) fn optional<T>(
     violations: &mut Violations,
     field: &str,
     value: &str,

@@ -9,7 +9,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::error;
 
-use crate::capture::CaptureError;
+use crate::capture::{CaptureError, Overloaded};
 use crate::domain::FieldViolation;
 use crate::providers::registry::UnknownAccount;
 use crate::providers::{ProviderError, Rejection};
@@ -20,21 +20,58 @@ pub const ERROR_DOMAIN: &str = "capture.v1.CaptureService";
 
 /// How long a caller should wait before retrying a capture whose outcome is unknown.
 const RETRY_UNKNOWN_AFTER: Duration = Duration::from_secs(2);
+/// How long a caller should wait before retrying after the database was unavailable.
+const RETRY_STORE_AFTER: Duration = Duration::from_secs(1);
 
-/// `INVALID_ARGUMENT` naming every bad field.
+/// The most field violations one error lists; the rest are counted.
+pub const MAX_VIOLATIONS: usize = 20;
+/// Longest field path and description a violation carries, in characters.
+const MAX_FIELD_CHARS: usize = 64;
+const MAX_DESCRIPTION_CHARS: usize = 240;
+
+/// `INVALID_ARGUMENT` naming the bad fields: at most [`MAX_VIOLATIONS`] of them, each cut short,
+/// and "and N more", so that the error stays far below the 16 KiB metadata limit of default
+/// gRPC clients whatever the request held.
 pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
-    let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
-    let details = ErrorDetails::with_bad_request(
-        violations
+    let shown = &violations[..violations.len().min(MAX_VIOLATIONS)];
+    let mut field_violations: Vec<tonic_types::FieldViolation> = shown
+        .iter()
+        .map(|v| {
+            tonic_types::FieldViolation::new(
+                truncate(&v.field, MAX_FIELD_CHARS),
+                truncate(&v.description, MAX_DESCRIPTION_CHARS),
+            )
+        })
+        .collect();
+    let mut message = format!(
+        "invalid request: {}",
+        field_violations
             .iter()
-            .map(|v| tonic_types::FieldViolation::new(v.field.clone(), v.description.clone()))
-            .collect::<Vec<_>>(),
+            .map(|v| v.field.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
+    let more = violations.len() - shown.len();
+    if more > 0 {
+        message.push_str(&format!(" and {more} more"));
+        field_violations.push(tonic_types::FieldViolation::new(
+            "",
+            format!("and {more} more violations not listed"),
+        ));
+    }
     Status::with_error_details(
         Code::InvalidArgument,
-        format!("invalid request: {}", fields.join(", ")),
-        details,
+        message,
+        ErrorDetails::with_bad_request(field_violations),
     )
+}
+
+/// At most `max` characters of `text`, with `…` where it was cut.
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 fn with_info(
@@ -57,13 +94,48 @@ fn internal(err: &dyn std::error::Error) -> Status {
 
 impl From<StoreError> for Status {
     fn from(err: StoreError) -> Self {
-        internal(&err)
+        store_error(err, None)
     }
+}
+
+/// `UNAVAILABLE` + `RetryInfo` when the database could not be used (with the capture that is
+/// already recorded, if any); `INTERNAL` for anything else the store refused.
+fn store_error(err: StoreError, recorded: Option<&str>) -> Status {
+    if !err.is_unavailable() {
+        return match recorded {
+            None => internal(&err),
+            Some(capture_id) => {
+                error!(error = %err, source = ?std::error::Error::source(&err), capture_id,
+                    "internal error after the capture was recorded");
+                with_info(
+                    Code::Internal,
+                    format!("internal error; capture {capture_id} is recorded and its outcome will be settled later: retry with the same request_id, or read it with GetCapture"),
+                    "OUTCOME_NOT_RECORDED",
+                    HashMap::from([("capture_id".to_owned(), capture_id.to_owned())]),
+                )
+            }
+        };
+    }
+    tracing::warn!(error = %err, capture_id = recorded, "database unavailable");
+    let (message, metadata) = match recorded {
+        None => (
+            "the database is unavailable: retry with the same request_id".to_owned(),
+            HashMap::new(),
+        ),
+        Some(capture_id) => (
+            format!("the database became unavailable after capture {capture_id} was recorded; its outcome will be recorded later: retry with the same request_id"),
+            HashMap::from([("capture_id".to_owned(), capture_id.to_owned())]),
+        ),
+    };
+    let mut details = ErrorDetails::with_error_info("STORE_UNAVAILABLE", ERROR_DOMAIN, metadata);
+    details.set_retry_info(Some(RETRY_STORE_AFTER));
+    Status::with_error_details(Code::Unavailable, message, details)
 }
 
 impl From<CaptureError> for Status {
     fn from(err: CaptureError) -> Self {
         match err {
+            CaptureError::Overloaded(overloaded) => Status::from(overloaded),
             CaptureError::UnknownAccount(UnknownAccount::NoAccount(provider)) => with_info(
                 Code::FailedPrecondition,
                 format!("no {provider} account is configured"),
@@ -84,9 +156,35 @@ impl From<CaptureError> for Status {
             ),
             CaptureError::Refused(refusal) => ledger_refusal(refusal),
             CaptureError::Provider { error, capture } => provider_error(error, &capture.id),
-            CaptureError::Store(err) => internal(&err),
+            CaptureError::Store(err) => store_error(err, None),
+            CaptureError::Unrecorded { capture_id, source } => {
+                store_error(source, Some(&capture_id))
+            }
             err @ (CaptureError::Entropy(_) | CaptureError::Task(_)) => internal(&err),
         }
+    }
+}
+
+/// How long a caller should wait before retrying a call that was shed.
+const RETRY_OVERLOADED_AFTER: Duration = Duration::from_secs(1);
+
+impl From<Overloaded> for Status {
+    /// `RESOURCE_EXHAUSTED` + `RetryInfo`: shed before anything was written.
+    fn from(overloaded: Overloaded) -> Self {
+        let mut details = ErrorDetails::with_error_info(
+            "OVERLOADED",
+            ERROR_DOMAIN,
+            HashMap::from([
+                ("kind".to_owned(), overloaded.kind.to_owned()),
+                ("limit".to_owned(), overloaded.limit.to_string()),
+            ]),
+        );
+        details.set_retry_info(Some(RETRY_OVERLOADED_AFTER));
+        Status::with_error_details(
+            Code::ResourceExhausted,
+            format!("{overloaded}; nothing was done: retry shortly"),
+            details,
+        )
     }
 }
 
@@ -111,6 +209,11 @@ fn ledger_refusal(refusal: LedgerRefusal) -> Status {
             format!("amount exceeds what remains of the authorization ({remaining})"),
             "AMOUNT_EXCEEDS_AUTHORIZATION",
             HashMap::from([("remaining".to_owned(), remaining.to_string())]),
+        ),
+        LedgerRefusal::LedgerFull => (
+            "the authorization's captures already hold as much as the ledger can count".to_owned(),
+            "LEDGER_LIMIT_REACHED",
+            HashMap::new(),
         ),
     };
     with_info(Code::FailedPrecondition, message, reason, metadata)

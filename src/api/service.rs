@@ -4,11 +4,12 @@
 use tonic::{Request, Response, Status};
 
 use super::auth::tenant;
-use super::convert::{micros, provider_from_proto, status_from_proto};
+use super::convert::{micros, optional, provider_from_proto, status_from_proto};
 use super::error::invalid_argument;
 use super::page_token;
-use crate::capture::Captures;
-use crate::domain::{CaptureCommand, FieldViolation};
+use crate::capture::{is_capture_id, Admission, Captures};
+use crate::domain::capture::{AuthorizationId, InvoiceId};
+use crate::domain::{CaptureCommand, FieldViolation, Violations};
 use crate::proto::{
     self, capture_service_server::CaptureService, CaptureRequest, CaptureResponse,
     GetCaptureRequest, GetCaptureResponse, ListCapturesRequest, ListCapturesResponse,
@@ -21,11 +22,16 @@ const MAX_PAGE_SIZE: i32 = 1000;
 /// The gRPC handlers.
 pub struct CaptureApi {
     captures: Captures,
+    /// Reads have their own share, so GetCapture still answers under a capture storm.
+    reads: Admission,
 }
 
 impl CaptureApi {
-    pub fn new(captures: Captures) -> Self {
-        CaptureApi { captures }
+    pub fn new(captures: Captures, max_reads_in_flight: usize) -> Self {
+        CaptureApi {
+            captures,
+            reads: Admission::new("reads", max_reads_in_flight),
+        }
     }
 }
 
@@ -52,12 +58,13 @@ impl CaptureService for CaptureApi {
         &self,
         request: Request<GetCaptureRequest>,
     ) -> Result<Response<GetCaptureResponse>, Status> {
+        let _admitted = self.reads.admit()?;
         let tenant = tenant(&request)?;
         let id = &request.get_ref().id;
-        if id.is_empty() || id.len() > 64 {
+        if !is_capture_id(id) {
             return Err(invalid_argument(&[FieldViolation::new(
                 "id",
-                "must be a capture id such as cap_01J...",
+                "must be a capture id: cap_ and 26 characters of Crockford base32, such as cap_01JDQ3W5X8K2M4N6P8R0S2T4V6",
             )]));
         }
         let record = self
@@ -76,6 +83,7 @@ impl CaptureService for CaptureApi {
         &self,
         request: Request<ListCapturesRequest>,
     ) -> Result<Response<ListCapturesResponse>, Status> {
+        let _admitted = self.reads.admit()?;
         let tenant = tenant(&request)?;
         let (query, filters) = list_query(request.get_ref())?;
         let page = self.captures.store().list(&tenant.0, &query).await?;
@@ -91,10 +99,10 @@ impl CaptureService for CaptureApi {
 
 /// The store query of a list request, and the canonical filter string its tokens are bound to.
 fn list_query(request: &ListCapturesRequest) -> Result<(ListQuery, String), Status> {
-    let mut violations = Vec::new();
+    let mut violations = Violations::default();
     let page_size = match request.page_size {
         n if n < 0 => {
-            violations.push(FieldViolation::new("page_size", "must not be negative"));
+            violations.add("page_size", "must not be negative");
             DEFAULT_PAGE_SIZE
         }
         0 => DEFAULT_PAGE_SIZE,
@@ -105,24 +113,34 @@ fn list_query(request: &ListCapturesRequest) -> Result<(ListQuery, String), Stat
         n => {
             let provider = provider_from_proto(n);
             if provider.is_none() {
-                violations.push(FieldViolation::new("provider", "unknown provider"));
+                violations.add("provider", "unknown provider");
             }
             provider
         }
     };
     let status = status_from_proto(request.status).unwrap_or_else(|_| {
-        violations.push(FieldViolation::new("status", "unknown status"));
+        violations.add("status", "unknown status");
         None
     });
-    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    // The filters follow the rules of the fields they match, so a value no capture can hold
+    // (a NUL byte, a card number) is refused here instead of reaching the database.
+    let authorization_id = optional(
+        &mut violations,
+        "authorization_id",
+        &request.authorization_id,
+        AuthorizationId::parse,
+    );
+    let invoice_id = optional(
+        &mut violations,
+        "invoice_id",
+        &request.invoice_id,
+        InvoiceId::parse,
+    );
     let start = request.create_time_start.as_ref().map(micros);
     let end = request.create_time_end.as_ref().map(micros);
     if let (Some(start), Some(end)) = (start, end) {
         if start >= end {
-            violations.push(FieldViolation::new(
-                "create_time_end",
-                "must be after create_time_start",
-            ));
+            violations.add("create_time_end", "must be after create_time_start");
         }
     }
     let filters = format!(
@@ -135,21 +153,21 @@ fn list_query(request: &ListCapturesRequest) -> Result<(ListQuery, String), Stat
         match page_token::decode(&request.page_token, &filters) {
             Ok(position) => Some(position),
             Err(problem) => {
-                violations.push(FieldViolation::new("page_token", problem));
+                violations.add("page_token", problem);
                 None
             }
         }
     };
     if !violations.is_empty() {
-        return Err(invalid_argument(&violations));
+        return Err(invalid_argument(&violations.into_vec()));
     }
     let query = ListQuery {
         page_size: page_size as u64,
         after,
         provider,
         status,
-        authorization_id: non_empty(&request.authorization_id),
-        invoice_id: non_empty(&request.invoice_id),
+        authorization_id: authorization_id.map(|id| id.as_str().to_owned()),
+        invoice_id: invoice_id.map(|id| id.as_str().to_owned()),
         create_time_start: start,
         create_time_end: end,
     };

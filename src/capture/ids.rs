@@ -26,6 +26,11 @@ pub fn new_capture_id() -> Result<String, getrandom::Error> {
     Ok(id)
 }
 
+/// Whether `id` has the shape of a capture id; no other id can name a stored capture.
+pub fn is_capture_id(id: &str) -> bool {
+    id.len() == 30 && id.starts_with("cap_") && id[4..].bytes().all(|c| CROCKFORD.contains(&c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +43,9 @@ mod tests {
         assert_eq!(a.len(), 30);
         assert!(a.starts_with("cap_"));
         assert!(a[4..].bytes().all(|c| CROCKFORD.contains(&c)));
+        assert!(is_capture_id(&a));
+        assert!(!is_capture_id("cap_01JDQ3W5X8K2M4N6P8R0S2T4V\0"));
+        assert!(!is_capture_id("cap_01jdq3w5x8k2m4n6p8r0s2t4v6"));
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! The provider call runs in a task of its own, so a caller that hangs up, or a shutdown that
 //! has begun, never cuts a capture between the provider's answer and its record.
 
+mod admission;
 mod ids;
 mod inflight;
 mod reconcile;
@@ -18,7 +19,8 @@ use crate::providers::registry::UnknownAccount;
 use crate::providers::{CaptureCall, Connector, Connectors, ProviderError};
 use crate::store::{Begin, LedgerRefusal, NewCapture, Resolution, Store, StoreError};
 
-pub use ids::new_capture_id;
+pub use admission::{Admission, Admitted, Overloaded};
+pub use ids::{is_capture_id, new_capture_id};
 use inflight::{InFlight, Slot};
 pub use reconcile::PassReport;
 
@@ -33,6 +35,9 @@ pub struct CaptureResult {
 /// Why a capture did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
+    /// Too many captures are in progress: refused before anything was written.
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
     #[error(transparent)]
     UnknownAccount(#[from] UnknownAccount),
     /// The provider cannot express the request.
@@ -52,8 +57,17 @@ pub enum CaptureError {
     },
     #[error("could not create a capture id: {0}")]
     Entropy(String),
+    /// The store failed before the capture was recorded: nothing was sent to the provider.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The capture is recorded (`PROCESSING`) and the provider may have been called, but the
+    /// store failed before its outcome was recorded or read back. The reconciler, or a retry
+    /// with the same `request_id`, records it later.
+    #[error("capture {capture_id}: the outcome could not be recorded: {source}")]
+    Unrecorded {
+        capture_id: String,
+        source: StoreError,
+    },
     /// The capture task ended abnormally (it panicked or the runtime is shutting down).
     #[error("the capture task did not finish: {0}")]
     Task(String),
@@ -66,15 +80,23 @@ pub struct Captures {
     connectors: Connectors,
     in_flight: InFlight,
     tasks: TaskTracker,
+    admission: Admission,
 }
 
 impl Captures {
-    pub fn new(store: Store, connectors: Connectors, tasks: TaskTracker) -> Self {
+    /// `max_in_flight` captures may be in progress at once; more are refused at once.
+    pub fn new(
+        store: Store,
+        connectors: Connectors,
+        tasks: TaskTracker,
+        max_in_flight: usize,
+    ) -> Self {
         Captures {
             store,
             connectors,
             in_flight: InFlight::default(),
             tasks,
+            admission: Admission::new("captures", max_in_flight),
         }
     }
 
@@ -95,6 +117,8 @@ impl Captures {
         tenant: &str,
         command: CaptureCommand,
     ) -> Result<CaptureResult, CaptureError> {
+        // Until the outcome is recorded: the slot moves into the provider call's task.
+        let admitted = self.admission.admit()?;
         let parts = command.parts();
         let (account, connector) = self
             .connectors
@@ -120,7 +144,7 @@ impl Captures {
         match self.store.begin_capture(&new).await? {
             Begin::Created(record) => {
                 info!(capture_id = %record.id, "capture recorded as PROCESSING; calling provider");
-                let result = self.drive(record, connector, claim).await?;
+                let result = self.drive(record, connector, claim, admitted).await?;
                 Ok(CaptureResult {
                     record: result,
                     replayed: false,
@@ -128,7 +152,7 @@ impl Captures {
             }
             Begin::Existing(record) => {
                 drop(claim);
-                self.replay(record, connector).await
+                self.replay(record, connector, admitted).await
             }
             Begin::KeyReused { capture_id } => Err(CaptureError::KeyReused { capture_id }),
             Begin::Refused(refusal) => Err(CaptureError::Refused(refusal)),
@@ -141,6 +165,7 @@ impl Captures {
         &self,
         record: CaptureRecord,
         connector: Arc<dyn Connector>,
+        admitted: Admitted,
     ) -> Result<CaptureResult, CaptureError> {
         if record.status != CaptureStatus::Processing {
             return Ok(CaptureResult {
@@ -151,13 +176,19 @@ impl Captures {
         let record = match self.in_flight.claim(&record.id) {
             Slot::Running(rx) => {
                 inflight::finished(rx).await;
-                self.store.get_any(&record.id).await?
+                self.store
+                    .get_any(&record.id)
+                    .await
+                    .map_err(|source| CaptureError::Unrecorded {
+                        capture_id: record.id.clone(),
+                        source,
+                    })?
             }
             // Nobody is calling the provider for it (an earlier call ended without an answer, or
             // the process that made it stopped): call again with the same idempotency key.
             Slot::Claimed(claim) => {
                 info!(capture_id = %record.id, "resuming a PROCESSING capture");
-                self.drive(record, connector, claim).await?
+                self.drive(record, connector, claim, admitted).await?
             }
         };
         Ok(CaptureResult {
@@ -172,10 +203,13 @@ impl Captures {
         record: CaptureRecord,
         connector: Arc<dyn Connector>,
         claim: inflight::Claim,
+        admitted: Admitted,
     ) -> Result<CaptureRecord, CaptureError> {
         let store = self.store.clone();
+        let capture_id = record.id.clone();
         let task = self.tasks.spawn(async move {
             let _claim = claim;
+            let _admitted = admitted;
             let call = CaptureCall {
                 command: &record.command,
                 idempotency_key: &record.id,
@@ -199,7 +233,10 @@ impl Captures {
             (answer, stored)
         });
         let (answer, stored) = task.await.map_err(|e| CaptureError::Task(e.to_string()))?;
-        let stored = stored?;
+        let stored = stored.map_err(|source| CaptureError::Unrecorded {
+            capture_id: capture_id.clone(),
+            source,
+        })?;
         match answer {
             Ok(_) => Ok(stored),
             Err(error) => Err(CaptureError::Provider {

@@ -33,6 +33,7 @@ struct FileConfig {
     api_keys: Vec<ApiKeyFile>,
     #[serde(default)]
     providers: FileProviders,
+    limits: Option<Limits>,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,6 +108,9 @@ impl Config {
         if let Some(v) = file.reconcile_min_age_seconds {
             self.reconcile.min_age = Duration::from_secs(v);
         }
+        if let Some(limits) = file.limits {
+            self.limits = limits;
+        }
         for key in file.api_keys {
             self.api_keys.push(ApiKey {
                 sha256: parse_digest("api_keys.sha256", &key.sha256)?,
@@ -175,6 +179,11 @@ impl Config {
         }
         if let Some(v) = get("CAPTURE_PROVIDER_MAX_RETRIES") {
             self.providers.max_retries = parse_num("CAPTURE_PROVIDER_MAX_RETRIES", v)?;
+        }
+        for (name, field) in self.limits.fields_mut() {
+            if let Some(v) = get(name) {
+                *field = parse_num(name, v)?;
+            }
         }
         if let Some(v) = get("CAPTURE_API_KEYS") {
             for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -278,6 +287,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        self.validate_limits()?;
         let p = &self.providers;
         check_accounts("providers.paypal", &p.paypal)?;
         check_accounts("providers.checkout", &p.checkout)?;
@@ -303,6 +313,32 @@ impl Config {
                     "must be 1 to 10 characters",
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let mut limits = self.limits;
+        for (name, value) in limits.fields_mut() {
+            let may_be_zero = matches!(
+                name,
+                "CAPTURE_TCP_KEEPALIVE_SECONDS" | "CAPTURE_DATABASE_RESERVED_FOR_READS"
+            );
+            if *value == 0 && !may_be_zero {
+                return Err(bad(name, "must be at least 1"));
+            }
+            if *value > u64::from(u32::MAX) {
+                return Err(bad(name, "is too large"));
+            }
+        }
+        let l = &self.limits;
+        if l.database_reserved_for_reads >= l.database_max_connections {
+            return Err(bad(
+                "CAPTURE_DATABASE_RESERVED_FOR_READS",
+                "must be below CAPTURE_DATABASE_MAX_CONNECTIONS, or writes get no connection",
+            ));
         }
         Ok(())
     }

@@ -95,6 +95,139 @@ impl Default for ReconcileConfig {
     }
 }
 
+/// Limits that keep hostile or broken callers, and a struggling database, from taking the
+/// service down. Whole numbers, as in the file's `[limits]` table and the `CAPTURE_*`
+/// variables of the same names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Open connections per port; more wait in the kernel's backlog. Lowered at start to fit
+    /// the process's open-file limit.
+    pub max_connections: u64,
+    /// Idle seconds before TCP keepalive probes start on accepted connections (0: off).
+    pub tcp_keepalive_seconds: u64,
+    /// Seconds an HTTP connection has to send a complete request head (also when idle).
+    pub http_header_read_timeout_seconds: u64,
+    /// Seconds a gRPC connection has to send the HTTP/2 preface.
+    pub grpc_handshake_timeout_seconds: u64,
+    /// Seconds between HTTP/2 keep-alive pings on gRPC connections.
+    pub grpc_keepalive_interval_seconds: u64,
+    /// Seconds a ping may go unanswered before the connection is closed.
+    pub grpc_keepalive_timeout_seconds: u64,
+    /// Concurrent gRPC calls on one connection.
+    pub grpc_max_concurrent_streams: u64,
+    /// Largest gRPC request, in bytes; larger ones are refused whole (`OUT_OF_RANGE`).
+    pub grpc_max_request_bytes: u64,
+    /// Captures in progress at once; more are refused at once (`RESOURCE_EXHAUSTED`).
+    pub max_captures_in_flight: u64,
+    /// GetCapture and ListCaptures calls in progress at once, apart from the captures.
+    pub max_reads_in_flight: u64,
+    /// Database connections in the pool.
+    pub database_max_connections: u64,
+    /// Pool connections that writes may not take, so reads answer during a capture storm.
+    pub database_reserved_for_reads: u64,
+    /// Milliseconds a statement waits for a database connection before `UNAVAILABLE`.
+    pub database_acquire_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            tcp_keepalive_seconds: 60,
+            http_header_read_timeout_seconds: 10,
+            grpc_handshake_timeout_seconds: 10,
+            grpc_keepalive_interval_seconds: 30,
+            grpc_keepalive_timeout_seconds: 10,
+            grpc_max_concurrent_streams: 256,
+            grpc_max_request_bytes: 256 * 1024,
+            max_captures_in_flight: 1024,
+            max_reads_in_flight: 1024,
+            database_max_connections: 16,
+            database_reserved_for_reads: 4,
+            database_acquire_timeout_ms: 2000,
+        }
+    }
+}
+
+impl Limits {
+    /// Each field with its `CAPTURE_*` variable, for loading and for error messages.
+    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 13] {
+        [
+            ("CAPTURE_MAX_CONNECTIONS", &mut self.max_connections),
+            (
+                "CAPTURE_TCP_KEEPALIVE_SECONDS",
+                &mut self.tcp_keepalive_seconds,
+            ),
+            (
+                "CAPTURE_HTTP_HEADER_READ_TIMEOUT_SECONDS",
+                &mut self.http_header_read_timeout_seconds,
+            ),
+            (
+                "CAPTURE_GRPC_HANDSHAKE_TIMEOUT_SECONDS",
+                &mut self.grpc_handshake_timeout_seconds,
+            ),
+            (
+                "CAPTURE_GRPC_KEEPALIVE_INTERVAL_SECONDS",
+                &mut self.grpc_keepalive_interval_seconds,
+            ),
+            (
+                "CAPTURE_GRPC_KEEPALIVE_TIMEOUT_SECONDS",
+                &mut self.grpc_keepalive_timeout_seconds,
+            ),
+            (
+                "CAPTURE_GRPC_MAX_CONCURRENT_STREAMS",
+                &mut self.grpc_max_concurrent_streams,
+            ),
+            (
+                "CAPTURE_GRPC_MAX_REQUEST_BYTES",
+                &mut self.grpc_max_request_bytes,
+            ),
+            (
+                "CAPTURE_MAX_CAPTURES_IN_FLIGHT",
+                &mut self.max_captures_in_flight,
+            ),
+            ("CAPTURE_MAX_READS_IN_FLIGHT", &mut self.max_reads_in_flight),
+            (
+                "CAPTURE_DATABASE_MAX_CONNECTIONS",
+                &mut self.database_max_connections,
+            ),
+            (
+                "CAPTURE_DATABASE_RESERVED_FOR_READS",
+                &mut self.database_reserved_for_reads,
+            ),
+            (
+                "CAPTURE_DATABASE_ACQUIRE_TIMEOUT_MS",
+                &mut self.database_acquire_timeout_ms,
+            ),
+        ]
+    }
+
+    pub fn tcp_keepalive(&self) -> Option<Duration> {
+        (self.tcp_keepalive_seconds > 0).then(|| Duration::from_secs(self.tcp_keepalive_seconds))
+    }
+
+    pub fn http_header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_header_read_timeout_seconds)
+    }
+
+    pub fn grpc_handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.grpc_handshake_timeout_seconds)
+    }
+
+    pub fn grpc_keepalive_interval(&self) -> Duration {
+        Duration::from_secs(self.grpc_keepalive_interval_seconds)
+    }
+
+    pub fn grpc_keepalive_timeout(&self) -> Duration {
+        Duration::from_secs(self.grpc_keepalive_timeout_seconds)
+    }
+
+    pub fn database_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_acquire_timeout_ms)
+    }
+}
+
 /// The whole configuration of one service process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -115,6 +248,7 @@ pub struct Config {
     pub dev_api_key: Option<Secret>,
     /// Sandbox mode without API keys: where the development key is written for local tools.
     pub dev_api_key_file: Option<String>,
+    pub limits: Limits,
 }
 
 impl Config {
@@ -152,6 +286,7 @@ impl Default for Config {
             reconcile: ReconcileConfig::default(),
             dev_api_key: None,
             dev_api_key_file: Some(".capture-dev-key".to_owned()),
+            limits: Limits::default(),
         }
     }
 }

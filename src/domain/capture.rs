@@ -7,7 +7,8 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use super::money::Money;
-use super::validation::{check_length, check_printable};
+use super::pan::check_no_card_number;
+use super::validation::{check_length, check_printable, quote};
 
 /// The five providers the service captures at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,6 +94,12 @@ fn printable(value: &str, min: usize, max: usize) -> Result<(), String> {
     check_printable(value)
 }
 
+/// Free text the service stores and shows: printable, and never a card number.
+fn free_text(value: &str, min: usize, max: usize) -> Result<(), String> {
+    printable(value, min, max)?;
+    check_no_card_number(value)
+}
+
 text_type!(
     /// The provider's id of an authorization; it goes into URL paths, hence the narrow alphabet.
     AuthorizationId,
@@ -117,22 +124,22 @@ text_type!(
 text_type!(
     /// PayPal `invoice_id`: 1 to 127 characters.
     InvoiceId,
-    |v| printable(v, 1, 127)
+    |v| free_text(v, 1, 127)
 );
 text_type!(
     /// PayPal `note_to_payer`: 1 to 255 characters.
     NoteToPayer,
-    |v| printable(v, 1, 255)
+    |v| free_text(v, 1, 255)
 );
 text_type!(
     /// PayPal `soft_descriptor`: at most 22 characters.
     SoftDescriptor,
-    |v| printable(v, 1, 22)
+    |v| free_text(v, 1, 22)
 );
 text_type!(
     /// The caller's own reference.
     Reference,
-    |v| printable(v, 1, 127)
+    |v| free_text(v, 1, 127)
 );
 text_type!(
     /// PayPal fee payee email: 3 to 254 characters with an `@` inside.
@@ -167,34 +174,41 @@ impl Metadata {
     pub const MAX_KEY_CHARS: usize = 40;
     pub const MAX_VALUE_CHARS: usize = 500;
 
-    /// Parses the entries, naming the offending key in each error.
+    /// Parses the entries, naming the offending key (by a short prefix) in each error. Too
+    /// many entries is one error, whatever the entries are.
     pub fn parse(
         entries: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, Vec<(String, String)>> {
         let map: BTreeMap<String, String> = entries.into_iter().collect();
-        let mut errors = Vec::new();
         if map.len() > Self::MAX_ENTRIES {
-            errors.push((
+            return Err(vec![(
                 String::new(),
                 format!("at most {} entries, not {}", Self::MAX_ENTRIES, map.len()),
-            ));
+            )]);
         }
+        let mut errors = Vec::new();
         for (key, value) in &map {
             let key_ok = !key.is_empty()
                 && key.chars().count() <= Self::MAX_KEY_CHARS
                 && key
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            if !key_ok {
-                errors.push((
-                    key.clone(),
-                    format!(
-                        "keys must be 1 to {} characters of [A-Za-z0-9_.-]",
-                        Self::MAX_KEY_CHARS
-                    ),
-                ));
-            } else if let Err(e) = printable(value, 0, Self::MAX_VALUE_CHARS) {
-                errors.push((key.clone(), format!("value {e}")));
+            let problem = if !key_ok {
+                Some(format!(
+                    "keys must be 1 to {} characters of [A-Za-z0-9_.-], not {}",
+                    Self::MAX_KEY_CHARS,
+                    quote(key)
+                ))
+            } else if let Err(e) = check_no_card_number(key) {
+                Some(format!("key {e}"))
+            } else if let Err(e) = free_text(value, 0, Self::MAX_VALUE_CHARS) {
+                Some(format!("value {e}"))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                let shown: String = key.chars().take(Self::MAX_KEY_CHARS).collect();
+                errors.push((shown, problem));
             }
         }
         if errors.is_empty() {
@@ -440,6 +454,32 @@ mod tests {
         );
         assert!(Metadata::parse([("k".to_owned(), "v".repeat(501))]).is_err());
         assert!(Metadata::parse([("order.id".to_owned(), "42".to_owned())]).is_ok());
+    }
+
+    #[test]
+    fn metadata_errors_stay_small_however_many_bad_keys() {
+        let many = (0..10_000).map(|i| (format!("bad key {i}"), "v".to_owned()));
+        let errors = Metadata::parse(many).err().unwrap_or_default();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let long_key = Metadata::parse([("k".repeat(100_000), "v".to_owned())]);
+        let errors = long_key.err().unwrap_or_default();
+        assert!(errors[0].0.len() <= Metadata::MAX_KEY_CHARS);
+        assert!(errors[0].1.len() < 200, "{}", errors[0].1);
+    }
+
+    #[test]
+    fn free_text_fields_refuse_card_numbers() {
+        let pan = "4111 1111 1111 1111";
+        assert!(NoteToPayer::parse(&format!("paid with {pan}")).is_err());
+        assert!(Reference::parse("4111111111111111").is_err());
+        assert!(InvoiceId::parse("INV-4111111111111111").is_err());
+        assert!(SoftDescriptor::parse("4111111111111111").is_err());
+        assert!(Metadata::parse([("card".to_owned(), pan.to_owned())]).is_err());
+        assert!(Metadata::parse([("k4111111111111111".to_owned(), "v".to_owned())]).is_err());
+        // Numbers that are not card numbers stay welcome.
+        assert!(InvoiceId::parse("INV-2026-000123456789").is_ok());
+        assert!(InvoiceId::parse("INV 2026 11 23 0042").is_ok());
+        assert!(Reference::parse("4111111111111112").is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod capture;
 pub mod money;
 pub mod outcome;
+pub mod pan;
 pub mod record;
 pub mod status;
 pub mod validation;

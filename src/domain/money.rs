@@ -6,6 +6,8 @@ use std::fmt;
 
 use rust_decimal::Decimal;
 
+use super::validation::quote;
+
 /// An active ISO 4217 currency and its minor-unit exponent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency {
@@ -72,17 +74,22 @@ impl fmt::Display for Currency {
 /// Why a money value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
-    #[error("unknown ISO 4217 currency code {0:?}")]
+    #[error("unknown ISO 4217 currency code {}", quote(.0))]
     UnknownCurrency(String),
-    #[error("{0:?} is not a decimal number such as 10.99")]
+    #[error("{} is not a decimal number such as 10.99 (digits, then optionally '.' and digits; no sign, exponent or leading zeros)", quote(.0))]
     NotADecimal(String),
     #[error("{currency} allows at most {exponent} decimal places")]
     TooManyDecimals { currency: Currency, exponent: u32 },
     #[error("must be greater than zero")]
     NotPositive,
-    #[error("is too large")]
+    #[error("is too large: at most {} minor units", MAX_MINOR_UNITS)]
     TooLarge,
 }
+
+/// The largest amount, in minor units, the service takes or records: 15 digits, so that the
+/// ledger's sums of thousands of captures stay far inside `i64` (the ledger's arithmetic is
+/// checked all the same).
+pub const MAX_MINOR_UNITS: i64 = 999_999_999_999_999;
 
 /// An exact, positive-or-zero amount in a currency, with at most the currency's decimals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,17 +109,13 @@ impl Money {
         Ok(money)
     }
 
-    /// Parses a decimal string in major units (as PayPal writes them); zero is allowed, a sign or
-    /// an exponent is not.
+    /// Parses a decimal string in major units, exactly `0|[1-9][0-9]*` optionally followed by
+    /// `.` and one or more digits (`10.99`, `0.5`, `1000`). No sign, exponent, leading zeros or
+    /// bare `.`: `1.`, `.5` and `00001.00` are refused. Zero is allowed here.
     pub fn parse(currency_code: &str, value: &str) -> Result<Self, MoneyError> {
         let currency = Currency::from_code(currency_code)
             .ok_or_else(|| MoneyError::UnknownCurrency(currency_code.to_owned()))?;
-        let well_formed = !value.is_empty()
-            && value.len() <= 32
-            && value.chars().all(|c| c.is_ascii_digit() || c == '.')
-            && value.matches('.').count() <= 1
-            && value.chars().any(|c| c.is_ascii_digit());
-        if !well_formed {
+        if !is_plain_decimal(value) {
             return Err(MoneyError::NotADecimal(value.to_owned()));
         }
         let amount: Decimal = value
@@ -134,6 +137,9 @@ impl Money {
             .checked_mul(Decimal::from(10_i64.pow(currency.exponent)))
             .ok_or(MoneyError::TooLarge)?;
         let minor_units = i64::try_from(scaled).map_err(|_| MoneyError::TooLarge)?;
+        if minor_units > MAX_MINOR_UNITS {
+            return Err(MoneyError::TooLarge);
+        }
         Ok(Money {
             currency,
             minor_units,
@@ -146,6 +152,17 @@ impl Money {
             currency,
             minor_units,
         }
+    }
+
+    /// An amount in minor units read from outside (a provider's answer): `None` when negative
+    /// or above [`MAX_MINOR_UNITS`].
+    pub fn checked_from_minor_units(currency: Currency, minor_units: i64) -> Option<Self> {
+        (0..=MAX_MINOR_UNITS)
+            .contains(&minor_units)
+            .then_some(Money {
+                currency,
+                minor_units,
+            })
     }
 
     pub fn currency(&self) -> Currency {
@@ -165,6 +182,19 @@ impl Money {
     pub fn to_major_string(&self) -> String {
         self.amount().to_string()
     }
+}
+
+/// `0|[1-9][0-9]*` then optionally `.` and digits, at most 32 characters (PayPal's limit).
+fn is_plain_decimal(value: &str) -> bool {
+    let (integer, fraction) = match value.split_once('.') {
+        Some((integer, fraction)) => (integer, Some(fraction)),
+        None => (value, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    value.len() <= 32
+        && digits(integer)
+        && (integer == "0" || !integer.starts_with('0'))
+        && fraction.is_none_or(digits)
 }
 
 impl fmt::Display for Money {
@@ -225,7 +255,10 @@ mod tests {
 
     #[test]
     fn malformed_unknown_and_non_positive_values_are_refused() {
-        for bad in ["", "-1", "1e3", "1.2.3", ".", "+1", " 1", "1,00", "NaN"] {
+        for bad in [
+            "", "-1", "1e3", "1.2.3", ".", "+1", " 1", "1,00", "NaN", "1.", ".5", "00001.00", "01",
+            "1.-5", "1\u{0}1",
+        ] {
             assert!(
                 matches!(money("USD", bad), Err(MoneyError::NotADecimal(_))),
                 "{bad}"
@@ -245,5 +278,31 @@ mod tests {
             money("USD", "99999999999999999999"),
             Err(MoneyError::TooLarge)
         );
+    }
+
+    #[test]
+    fn amounts_are_bounded_so_ledger_sums_cannot_overflow() -> Result<(), MoneyError> {
+        assert_eq!(
+            money("USD", "9999999999999.99")?.minor_units(),
+            MAX_MINOR_UNITS
+        );
+        // 2^63 - 1 cents, which once overflowed the ledger's sum.
+        assert_eq!(
+            money("USD", "92233720368547758.07"),
+            Err(MoneyError::TooLarge)
+        );
+        assert_eq!(money("JPY", "1000000000000000"), Err(MoneyError::TooLarge));
+        assert_eq!(Money::parse("USD", "0")?.minor_units(), 0);
+        assert_eq!(money("USD", "0.50")?.minor_units(), 50);
+        Ok(())
+    }
+
+    #[test]
+    fn errors_quote_only_a_short_prefix_of_the_input() {
+        let huge = "X".repeat(4 << 20);
+        for err in [money(&huge, "1"), money("USD", &huge)] {
+            let message = err.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(!message.is_empty() && message.len() < 200, "{message}");
+        }
     }
 }

@@ -69,3 +69,33 @@ pub fn check_printable(value: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// How many characters of a caller's value an error message quotes.
+pub const QUOTE_CHARS: usize = 24;
+
+/// A caller's value as an error message quotes it: debug-escaped and cut to a short prefix, so
+/// an error never echoes unbounded input.
+pub fn quote(value: &str) -> String {
+    let mut chars = value.chars();
+    let prefix: String = chars.by_ref().take(QUOTE_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{prefix:?}… ({} bytes)", value.len())
+    } else {
+        format!("{prefix:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_short_whatever_the_input() {
+        assert_eq!(quote("USD"), "\"USD\"");
+        let long = "A".repeat(4 << 20);
+        let quoted = quote(&long);
+        assert!(quoted.len() < 64, "{quoted}");
+        assert!(quoted.ends_with("(4194304 bytes)"), "{quoted}");
+        assert_eq!(quote("a\0b"), "\"a\\0b\"");
+    }
+}

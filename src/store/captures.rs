@@ -109,7 +109,7 @@ impl Store {
             account: new.account,
             authorization_id: p.authorization_id.as_str(),
         };
-        let _turn = self.write_turn().await;
+        let _turn = self.write_turn().await?;
         let txn = self.db.begin().await?;
         let ledger_row = ledger::lock(&txn, &key, now).await?;
         let existing = captures::Entity::find()

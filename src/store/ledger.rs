@@ -20,7 +20,13 @@ pub enum LedgerRefusal {
     AuthorizedAmountMismatch { known: Money },
     /// The capture would take the authorization's captures above the authorized amount.
     ExceedsAuthorization { remaining: Money },
+    /// The ledger's running totals would leave the range they are kept in.
+    LedgerFull,
 }
+
+/// The largest total the ledger lets captures hold. Half of `i64`, so that what providers
+/// report beyond what was held (adjustments are added by the database) cannot overflow.
+const MAX_HELD_MINOR: i64 = i64::MAX / 2;
 
 /// The authorization's ledger key.
 pub struct LedgerKey<'a> {
@@ -108,17 +114,26 @@ pub fn admit(
         (Some(known), _) => Some(known),
         (None, given) => given.map(|m| m.minor_units()),
     };
-    let remaining = authorized.map(|a| a - ledger.held_minor);
-    match (p.amount, remaining) {
+    let remaining = authorized.map(|a| a.saturating_sub(ledger.held_minor));
+    let reserved = match (p.amount, remaining) {
         (Some(amount), Some(remaining)) if amount.minor_units() > remaining => {
-            Err(LedgerRefusal::ExceedsAuthorization {
+            return Err(LedgerRefusal::ExceedsAuthorization {
                 remaining: Money::from_minor_units(currency, remaining.max(0)),
             })
         }
-        (Some(amount), _) => Ok(amount.minor_units()),
-        (None, Some(remaining)) => Ok(remaining.max(0)),
-        (None, None) => Ok(0),
+        (Some(amount), _) => amount.minor_units(),
+        (None, Some(remaining)) => remaining.max(0),
+        (None, None) => 0,
+    };
+    let fits = ledger
+        .held_minor
+        .checked_add(reserved)
+        .is_some_and(|held| held <= MAX_HELD_MINOR)
+        && ledger.capture_count.checked_add(1).is_some();
+    if !fits {
+        return Err(LedgerRefusal::LedgerFull);
     }
+    Ok(reserved)
 }
 
 /// Records an admitted capture in the ledger.
@@ -213,4 +228,64 @@ fn key_filter(ledger: &authorizations::Model) -> sea_orm::Condition {
         .add(Column::Provider.eq(ledger.provider.clone()))
         .add(Column::ProviderAccount.eq(ledger.provider_account.clone()))
         .add(Column::AuthorizationId.eq(ledger.authorization_id.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::capture::{AuthorizationId, CaptureParts, Metadata, RequestId};
+    use crate::domain::{Money, Provider};
+
+    fn ledger(held_minor: i64, capture_count: i32) -> authorizations::Model {
+        authorizations::Model {
+            provider: "paypal".into(),
+            provider_account: "default".into(),
+            authorization_id: "AUTH".into(),
+            currency_code: Some("USD".into()),
+            authorized_minor: None,
+            held_minor,
+            capture_count,
+            closed_by: None,
+            update_time: 0,
+        }
+    }
+
+    fn capture_of(value: &str) -> Result<CaptureCommand, String> {
+        CaptureCommand::new(CaptureParts {
+            provider: Provider::Paypal,
+            account: None,
+            authorization_id: AuthorizationId::parse("AUTH")?,
+            amount: Some(Money::parse_positive("USD", value).map_err(|e| e.to_string())?),
+            authorized_amount: None,
+            final_capture: false,
+            invoice_id: None,
+            note_to_payer: None,
+            soft_descriptor: None,
+            reference: None,
+            metadata: Metadata::default(),
+            platform_fees: vec![],
+            disbursement_mode: None,
+            request_id: RequestId::parse("req")?,
+        })
+        .map_err(|e| format!("{e:?}"))
+    }
+
+    #[test]
+    fn a_capture_that_would_overflow_the_ledger_is_refused() -> Result<(), String> {
+        let largest = capture_of("9999999999999.99")?;
+        assert_eq!(admit(&ledger(0, 0), &largest), Ok(999_999_999_999_999));
+        assert_eq!(
+            admit(&ledger(MAX_HELD_MINOR - 1, 1), &largest),
+            Err(LedgerRefusal::LedgerFull)
+        );
+        assert_eq!(
+            admit(&ledger(i64::MAX, 1), &capture_of("0.01")?),
+            Err(LedgerRefusal::LedgerFull)
+        );
+        assert_eq!(
+            admit(&ledger(0, i32::MAX), &capture_of("0.01")?),
+            Err(LedgerRefusal::LedgerFull)
+        );
+        Ok(())
+    }
 }

@@ -5,6 +5,7 @@ mod convert;
 pub mod entities;
 mod ledger;
 mod resolve;
+mod unavailable;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,53 +13,119 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use std::sync::Arc;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use captures::{Begin, LedgerRefusal, ListPage, ListQuery, NewCapture, Resolution};
 pub use resolve::DueCapture;
 
-/// A store failure. Internal: the caller sees an opaque message, the logs the cause.
+/// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database could not be reached, the connection was lost mid-transaction, or no
+    /// connection came free in time: nothing is wrong with the request, a retry may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] DbErr),
+    /// Anything else the database refused: a bug of ours (the caller sees an opaque message).
     #[error("database error: {0}")]
-    Database(#[from] DbErr),
+    Database(#[source] DbErr),
     #[error("stored capture {id} cannot be read back: {problem}")]
     Corrupt { id: String, problem: String },
     #[error("capture {0} does not exist")]
     Missing(String),
 }
 
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        if unavailable::is_unavailable(&err) {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Database(err)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether a retry of the same request may succeed once the database is back.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// How the store uses its connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// Connections writes may not take (PostgreSQL), so reads still answer while captures
+    /// storm. SQLite has a single writer anyway.
+    pub reserved_for_reads: u32,
+    /// How long a statement waits for a connection (or a write for its turn) before the store
+    /// reports the database unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 16,
+            reserved_for_reads: 4,
+            acquire_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
 /// The database, migrated and ready.
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// SQLite has one writer at a time: writers of this process queue here, in order, instead
-    /// of contending in SQLite's busy handler, whose sleeps make long tail latencies.
-    /// PostgreSQL locks rows and needs none.
-    sqlite_writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Turns to write. SQLite has one writer at a time: writers of this process queue here, in
+    /// order, instead of contending in SQLite's busy handler, whose sleeps make long tail
+    /// latencies. PostgreSQL locks rows; its writers may hold all but the read reserve of the
+    /// pool.
+    writers: Arc<Semaphore>,
+    acquire_timeout: Duration,
 }
 
-/// Held for the length of a write transaction (SQLite only).
-pub(crate) type WriteGuard = Option<tokio::sync::OwnedMutexGuard<()>>;
+/// Held for the length of a write transaction.
+pub(crate) type WriteGuard = OwnedSemaphorePermit;
 
 impl Store {
+    /// Connects to `sqlite:…` or `postgres://…` with the default pool.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, PoolSettings::default()).await
+    }
+
     /// Connects to `sqlite:…` or `postgres://…`. SQLite runs in WAL mode with a busy timeout,
     /// so readers never block the single writer and writers queue instead of failing.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Self, StoreError> {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
-            .max_connections(16)
+            .max_connections(pool.max_connections)
             .connect_timeout(Duration::from_secs(10))
-            .map_sqlx_sqlite_opts(|o| {
+            .acquire_timeout(pool.acquire_timeout)
+            .map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(30))
+                    // Writers of this process take turns (below), so only another process holds
+                    // the lock: wait for it as long as for a connection, then report it.
+                    .busy_timeout(pool.acquire_timeout)
                     .foreign_keys(true)
             });
         let db = Database::connect(options).await?;
-        let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite)
-            .then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Store { db, sqlite_writer })
+        let writers = match db.get_database_backend() {
+            DbBackend::Sqlite => 1,
+            _ => pool
+                .max_connections
+                .saturating_sub(pool.reserved_for_reads)
+                .max(1),
+        };
+        Ok(Store {
+            db,
+            writers: Arc::new(Semaphore::new(writers as usize)),
+            acquire_timeout: pool.acquire_timeout,
+        })
     }
 
     /// Applies every pending migration.
@@ -77,11 +144,18 @@ impl Store {
         &self.db
     }
 
-    /// Waits for this process's turn to write (SQLite); a no-op on PostgreSQL.
-    pub(crate) async fn write_turn(&self) -> WriteGuard {
-        match &self.sqlite_writer {
-            Some(lock) => Some(Arc::clone(lock).lock_owned().await),
-            None => None,
+    /// Waits for a turn to write, as long as a connection may be waited for.
+    pub(crate) async fn write_turn(&self) -> Result<WriteGuard, StoreError> {
+        match tokio::time::timeout(
+            self.acquire_timeout,
+            Arc::clone(&self.writers).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(turn)) => Ok(turn),
+            Ok(Err(_)) | Err(_) => Err(StoreError::Unavailable(DbErr::ConnectionAcquire(
+                ConnAcquireErr::Timeout,
+            ))),
         }
     }
 }

@@ -10,7 +10,7 @@ use super::convert::{self, FEE_REPORTED};
 use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
 use super::{now_micros, Store, StoreError};
-use crate::domain::{CaptureRecord, CaptureStatus, ProviderOutcome, StatusReason};
+use crate::domain::{pan, CaptureRecord, CaptureStatus, ProviderOutcome, StatusReason};
 
 /// An open capture due for another look, and how many looks it has had.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ impl Store {
         resolution: &Resolution,
     ) -> Result<CaptureRecord, StoreError> {
         let now = now_micros();
-        let _turn = self.write_turn().await;
+        let _turn = self.write_turn().await?;
         let txn = self.db.begin().await?;
         // The first statement writes, so SQLite takes its write lock now rather than failing a
         // read-to-write upgrade later; on PostgreSQL it locks the row.
@@ -115,14 +115,14 @@ impl Store {
                 update.status_reason =
                     Set(Some(StatusReason::ProviderRejected.as_str().to_owned()));
                 update.error_code = Set(Some(failure.code.clone()));
-                update.error_message = Set(Some(failure.message.clone()));
+                update.error_message = Set(Some(masked(&failure.message)));
                 update.error_debug_id = Set(failure.debug_id.clone());
                 update.error_http_status = Set(Some(i32::from(failure.http_status)));
                 update.reserved_minor = Set(0);
                 ledger::release(&txn, &key, &row.id, row.reserved_minor, now).await?;
                 let detail = serde_json::json!({
                     "code": failure.code,
-                    "message": failure.message,
+                    "message": masked(&failure.message),
                     "debug_id": failure.debug_id,
                     "http_status": failure.http_status,
                 });
@@ -140,7 +140,7 @@ impl Store {
                 update.status_reason = Set(Some(
                     StatusReason::ProviderOutcomeUnknown.as_str().to_owned(),
                 ));
-                let detail = serde_json::json!({ "detail": detail });
+                let detail = serde_json::json!({ "detail": masked(detail) });
                 insert_event(
                     &txn,
                     &row.id,
@@ -198,7 +198,7 @@ impl Store {
         capture_id: &str,
         after_micros: i64,
     ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
+        let _turn = self.write_turn().await?;
         captures::Entity::update_many()
             .col_expr(captures::Column::ReconcileAfter, Expr::value(after_micros))
             .col_expr(
@@ -215,7 +215,7 @@ impl Store {
 fn apply_outcome(update: &mut captures::ActiveModel, outcome: &ProviderOutcome) {
     update.status = Set(outcome.status.as_str().to_owned());
     update.status_reason = Set(outcome.reason.map(|r| r.as_str().to_owned()));
-    update.provider_reason = Set(outcome.provider_reason.clone());
+    update.provider_reason = Set(outcome.provider_reason.as_deref().map(masked));
     update.provider_capture_id = Set(outcome.provider_capture_id.clone());
     update.provider_status = Set(Some(outcome.provider_status.clone()));
     update.captured_currency_code = Set(outcome
@@ -225,5 +225,15 @@ fn apply_outcome(update: &mut captures::ActiveModel, outcome: &ProviderOutcome) 
     update.network_reference = Set(convert::to_json_columns(&outcome.network_reference));
     update.seller_protection = Set(convert::to_json_columns(&outcome.seller_protection));
     update.processor_response = Set(convert::to_json_columns(&outcome.processor_response));
-    update.provider_response = Set(outcome.redacted_body.as_ref().map(|b| b.to_string()));
+    update.provider_response = Set(outcome.redacted_body.as_ref().map(|body| {
+        let mut body = body.clone();
+        pan::mask_card_numbers_in_json(&mut body);
+        body.to_string()
+    }));
+}
+
+/// Provider text as stored: any card number in it masked to first six / last four, whatever
+/// the connector already removed (PCI DSS 3.4).
+fn masked(text: &str) -> String {
+    pan::mask_card_numbers(text).into_owned()
 }

@@ -5,6 +5,7 @@
 
 pub mod connector_fixtures;
 pub mod counting_paypal;
+pub mod db_outage;
 pub mod mock_provider;
 
 use std::collections::HashMap;

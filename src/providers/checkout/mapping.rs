@@ -111,10 +111,9 @@ pub fn amount_from_wire(units: i64, currency: Currency) -> Result<Money, String>
             .checked_pow(iso - unit.exponent)
             .and_then(|factor| units.checked_mul(factor))
     };
-    match minor {
-        Some(minor) if minor >= 0 => Ok(Money::from_minor_units(currency, minor)),
-        _ => Err(format!("unreadable {currency} amount {units}")),
-    }
+    minor
+        .and_then(|minor| Money::checked_from_minor_units(currency, minor))
+        .ok_or_else(|| format!("unreadable {currency} amount {units}"))
 }
 
 /// The failure code of a capture refused because its amount is in another currency than the

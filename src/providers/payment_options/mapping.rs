@@ -295,7 +295,7 @@ pub fn captured_amount(answer: &wire::Answer) -> Option<Money> {
     let details = answer.payment_details.as_ref()?;
     let currency = Currency::from_code(details.currency.as_deref()?)?;
     let minor = details.amount.as_ref().and_then(wire::integer)?;
-    (minor >= 0).then(|| Money::from_minor_units(currency, minor))
+    Money::checked_from_minor_units(currency, minor)
 }
 
 /// PaymentOptions' refusal as a failure: `code` is `gateway_response.code` (else the response

@@ -1,0 +1,163 @@
+//! A database that blinks is `UNAVAILABLE` with `STORE_UNAVAILABLE` and `RetryInfo`, never
+//! `INTERNAL`; a capture the provider took while the database was away names its capture id,
+//! and a retry with the same `request_id` returns it, captured once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::Code;
+
+use crate::common::counting_paypal::{self, Behaviour, Counter};
+use crate::common::db_outage::Outage;
+use crate::common::{
+    detail, error_of, paypal_capture, refused, usd, Db, TestApp, TestResult, TENANT_A_KEY,
+};
+use crate::on_both_databases;
+use capture_service::config::{PaypalAccount, SandboxMode, Secret};
+use capture_service::proto;
+use tonic_types::StatusExt;
+
+/// The app on `db` reached through `outage`, with PayPal at `paypal_url`.
+async fn app_through(
+    db: Db,
+    outage: &Outage,
+    paypal_url: &str,
+) -> Result<TestApp, Box<dyn std::error::Error>> {
+    let paypal_url = paypal_url.to_owned();
+    TestApp::spawn_with(db, |config| {
+        config.database_url = outage.route(&config.database_url).into();
+        config.limits.database_acquire_timeout_ms = 500;
+        config.sandbox = SandboxMode::Off;
+        config.providers.paypal = vec![PaypalAccount {
+            name: "default".into(),
+            base_url: paypal_url,
+            client_id: "test-client".into(),
+            client_secret: Secret::new("test-secret"),
+            auth_assertion: None,
+        }];
+    })
+    .await
+}
+
+/// Asserts a `STORE_UNAVAILABLE` answer with `RetryInfo`; returns its `ErrorInfo` metadata.
+fn store_unavailable<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+) -> Result<std::collections::HashMap<String, String>, Box<dyn std::error::Error>> {
+    let status = error_of(result)?;
+    assert!(
+        status.get_details_retry_info().is_some(),
+        "no RetryInfo: {status:?}"
+    );
+    refused(Err::<(), _>(status), Code::Unavailable, "STORE_UNAVAILABLE")
+}
+
+async fn a_capture_while_the_database_is_away_is_unavailable_and_a_retry_captures_once(
+    db: Db,
+) -> TestResult {
+    let (paypal, counter) = counting_paypal::start().await?;
+    let outage = Outage::prepare(db).await?;
+    let app = app_through(db, &outage, &paypal).await?;
+    let request = paypal_capture("0VF52814937998046", usd("10.00"));
+
+    outage.begin().await?;
+    let metadata = store_unavailable(app.capture(request.clone()).await)?;
+    // Nothing was recorded, so there is no capture to name, and PayPal was not called.
+    assert_eq!(detail(&metadata, "capture_id"), None);
+    assert_eq!(counter.captures(), 0);
+    outage.end().await?;
+
+    let capture = app.captured(request.clone()).await?;
+    assert_eq!(capture.status(), proto::CaptureStatus::Completed);
+    assert_eq!(counter.captures(), 1);
+    assert_eq!(app.replayed(request).await?.id, capture.id);
+    Ok(())
+}
+
+/// A PayPal whose first capture call takes the database away before it answers.
+async fn paypal_that_breaks_the_database(
+    outage: Arc<Outage>,
+) -> Result<(String, Counter), std::io::Error> {
+    let once = Arc::new(AtomicBool::new(false));
+    counting_paypal::start_with(Behaviour {
+        before_answer: Some(Arc::new(move || {
+            let outage = Arc::clone(&outage);
+            let first = !once.swap(true, Ordering::SeqCst);
+            Box::pin(async move {
+                if first {
+                    let _ = outage.begin().await;
+                }
+            })
+        })),
+        ..Behaviour::default()
+    })
+    .await
+}
+
+async fn a_capture_the_provider_took_while_the_database_went_away_names_its_id_and_settles_on_retry(
+    db: Db,
+) -> TestResult {
+    let outage = Arc::new(Outage::prepare(db).await?);
+    let (paypal, counter) = paypal_that_breaks_the_database(Arc::clone(&outage)).await?;
+    let app = app_through(db, &outage, &paypal).await?;
+    let request = paypal_capture("0VF52814937998046", usd("25.00"));
+
+    let result = app.capture(request.clone()).await;
+    let metadata = store_unavailable(result)?;
+    let capture_id = detail(&metadata, "capture_id")
+        .ok_or("no capture id")?
+        .to_owned();
+    assert_eq!(counter.captures(), 1, "PayPal was called once");
+    outage.end().await?;
+
+    // Recorded PROCESSING before PayPal was called; the retry settles it with PayPal's answer
+    // to the same PayPal-Request-Id.
+    let stored = app.get(TENANT_A_KEY, &capture_id).await?;
+    assert_eq!(stored.status(), proto::CaptureStatus::Processing);
+    let settled = app.replayed(request).await?;
+    assert_eq!(settled.id, capture_id);
+    assert_eq!(settled.status(), proto::CaptureStatus::Completed);
+    let mut ids = counter.request_ids();
+    ids.dedup();
+    assert_eq!(
+        ids,
+        [capture_id],
+        "every PayPal call carried the capture's own key"
+    );
+    Ok(())
+}
+
+async fn reads_while_the_database_is_away_are_unavailable(db: Db) -> TestResult {
+    let (paypal, _) = counting_paypal::start_with(Behaviour {
+        delay: Duration::ZERO,
+        ..Behaviour::default()
+    })
+    .await?;
+    let outage = Outage::prepare(db).await?;
+    let app = app_through(db, &outage, &paypal).await?;
+    let capture = app
+        .captured(paypal_capture("0VF52814937998046", usd("1.00")))
+        .await?;
+    outage.begin().await?;
+    // SQLite readers are not blocked by a writer (WAL); PostgreSQL's are cut off.
+    let read = app.get(TENANT_A_KEY, &capture.id).await;
+    match db {
+        Db::Postgres => {
+            store_unavailable(read)?;
+        }
+        Db::Sqlite => assert!(read.is_ok(), "{read:?}"),
+    }
+    let write = app
+        .capture(paypal_capture("0VF52814937998046", usd("1.00")))
+        .await;
+    store_unavailable(write)?;
+    outage.end().await?;
+    assert_eq!(app.get(TENANT_A_KEY, &capture.id).await?.id, capture.id);
+    Ok(())
+}
+
+on_both_databases!(
+    a_capture_while_the_database_is_away_is_unavailable_and_a_retry_captures_once,
+    a_capture_the_provider_took_while_the_database_went_away_names_its_id_and_settles_on_retry,
+    reads_while_the_database_is_away_are_unavailable,
+);

@@ -1,0 +1,194 @@
+//! Input the service cannot hold or echo: oversized requests are refused whole, errors stay
+//! small whatever the request held, NUL bytes never reach the database, and amounts are
+//! bounded and in the documented syntax.
+
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::common::{
+    assert_code, bad_fields, error_of, money, paypal_capture, usd, Db, TestApp, TestResult,
+    TENANT_A_KEY,
+};
+use crate::on_both_databases;
+use capture_service::proto;
+
+/// What a gRPC error puts in the trailers: its message and its encoded details.
+fn trailer_bytes(status: &tonic::Status) -> usize {
+    status.message().len() + status.details().len() * 4 / 3
+}
+
+/// Default gRPC clients refuse trailers past 16 KiB; the service stays far below.
+const SMALL_TRAILER: usize = 8 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_request_is_refused_whole() -> TestResult {
+    let app = TestApp::spawn(Db::Sqlite).await?;
+    let mut request = paypal_capture("0VF52814937998046", usd("1.00"));
+    request.amount = money(&"X".repeat(4 << 20), "1.00");
+    let status = error_of(app.capture(request).await)?;
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        trailer_bytes(&status) < 1024,
+        "{} bytes",
+        trailer_bytes(&status)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_quote_bad_values_by_a_short_prefix() -> TestResult {
+    let app = TestApp::spawn(Db::Sqlite).await?;
+    // Under the request limit, but far more than any error should carry.
+    let mut request = paypal_capture("0VF52814937998046", usd("1.00"));
+    request.amount = money(&"X".repeat(150_000), "1.00");
+    request.note_to_payer = "n".repeat(50_000);
+    let status = error_of(app.capture(request).await)?;
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    assert_eq!(
+        bad_fields(&status),
+        ["amount.currency_code", "note_to_payer"]
+    );
+    assert!(
+        trailer_bytes(&status) < 1024,
+        "{} bytes",
+        trailer_bytes(&status)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_bad_metadata_keys_make_one_small_error() -> TestResult {
+    let app = TestApp::spawn(Db::Sqlite).await?;
+    let mut request = paypal_capture("0VF52814937998046", usd("1.00"));
+    request.metadata = (0..10_000)
+        .map(|i| (format!("bad key {i}"), "v".to_owned()))
+        .collect();
+    let status = error_of(app.capture(request).await)?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["metadata"]);
+    assert!(
+        trailer_bytes(&status) < 1024,
+        "{} bytes",
+        trailer_bytes(&status)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_twenty_violations_are_listed_and_the_rest_counted() -> TestResult {
+    let app = TestApp::spawn(Db::Sqlite).await?;
+    let mut request = paypal_capture("0VF52814937998046", usd("1.00"));
+    request.platform_fees = (0..200)
+        .map(|_| proto::PlatformFee {
+            amount: money(&"Y".repeat(300), "1.00"),
+            payee: Some(proto::FeePayee {
+                payee: Some(proto::fee_payee::Payee::EmailAddress("@".repeat(300))),
+            }),
+        })
+        .collect();
+    let status = error_of(app.capture(request).await)?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let violations = status
+        .get_details_bad_request()
+        .ok_or("no BadRequest")?
+        .field_violations;
+    assert_eq!(violations.len(), 21, "20 listed and one 'and N more'");
+    assert!(
+        violations[20].description.contains("380 more"),
+        "{:?}",
+        violations[20]
+    );
+    assert!(
+        status.message().ends_with("and 380 more"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        trailer_bytes(&status) < SMALL_TRAILER,
+        "{} bytes",
+        trailer_bytes(&status)
+    );
+    Ok(())
+}
+
+async fn nul_bytes_in_ids_and_filters_are_invalid_arguments(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let get = app
+        .get(TENANT_A_KEY, "cap_01JDQ3W5X8K2M4N6P8R0S2T4\0\0")
+        .await;
+    assert_eq!(bad_fields(&error_of(get)?), ["id"]);
+    let get = app.get(TENANT_A_KEY, "\0").await;
+    assert_code(&get, Code::InvalidArgument);
+    let list = app
+        .list(
+            TENANT_A_KEY,
+            proto::ListCapturesRequest {
+                authorization_id: "AUTH\0".into(),
+                invoice_id: "INV\0".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        bad_fields(&error_of(list)?),
+        ["authorization_id", "invoice_id"]
+    );
+    // A well-formed id of no capture is still NOT_FOUND.
+    let missing = app
+        .get(TENANT_A_KEY, "cap_01JDQ3W5X8K2M4N6P8R0S2T4V6")
+        .await;
+    assert_code(&missing, Code::NotFound);
+    Ok(())
+}
+
+async fn amounts_the_ledger_cannot_sum_are_refused_and_the_largest_still_add_up(
+    db: Db,
+) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    // 2^63 - 1 cents: once accepted, after which the ledger's sum overflowed.
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    let status = error_of(
+        app.capture(paypal_capture(&auth, usd("92233720368547758.07")))
+            .await,
+    )?;
+    assert_eq!(bad_fields(&status), ["amount.value"]);
+    assert!(status.message().len() < 200);
+
+    // Large amounts up to the bound still work, and the ledger adds them up.
+    let big = app.authorize("USD", "9999999999999.99", "APPROVE").await?;
+    for _ in 0..2 {
+        let capture = app
+            .captured(paypal_capture(&big, usd("4999999999999.99")))
+            .await?;
+        assert_eq!(capture.status(), proto::CaptureStatus::Completed);
+    }
+    let over = app.capture(paypal_capture(&big, usd("0.02"))).await;
+    assert_code(&over, Code::FailedPrecondition);
+    Ok(())
+}
+
+async fn amounts_outside_the_documented_syntax_are_refused(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    for value in ["1.", ".5", "00001.00", "01", "+1", "1e2", " 1"] {
+        let result = app.capture(paypal_capture(&auth, usd(value))).await;
+        assert_eq!(
+            bad_fields(&error_of(result)?),
+            ["amount.value"],
+            "{value:?}"
+        );
+    }
+    let listed = app
+        .list(TENANT_A_KEY, proto::ListCapturesRequest::default())
+        .await?;
+    assert!(listed.captures.is_empty(), "a refused amount was recorded");
+    let capture = app.captured(paypal_capture(&auth, usd("0.50"))).await?;
+    assert_eq!(capture.amount.map(|m| m.value).as_deref(), Some("0.50"));
+    Ok(())
+}
+
+on_both_databases!(
+    nul_bytes_in_ids_and_filters_are_invalid_arguments,
+    amounts_the_ledger_cannot_sum_are_refused_and_the_largest_still_add_up,
+    amounts_outside_the_documented_syntax_are_refused,
+);

@@ -1,0 +1,167 @@
+//! Breaking the database under a running app, the way production breaks it.
+//!
+//! - PostgreSQL: the app reaches the server through a TCP proxy inside the test. An outage
+//!   resets every open connection (RST, as a failover or a cut network does) and refuses new
+//!   ones until it ends.
+//! - SQLite: another process's transaction holds the write lock (a backup, a migration job),
+//!   so the app's writes wait out their busy timeout and fail.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Mutex};
+
+use super::Db;
+
+/// A TCP proxy to PostgreSQL that can cut every connection through it.
+pub struct TcpProxy {
+    addr: SocketAddr,
+    down: Arc<AtomicBool>,
+    /// Bumped at each cut; every forwarding task watches it and resets its sockets.
+    cuts: watch::Sender<u64>,
+}
+
+/// Closes a socket with RST instead of FIN, as a crashed peer or a cut link does.
+fn reset(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+impl TcpProxy {
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<TcpProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let down = Arc::new(AtomicBool::new(false));
+        let (cuts, _) = watch::channel(0u64);
+        let proxy = TcpProxy {
+            addr,
+            down: Arc::clone(&down),
+            cuts: cuts.clone(),
+        };
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if down.load(Ordering::SeqCst) {
+                    reset(&client);
+                    continue;
+                }
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        reset(&client);
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {
+                            reset(&client);
+                            reset(&server);
+                        }
+                    }
+                });
+            }
+        });
+        Ok(proxy)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Resets every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    pub fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A way to make the app's database unusable for a while.
+pub enum Outage {
+    Postgres(TcpProxy),
+    /// The database file, and the other process's lock while the outage lasts.
+    Sqlite {
+        url: std::sync::Mutex<String>,
+        holder: Mutex<Option<DatabaseConnection>>,
+    },
+}
+
+impl Outage {
+    /// Prepares an outage for `db`; the app's database URL must then go through [`route`].
+    ///
+    /// [`route`]: Outage::route
+    pub async fn prepare(db: Db) -> std::io::Result<Outage> {
+        Ok(match db {
+            Db::Postgres => Outage::Postgres(TcpProxy::start(postgres_addr()).await?),
+            Db::Sqlite => Outage::Sqlite {
+                url: std::sync::Mutex::new(String::new()),
+                holder: Mutex::new(None),
+            },
+        })
+    }
+
+    /// The app's database URL, routed through the outage.
+    pub fn route(&self, database_url: &str) -> String {
+        match self {
+            Outage::Postgres(proxy) => {
+                let upstream = postgres_addr().to_string();
+                database_url.replacen(&upstream, &proxy.addr().to_string(), 1)
+            }
+            Outage::Sqlite { url, .. } => {
+                if let Ok(mut url) = url.lock() {
+                    *url = database_url.to_owned();
+                }
+                database_url.to_owned()
+            }
+        }
+    }
+
+    /// From now on the database cannot be used.
+    pub async fn begin(&self) -> Result<(), sea_orm::DbErr> {
+        match self {
+            Outage::Postgres(proxy) => proxy.cut(),
+            Outage::Sqlite { url, holder } => {
+                // One connection, so BEGIN and ROLLBACK run on the same one.
+                let url = url.lock().map(|u| u.clone()).unwrap_or_default();
+                let mut options = ConnectOptions::new(url);
+                options.max_connections(1).sqlx_logging(false);
+                let connection = Database::connect(options).await?;
+                connection.execute_unprepared("BEGIN IMMEDIATE").await?;
+                *holder.lock().await = Some(connection);
+            }
+        }
+        Ok(())
+    }
+
+    /// The database is back.
+    pub async fn end(&self) -> Result<(), sea_orm::DbErr> {
+        match self {
+            Outage::Postgres(proxy) => proxy.restore(),
+            Outage::Sqlite { holder, .. } => {
+                if let Some(connection) = holder.lock().await.take() {
+                    connection.execute_unprepared("ROLLBACK").await?;
+                    connection.close().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the tests' PostgreSQL listens (from `CAPTURE_TEST_POSTGRES_URL`).
+fn postgres_addr() -> SocketAddr {
+    let base = super::postgres_base();
+    let host_port = base
+        .rsplit('@')
+        .next()
+        .unwrap_or("127.0.0.1:5432")
+        .trim_end_matches('/');
+    host_port
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5432)))
+}
