@@ -400,6 +400,28 @@ impl CaptureCommand {
     }
 }
 
+/// A PayPal capture of USD 10.00 on a USD 100.00 authorization, for unit tests to vary.
+#[cfg(test)]
+pub(crate) fn sample_parts() -> Option<CaptureParts> {
+    let usd = |value| Money::parse_positive("USD", value).ok();
+    Some(CaptureParts {
+        provider: Provider::Paypal,
+        account: None,
+        authorization_id: AuthorizationId::parse("0VF52814937998046").ok()?,
+        amount: usd("10.00"),
+        authorized_amount: usd("100.00"),
+        final_capture: false,
+        invoice_id: None,
+        note_to_payer: None,
+        soft_descriptor: None,
+        reference: None,
+        metadata: Metadata::default(),
+        platform_fees: vec![],
+        disbursement_mode: None,
+        request_id: RequestId::parse("req-1").ok()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,22 +431,7 @@ mod tests {
     }
 
     fn parts() -> Option<CaptureParts> {
-        Some(CaptureParts {
-            provider: Provider::Paypal,
-            account: None,
-            authorization_id: AuthorizationId::parse("0VF52814937998046").ok()?,
-            amount: usd("10.00"),
-            authorized_amount: usd("100.00"),
-            final_capture: false,
-            invoice_id: None,
-            note_to_payer: None,
-            soft_descriptor: None,
-            reference: None,
-            metadata: Metadata::default(),
-            platform_fees: vec![],
-            disbursement_mode: None,
-            request_id: RequestId::parse("req-1").ok()?,
-        })
+        sample_parts()
     }
 
     #[test]

@@ -233,8 +233,8 @@ fn key_filter(ledger: &authorizations::Model) -> sea_orm::Condition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::capture::{AuthorizationId, CaptureParts, Metadata, RequestId};
-    use crate::domain::{Money, Provider};
+    use crate::domain::capture::sample_parts;
+    use crate::domain::Money;
 
     fn ledger(held_minor: i64, capture_count: i32) -> authorizations::Model {
         authorizations::Model {
@@ -250,24 +250,12 @@ mod tests {
         }
     }
 
+    /// A capture of `value` USD with no authorized amount known.
     fn capture_of(value: &str) -> Result<CaptureCommand, String> {
-        CaptureCommand::new(CaptureParts {
-            provider: Provider::Paypal,
-            account: None,
-            authorization_id: AuthorizationId::parse("AUTH")?,
-            amount: Some(Money::parse_positive("USD", value).map_err(|e| e.to_string())?),
-            authorized_amount: None,
-            final_capture: false,
-            invoice_id: None,
-            note_to_payer: None,
-            soft_descriptor: None,
-            reference: None,
-            metadata: Metadata::default(),
-            platform_fees: vec![],
-            disbursement_mode: None,
-            request_id: RequestId::parse("req")?,
-        })
-        .map_err(|e| format!("{e:?}"))
+        let mut parts = sample_parts().ok_or("fixture")?;
+        parts.amount = Some(Money::parse_positive("USD", value).map_err(|e| e.to_string())?);
+        parts.authorized_amount = None;
+        CaptureCommand::new(parts).map_err(|e| format!("{e:?}"))
     }
 
     #[test]

@@ -8,9 +8,10 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::common::counting_paypal::{self, Behaviour};
-use crate::common::{paypal_capture, refused, usd, Db, TestApp, TestResult, TENANT_A_KEY};
+use crate::common::{
+    paypal_capture, refused, usd, use_paypal_at, Db, TestApp, TestResult, TENANT_A_KEY,
+};
 use crate::on_both_databases;
-use capture_service::config::{PaypalAccount, SandboxMode, Secret};
 use capture_service::proto;
 
 const LIMIT: u64 = 4;
@@ -25,14 +26,7 @@ async fn captures_past_the_limit_are_shed_before_anything_is_written(db: Db) -> 
     .await?;
     let app = TestApp::spawn_with(db, |config| {
         config.limits.max_captures_in_flight = LIMIT;
-        config.sandbox = SandboxMode::Off;
-        config.providers.paypal = vec![PaypalAccount {
-            name: "default".into(),
-            base_url: paypal,
-            client_id: "test-client".into(),
-            client_secret: Secret::new("test-secret"),
-            auth_assertion: None,
-        }];
+        use_paypal_at(config, paypal);
     })
     .await?;
     let earlier = app

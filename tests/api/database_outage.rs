@@ -11,10 +11,10 @@ use tonic::Code;
 use crate::common::counting_paypal::{self, Behaviour, Counter};
 use crate::common::db_outage::Outage;
 use crate::common::{
-    detail, error_of, paypal_capture, refused, usd, Db, TestApp, TestResult, TENANT_A_KEY,
+    detail, error_of, paypal_capture, refused, usd, use_paypal_at, Db, TestApp, TestResult,
+    TENANT_A_KEY,
 };
 use crate::on_both_databases;
-use capture_service::config::{PaypalAccount, SandboxMode, Secret};
 use capture_service::proto;
 use tonic_types::StatusExt;
 
@@ -28,14 +28,7 @@ async fn app_through(
     TestApp::spawn_with(db, |config| {
         config.database_url = outage.route(&config.database_url).into();
         config.limits.database_acquire_timeout_ms = 500;
-        config.sandbox = SandboxMode::Off;
-        config.providers.paypal = vec![PaypalAccount {
-            name: "default".into(),
-            base_url: paypal_url,
-            client_id: "test-client".into(),
-            client_secret: Secret::new("test-secret"),
-            auth_assertion: None,
-        }];
+        use_paypal_at(config, paypal_url);
     })
     .await
 }

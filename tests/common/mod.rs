@@ -39,6 +39,18 @@ fn postgres_base() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
+/// Sandbox off, and PayPal's default account at `base_url` (a stand-in PayPal).
+pub fn use_paypal_at(config: &mut Config, base_url: String) {
+    config.sandbox = SandboxMode::Off;
+    config.providers.paypal = vec![PaypalAccount {
+        name: "default".into(),
+        base_url,
+        client_id: "test-client".into(),
+        client_secret: capture_service::config::Secret::new("test-secret"),
+        auth_assertion: None,
+    }];
+}
+
 /// A running app and a client for it. Dropping it stops the app and drops its database.
 pub struct TestApp {
     pub grpc_addr: std::net::SocketAddr,
@@ -67,17 +79,7 @@ impl TestApp {
         base_url: &str,
     ) -> Result<TestApp, Box<dyn std::error::Error>> {
         let base_url = base_url.to_owned();
-        Self::spawn_with(db, move |config| {
-            config.sandbox = SandboxMode::Off;
-            config.providers.paypal = vec![PaypalAccount {
-                name: "default".into(),
-                base_url,
-                client_id: "test-client".into(),
-                client_secret: capture_service::config::Secret::new("test-secret"),
-                auth_assertion: None,
-            }];
-        })
-        .await
+        Self::spawn_with(db, move |config| use_paypal_at(config, base_url)).await
     }
 
     pub async fn spawn_with(
