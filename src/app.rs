@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::api::{ApiKeys, CaptureApi};
 use crate::capture::Captures;
-use crate::config::{ApiKey, Config, Limits};
+use crate::config::{ApiKey, Config};
 use crate::net::{raise_open_file_limit, serve_http1, Listener, ListenerRules, HTTP2_PREFACE_LEN};
 use crate::proto::capture_service_server::CaptureServiceServer;
 use crate::providers::checkout::CheckoutConnector;
@@ -50,7 +50,14 @@ struct DevApiKey {
 impl App {
     /// Connects and migrates the database, starts the sandbox if enabled, builds the connectors
     /// and binds both ports (port 0 picks a free one).
-    pub async fn build(config: Config) -> anyhow::Result<App> {
+    pub async fn build(mut config: Config) -> anyhow::Result<App> {
+        if let Some(open_files) = raise_open_file_limit() {
+            let (fitted, lowered) = config.limits.fitted_to(open_files);
+            for line in lowered {
+                warn!("{line}");
+            }
+            config.limits = fitted;
+        }
         let limits = &config.limits;
         let pool = PoolSettings {
             max_connections: limits.database_max_connections as u32,
@@ -190,7 +197,7 @@ impl App {
         // Larger requests are refused whole, before they are decoded.
         .max_decoding_message_size(limits.grpc_max_request_bytes as usize);
         let api = InterceptedService::new(api, self.api_keys.interceptor());
-        let max_connections = connections_per_port(&limits);
+        let max_connections = limits.max_connections as usize;
         let grpc_listener = Listener::new(
             self.grpc,
             ListenerRules {
@@ -276,26 +283,6 @@ impl App {
         info!("capture-service stopped");
         Ok(())
     }
-}
-
-/// The connection limit of each port, lowered so that both ports at their limit, plus the
-/// database pool, provider connections and files, fit the open-file limit.
-fn connections_per_port(limits: &Limits) -> usize {
-    const RESERVED_FILES: u64 = 256;
-    let configured = limits.max_connections;
-    let Some(open_files) = raise_open_file_limit() else {
-        return configured as usize;
-    };
-    let fits = open_files.saturating_sub(RESERVED_FILES + limits.database_max_connections) / 2;
-    if configured > fits {
-        warn!(
-            configured,
-            used = fits.max(1),
-            open_file_limit = open_files,
-            "CAPTURE_MAX_CONNECTIONS lowered to fit the open-file limit (ulimit -n)"
-        );
-    }
-    configured.min(fits).max(1) as usize
 }
 
 fn build_connectors(config: &Config, sandbox: Option<&Sandbox>) -> anyhow::Result<Connectors> {

@@ -226,6 +226,39 @@ impl Limits {
     pub fn database_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.database_acquire_timeout_ms)
     }
+
+    /// These limits lowered, where they must be, so that everything they allow at once fits
+    /// `open_files` descriptors: each capture in flight may hold a connection to its provider,
+    /// each port its connections, the pool its own, and a reserve is kept for files, logs and
+    /// the rest. Returns the fitted limits and a line for each one lowered.
+    pub fn fitted_to(&self, open_files: u64) -> (Limits, Vec<String>) {
+        const RESERVED_FILES: u64 = 256;
+        let mut fitted = *self;
+        let mut lowered = Vec::new();
+        let available = open_files
+            .saturating_sub(RESERVED_FILES + self.database_max_connections)
+            .max(4);
+        let captures = self.max_captures_in_flight.min(available / 2).max(1);
+        let per_port = self
+            .max_connections
+            .min(available.saturating_sub(captures) / 2)
+            .max(1);
+        if captures < self.max_captures_in_flight {
+            lowered.push(format!(
+                "CAPTURE_MAX_CAPTURES_IN_FLIGHT lowered from {} to {captures} to fit the open-file limit of {open_files} (ulimit -n)",
+                self.max_captures_in_flight
+            ));
+            fitted.max_captures_in_flight = captures;
+        }
+        if per_port < self.max_connections {
+            lowered.push(format!(
+                "CAPTURE_MAX_CONNECTIONS lowered from {} to {per_port} per port to fit the open-file limit of {open_files} (ulimit -n)",
+                self.max_connections
+            ));
+            fitted.max_connections = per_port;
+        }
+        (fitted, lowered)
+    }
 }
 
 /// The whole configuration of one service process.

@@ -122,3 +122,21 @@ fn paypal_credentials_turn_the_automatic_sandbox_off_and_never_print() -> Result
     assert!(!format!("{config:?}").contains("hunter2"));
     Ok(())
 }
+
+#[test]
+fn limits_are_lowered_to_fit_the_open_file_limit() {
+    let limits = Limits::default();
+    let (same, lowered) = limits.fitted_to(1 << 20);
+    assert_eq!(same, limits);
+    assert!(lowered.is_empty());
+
+    // A container's 1,024: 752 after the reserve and the pool, half for provider connections.
+    let (fitted, lowered) = limits.fitted_to(1024);
+    assert_eq!(fitted.max_captures_in_flight, 376);
+    assert_eq!(fitted.max_connections, 188);
+    assert_eq!(lowered.len(), 2);
+    let everything = 2 * fitted.max_connections
+        + fitted.max_captures_in_flight
+        + fitted.database_max_connections;
+    assert!(everything < 1024, "{everything}");
+}
