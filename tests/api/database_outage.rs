@@ -134,11 +134,18 @@ async fn reads_while_the_database_is_away_are_unavailable(db: Db) -> TestResult 
     outage.begin().await?;
     // SQLite readers are not blocked by a writer (WAL); PostgreSQL's are cut off.
     let read = app.get(TENANT_A_KEY, &capture.id).await;
+    let ready = reqwest::get(format!("http://{}/readyz", app.http_addr))
+        .await?
+        .status();
     match db {
         Db::Postgres => {
             store_unavailable(read)?;
+            assert_eq!(ready, reqwest::StatusCode::SERVICE_UNAVAILABLE);
         }
-        Db::Sqlite => assert!(read.is_ok(), "{read:?}"),
+        Db::Sqlite => {
+            assert!(read.is_ok(), "{read:?}");
+            assert_eq!(ready, reqwest::StatusCode::OK);
+        }
     }
     let write = app
         .capture(paypal_capture("0VF52814937998046", usd("1.00")))
@@ -146,6 +153,10 @@ async fn reads_while_the_database_is_away_are_unavailable(db: Db) -> TestResult 
     store_unavailable(write)?;
     outage.end().await?;
     assert_eq!(app.get(TENANT_A_KEY, &capture.id).await?.id, capture.id);
+    let ready = reqwest::get(format!("http://{}/readyz", app.http_addr))
+        .await?
+        .status();
+    assert_eq!(ready, reqwest::StatusCode::OK);
     Ok(())
 }
 
