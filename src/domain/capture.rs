@@ -101,10 +101,24 @@ fn free_text(value: &str, min: usize, max: usize) -> Result<(), String> {
 }
 
 text_type!(
-    /// The provider's id of an authorization; it goes into URL paths, hence the narrow alphabet.
+    /// The provider's id of an authorization. It goes into URL paths, hence the narrow alphabet
+    /// (no separator, query or fragment) and no id of dots alone, which URL normalisation would
+    /// resolve away (`.../authorizations/../capture`).
     AuthorizationId,
-    |v| id_like(v, 127)
+    |v| {
+        id_like(v, 127)?;
+        if !is_path_segment(v) {
+            return Err("must not be '.' or '..' (or dots alone)".to_owned());
+        }
+        Ok(())
+    }
 );
+
+/// Whether an id can stand as one URL path segment: not dots alone, no separator, query or
+/// fragment. Holds for every [`AuthorizationId`]; connectors check ids a provider returned.
+pub fn is_path_segment(id: &str) -> bool {
+    !id.is_empty() && !id.chars().all(|c| c == '.') && !id.contains(['/', '?', '#', '\\'])
+}
 text_type!(
     /// A provider account's configuration name.
     AccountName,
@@ -447,6 +461,10 @@ mod tests {
         assert!(EmailAddress::parse("a@b").is_ok());
         assert!(EmailAddress::parse("ab@").is_err());
         assert!(AuthorizationId::parse("../admin").is_err());
+        assert!(AuthorizationId::parse(".").is_err());
+        assert!(AuthorizationId::parse("..").is_err());
+        assert!(AuthorizationId::parse("...").is_err());
+        assert!(AuthorizationId::parse("a.b").is_ok());
         assert!(RequestId::parse("has space").is_err());
     }
 

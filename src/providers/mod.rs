@@ -100,12 +100,6 @@ impl ProviderError {
     }
 }
 
-/// Whether an id can be a URL path segment: `.` and `..` would be resolved away by URL
-/// normalisation and send the capture elsewhere.
-pub fn is_path_segment(id: &str) -> bool {
-    !id.chars().all(|c| c == '.')
-}
-
 /// A provider connector. Each instance serves one configured provider account.
 #[async_trait]
 pub trait Connector: Send + Sync + 'static {

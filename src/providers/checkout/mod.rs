@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use http::StatusCode;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
-use super::{is_path_segment, CaptureCall, Connector, ProviderError, Rejection};
+use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::{CheckoutAccount, Secret};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{
@@ -97,12 +97,6 @@ impl Connector for CheckoutConnector {
     fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
         let parts = command.parts();
         let mut violations = Vec::new();
-        if !is_path_segment(parts.authorization_id.as_str()) {
-            violations.push(FieldViolation::new(
-                "authorization_id",
-                "must not be '.' or '..'",
-            ));
-        }
         if let Some(Err(problem)) = parts.amount.as_ref().map(mapping::amount_to_wire) {
             violations.push(FieldViolation::new("amount.value", problem));
         }
@@ -126,11 +120,6 @@ impl Connector for CheckoutConnector {
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
         let parts = call.command.parts();
         let payment_id = parts.authorization_id.as_str();
-        if !is_path_segment(payment_id) {
-            return Err(unknown(
-                "payment id is not a usable path segment (not sent)",
-            ));
-        }
         // Without an amount Checkout.com captures what remains, in the payment's own currency.
         if let Some(amount) = &parts.amount {
             self.check_currency(payment_id, amount.currency()).await?;
@@ -193,11 +182,6 @@ impl Connector for CheckoutConnector {
     ) -> Result<ProviderOutcome, ProviderError> {
         let parts = capture.command.parts();
         let payment_id = parts.authorization_id.as_str();
-        if !is_path_segment(payment_id) {
-            return Err(unknown(
-                "payment id is not a usable path segment (not sent)",
-            ));
-        }
         let answer = self
             .read(&format!("/payments/{payment_id}/actions"), "actions lookup")
             .await?;

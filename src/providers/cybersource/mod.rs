@@ -21,8 +21,9 @@ use async_trait::async_trait;
 use http::StatusCode;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
-use super::{is_path_segment, CaptureCall, Connector, ProviderError, Rejection};
+use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::CybersourceAccount;
+use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 use signature::{SignedRequest, SigningKey};
@@ -139,12 +140,6 @@ impl Connector for CybersourceConnector {
     fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
         let parts = command.parts();
         let mut violations = Vec::new();
-        if !is_path_segment(parts.authorization_id.as_str()) {
-            violations.push(FieldViolation::new(
-                "authorization_id",
-                "must not be '.' or '..'",
-            ));
-        }
         let too_long = |m: &crate::domain::Money| m.to_major_string().len() > MAX_AMOUNT_CHARS;
         match (&parts.amount, &parts.authorized_amount) {
             (None, None) => violations.push(FieldViolation::new(
@@ -202,11 +197,6 @@ impl Connector for CybersourceConnector {
     )]
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
         let authorization_id = call.command.parts().authorization_id.as_str();
-        if !is_path_segment(authorization_id) {
-            return Err(unknown(
-                "authorization_id is not a usable path segment (not sent)",
-            ));
-        }
         let request = mapping::capture_request(call.command, call.idempotency_key)
             .ok_or_else(|| unknown("no amount to capture (not sent)"))?;
         let body = serde_json::to_vec(&request)
@@ -235,7 +225,7 @@ impl Connector for CybersourceConnector {
         let Some(cybersource_id) = capture
             .provider_capture_id
             .as_deref()
-            .filter(|id| is_path_segment(id) && !id.contains(['/', '?', '#']))
+            .filter(|id| is_path_segment(id))
         else {
             return Err(unknown(
                 "no Cybersource capture id to look up; Cybersource cannot be asked by reference",

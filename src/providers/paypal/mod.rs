@@ -12,8 +12,9 @@ use http::StatusCode;
 use tokio::sync::Mutex;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
-use super::{is_path_segment, CaptureCall, Connector, ProviderError, Rejection};
+use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::{PaypalAccount, Secret};
+use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 
@@ -175,12 +176,6 @@ impl Connector for PaypalConnector {
     fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
         let parts = command.parts();
         let mut violations = Vec::new();
-        if !is_path_segment(parts.authorization_id.as_str()) {
-            violations.push(FieldViolation::new(
-                "authorization_id",
-                "must not be '.' or '..'",
-            ));
-        }
         let too_long = |m: &crate::domain::Money| m.to_major_string().len() > MAX_VALUE_CHARS;
         if parts.amount.as_ref().is_some_and(too_long) {
             violations.push(FieldViolation::new(
@@ -205,11 +200,6 @@ impl Connector for PaypalConnector {
     )]
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
         let authorization_id = call.command.parts().authorization_id.as_str();
-        if !is_path_segment(authorization_id) {
-            return Err(unknown(
-                "authorization_id is not a usable path segment (not sent)",
-            ));
-        }
         let url = format!(
             "{}/v2/payments/authorizations/{authorization_id}/capture",
             self.base_url

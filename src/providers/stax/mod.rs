@@ -20,8 +20,9 @@ use async_trait::async_trait;
 use http::StatusCode;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
-use super::{is_path_segment, CaptureCall, Connector, ProviderError, Rejection};
+use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::{Secret, StaxAccount};
+use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{
     CaptureCommand, CaptureRecord, Currency, FieldViolation, Provider, ProviderOutcome,
@@ -78,11 +79,6 @@ impl StaxConnector {
         call: CaptureCall<'_>,
     ) -> Result<Result<ProviderOutcome, ProviderFailure>, ProviderError> {
         let transaction_id = call.command.parts().authorization_id.as_str();
-        if !is_path_segment(transaction_id) {
-            return Err(unknown(
-                "authorization_id is not a usable path segment (not sent)",
-            ));
-        }
         if let Some(amount) = &call.command.parts().amount {
             if let Err(failure) = self
                 .check_currency(transaction_id, amount.currency())
@@ -170,12 +166,6 @@ impl Connector for StaxConnector {
     fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
         let parts = command.parts();
         let mut violations = Vec::new();
-        if !is_path_segment(parts.authorization_id.as_str()) {
-            violations.push(FieldViolation::new(
-                "authorization_id",
-                "must not be '.' or '..'",
-            ));
-        }
         if let Some(amount) = &parts.amount {
             if amount.minor_units().unsigned_abs().to_string().len() > MAX_TOTAL_DIGITS {
                 violations.push(FieldViolation::new(
@@ -235,7 +225,7 @@ impl Connector for StaxConnector {
         let Some(stax_id) = capture
             .provider_capture_id
             .as_deref()
-            .filter(|id| is_path_segment(id) && !id.contains(['/', '?', '#']))
+            .filter(|id| is_path_segment(id))
         else {
             let call = CaptureCall {
                 command: &capture.command,
