@@ -1,6 +1,7 @@
-//! Black-box gRPC tests of the service under hostile and broken conditions: silent
-//! connections, database outages, overload, oversized and impossible input, card numbers in
-//! free text. Each starts the app like `main` does and calls it as a client would.
+//! Black-box gRPC tests: the app started as `main` starts it, called as a client would, on
+//! SQLite and PostgreSQL. One module per provider, the reconciler, and the service under
+//! hostile and broken conditions (silent connections, database outages, overload, oversized
+//! and impossible input, card numbers in free text).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -10,3 +11,10 @@ mod card_numbers;
 mod connections;
 mod database_outage;
 mod input_bounds;
+mod reconciliation;
+
+mod checkout;
+mod cybersource;
+mod payment_options;
+mod paypal;
+mod stax;

@@ -2,14 +2,17 @@
 //! on the wire, the payment lookup that guards a capture's currency, the documented 202 answer,
 //! the actions lookup behind `fetch_outcome`, and every documented error.
 
-mod common;
-
 use std::error::Error;
 use std::time::Duration;
 
 use axum::http::Method;
 use serde_json::{json, Value};
 
+use crate::common::connector_fixtures::{
+    capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown,
+    processing_record, refusal, start_mock,
+};
+use crate::common::mock_provider::{MockProvider, Reply, SeenRequest};
 use capture_service::config::{CheckoutAccount, Secret};
 use capture_service::domain::capture::{AuthorizationId, CaptureParts, Metadata, Reference};
 use capture_service::domain::{
@@ -17,11 +20,6 @@ use capture_service::domain::{
 };
 use capture_service::providers::checkout::{CheckoutConnector, CURRENCY_MISMATCH};
 use capture_service::providers::{Connector, Rejection};
-use common::connector_fixtures::{
-    capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown,
-    processing_record, refusal, start_mock,
-};
-use common::mock_provider::{MockProvider, Reply, SeenRequest};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
@@ -72,7 +70,7 @@ fn connector(base_url: &str) -> CheckoutConnector {
 /// A capture of the Checkout.com payment with only the amount set (`None`: the full authorized
 /// amount).
 fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
-    common::connector_fixtures::parts(Provider::Checkout, PAYMENT, amount)
+    crate::common::connector_fixtures::parts(Provider::Checkout, PAYMENT, amount)
 }
 
 /// A stored capture as the service would hand it to `fetch_outcome`: accepted by Checkout.com,

@@ -3,13 +3,16 @@
 //! documented answers and the documented errors, and the pre-authorization lookup that guards a
 //! capture of an amount against a currency Stax would not capture in.
 
-mod common;
-
 use std::error::Error;
 use std::time::Duration;
 
 use axum::http::Method;
 
+use crate::common::connector_fixtures::{
+    capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown,
+    processing_record, refusal, start_mock,
+};
+use crate::common::mock_provider::{MockProvider, Reply};
 use capture_service::config::{Secret, StaxAccount};
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, InvoiceId, Metadata, NoteToPayer, PlatformFee,
@@ -18,11 +21,6 @@ use capture_service::domain::capture::{
 use capture_service::domain::{CaptureStatus, Money, Provider};
 use capture_service::providers::stax::StaxConnector;
 use capture_service::providers::{Connector, ProviderError, Rejection};
-use common::connector_fixtures::{
-    capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown,
-    processing_record, refusal, start_mock,
-};
-use common::mock_provider::{MockProvider, Reply};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
@@ -53,7 +51,7 @@ fn connector(base_url: &str) -> StaxConnector {
 /// A capture of the Stax pre-authorization with only the amount set (`None`: the full
 /// pre-authorized amount).
 fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
-    common::connector_fixtures::parts(Provider::Stax, PRE_AUTH, amount)
+    crate::common::connector_fixtures::parts(Provider::Stax, PRE_AUTH, amount)
 }
 
 /// A transaction object as Stax documents it, with `total` written as given.

@@ -10,7 +10,7 @@ use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-type TestResult = Result<(), Box<dyn Error>>;
+use crate::common::TestResult;
 
 /// A started sandbox and the Stax account it accepts.
 struct Stax {

@@ -2,8 +2,6 @@
 //! request on the wire (the HTTP Signature recomputed from what the mock recorded), the
 //! documented answers and the documented errors.
 
-mod common;
-
 use std::error::Error;
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +12,11 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::common::connector_fixtures::{
+    capture, command, domain_money, fast_http, is_unknown, processing_record, refusal, start_mock,
+    unreachable_base_url,
+};
+use crate::common::mock_provider::{MockProvider, Reply, SeenRequest};
 use capture_service::config::{CybersourceAccount, Secret};
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, Metadata, PlatformFee, Reference,
@@ -23,11 +26,6 @@ use capture_service::domain::{CaptureCommand, CaptureStatus, Money, Provider};
 use capture_service::providers::cybersource::CybersourceConnector;
 use capture_service::providers::http::ProviderHttp;
 use capture_service::providers::{Connector, Rejection};
-use common::connector_fixtures::{
-    capture, command, domain_money, fast_http, is_unknown, processing_record, refusal, start_mock,
-    unreachable_base_url,
-};
-use common::mock_provider::{MockProvider, Reply, SeenRequest};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
@@ -115,7 +113,7 @@ fn connector(base_url: &str) -> CybersourceConnector {
 
 /// A capture of the Cybersource authorization with only the amount set.
 fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
-    common::connector_fixtures::parts(Provider::Cybersource, AUTH_ID, amount)
+    crate::common::connector_fixtures::parts(Provider::Cybersource, AUTH_ID, amount)
 }
 
 /// A 201 as Cybersource documents it.

@@ -2,14 +2,13 @@
 //! unconfirmed captures, captures whose provider call timed out, and captures a crash cut off
 //! between their commit and their provider call. On SQLite and PostgreSQL.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
+use crate::on_both_databases;
 use capture_service::domain::{CaptureCommand, CaptureStatus as DomainStatus};
 use capture_service::proto::{self, CaptureStatus, CaptureStatusReason};
 use capture_service::store::{Begin, NewCapture, Store};
-use common::*;
 use tonic::Code;
 
 on_both_databases!(

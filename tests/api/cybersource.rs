@@ -2,10 +2,9 @@
 //! through the generated gRPC client, capturing at the sandbox's Cybersource emulator (which
 //! verifies every HTTP Signature the real connector sends).
 
-mod common;
-
+use crate::common::*;
+use crate::on_both_databases;
 use capture_service::proto::{self, CaptureStatus, ListCapturesRequest};
-use common::*;
 use tonic::Code;
 
 on_both_databases!(

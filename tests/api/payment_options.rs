@@ -3,15 +3,14 @@
 //! PaymentOptions emulator. Each asserts what a caller sees: the gRPC code, the `ErrorInfo`
 //! reason and `provider_code`, and the stored capture read back with GetCapture.
 
-mod common;
-
 use std::net::SocketAddr;
 
+use crate::common::*;
+use crate::on_both_databases;
 use capture_service::proto::{
     self, CaptureRequest, CaptureStatus, CaptureStatusReason, ListCapturesRequest,
 };
 use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
-use common::*;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tonic::Code;
 

@@ -10,7 +10,7 @@ use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-type TestResult = Result<(), Box<dyn Error>>;
+use crate::common::TestResult;
 
 const PATH: &str = "/api/v1/server-to-server-interface/capture";
 

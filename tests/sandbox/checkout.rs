@@ -19,7 +19,7 @@ use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-type TestResult = Result<(), Box<dyn Error>>;
+use crate::common::TestResult;
 
 /// A started sandbox and an HTTP client holding its Checkout.com secret key.
 struct Checkout {

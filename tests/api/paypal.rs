@@ -2,10 +2,9 @@
 //! on PostgreSQL, called through the generated gRPC client, capturing at the built-in PayPal
 //! emulator (or, where calls must be counted, a counting stand-in).
 
-mod common;
-
+use crate::common::*;
+use crate::on_both_databases;
 use capture_service::proto::{self, CaptureStatus, CaptureStatusReason, ListCapturesRequest};
-use common::*;
 use tonic::Code;
 
 on_both_databases!(

@@ -15,7 +15,7 @@ use capture_service::providers::http::ProviderHttp;
 use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
 use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
 
-type TestResult = Result<(), Box<dyn Error>>;
+use crate::common::TestResult;
 
 /// A started sandbox and a connector holding the credentials it issued.
 struct Cybersource {

@@ -9,7 +9,7 @@ use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-type TestResult = Result<(), Box<dyn Error>>;
+use crate::common::TestResult;
 
 /// A started sandbox, an HTTP client and a PayPal access token, as the connector holds them.
 struct PayPal {

@@ -4,10 +4,9 @@
 //! Checkout.com only accepts a capture (202): every capture it takes comes back `PENDING` with
 //! reason `AWAITING_PROVIDER_CONFIRMATION` and the `act_...` action id.
 
-mod common;
-
+use crate::common::*;
+use crate::on_both_databases;
 use capture_service::proto::{self, CaptureStatus, CaptureStatusReason, ListCapturesRequest};
-use common::*;
 use tonic::Code;
 
 on_both_databases!(

@@ -2,10 +2,9 @@
 //! PostgreSQL, called through the generated gRPC client, capturing at the built-in Stax emulator
 //! through the real Stax connector.
 
-mod common;
-
+use crate::common::*;
+use crate::on_both_databases;
 use capture_service::proto::{self, CaptureStatus, ListCapturesRequest};
-use common::*;
 use tonic::Code;
 
 on_both_databases!(

@@ -2,14 +2,16 @@
 //! request on the wire, the documented answer, every documented refusal and response code, and
 //! the full card number the answer carries never getting past the connector.
 
-mod common;
-
 use std::error::Error;
 use std::time::Duration;
 
 use axum::http::Method;
 use serde_json::{json, Value};
 
+use crate::common::connector_fixtures::{
+    capture, command, domain_money, fast_http, is_unknown, processing_record, refusal, start_mock,
+};
+use crate::common::mock_provider::{MockProvider, Reply};
 use capture_service::config::{PaymentOptionsAccount, Secret};
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, InvoiceId, Metadata, NoteToPayer, PlatformFee,
@@ -18,10 +20,6 @@ use capture_service::domain::capture::{
 use capture_service::domain::{CaptureStatus, Money, Provider, StatusReason};
 use capture_service::providers::payment_options::PaymentOptionsConnector;
 use capture_service::providers::{Connector, ProviderError, Rejection};
-use common::connector_fixtures::{
-    capture, command, domain_money, fast_http, is_unknown, processing_record, refusal, start_mock,
-};
-use common::mock_provider::{MockProvider, Reply};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
@@ -61,7 +59,7 @@ fn connector(base_url: &str) -> PaymentOptionsConnector {
 
 /// A capture of the PaymentOptions transaction with only the amount set.
 fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
-    common::connector_fixtures::parts(Provider::PaymentOptions, TRANSACTION_ID, amount)
+    crate::common::connector_fixtures::parts(Provider::PaymentOptions, TRANSACTION_ID, amount)
 }
 
 /// PaymentOptions' answer envelope (the documented success shape, seed 001), with the full card

@@ -1,8 +1,6 @@
 //! The PayPal connector against a local mock of PayPal's HTTP API: the exact request on the
 //! wire, the documented answers, the documented errors, and the OAuth token's life.
 
-mod common;
-
 use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +9,11 @@ use axum::http::Method;
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::common::connector_fixtures::{
+    capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown, refusal,
+    start_mock,
+};
+use crate::common::mock_provider::{MockProvider, Reply};
 use capture_service::config::{PaypalAccount, Secret};
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, EmailAddress, FeePayee, InvoiceId, MerchantId,
@@ -19,11 +22,6 @@ use capture_service::domain::capture::{
 use capture_service::domain::{CaptureStatus, Money, Provider, StatusReason};
 use capture_service::providers::paypal::PaypalConnector;
 use capture_service::providers::{Connector, Rejection};
-use common::connector_fixtures::{
-    capture, capture_at_unreachable, command, domain_money, fast_http, is_unknown, refusal,
-    start_mock,
-};
-use common::mock_provider::{MockProvider, Reply};
 
 type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
@@ -70,7 +68,7 @@ fn connector(base_url: &str) -> PaypalConnector {
 /// A capture of the PayPal authorization with only the amount set (`None`: the full authorized
 /// amount).
 fn parts(amount: Option<Money>) -> Result<CaptureParts, String> {
-    common::connector_fixtures::parts(Provider::Paypal, AUTHORIZATION_ID, amount)
+    crate::common::connector_fixtures::parts(Provider::Paypal, AUTHORIZATION_ID, amount)
 }
 
 fn error_body(status_name: &str, issue: Option<&str>) -> String {
