@@ -14,16 +14,11 @@ use tracing::{info, warn};
 
 use crate::api::{ApiKeys, CaptureApi};
 use crate::capture::Captures;
-use crate::config::{ApiKey, Config};
+use crate::config::{ApiKey, Config, ProviderSources};
 use crate::net::{raise_open_file_limit, serve_http1, Listener, ListenerRules, HTTP2_PREFACE_LEN};
 use crate::proto::capture_service_server::CaptureServiceServer;
-use crate::providers::checkout::CheckoutConnector;
-use crate::providers::cybersource::CybersourceConnector;
 use crate::providers::http::ProviderHttp;
-use crate::providers::payment_options::PaymentOptionsConnector;
-use crate::providers::paypal::PaypalConnector;
-use crate::providers::stax::StaxConnector;
-use crate::providers::Connectors;
+use crate::providers::{registry, Account, Connectors};
 use crate::sandbox::Sandbox;
 use crate::store::{PoolSettings, Store};
 
@@ -74,7 +69,8 @@ impl App {
                 .context("Failed to migrate the database")?;
         }
 
-        let sandbox = if config.sandbox_enabled() {
+        let configured = registry::load_accounts(&config.providers.sources)?;
+        let sandbox = if config.sandbox.enabled(!configured.is_empty()) {
             let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .context("Failed to start the sandbox")?;
@@ -83,7 +79,7 @@ impl App {
         } else {
             None
         };
-        let connectors = build_connectors(&config, sandbox.as_ref())?;
+        let connectors = build_connectors(&config, configured, sandbox.as_ref())?;
 
         let mut keys = config.api_keys.clone();
         let dev_api_key = if keys.is_empty() && sandbox.is_some() {
@@ -285,59 +281,29 @@ impl App {
     }
 }
 
-fn build_connectors(config: &Config, sandbox: Option<&Sandbox>) -> anyhow::Result<Connectors> {
+/// The configured accounts' connectors; in sandbox mode, providers without a configured
+/// account are served by the sandbox's, read from the same variables a standalone sandbox
+/// prints.
+fn build_connectors(
+    config: &Config,
+    mut accounts: Vec<Arc<dyn Account>>,
+    sandbox: Option<&Sandbox>,
+) -> anyhow::Result<Connectors> {
     let http = ProviderHttp::new(
         config.providers.request_timeout,
         config.providers.max_retries,
     )
     .context("Failed to build the provider HTTP client")?;
-    let p = &config.providers;
-    let mut connectors = Connectors::default();
-    // One line per provider. Providers without a configured account are served by the sandbox,
-    // when it runs.
-    for account in or_sandbox(&p.paypal, sandbox.map(Sandbox::paypal_account)) {
-        connectors.register(
-            &account.name,
-            Arc::new(PaypalConnector::new(&account, http.clone())),
-        );
+    if let Some(sandbox) = sandbox {
+        let sandboxed = registry::load_accounts(&ProviderSources::from_vars(sandbox.service_env()))
+            .context("The sandbox's accounts do not load")?;
+        let missing: Vec<_> = sandboxed
+            .into_iter()
+            .filter(|s| !accounts.iter().any(|a| a.provider() == s.provider()))
+            .collect();
+        accounts.extend(missing);
     }
-    for account in or_sandbox(&p.checkout, sandbox.map(Sandbox::checkout_account)) {
-        connectors.register(
-            &account.name,
-            Arc::new(CheckoutConnector::new(&account, http.clone())),
-        );
-    }
-    for account in or_sandbox(&p.cybersource, sandbox.map(Sandbox::cybersource_account)) {
-        connectors.register(
-            &account.name,
-            Arc::new(CybersourceConnector::new(&account, http.clone())),
-        );
-    }
-    for account in or_sandbox(
-        &p.payment_options,
-        sandbox.map(Sandbox::payment_options_account),
-    ) {
-        connectors.register(
-            &account.name,
-            Arc::new(PaymentOptionsConnector::new(&account, http.clone())),
-        );
-    }
-    for account in or_sandbox(&p.stax, sandbox.map(Sandbox::stax_account)) {
-        connectors.register(
-            &account.name,
-            Arc::new(StaxConnector::new(&account, http.clone())),
-        );
-    }
-    Ok(connectors)
-}
-
-/// The configured accounts, or the sandbox's account when none is configured.
-fn or_sandbox<A: Clone>(configured: &[A], sandboxed: Option<A>) -> Vec<A> {
-    if configured.is_empty() {
-        sandboxed.into_iter().collect()
-    } else {
-        configured.to_vec()
-    }
+    Ok(Connectors::from_accounts(&accounts, &http))
 }
 
 fn dev_api_key() -> anyhow::Result<String> {

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use capture_service::app::App;
 use capture_service::config::Config;
+use capture_service::providers::registry;
 use capture_service::store::Store;
 use capture_service::{api, telemetry};
 
@@ -40,7 +41,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "check-config" => {
+            let accounts = registry::load_accounts(&config.providers.sources)?;
             println!("{config:#?}");
+            println!("provider accounts: {accounts:#?}");
             Ok(())
         }
         "-h" | "--help" | "help" => {

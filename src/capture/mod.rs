@@ -184,11 +184,23 @@ impl Captures {
                         source,
                     })?
             }
-            // Nobody is calling the provider for it (an earlier call ended without an answer, or
-            // the process that made it stopped): call again with the same idempotency key.
+            // Nobody is calling the provider for it now. Read it again under the claim: the call
+            // that was running when it was read may have recorded its outcome since.
             Slot::Claimed(claim) => {
-                info!(capture_id = %record.id, "resuming a PROCESSING capture");
-                self.drive(record, connector, claim, admitted).await?
+                let current = self.store.get_any(&record.id).await.map_err(|source| {
+                    CaptureError::Unrecorded {
+                        capture_id: record.id.clone(),
+                        source,
+                    }
+                })?;
+                if current.status != CaptureStatus::Processing {
+                    current
+                } else {
+                    // An earlier call ended without an answer, or the process that made it
+                    // stopped: call again with the same idempotency key.
+                    info!(capture_id = %current.id, "resuming a PROCESSING capture");
+                    self.drive(current, connector, claim, admitted).await?
+                }
             }
         };
         Ok(CaptureResult {

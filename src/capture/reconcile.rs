@@ -90,6 +90,12 @@ impl Captures {
         let Slot::Claimed(_claim) = self.in_flight.claim(&record.id) else {
             return Ok(false);
         };
+        // Read again under the claim: a request of this process may have settled it since the
+        // batch was read, and asking the provider again could re-send it.
+        let current = self.store.get_any(&record.id).await?;
+        if current.status != record.status {
+            return Ok(false);
+        }
         let provider = record.command.parts().provider;
         let account = crate::domain::capture::AccountName::parse(&record.account).ok();
         let connector = match self.connectors.resolve(provider, account.as_ref()) {

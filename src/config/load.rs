@@ -36,21 +36,14 @@ struct FileConfig {
     limits: Option<Limits>,
 }
 
+/// `[providers]`: how calls are made, and each provider's `[[providers.<name>]]` accounts,
+/// kept as tables for the provider to read.
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct FileProviders {
     request_timeout_seconds: Option<u64>,
     max_retries: Option<u32>,
-    #[serde(default)]
-    paypal: Vec<PaypalAccount>,
-    #[serde(default)]
-    checkout: Vec<CheckoutAccount>,
-    #[serde(default)]
-    cybersource: Vec<CybersourceAccount>,
-    #[serde(default)]
-    payment_options: Vec<PaymentOptionsAccount>,
-    #[serde(default)]
-    stax: Vec<StaxAccount>,
+    #[serde(flatten)]
+    accounts: std::collections::BTreeMap<String, Vec<toml::Table>>,
 }
 
 impl Config {
@@ -123,11 +116,9 @@ impl Config {
         if let Some(v) = file.providers.max_retries {
             self.providers.max_retries = v;
         }
-        self.providers.paypal = file.providers.paypal;
-        self.providers.checkout = file.providers.checkout;
-        self.providers.cybersource = file.providers.cybersource;
-        self.providers.payment_options = file.providers.payment_options;
-        self.providers.stax = file.providers.stax;
+        for (provider, tables) in file.providers.accounts {
+            self.providers.sources.set_tables(provider, tables);
+        }
         Ok(())
     }
 
@@ -199,74 +190,9 @@ impl Config {
                 });
             }
         }
-        let account_name = |provider: &str| {
-            get(&format!("CAPTURE_{provider}_ACCOUNT"))
-                .unwrap_or("default")
-                .to_owned()
-        };
-        let base_url = |provider: &str, default: &str| {
-            get(&format!("CAPTURE_{provider}_BASE_URL"))
-                .unwrap_or(default)
-                .to_owned()
-        };
-        let required = |name: &str, with: &str| {
-            get(name)
-                .map(str::to_owned)
-                .ok_or_else(|| bad(name, format!("required with {with}")))
-        };
-        if let Some(client_id) = get("CAPTURE_PAYPAL_CLIENT_ID") {
-            let account = PaypalAccount {
-                name: account_name("PAYPAL"),
-                base_url: base_url("PAYPAL", PaypalAccount::SANDBOX_BASE_URL),
-                client_id: client_id.to_owned(),
-                client_secret: Secret::new(required(
-                    "CAPTURE_PAYPAL_CLIENT_SECRET",
-                    "CAPTURE_PAYPAL_CLIENT_ID",
-                )?),
-                auth_assertion: get("CAPTURE_PAYPAL_AUTH_ASSERTION").map(Secret::new),
-            };
-            put_first(&mut self.providers.paypal, account);
-        }
-        if let Some(secret_key) = get("CAPTURE_CHECKOUT_SECRET_KEY") {
-            let account = CheckoutAccount {
-                name: account_name("CHECKOUT"),
-                base_url: base_url("CHECKOUT", CheckoutAccount::SANDBOX_BASE_URL),
-                secret_key: Secret::new(secret_key),
-            };
-            put_first(&mut self.providers.checkout, account);
-        }
-        if let Some(merchant_id) = get("CAPTURE_CYBERSOURCE_MERCHANT_ID") {
-            let with = "CAPTURE_CYBERSOURCE_MERCHANT_ID";
-            let account = CybersourceAccount {
-                name: account_name("CYBERSOURCE"),
-                base_url: base_url("CYBERSOURCE", CybersourceAccount::SANDBOX_BASE_URL),
-                merchant_id: merchant_id.to_owned(),
-                key_id: required("CAPTURE_CYBERSOURCE_KEY_ID", with)?,
-                shared_secret: Secret::new(required("CAPTURE_CYBERSOURCE_SHARED_SECRET", with)?),
-            };
-            put_first(&mut self.providers.cybersource, account);
-        }
-        if let Some(merchant_id) = get("CAPTURE_PAYMENT_OPTIONS_MERCHANT_ID") {
-            let with = "CAPTURE_PAYMENT_OPTIONS_MERCHANT_ID";
-            let account = PaymentOptionsAccount {
-                name: account_name("PAYMENT_OPTIONS"),
-                base_url: base_url("PAYMENT_OPTIONS", PaymentOptionsAccount::SANDBOX_BASE_URL),
-                path_prefix: get("CAPTURE_PAYMENT_OPTIONS_PATH_PREFIX")
-                    .unwrap_or(PaymentOptionsAccount::DEFAULT_PATH_PREFIX)
-                    .to_owned(),
-                basic_key: Secret::new(required("CAPTURE_PAYMENT_OPTIONS_BASIC_KEY", with)?),
-                api_key: Secret::new(required("CAPTURE_PAYMENT_OPTIONS_API_KEY", with)?),
-                merchant_id: merchant_id.to_owned(),
-            };
-            put_first(&mut self.providers.payment_options, account);
-        }
-        if let Some(api_key) = get("CAPTURE_STAX_API_KEY") {
-            let account = StaxAccount {
-                name: account_name("STAX"),
-                base_url: base_url("STAX", StaxAccount::BASE_URL),
-                api_key: Secret::new(api_key),
-            };
-            put_first(&mut self.providers.stax, account);
+        // Every provider reads its own CAPTURE_<NAME>_* variables.
+        for (name, value) in env {
+            self.providers.sources.set_var(name.clone(), value.clone());
         }
         Ok(())
     }
@@ -288,32 +214,6 @@ impl Config {
             ));
         }
         self.validate_limits()?;
-        let p = &self.providers;
-        check_accounts("providers.paypal", &p.paypal)?;
-        check_accounts("providers.checkout", &p.checkout)?;
-        check_accounts("providers.cybersource", &p.cybersource)?;
-        check_accounts("providers.payment_options", &p.payment_options)?;
-        check_accounts("providers.stax", &p.stax)?;
-        for account in &p.cybersource {
-            use base64::Engine;
-            if base64::engine::general_purpose::STANDARD
-                .decode(account.shared_secret.expose())
-                .is_err()
-            {
-                return Err(bad(
-                    "providers.cybersource.shared_secret",
-                    "must be the base64 shared secret Cybersource issued",
-                ));
-            }
-        }
-        for account in &p.payment_options {
-            if account.merchant_id.is_empty() || account.merchant_id.chars().count() > 10 {
-                return Err(bad(
-                    "providers.payment_options.merchant_id",
-                    "must be 1 to 10 characters",
-                ));
-            }
-        }
         Ok(())
     }
 }
@@ -342,34 +242,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// The environment's account becomes the provider's default, ahead of the file's.
-fn put_first<A: ProviderAccount>(accounts: &mut Vec<A>, account: A) {
-    accounts.retain(|a| a.name() != account.name());
-    accounts.insert(0, account);
-}
-
-/// Names are unique per provider and base URLs are http(s).
-fn check_accounts<A: ProviderAccount>(setting: &str, accounts: &[A]) -> Result<(), ConfigError> {
-    let mut names = std::collections::HashSet::new();
-    for account in accounts {
-        if !names.insert(account.name()) {
-            return Err(bad(
-                &format!("{setting}.name"),
-                format!("{:?} twice", account.name()),
-            ));
-        }
-        if !(account.base_url().starts_with("https://")
-            || account.base_url().starts_with("http://"))
-        {
-            return Err(bad(
-                &format!("{setting}.base_url"),
-                "must be an http(s) URL",
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn parse_addr(setting: &str, value: &str) -> Result<SocketAddr, ConfigError> {

@@ -2,9 +2,9 @@
 //! (`CAPTURE_CONFIG`), then `CAPTURE_*` environment variables. A bad setting stops the start
 //! with a message naming it. Secrets are wrapped so they never print.
 
-mod accounts;
 mod load;
 mod secrets;
+mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -14,11 +14,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use accounts::{
-    CheckoutAccount, CybersourceAccount, PaymentOptionsAccount, PaypalAccount, ProviderAccount,
-    StaxAccount,
-};
 pub use secrets::{DatabaseUrl, Secret};
+pub use sources::ProviderSources;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -45,29 +42,15 @@ pub struct ApiKey {
     pub sha256: [u8; 32],
 }
 
-/// Provider accounts and how provider calls are made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How provider calls are made, and the providers' own settings (their accounts), which each
+/// provider reads itself.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProvidersConfig {
     /// Deadline of one HTTP attempt to a provider.
     pub request_timeout: Duration,
     /// Further attempts after a failure that is safe to retry (same idempotency key).
     pub max_retries: u32,
-    /// For each provider, the first account listed is its default.
-    pub paypal: Vec<PaypalAccount>,
-    pub checkout: Vec<CheckoutAccount>,
-    pub cybersource: Vec<CybersourceAccount>,
-    pub payment_options: Vec<PaymentOptionsAccount>,
-    pub stax: Vec<StaxAccount>,
-}
-
-impl ProvidersConfig {
-    pub fn has_any_account(&self) -> bool {
-        !(self.paypal.is_empty()
-            && self.checkout.is_empty()
-            && self.cybersource.is_empty()
-            && self.payment_options.is_empty()
-            && self.stax.is_empty())
-    }
+    pub sources: ProviderSources,
 }
 
 /// How the reconciler paces itself.
@@ -262,7 +245,7 @@ impl Limits {
 }
 
 /// The whole configuration of one service process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
@@ -284,13 +267,14 @@ pub struct Config {
     pub limits: Limits,
 }
 
-impl Config {
-    /// Whether the built-in emulator serves providers without accounts.
-    pub fn sandbox_enabled(&self) -> bool {
-        match self.sandbox {
+impl SandboxMode {
+    /// Whether the built-in emulator serves the providers without accounts, given whether any
+    /// provider account is configured.
+    pub fn enabled(self, any_account: bool) -> bool {
+        match self {
             SandboxMode::On => true,
             SandboxMode::Off => false,
-            SandboxMode::Auto => !self.providers.has_any_account(),
+            SandboxMode::Auto => !any_account,
         }
     }
 }
@@ -309,11 +293,7 @@ impl Default for Config {
             providers: ProvidersConfig {
                 request_timeout: Duration::from_secs(20),
                 max_retries: 2,
-                paypal: Vec::new(),
-                checkout: Vec::new(),
-                cybersource: Vec::new(),
-                payment_options: Vec::new(),
-                stax: Vec::new(),
+                sources: ProviderSources::default(),
             },
             shutdown_grace: Duration::from_secs(30),
             reconcile: ReconcileConfig::default(),
@@ -332,9 +312,15 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-fn bad(setting: &str, problem: impl fmt::Display) -> ConfigError {
-    ConfigError {
-        setting: setting.to_owned(),
-        problem: problem.to_string(),
+impl ConfigError {
+    pub fn new(setting: &str, problem: impl fmt::Display) -> Self {
+        ConfigError {
+            setting: setting.to_owned(),
+            problem: problem.to_string(),
+        }
     }
+}
+
+fn bad(setting: &str, problem: impl fmt::Display) -> ConfigError {
+    ConfigError::new(setting, problem)
 }

@@ -18,7 +18,7 @@ fn defaults_serve_locally_on_sqlite_with_the_sandbox() -> Result<(), ConfigError
     assert_eq!(config.grpc_addr.to_string(), "127.0.0.1:50051");
     assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
     assert!(config.database_url.starts_with("sqlite:"));
-    assert!(config.sandbox_enabled());
+    assert!(config.sandbox.enabled(false));
     Ok(())
 }
 
@@ -38,7 +38,7 @@ fn the_database_password_never_prints() -> Result<(), ConfigError> {
 }
 
 #[test]
-fn the_file_holds_several_accounts_and_the_environment_wins(
+fn the_file_and_the_environment_are_handed_to_the_providers_unparsed(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("capture.toml");
@@ -56,20 +56,12 @@ sha256 = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
 [providers]
 max_retries = 4
 
-[[providers.paypal]]
+[[providers.acme]]
 name = "eu"
-base_url = "https://api-m.paypal.com"
-client_id = "eu-client"
-client_secret = "eu-secret"
+key = "eu-key"
 
-[[providers.paypal]]
+[[providers.acme]]
 name = "us"
-client_id = "us-client"
-client_secret = "us-secret"
-
-[[providers.stax]]
-name = "default"
-api_key = "stax-key"
 "#,
     )?;
     let path = path.to_string_lossy().into_owned();
@@ -82,18 +74,20 @@ api_key = "stax-key"
     assert_eq!(config.reconcile.interval, Duration::from_secs(5));
     assert_eq!(config.providers.max_retries, 4);
     assert_eq!(config.api_keys.len(), 1);
-    let names: Vec<&str> = config
+    // Configuration knows no provider: each provider's tables and variables are kept for it.
+    let names: Vec<Option<&str>> = config
         .providers
-        .paypal
+        .sources
+        .tables("acme")
         .iter()
-        .map(|a| a.name.as_str())
+        .map(|t| t.get("name").and_then(|v| v.as_str()))
         .collect();
-    assert_eq!(names, ["eu", "us"]);
+    assert_eq!(names, [Some("eu"), Some("us")]);
     assert_eq!(
-        config.providers.paypal[1].base_url,
-        PaypalAccount::SANDBOX_BASE_URL
+        config.providers.sources.var("CAPTURE_GRPC_ADDR"),
+        Some("127.0.0.1:7000")
     );
-    assert_eq!(config.providers.stax[0].api_key.expose(), "stax-key");
+    assert!(!format!("{config:?}").contains("eu-key"));
 
     std::fs::write(&path, "unknown_setting = 1\n")?;
     let err = Config::load(&env(&[("CAPTURE_CONFIG", path.as_str())])).err();
@@ -109,18 +103,6 @@ fn a_bad_setting_is_named() {
     assert_eq!(err.map(|e| e.setting), Some("CAPTURE_API_KEYS".to_owned()));
     let err = Config::load(&env(&[("CAPTURE_SANDBOX", "maybe")])).err();
     assert_eq!(err.map(|e| e.setting), Some("CAPTURE_SANDBOX".to_owned()));
-}
-
-#[test]
-fn paypal_credentials_turn_the_automatic_sandbox_off_and_never_print() -> Result<(), ConfigError> {
-    let config = Config::load(&env(&[
-        ("CAPTURE_PAYPAL_CLIENT_ID", "client"),
-        ("CAPTURE_PAYPAL_CLIENT_SECRET", "hunter2"),
-    ]))?;
-    assert!(!config.sandbox_enabled());
-    assert_eq!(config.providers.paypal[0].name, "default");
-    assert!(!format!("{config:?}").contains("hunter2"));
-    Ok(())
 }
 
 #[test]

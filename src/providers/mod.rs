@@ -4,6 +4,7 @@
 //! body) in its `mod.rs`, serde wire types in `wire.rs`, and the mapping between wire types and
 //! the domain in `mapping.rs`, where status mapping is an exhaustive `match`.
 
+pub mod account;
 pub mod checkout;
 pub mod cybersource;
 pub mod http;
@@ -19,7 +20,8 @@ use async_trait::async_trait;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 
-pub use registry::Connectors;
+pub use account::Account;
+pub use registry::{Connectors, Registration, PROVIDERS};
 
 /// One capture call to a provider.
 #[derive(Debug, Clone, Copy)]

@@ -42,7 +42,6 @@ use super::{
     header_str, json_reply, random_from, random_hex, rfc3339, Emulator, Reply,
     SandboxAuthorization, Scenario,
 };
-use crate::config::{CheckoutAccount, Secret};
 use crate::domain::{Currency, Money, Provider};
 use crate::providers::checkout::{CurrencyUnit, MAX_AMOUNT, MAX_REFERENCE_CHARS};
 
@@ -99,15 +98,6 @@ impl CheckoutEmulator {
         }
     }
 
-    /// An account whose credentials this emulator accepts.
-    pub fn account(&self) -> CheckoutAccount {
-        CheckoutAccount {
-            name: "default".to_owned(),
-            base_url: self.base_url.clone(),
-            secret_key: Secret::new(self.secret_key.clone()),
-        }
-    }
-
     /// A poisoned lock only means another request panicked; the ledger itself stays usable.
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
@@ -121,6 +111,17 @@ impl CheckoutEmulator {
 }
 
 impl Emulator for CheckoutEmulator {
+    /// The `CAPTURE_*` variables a service needs to capture here: base URL and credentials.
+    fn service_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("CAPTURE_CHECKOUT_BASE_URL".into(), self.base_url.clone()),
+            (
+                "CAPTURE_CHECKOUT_SECRET_KEY".into(),
+                self.secret_key.clone(),
+            ),
+        ]
+    }
+
     fn provider(&self) -> Provider {
         Provider::Checkout
     }

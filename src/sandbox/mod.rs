@@ -33,9 +33,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::{
-    CheckoutAccount, CybersourceAccount, PaymentOptionsAccount, PaypalAccount, StaxAccount,
-};
 use crate::domain::{Money, MoneyError, Provider};
 
 /// How long [`Sandbox::shutdown`] lets requests in flight finish before cutting them off (a
@@ -137,6 +134,8 @@ trait Emulator: Send + Sync + 'static {
     fn routes(self: Arc<Self>) -> Router;
     /// Records a new authorization of `amount` whose captures follow `scenario`.
     fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization;
+    /// The `CAPTURE_<PROVIDER>_*` variables a service needs to capture here.
+    fn service_env(&self) -> Vec<(String, String)>;
 }
 
 /// The emulated providers, shared by the provider server and the admin endpoint.
@@ -163,12 +162,6 @@ pub struct Sandbox {
     /// `http://127.0.0.1:PORT`, without a provider prefix.
     origin: String,
     emulators: Arc<Emulators>,
-    /// Kept typed (beside `emulators`) to hand out their generated credentials.
-    paypal: Arc<paypal::PaypalEmulator>,
-    checkout: Arc<checkout::CheckoutEmulator>,
-    cybersource: Arc<cybersource::CybersourceEmulator>,
-    payment_options: Arc<payment_options::PaymentOptionsEmulator>,
-    stax: Arc<stax::StaxEmulator>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -179,21 +172,17 @@ impl Sandbox {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let origin = format!("http://{}", listener.local_addr()?);
         let url = |p: Provider| format!("{origin}/{}", p.as_str());
-        let paypal = Arc::new(paypal::PaypalEmulator::new(url(Provider::Paypal)));
-        let checkout = Arc::new(checkout::CheckoutEmulator::new(url(Provider::Checkout)));
-        let cybersource = Arc::new(cybersource::CybersourceEmulator::new(url(
-            Provider::Cybersource,
-        )));
-        let payment_options = Arc::new(payment_options::PaymentOptionsEmulator::new(url(
-            Provider::PaymentOptions,
-        )));
-        let stax = Arc::new(stax::StaxEmulator::new(url(Provider::Stax)));
+        // One line per emulated provider.
         let emulators: Vec<Arc<dyn Emulator>> = vec![
-            paypal.clone(),
-            checkout.clone(),
-            cybersource.clone(),
-            payment_options.clone(),
-            stax.clone(),
+            Arc::new(paypal::PaypalEmulator::new(url(Provider::Paypal))),
+            Arc::new(checkout::CheckoutEmulator::new(url(Provider::Checkout))),
+            Arc::new(cybersource::CybersourceEmulator::new(url(
+                Provider::Cybersource,
+            ))),
+            Arc::new(payment_options::PaymentOptionsEmulator::new(url(
+                Provider::PaymentOptions,
+            ))),
+            Arc::new(stax::StaxEmulator::new(url(Provider::Stax))),
         ];
 
         let mut app = Router::new();
@@ -215,11 +204,6 @@ impl Sandbox {
         Ok(Sandbox {
             origin,
             emulators: Arc::new(Emulators(emulators)),
-            paypal,
-            checkout,
-            cybersource,
-            payment_options,
-            stax,
             stop: Some(stop),
             task: Some(task),
         })
@@ -231,29 +215,14 @@ impl Sandbox {
         format!("{}/{}", self.origin, provider.as_str())
     }
 
-    /// A PayPal account whose credentials the sandbox's PayPal accepts.
-    pub fn paypal_account(&self) -> PaypalAccount {
-        self.paypal.account()
-    }
-
-    /// A Checkout.com account whose secret key the sandbox's Checkout.com accepts.
-    pub fn checkout_account(&self) -> CheckoutAccount {
-        self.checkout.account()
-    }
-
-    /// A Cybersource account whose signing key the sandbox's Cybersource accepts.
-    pub fn cybersource_account(&self) -> CybersourceAccount {
-        self.cybersource.account()
-    }
-
-    /// A PaymentOptions account whose keys the sandbox's PaymentOptions accepts.
-    pub fn payment_options_account(&self) -> PaymentOptionsAccount {
-        self.payment_options.account()
-    }
-
-    /// A Stax account whose API key the sandbox's Stax accepts.
-    pub fn stax_account(&self) -> StaxAccount {
-        self.stax.account()
+    /// The `CAPTURE_<PROVIDER>_*` variables (base URLs and credentials) with which a service
+    /// captures at every emulated provider, as it would at the real ones.
+    pub fn service_env(&self) -> Vec<(String, String)> {
+        self.emulators
+            .0
+            .iter()
+            .flat_map(|e| e.service_env())
+            .collect()
     }
 
     /// Makes an authorization at an emulated provider.

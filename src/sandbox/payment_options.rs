@@ -36,7 +36,6 @@ use super::{
     header_str, json_reply, random_digits, random_hex, random_uuid, rfc3339, Emulator, Reply,
     SandboxAuthorization, Scenario,
 };
-use crate::config::{PaymentOptionsAccount, Secret};
 use crate::domain::{Money, Provider};
 
 /// How long the `Timeout` scenario waits before answering: longer than any client deadline.
@@ -84,18 +83,6 @@ impl PaymentOptionsEmulator {
         }
     }
 
-    /// An account whose credentials this emulator accepts.
-    pub fn account(&self) -> PaymentOptionsAccount {
-        PaymentOptionsAccount {
-            name: "default".to_owned(),
-            base_url: self.base_url.clone(),
-            path_prefix: PaymentOptionsAccount::DEFAULT_PATH_PREFIX.to_owned(),
-            basic_key: Secret::new(self.basic_key.clone()),
-            api_key: Secret::new(self.api_key.clone()),
-            merchant_id: self.merchant_id.clone(),
-        }
-    }
-
     /// A poisoned lock only means another request panicked; the map itself stays usable.
     fn authorizations(&self) -> MutexGuard<'_, HashMap<String, Authorization>> {
         self.authorizations
@@ -112,6 +99,28 @@ impl PaymentOptionsEmulator {
 }
 
 impl Emulator for PaymentOptionsEmulator {
+    /// The `CAPTURE_*` variables a service needs to capture here: base URL and credentials.
+    fn service_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "CAPTURE_PAYMENT_OPTIONS_BASE_URL".into(),
+                self.base_url.clone(),
+            ),
+            (
+                "CAPTURE_PAYMENT_OPTIONS_MERCHANT_ID".into(),
+                self.merchant_id.clone(),
+            ),
+            (
+                "CAPTURE_PAYMENT_OPTIONS_BASIC_KEY".into(),
+                self.basic_key.clone(),
+            ),
+            (
+                "CAPTURE_PAYMENT_OPTIONS_API_KEY".into(),
+                self.api_key.clone(),
+            ),
+        ]
+    }
+
     fn provider(&self) -> Provider {
         Provider::PaymentOptions
     }

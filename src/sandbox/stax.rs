@@ -38,7 +38,6 @@ use super::{
     header_str, json_reply, random_hex, random_uuid, rfc3339, Emulator, Reply,
     SandboxAuthorization, Scenario,
 };
-use crate::config::{Secret, StaxAccount};
 use crate::domain::{Money, Provider};
 use crate::providers::stax::wire::{encode_object, parse_decimal, top_level_number, Field};
 
@@ -91,15 +90,6 @@ impl StaxEmulator {
         }
     }
 
-    /// An account whose API key this emulator accepts.
-    pub fn account(&self) -> StaxAccount {
-        StaxAccount {
-            name: "default".to_owned(),
-            base_url: self.base_url.clone(),
-            api_key: Secret::new(self.api_key.clone()),
-        }
-    }
-
     /// A poisoned lock only means another request panicked; the ledger itself stays usable.
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
@@ -130,6 +120,14 @@ impl StaxEmulator {
 }
 
 impl Emulator for StaxEmulator {
+    /// The `CAPTURE_*` variables a service needs to capture here: base URL and credentials.
+    fn service_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("CAPTURE_STAX_BASE_URL".into(), self.base_url.clone()),
+            ("CAPTURE_STAX_API_KEY".into(), self.api_key.clone()),
+        ]
+    }
+
     fn provider(&self) -> Provider {
         Provider::Stax
     }

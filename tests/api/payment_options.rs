@@ -359,8 +359,11 @@ async fn a_pending_scenario_completes_at_once_because_payment_options_has_no_pen
 async fn wrong_credentials_are_an_internal_error_and_the_capture_fails(db: Db) -> TestResult {
     // A sandbox of our own, so the app can be given a PaymentOptions account with a wrong key.
     let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let mut account = sandbox.payment_options_account();
-    account.api_key = capture_service::config::Secret::new("not-the-issued-key");
+    let sandbox_vars: Vec<(String, String)> = sandbox
+        .service_env()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("CAPTURE_PAYMENT_OPTIONS_"))
+        .collect();
     let auth = sandbox
         .create_authorization(
             capture_service::domain::Provider::PaymentOptions,
@@ -374,7 +377,11 @@ async fn wrong_credentials_are_an_internal_error_and_the_capture_fails(db: Db) -
         )
         .await?;
     let app = TestApp::spawn_with(db, move |config| {
-        config.providers.payment_options = vec![account];
+        let vars = &mut config.providers.sources;
+        for (name, value) in sandbox_vars {
+            vars.set_var(name, value);
+        }
+        vars.set_var("CAPTURE_PAYMENT_OPTIONS_API_KEY", "not-the-issued-key");
     })
     .await?;
     let status = error_of(app.capture(po_capture(&auth.id, usd("10.00"))).await)?;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use capture_service::app::App;
-use capture_service::config::{ApiKey, Config, PaypalAccount, SandboxMode};
+use capture_service::config::{ApiKey, Config, SandboxMode};
 use capture_service::proto::capture_service_client::CaptureServiceClient;
 use capture_service::proto::{self, CaptureRequest, Money};
 use sea_orm::{ConnectionTrait, Database};
@@ -39,16 +39,22 @@ fn postgres_base() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
+/// The account of `A`'s provider that a sandbox hands a service (its `service_env`).
+pub fn sandbox_account<A: capture_service::providers::account::AccountConfig>(
+    sandbox: &capture_service::sandbox::Sandbox,
+) -> Result<A, capture_service::config::ConfigError> {
+    capture_service::providers::account::from_variables::<A>(
+        &capture_service::config::ProviderSources::from_vars(sandbox.service_env()),
+    )
+}
+
 /// Sandbox off, and PayPal's default account at `base_url` (a stand-in PayPal).
 pub fn use_paypal_at(config: &mut Config, base_url: String) {
     config.sandbox = SandboxMode::Off;
-    config.providers.paypal = vec![PaypalAccount {
-        name: "default".into(),
-        base_url,
-        client_id: "test-client".into(),
-        client_secret: capture_service::config::Secret::new("test-secret"),
-        auth_assertion: None,
-    }];
+    let vars = &mut config.providers.sources;
+    vars.set_var("CAPTURE_PAYPAL_BASE_URL", base_url);
+    vars.set_var("CAPTURE_PAYPAL_CLIENT_ID", "test-client");
+    vars.set_var("CAPTURE_PAYPAL_CLIENT_SECRET", "test-secret");
 }
 
 /// A running app and a client for it. Dropping it stops the app and drops its database.

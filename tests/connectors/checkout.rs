@@ -13,11 +13,12 @@ use crate::common::connector_fixtures::{
     processing_record, refusal, start_mock,
 };
 use crate::common::mock_provider::{MockProvider, Reply, SeenRequest};
-use capture_service::config::{CheckoutAccount, Secret};
+use capture_service::config::Secret;
 use capture_service::domain::capture::{AuthorizationId, CaptureParts, Metadata, Reference};
 use capture_service::domain::{
     CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, StatusReason,
 };
+use capture_service::providers::checkout::CheckoutAccount;
 use capture_service::providers::checkout::{CheckoutConnector, CURRENCY_MISMATCH};
 use capture_service::providers::{Connector, Rejection};
 

@@ -17,12 +17,13 @@ use crate::common::connector_fixtures::{
     unreachable_base_url,
 };
 use crate::common::mock_provider::{MockProvider, Reply, SeenRequest};
-use capture_service::config::{CybersourceAccount, Secret};
+use capture_service::config::Secret;
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, Metadata, PlatformFee, Reference,
     SoftDescriptor,
 };
 use capture_service::domain::{CaptureCommand, CaptureStatus, Money, Provider};
+use capture_service::providers::cybersource::CybersourceAccount;
 use capture_service::providers::cybersource::CybersourceConnector;
 use capture_service::providers::http::ProviderHttp;
 use capture_service::providers::{Connector, Rejection};

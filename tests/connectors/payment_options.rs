@@ -12,12 +12,13 @@ use crate::common::connector_fixtures::{
     capture, command, domain_money, fast_http, is_unknown, processing_record, refusal, start_mock,
 };
 use crate::common::mock_provider::{MockProvider, Reply};
-use capture_service::config::{PaymentOptionsAccount, Secret};
+use capture_service::config::Secret;
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, InvoiceId, Metadata, NoteToPayer, PlatformFee,
     Reference, SoftDescriptor,
 };
 use capture_service::domain::{CaptureStatus, Money, Provider, StatusReason};
+use capture_service::providers::payment_options::PaymentOptionsAccount;
 use capture_service::providers::payment_options::PaymentOptionsConnector;
 use capture_service::providers::{Connector, ProviderError, Rejection};
 

@@ -14,12 +14,13 @@ use crate::common::connector_fixtures::{
     start_mock,
 };
 use crate::common::mock_provider::{MockProvider, Reply};
-use capture_service::config::{PaypalAccount, Secret};
+use capture_service::config::Secret;
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, EmailAddress, FeePayee, InvoiceId, MerchantId,
     Metadata, NoteToPayer, PlatformFee, Reference, SoftDescriptor,
 };
 use capture_service::domain::{CaptureStatus, Money, Provider, StatusReason};
+use capture_service::providers::paypal::PaypalAccount;
 use capture_service::providers::paypal::PaypalConnector;
 use capture_service::providers::{Connector, Rejection};
 

@@ -13,12 +13,13 @@ use crate::common::connector_fixtures::{
     processing_record, refusal, start_mock,
 };
 use crate::common::mock_provider::{MockProvider, Reply};
-use capture_service::config::{Secret, StaxAccount};
+use capture_service::config::Secret;
 use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, InvoiceId, Metadata, NoteToPayer, PlatformFee,
     Reference, SoftDescriptor,
 };
 use capture_service::domain::{CaptureStatus, Money, Provider};
+use capture_service::providers::stax::StaxAccount;
 use capture_service::providers::stax::StaxConnector;
 use capture_service::providers::{Connector, ProviderError, Rejection};
 

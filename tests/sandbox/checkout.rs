@@ -40,7 +40,9 @@ struct Answer {
 impl Checkout {
     async fn start() -> Result<Self, Box<dyn Error>> {
         let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let account = sandbox.checkout_account();
+        let account = crate::common::sandbox_account::<
+            capture_service::providers::checkout::CheckoutAccount,
+        >(&sandbox)?;
         Ok(Checkout {
             base: account.base_url.clone(),
             key: account.secret_key.expose().to_owned(),
@@ -114,7 +116,9 @@ impl Checkout {
     fn connector(&self) -> Result<CheckoutConnector, Box<dyn Error>> {
         let http = ProviderHttp::new(Duration::from_secs(2), 0)?;
         Ok(CheckoutConnector::new(
-            &self.sandbox.checkout_account(),
+            &crate::common::sandbox_account::<capture_service::providers::checkout::CheckoutAccount>(
+                &self.sandbox,
+            )?,
             http,
         ))
     }

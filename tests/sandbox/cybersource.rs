@@ -26,7 +26,12 @@ struct Cybersource {
 impl Cybersource {
     async fn start() -> Result<Self, Box<dyn Error>> {
         let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let connector = CybersourceConnector::new(&sandbox.cybersource_account(), http()?);
+        let connector = CybersourceConnector::new(
+            &crate::common::sandbox_account::<
+                capture_service::providers::cybersource::CybersourceAccount,
+            >(&sandbox)?,
+            http()?,
+        );
         Ok(Cybersource { sandbox, connector })
     }
 
@@ -187,11 +192,17 @@ async fn unknown_authorizations_and_foreign_currencies_are_refused() -> TestResu
 async fn a_wrong_secret_or_merchant_is_refused_with_401() -> TestResult {
     let cs = Cybersource::start().await?;
     let auth = cs.authorize("USD", "10.00", Scenario::Approve).await?;
-    let mut wrong_secret = cs.sandbox.cybersource_account();
+    let mut wrong_secret = crate::common::sandbox_account::<
+        capture_service::providers::cybersource::CybersourceAccount,
+    >(&cs.sandbox)?;
     wrong_secret.shared_secret = Secret::new("c2VjcmV0");
-    let mut wrong_merchant = cs.sandbox.cybersource_account();
+    let mut wrong_merchant = crate::common::sandbox_account::<
+        capture_service::providers::cybersource::CybersourceAccount,
+    >(&cs.sandbox)?;
     wrong_merchant.merchant_id = "someone_else".into();
-    let mut wrong_key = cs.sandbox.cybersource_account();
+    let mut wrong_key = crate::common::sandbox_account::<
+        capture_service::providers::cybersource::CybersourceAccount,
+    >(&cs.sandbox)?;
     wrong_key.key_id = "another-key".into();
     for account in [wrong_secret, wrong_merchant, wrong_key] {
         let connector = CybersourceConnector::new(&account, http()?);

@@ -4,8 +4,8 @@
 use std::error::Error;
 use std::net::SocketAddr;
 
-use capture_service::config::PaymentOptionsAccount;
 use capture_service::domain::Provider;
+use capture_service::providers::payment_options::PaymentOptionsAccount;
 use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -24,7 +24,9 @@ struct PaymentOptions {
 impl PaymentOptions {
     async fn start() -> Result<Self, Box<dyn Error>> {
         let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let account = sandbox.payment_options_account();
+        let account = crate::common::sandbox_account::<
+            capture_service::providers::payment_options::PaymentOptionsAccount,
+        >(&sandbox)?;
         Ok(PaymentOptions {
             sandbox,
             account,

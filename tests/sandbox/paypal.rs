@@ -40,7 +40,9 @@ impl Answer {
 impl PayPal {
     async fn start() -> Result<Self, Box<dyn Error>> {
         let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let account = sandbox.paypal_account();
+        let account = crate::common::sandbox_account::<
+            capture_service::providers::paypal::PaypalAccount,
+        >(&sandbox)?;
         let http = reqwest::Client::new();
         let answer: Value = http
             .post(format!("{}/v1/oauth2/token", account.base_url))
@@ -136,7 +138,9 @@ fn usd(value: &str) -> Value {
 async fn a_token_is_issued_for_the_generated_credentials_and_refused_for_others() -> TestResult {
     let paypal = PayPal::start().await?;
     assert!(paypal.token.starts_with("A21AA"));
-    let account = paypal.sandbox.paypal_account();
+    let account = crate::common::sandbox_account::<
+        capture_service::providers::paypal::PaypalAccount,
+    >(&paypal.sandbox)?;
     assert_eq!(account.name, "default");
     assert_eq!(account.base_url, paypal.sandbox.base_url(Provider::Paypal));
     assert!(account.auth_assertion.is_none());

@@ -31,7 +31,9 @@ struct Answer {
 impl Stax {
     async fn start() -> Result<Self, Box<dyn Error>> {
         let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let account = sandbox.stax_account();
+        let account = crate::common::sandbox_account::<
+            capture_service::providers::stax::StaxAccount,
+        >(&sandbox)?;
         Ok(Stax {
             sandbox,
             http: reqwest::Client::new(),

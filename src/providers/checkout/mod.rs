@@ -10,6 +10,7 @@
 //! (`AWAITING_PROVIDER_CONFIRMATION`) with the action id, and [`Connector::fetch_outcome`] reads
 //! `GET /payments/{id}/actions` to learn whether it was approved.
 
+mod account;
 mod mapping;
 pub mod wire;
 
@@ -18,7 +19,7 @@ use http::StatusCode;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
 use super::{CaptureCall, Connector, ProviderError, Rejection};
-use crate::config::{CheckoutAccount, Secret};
+use crate::config::Secret;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{
     CaptureCommand, CaptureRecord, Currency, FieldViolation, Provider, ProviderOutcome,
@@ -27,6 +28,8 @@ use crate::domain::{
 pub use mapping::{
     CurrencyUnit, CURRENCY_MISMATCH, MAX_AMOUNT, MAX_REFERENCE_CHARS, STATE_ERROR_CODES,
 };
+
+pub use account::CheckoutAccount;
 
 /// The header Checkout.com puts its correlation id in, on every answer.
 const REQUEST_ID_HEADER: &str = "cko-request-id";

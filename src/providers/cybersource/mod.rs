@@ -11,6 +11,7 @@
 //! Cybersource's capture id unknown, so the outcome stays unknown (the capture stays
 //! `PROCESSING`) rather than being guessed.
 
+mod account;
 mod mapping;
 pub mod signature;
 pub mod wire;
@@ -22,11 +23,12 @@ use http::StatusCode;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
 use super::{CaptureCall, Connector, ProviderError, Rejection};
-use crate::config::CybersourceAccount;
 use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 use signature::{SignedRequest, SigningKey};
+
+pub use account::CybersourceAccount;
 
 /// Cybersource's longest `totalAmount` (String (19)).
 const MAX_AMOUNT_CHARS: usize = 19;

@@ -13,6 +13,7 @@
 //! - The answer carries the full card number; `mapping::read_body` masks it before anything
 //!   else reads the answer. Bodies are never logged.
 
+mod account;
 mod mapping;
 pub mod wire;
 
@@ -23,10 +24,12 @@ use http::{HeaderValue, StatusCode};
 
 use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
 use super::{CaptureCall, Connector, ProviderError, Rejection};
-use crate::config::{PaymentOptionsAccount, Secret};
+use crate::config::Secret;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 use mapping::{Meaning, Parsed};
+
+pub use account::PaymentOptionsAccount;
 
 /// The capture endpoint, after the configurable path prefix.
 const CAPTURE_PATH: &str = "/server-to-server-interface/capture";

@@ -2,6 +2,7 @@
 //! and the reading of PayPal's error bodies. Wire types live in [`wire`], their conversion to
 //! and from the domain in `mapping`.
 
+mod account;
 mod mapping;
 pub mod wire;
 
@@ -13,10 +14,12 @@ use tokio::sync::Mutex;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
 use super::{CaptureCall, Connector, ProviderError, Rejection};
-use crate::config::{PaypalAccount, Secret};
+use crate::config::Secret;
 use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+
+pub use account::PaypalAccount;
 
 /// A token is dropped this long before PayPal says it expires, so a capture never leaves with a
 /// token that dies in flight.

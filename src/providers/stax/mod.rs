@@ -13,6 +13,7 @@
 //! (`GET {base}/transaction/{id}`) and is refused, unsent, when its currency is another one
 //! ([`mapping::CURRENCY_MISMATCH`]). A full capture (no amount) names no currency to compare.
 
+mod account;
 mod mapping;
 pub mod wire;
 
@@ -21,12 +22,14 @@ use http::StatusCode;
 
 use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
 use super::{CaptureCall, Connector, ProviderError, Rejection};
-use crate::config::{Secret, StaxAccount};
+use crate::config::Secret;
 use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{
     CaptureCommand, CaptureRecord, Currency, FieldViolation, Provider, ProviderOutcome,
 };
+
+pub use account::StaxAccount;
 
 /// Significant digits a `total` may have. Stax takes a JSON number, and RFC 8259 (§6) warns
 /// that only what an IEEE 754 double holds exactly (15 significant digits) is read the same by

@@ -45,7 +45,6 @@ use super::{
     json_reply, random_alnum, random_bytes, random_digits, random_hex, rfc3339, Emulator, Reply,
     SandboxAuthorization, Scenario,
 };
-use crate::config::{CybersourceAccount, Secret};
 use crate::domain::{Money, Provider};
 use auth::Credentials;
 use replies::{authentication_failed, invalid, respond, server_error};
@@ -117,19 +116,6 @@ impl CybersourceEmulator {
         }
     }
 
-    /// An account whose credentials this emulator accepts.
-    pub fn account(&self) -> CybersourceAccount {
-        CybersourceAccount {
-            name: "default".to_owned(),
-            base_url: self.base_url.clone(),
-            merchant_id: self.credentials.merchant_id.clone(),
-            key_id: self.credentials.key_id.clone(),
-            shared_secret: Secret::new(
-                base64::engine::general_purpose::STANDARD.encode(&self.credentials.secret),
-            ),
-        }
-    }
-
     /// A poisoned lock only means another request panicked; the ledger itself stays usable.
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
@@ -158,6 +144,25 @@ impl CybersourceEmulator {
 }
 
 impl Emulator for CybersourceEmulator {
+    /// The `CAPTURE_*` variables a service needs to capture here: base URL and credentials.
+    fn service_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("CAPTURE_CYBERSOURCE_BASE_URL".into(), self.base_url.clone()),
+            (
+                "CAPTURE_CYBERSOURCE_MERCHANT_ID".into(),
+                self.credentials.merchant_id.clone(),
+            ),
+            (
+                "CAPTURE_CYBERSOURCE_KEY_ID".into(),
+                self.credentials.key_id.clone(),
+            ),
+            (
+                "CAPTURE_CYBERSOURCE_SHARED_SECRET".into(),
+                base64::engine::general_purpose::STANDARD.encode(&self.credentials.secret),
+            ),
+        ]
+    }
+
     fn provider(&self) -> Provider {
         Provider::Cybersource
     }

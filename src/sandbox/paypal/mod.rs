@@ -32,7 +32,6 @@ use super::{
     header_str, json_reply, random_alnum, random_digits, random_hex, rfc3339, Emulator, MoneyJson,
     Reply, SandboxAuthorization, Scenario,
 };
-use crate::config::{PaypalAccount, Secret};
 use crate::domain::{Currency, Money, Provider};
 use errors::{authentication_failure, error, invalid, unprocessable};
 
@@ -80,16 +79,6 @@ impl PaypalEmulator {
         }
     }
 
-    pub(super) fn account(&self) -> PaypalAccount {
-        PaypalAccount {
-            name: "default".to_owned(),
-            base_url: self.base_url.clone(),
-            client_id: self.client_id.clone(),
-            client_secret: Secret::new(self.client_secret.clone()),
-            auth_assertion: None,
-        }
-    }
-
     /// A poisoned lock only means another request panicked; the ledger itself stays usable.
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
@@ -112,6 +101,18 @@ impl PaypalEmulator {
 }
 
 impl Emulator for PaypalEmulator {
+    /// The `CAPTURE_*` variables a service needs to capture here: base URL and credentials.
+    fn service_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("CAPTURE_PAYPAL_BASE_URL".into(), self.base_url.clone()),
+            ("CAPTURE_PAYPAL_CLIENT_ID".into(), self.client_id.clone()),
+            (
+                "CAPTURE_PAYPAL_CLIENT_SECRET".into(),
+                self.client_secret.clone(),
+            ),
+        ]
+    }
+
     fn provider(&self) -> Provider {
         Provider::Paypal
     }

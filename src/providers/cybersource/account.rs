@@ -1,0 +1,86 @@
+//! Cybersource: its account as configuration describes it — a `[[providers.cybersource]]` table or the
+//! `CAPTURE_CYBERSOURCE_*` variables — and the connector it builds.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, Secret};
+use crate::domain::Provider;
+use crate::providers::account::{Account, AccountConfig, EnvAccount};
+use crate::providers::http::ProviderHttp;
+use crate::providers::Connector;
+
+/// One Cybersource merchant with an HTTP Signature shared secret key.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CybersourceAccount {
+    pub name: String,
+    /// `https://apitest.cybersource.com`, `https://api.cybersource.com` or
+    /// `https://api.in.cybersource.com`.
+    #[serde(default = "CybersourceAccount::default_base_url")]
+    pub base_url: String,
+    /// `v-c-merchant-id`.
+    pub merchant_id: String,
+    /// The shared secret key's id (`keyid` of the signature).
+    pub key_id: String,
+    /// The shared secret, base64 as Cybersource issues it.
+    pub shared_secret: Secret,
+}
+
+impl CybersourceAccount {
+    pub const SANDBOX_BASE_URL: &'static str = "https://apitest.cybersource.com";
+
+    fn default_base_url() -> String {
+        Self::SANDBOX_BASE_URL.to_owned()
+    }
+}
+
+impl Account for CybersourceAccount {
+    fn provider(&self) -> Provider {
+        Provider::Cybersource
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn connector(&self, http: ProviderHttp) -> Arc<dyn Connector> {
+        Arc::new(super::CybersourceConnector::new(self, http))
+    }
+}
+
+impl AccountConfig for CybersourceAccount {
+    const PROVIDER: Provider = Provider::Cybersource;
+
+    fn from_env(vars: &EnvAccount<'_>) -> Result<Option<Self>, ConfigError> {
+        let Some(merchant_id) = vars.get("MERCHANT_ID") else {
+            return Ok(None);
+        };
+        Ok(Some(CybersourceAccount {
+            name: vars.account_name(),
+            base_url: vars.base_url(Self::SANDBOX_BASE_URL),
+            merchant_id: merchant_id.to_owned(),
+            key_id: vars.required("KEY_ID", "MERCHANT_ID")?,
+            shared_secret: Secret::new(vars.required("SHARED_SECRET", "MERCHANT_ID")?),
+        }))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        use base64::Engine;
+        if base64::engine::general_purpose::STANDARD
+            .decode(self.shared_secret.expose())
+            .is_err()
+        {
+            return Err(ConfigError::new(
+                "providers.cybersource.shared_secret",
+                "must be the base64 shared secret Cybersource issued",
+            ));
+        }
+        Ok(())
+    }
+}
