@@ -18,7 +18,7 @@ use crate::config::{ApiKey, Config, ProviderSources};
 use crate::net::{raise_open_file_limit, serve_http1, Listener, ListenerRules, HTTP2_PREFACE_LEN};
 use crate::proto::capture_service_server::CaptureServiceServer;
 use crate::providers::http::ProviderHttp;
-use crate::providers::{registry, Account, Connectors};
+use crate::providers::{load_accounts, Account, Connectors};
 use crate::sandbox::Sandbox;
 use crate::store::{PoolSettings, Store};
 
@@ -69,7 +69,7 @@ impl App {
                 .context("Failed to migrate the database")?;
         }
 
-        let configured = registry::load_accounts(&config.providers.sources)?;
+        let configured = load_accounts(&config.providers.sources)?;
         let sandbox = if config.sandbox.enabled(!configured.is_empty()) {
             let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
@@ -295,7 +295,7 @@ fn build_connectors(
     )
     .context("Failed to build the provider HTTP client")?;
     if let Some(sandbox) = sandbox {
-        let sandboxed = registry::load_accounts(&ProviderSources::from_vars(sandbox.service_env()))
+        let sandboxed = load_accounts(&ProviderSources::from_vars(sandbox.service_env()))
             .context("The sandbox's accounts do not load")?;
         let missing: Vec<_> = sandboxed
             .into_iter()

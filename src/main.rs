@@ -3,7 +3,7 @@
 use anyhow::Context;
 use capture_service::app::App;
 use capture_service::config::Config;
-use capture_service::providers::registry;
+use capture_service::providers::load_accounts;
 use capture_service::store::Store;
 use capture_service::{api, telemetry};
 
@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "check-config" => {
-            let accounts = registry::load_accounts(&config.providers.sources)?;
+            let accounts = load_accounts(&config.providers.sources)?;
             println!("{config:#?}");
             println!("provider accounts: {accounts:#?}");
             Ok(())

@@ -13,25 +13,29 @@ use crate::domain::{
 use crate::proto;
 
 /// The domain provider of a proto enum value; `None` for unspecified or unknown numbers.
+/// Matched by name: `PROVIDER_<NAME>` is the provider whose `as_str` is `<name>`, so a new
+/// provider needs no line here (the round trip is tested below).
 pub fn provider_from_proto(value: i32) -> Option<Provider> {
-    match proto::Provider::try_from(value).ok()? {
-        proto::Provider::Unspecified => None,
-        proto::Provider::Paypal => Some(Provider::Paypal),
-        proto::Provider::Checkout => Some(Provider::Checkout),
-        proto::Provider::Cybersource => Some(Provider::Cybersource),
-        proto::Provider::PaymentOptions => Some(Provider::PaymentOptions),
-        proto::Provider::Stax => Some(Provider::Stax),
-    }
+    let name = proto::Provider::try_from(value).ok()?.as_str_name();
+    Provider::ALL
+        .into_iter()
+        .find(|p| name.strip_prefix("PROVIDER_") == Some(p.as_str().to_uppercase().as_str()))
 }
 
 fn provider_to_proto(provider: Provider) -> proto::Provider {
-    match provider {
-        Provider::Paypal => proto::Provider::Paypal,
-        Provider::Checkout => proto::Provider::Checkout,
-        Provider::Cybersource => proto::Provider::Cybersource,
-        Provider::PaymentOptions => proto::Provider::PaymentOptions,
-        Provider::Stax => proto::Provider::Stax,
-    }
+    proto::Provider::from_str_name(&proto_provider_name(provider))
+        .unwrap_or(proto::Provider::Unspecified)
+}
+
+/// `PROVIDER_PAYMENT_OPTIONS` for `payment_options`.
+fn proto_provider_name(provider: Provider) -> String {
+    format!("PROVIDER_{}", provider.as_str().to_uppercase())
+}
+
+/// What `provider` may be, for the error that names it.
+fn provider_choices() -> String {
+    let names: Vec<String> = Provider::ALL.into_iter().map(proto_provider_name).collect();
+    format!("required: one of {}", names.join(", "))
 }
 
 /// A proto enum number this build does not know.
@@ -155,7 +159,7 @@ impl TryFrom<proto::CaptureRequest> for CaptureCommand {
         let mut v = Violations::default();
         let provider = provider_from_proto(request.provider);
         if provider.is_none() {
-            v.add("provider", "required: one of PROVIDER_PAYPAL, PROVIDER_CHECKOUT, PROVIDER_CYBERSOURCE, PROVIDER_PAYMENT_OPTIONS, PROVIDER_STAX");
+            v.add("provider", provider_choices());
         }
         let account = optional(
             &mut v,
@@ -384,9 +388,27 @@ impl From<&CaptureRecord> for proto::Capture {
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_provider_maps_to_its_proto_value_and_back() {
+        for provider in Provider::ALL {
+            let value = provider_to_proto(provider);
+            assert_ne!(value, proto::Provider::Unspecified, "{provider}");
+            assert_eq!(provider_from_proto(value as i32), Some(provider));
+        }
+        assert_eq!(provider_from_proto(0), None);
+        assert_eq!(provider_from_proto(999), None);
+        // Every proto value but UNSPECIFIED has a domain provider.
+        for value in 1..256 {
+            if proto::Provider::try_from(value).is_ok() {
+                assert!(provider_from_proto(value).is_some(), "proto value {value}");
+            }
+        }
+    }
+
     fn request() -> proto::CaptureRequest {
         proto::CaptureRequest {
-            provider: proto::Provider::Paypal as i32,
+            // Any provider: these rules are the edge's own.
+            provider: provider_to_proto(Provider::ALL[0]) as i32,
             authorization_id: "0VF52814937998046".into(),
             amount: Some(proto::Money {
                 currency_code: "USD".into(),

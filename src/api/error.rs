@@ -11,7 +11,7 @@ use tracing::error;
 
 use crate::capture::{CaptureError, Overloaded};
 use crate::domain::FieldViolation;
-use crate::providers::registry::UnknownAccount;
+use crate::providers::connectors::UnknownAccount;
 use crate::providers::{ProviderError, Rejection};
 use crate::store::{LedgerRefusal, StoreError};
 

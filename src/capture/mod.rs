@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::domain::{CaptureCommand, CaptureRecord, CaptureStatus, FieldViolation};
-use crate::providers::registry::UnknownAccount;
+use crate::providers::connectors::UnknownAccount;
 use crate::providers::{CaptureCall, Connector, Connectors, ProviderError};
 use crate::store::{Begin, LedgerRefusal, NewCapture, Resolution, Store, StoreError};
 

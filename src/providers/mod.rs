@@ -1,27 +1,67 @@
-//! Provider connectors: one trait, one folder per provider, one registry.
+//! Provider connectors: one trait, one folder per provider, one registry table
+//! ([`PROVIDERS`]).
 //!
-//! Every connector has the same shape: `client.rs`-like transport (URL, headers, auth, error
-//! body) in its `mod.rs`, serde wire types in `wire.rs`, and the mapping between wire types and
-//! the domain in `mapping.rs`, where status mapping is an exhaustive `match`.
+//! Everything about one provider lives in its folder: `account.rs` (its account as
+//! configuration describes it, and the connector it builds), the transport (URL, headers, auth,
+//! error body) in `mod.rs`, serde wire types in `wire.rs`, and the mapping between wire types
+//! and the domain in `mapping.rs`, where status mapping is an exhaustive `match`.
 
 pub mod account;
 pub mod checkout;
+pub mod connectors;
 pub mod cybersource;
 pub mod http;
 pub mod payment_options;
 pub mod paypal;
-pub mod registry;
 pub mod stax;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::config::{ConfigError, ProviderSources};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 
-pub use account::Account;
-pub use registry::{Connectors, Registration, PROVIDERS};
+pub use account::{Account, Accounts};
+pub use connectors::Connectors;
+
+/// One provider: its domain value (whose `as_str` names its `[[providers.<name>]]` table and,
+/// upper-cased, its `CAPTURE_<NAME>_*` variables) and how its accounts are read. Each
+/// account type builds its own connector.
+pub struct Registration {
+    pub provider: Provider,
+    pub load_accounts: fn(&ProviderSources) -> Result<Accounts, ConfigError>,
+}
+
+/// Every provider the service captures at.
+#[rustfmt::skip]
+pub const PROVIDERS: [Registration; 5] = [
+    Registration { provider: Provider::Paypal, load_accounts: account::load::<paypal::PaypalAccount> },
+    Registration { provider: Provider::Checkout, load_accounts: account::load::<checkout::CheckoutAccount> },
+    Registration { provider: Provider::Cybersource, load_accounts: account::load::<cybersource::CybersourceAccount> },
+    Registration { provider: Provider::PaymentOptions, load_accounts: account::load::<payment_options::PaymentOptionsAccount> },
+    Registration { provider: Provider::Stax, load_accounts: account::load::<stax::StaxAccount> },
+];
+
+/// Every configured account, each provider's default first. A table for a provider that does
+/// not exist is an error naming it.
+pub fn load_accounts(sources: &ProviderSources) -> Result<Accounts, ConfigError> {
+    if let Some(unknown) = sources
+        .table_names()
+        .find(|name| !PROVIDERS.iter().any(|r| r.provider.as_str() == *name))
+    {
+        return Err(ConfigError::new(
+            &format!("providers.{unknown}"),
+            "no such provider (or setting)",
+        ));
+    }
+    let mut accounts = Vec::new();
+    for registration in &PROVIDERS {
+        accounts.extend((registration.load_accounts)(sources)?);
+    }
+    Ok(accounts)
+}
 
 /// One capture call to a provider.
 #[derive(Debug, Clone, Copy)]

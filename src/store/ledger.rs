@@ -238,7 +238,7 @@ mod tests {
 
     fn ledger(held_minor: i64, capture_count: i32) -> authorizations::Model {
         authorizations::Model {
-            provider: "paypal".into(),
+            provider: "provider".into(),
             provider_account: "default".into(),
             authorization_id: "AUTH".into(),
             currency_code: Some("USD".into()),
