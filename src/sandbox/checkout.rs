@@ -12,9 +12,9 @@
 //!   captures get 403. `NonFinal` leaves the rest capturable; more than remains is a 422
 //!   `capture_value_greater_than_remaining_authorized` (`..._authorized` above the whole payment).
 //!   At most 150 capture actions per payment, then 403.
-//! - Amounts are in Checkout.com's unit for the payment's currency (the connector's
-//!   [`CurrencyUnit`] table): integers, 1 to 9 digits, ending in 0 for thousandths currencies;
-//!   else 422 `amount_invalid`.
+//! - Amounts are in Checkout.com's unit for the payment's currency ([`Unit`], from Checkout.com's
+//!   "Format the amount value" page): integers, 1 to 9 digits, ending in 0 for thousandths
+//!   currencies; else 422 `amount_invalid`.
 //! - A `Cko-Idempotency-Key` seen before gets the stored answer (202 or 422), byte for byte,
 //!   whatever the new body says; 401, 403, 404 and 5xx are not stored, since nothing happened.
 //! - `Expired` and `Voided` payments answer 403; an unknown payment 404; both without a body.
@@ -43,7 +43,6 @@ use super::{
     SandboxAuthorization, Scenario,
 };
 use crate::domain::{Currency, Money, Provider};
-use crate::providers::checkout::{CurrencyUnit, MAX_AMOUNT, MAX_REFERENCE_CHARS};
 
 /// How long the `Timeout` scenario waits before answering: longer than any client deadline.
 pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
@@ -53,6 +52,42 @@ pub const MAX_CAPTURES: usize = 150;
 pub const DECLINE_CODE: &str = "20051";
 
 const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// "The amount value must not contain more than nine digits."
+const MAX_AMOUNT: i64 = 999_999_999;
+/// The longest `reference` taken: Checkout.com's payment reference limit, assumed to hold for
+/// captures too (*unconfirmed*).
+const MAX_REFERENCE_CHARS: usize = 80;
+
+/// How Checkout.com reads an `amount` in a currency, per its "Format the amount value" page
+/// (checkout.com/docs/payments/accept-payments/format-the-amount-value): the full amount, the
+/// amount divided by 1000 (last digit 0), or, for every other currency, divided by 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Whole,
+    Thousandths,
+    Hundredths,
+}
+
+impl Unit {
+    fn of(currency: Currency) -> Self {
+        match currency.code() {
+            "BIF" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+            | "VUV" | "VND" | "XAF" | "XOF" | "XPF" => Unit::Whole,
+            "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => Unit::Thousandths,
+            _ => Unit::Hundredths,
+        }
+    }
+
+    /// Decimals of the unit.
+    fn exponent(self) -> u32 {
+        match self {
+            Unit::Whole => 0,
+            Unit::Hundredths => 2,
+            Unit::Thousandths => 3,
+        }
+    }
+}
 
 /// One payment and what has been taken from it, in Checkout.com's amount unit.
 struct Payment {
@@ -170,14 +205,12 @@ impl Emulator for CheckoutEmulator {
 
 /// An amount in Checkout.com's unit for its currency, rounded down where the unit is coarser.
 fn units_of(amount: Money) -> i64 {
-    let unit = CurrencyUnit::of(amount.currency());
+    let unit = Unit::of(amount.currency()).exponent();
     let iso = amount.currency().exponent();
-    if unit.exponent >= iso {
-        amount
-            .minor_units()
-            .saturating_mul(10_i64.pow(unit.exponent - iso))
+    if unit >= iso {
+        amount.minor_units().saturating_mul(10_i64.pow(unit - iso))
     } else {
-        amount.minor_units() / 10_i64.pow(iso - unit.exponent)
+        amount.minor_units() / 10_i64.pow(iso - unit)
     }
 }
 
@@ -296,14 +329,14 @@ fn decide(base_url: &str, ledger: &mut Ledger, payment_id: &str, body: &[u8]) ->
         return Err(Reply::empty(StatusCode::NOT_FOUND));
     };
     let request = parse_request(body)?;
-    let unit = CurrencyUnit::of(payment.currency);
+    let unit = Unit::of(payment.currency);
     let mut invalid = Vec::new();
     let asked = match &request.amount {
         None => None,
         Some(value) => match value.as_i64() {
             Some(units)
                 if (1..=MAX_AMOUNT).contains(&units)
-                    && !(unit.last_digit_zero && units % 10 != 0) =>
+                    && !(unit == Unit::Thousandths && units % 10 != 0) =>
             {
                 Some(units)
             }

@@ -32,6 +32,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::{
@@ -39,7 +41,6 @@ use super::{
     SandboxAuthorization, Scenario,
 };
 use crate::domain::{Money, Provider};
-use crate::providers::stax::wire::{encode_object, parse_decimal, top_level_number, Field};
 
 /// Requests a key may make per [`RATE_WINDOW`] (Stax: 100 a minute).
 pub const RATE_LIMIT: u32 = 100;
@@ -247,9 +248,11 @@ fn parse_request(body: &[u8]) -> Result<CaptureRequest, Reply> {
     let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
         return Err(invalid("body", "The request body must be a JSON object."));
     };
+    // `total` as the caller wrote it: a JSON number's own text (never through f64), or a string.
+    let raw: HashMap<String, Box<RawValue>> = serde_json::from_slice(body).unwrap_or_default();
     let total = match object.get("total") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(_)) => top_level_number(body, "total").map(str::to_owned),
+        Some(Value::Number(_)) => raw.get("total").map(|n| n.get().to_owned()),
         Some(Value::String(text)) => Some(text.trim().to_owned()),
         Some(_) => Some(String::new()),
     };
@@ -346,7 +349,7 @@ fn parse_total(text: &str, currency: crate::domain::Currency) -> Result<Money, R
             &json!({ "total": [message] }),
         )
     };
-    let Some(amount) = parse_decimal(text) else {
+    let Some(amount) = exact_decimal(text) else {
         return Err(invalid("The total must be a number.".to_owned()));
     };
     if amount <= rust_decimal::Decimal::ZERO {
@@ -360,6 +363,42 @@ fn parse_total(text: &str, currency: crate::domain::Currency) -> Result<Money, R
     })
 }
 
+/// `total`'s text (a JSON number's own text, or a string's content) read exactly, in decimal or
+/// exponent notation.
+fn exact_decimal(text: &str) -> Option<rust_decimal::Decimal> {
+    if text.contains(['e', 'E']) {
+        rust_decimal::Decimal::from_scientific(text).ok()
+    } else {
+        rust_decimal::Decimal::from_str_exact(text).ok()
+    }
+}
+
+/// A Stax transaction object as the API answers it, fields in Stax's order.
+#[derive(Serialize)]
+struct Transaction<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    success: bool,
+    message: Option<&'a str>,
+    /// A JSON number written exactly (`12.30`), as Stax writes amounts.
+    total: Box<RawValue>,
+    currency: &'a str,
+    method: &'a str,
+    meta: &'a Value,
+    pre_auth: bool,
+    is_refundable: bool,
+    is_voidable: bool,
+    is_voided: bool,
+    total_refunded: Box<RawValue>,
+    customer_id: &'a str,
+    payment_method_id: &'a str,
+    reference_id: Option<&'a str>,
+    last_four: &'a str,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
 /// What a transaction object describes.
 #[derive(Clone, Copy)]
 enum Tx<'a> {
@@ -371,8 +410,6 @@ enum Tx<'a> {
 
 /// Transaction `id` (`tx`, on `pre_auth`'s card) as Stax answers it, `total` written exactly.
 fn transaction(id: &str, pre_auth: &PreAuth, tx: Tx<'_>, meta: &Value) -> Result<Bytes, Reply> {
-    let text = |s: &str| Field::Json(Value::from(s));
-    let flag = |b: bool| Field::Json(Value::from(b));
     let (kind, success, amount, of) = match tx {
         Tx::Capture(of, amount, success) => ("charge", success, amount, Some(of)),
         Tx::PreAuth => ("pre_auth", true, pre_auth.amount, None),
@@ -383,33 +420,32 @@ fn transaction(id: &str, pre_auth: &PreAuth, tx: Tx<'_>, meta: &Value) -> Result
         Tx::Capture(..) => now(),
         Tx::PreAuth => pre_auth.created_at.clone(),
     };
-    let body = encode_object([
-        ("id", text(id)),
-        ("type", text(kind)),
-        ("success", flag(success)),
-        (
-            "message",
-            Field::Json((!success).then_some(DECLINE_MESSAGE).into()),
-        ),
-        ("total", Field::Number(amount.to_major_string())),
-        ("currency", text(amount.currency().code())),
-        ("method", text("card")),
-        ("meta", Field::Json(meta.clone())),
-        ("pre_auth", flag(is_pre_auth)),
-        ("is_refundable", flag(success && !is_pre_auth)),
-        (
-            "is_voidable",
-            flag(success && !voided && !(is_pre_auth && pre_auth.closed)),
-        ),
-        ("is_voided", flag(voided)),
-        ("total_refunded", Field::Number("0".to_owned())),
-        ("customer_id", text(&pre_auth.customer_id)),
-        ("payment_method_id", text(&pre_auth.payment_method_id)),
-        ("reference_id", Field::Json(of.into())),
-        ("last_four", text("1111")),
-        ("created_at", text(&created_at)),
-        ("updated_at", text(&now())),
-    ])
+    let number = |text: String| {
+        RawValue::from_string(text)
+            .map_err(|_| message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"))
+    };
+    let updated_at = now();
+    let body = serde_json::to_vec(&Transaction {
+        id,
+        kind,
+        success,
+        message: (!success).then_some(DECLINE_MESSAGE),
+        total: number(amount.to_major_string())?,
+        currency: amount.currency().code(),
+        method: "card",
+        meta,
+        pre_auth: is_pre_auth,
+        is_refundable: success && !is_pre_auth,
+        is_voidable: success && !voided && !(is_pre_auth && pre_auth.closed),
+        is_voided: voided,
+        total_refunded: number("0".to_owned())?,
+        customer_id: &pre_auth.customer_id,
+        payment_method_id: &pre_auth.payment_method_id,
+        reference_id: of,
+        last_four: "1111",
+        created_at: &created_at,
+        updated_at: &updated_at,
+    })
     .map_err(|_| message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"))?;
     Ok(Bytes::from(body))
 }
