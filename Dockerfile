@@ -3,7 +3,9 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin capture-service
+# Without the `sandbox` feature: the production image carries no provider emulator, and refuses
+# CAPTURE_SANDBOX=on.
+RUN cargo build --release --locked --no-default-features --bin capture-service
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/capture-service /usr/local/bin/capture-service

@@ -14,13 +14,16 @@ use tracing::{info, warn};
 
 use crate::api::{ApiKeys, CaptureApi};
 use crate::capture::Captures;
-use crate::config::{ApiKey, Config, ProviderSources};
+use crate::config::{ApiKey, Config, ProviderSources, SandboxMode};
 use crate::net::{raise_open_file_limit, serve_http1, Listener, ListenerRules, HTTP2_PREFACE_LEN};
 use crate::proto::capture_service_server::CaptureServiceServer;
 use crate::providers::http::ProviderHttp;
 use crate::providers::{load_accounts, Account, Connectors};
+#[cfg(feature = "sandbox")]
 use crate::sandbox::Sandbox;
 use crate::store::{PoolSettings, Store};
+#[cfg(not(feature = "sandbox"))]
+use without_sandbox::Sandbox;
 
 /// A built server: listeners bound, database migrated, not yet serving.
 pub struct App {
@@ -53,6 +56,13 @@ impl App {
             }
             config.limits = fitted;
         }
+        // Settings that can refuse the start come first, before the database is touched.
+        let configured = load_accounts(&config.providers.sources)?;
+        let sandbox = if config.sandbox.enabled(!configured.is_empty()) {
+            start_sandbox(config.sandbox).await?
+        } else {
+            None
+        };
         let limits = &config.limits;
         let pool = PoolSettings {
             max_connections: limits.database_max_connections as u32,
@@ -69,16 +79,6 @@ impl App {
                 .context("Failed to migrate the database")?;
         }
 
-        let configured = load_accounts(&config.providers.sources)?;
-        let sandbox = if config.sandbox.enabled(!configured.is_empty()) {
-            let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0)))
-                .await
-                .context("Failed to start the sandbox")?;
-            warn!("SANDBOX MODE: providers without configured accounts are served by the built-in emulator; no real money moves");
-            Some(sandbox)
-        } else {
-            None
-        };
         let connectors = build_connectors(&config, configured, sandbox.as_ref())?;
 
         let mut keys = config.api_keys.clone();
@@ -278,6 +278,50 @@ impl App {
         grpc_result.context("gRPC server failed")?;
         info!("capture-service stopped");
         Ok(())
+    }
+}
+
+/// The built-in sandbox, started on a free local port.
+#[cfg(feature = "sandbox")]
+async fn start_sandbox(_mode: SandboxMode) -> anyhow::Result<Option<Sandbox>> {
+    let sandbox = Sandbox::start(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .context("Failed to start the sandbox")?;
+    warn!("SANDBOX MODE: providers without configured accounts are served by the built-in emulator; no real money moves");
+    Ok(Some(sandbox))
+}
+
+/// A build without the sandbox refuses to be asked for one, and runs without it otherwise.
+#[cfg(not(feature = "sandbox"))]
+async fn start_sandbox(mode: SandboxMode) -> anyhow::Result<Option<Sandbox>> {
+    if mode == SandboxMode::On {
+        anyhow::bail!(
+            "CAPTURE_SANDBOX=on, but this build has no sandbox (built without the `sandbox` \
+             feature): configure provider accounts and set CAPTURE_SANDBOX=off, or run a \
+             standalone sandbox elsewhere (`capture-service sandbox`, from a default build)"
+        );
+    }
+    warn!("no provider account is configured and this build has no sandbox: every capture will be refused (PROVIDER_NOT_CONFIGURED)");
+    Ok(None)
+}
+
+/// Stands in for the sandbox in builds without it: no value of it can exist.
+#[cfg(not(feature = "sandbox"))]
+mod without_sandbox {
+    pub enum Sandbox {}
+
+    impl Sandbox {
+        pub fn service_env(&self) -> Vec<(String, String)> {
+            match *self {}
+        }
+
+        pub fn admin_router(&self) -> axum::Router {
+            match *self {}
+        }
+
+        pub async fn shutdown(self) {
+            match self {}
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //! - [`capture`]: orchestration — idempotency, the authorization ledger, the provider call.
 //! - [`providers`]: the `Connector` trait and one folder per provider.
 //! - [`store`]: sea-orm entities and the queries on them.
-//! - [`sandbox`]: the built-in emulator of the providers' HTTP APIs.
+//! - `sandbox` (cargo feature `sandbox`, on by default): the emulator of the providers' HTTP
+//!   APIs, built in or standalone (`capture-service sandbox`); it imports nothing from
+//!   `providers`.
 //! - [`domain`]: money, commands, statuses, outcomes — no I/O.
 //! - [`config`], [`telemetry`], [`app`]: configuration, logging, and the server built from both.
 
@@ -20,6 +22,7 @@ pub mod domain;
 pub mod http;
 pub mod net;
 pub mod providers;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod store;
 pub mod telemetry;

@@ -7,11 +7,14 @@ use capture_service::providers::load_accounts;
 use capture_service::store::Store;
 use capture_service::{api, telemetry};
 
-const USAGE: &str = "usage: capture-service [serve|migrate|check-config|hash-key <api key>]
+const USAGE: &str =
+    "usage: capture-service [serve|migrate|check-config|hash-key <api key>|sandbox [--addr ADDR]]
   serve         serve gRPC and HTTP (default)
   migrate       apply database migrations and exit
   check-config  load and validate the configuration, print it (secrets redacted) and exit
   hash-key KEY  print the SHA-256 digest to put in CAPTURE_API_KEYS for KEY (16+ characters)
+  sandbox       serve only the emulated providers (default 127.0.0.1:8090, or --addr, or
+                CAPTURE_SANDBOX_ADDR) and print the CAPTURE_* variables a service needs to use them
 configuration: CAPTURE_* environment variables and the optional CAPTURE_CONFIG file (see README)";
 
 #[tokio::main]
@@ -46,11 +49,51 @@ async fn main() -> anyhow::Result<()> {
             println!("provider accounts: {accounts:#?}");
             Ok(())
         }
+        #[cfg(feature = "sandbox")]
+        "sandbox" => sandbox::run(&args[1..]).await,
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
         }
         other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+/// `capture-service sandbox`: the emulators as a process of their own.
+#[cfg(feature = "sandbox")]
+mod sandbox {
+    use std::net::SocketAddr;
+
+    use anyhow::Context;
+    use capture_service::sandbox::Sandbox;
+
+    const DEFAULT_ADDR: &str = "127.0.0.1:8090";
+
+    pub async fn run(args: &[String]) -> anyhow::Result<()> {
+        let addr = match args {
+            [flag, addr] if flag == "--addr" => addr.clone(),
+            [] => std::env::var("CAPTURE_SANDBOX_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.into()),
+            _ => anyhow::bail!("usage: capture-service sandbox [--addr ADDR]"),
+        };
+        let addr: SocketAddr = addr
+            .parse()
+            .with_context(|| format!("{addr:?} is not an address such as {DEFAULT_ADDR}"))?;
+        let sandbox = Sandbox::start(addr)
+            .await
+            .with_context(|| format!("Failed to start the sandbox on {addr}"))?;
+        println!("# capture-service sandbox: emulated providers, no real money moves.");
+        println!(
+            "# New authorizations: POST {}/sandbox/{{provider}}/authorizations",
+            sandbox.origin()
+        );
+        println!("# A service captures here with these variables:");
+        for (name, value) in sandbox.service_env() {
+            println!("export {name}={value}");
+        }
+        println!("export CAPTURE_SANDBOX=off");
+        super::shutdown_signal().await;
+        sandbox.shutdown().await;
+        Ok(())
     }
 }
 

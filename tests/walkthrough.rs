@@ -515,3 +515,148 @@ async fn health_reports_serving() -> TestResult {
     );
     Ok(())
 }
+
+/// A running `capture-service sandbox`, and the variables it printed for services.
+struct StandaloneSandbox {
+    child: Child,
+    origin: String,
+    vars: Vec<(String, String)>,
+}
+
+impl StandaloneSandbox {
+    fn start() -> Res<StandaloneSandbox> {
+        use std::io::BufRead;
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        let mut child = service_command(Path::new("."), &[])
+            .args(["sandbox", "--addr", &addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        // Read what it prints until its last line, on a thread so a silent process times out.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let last = line == "export CAPTURE_SANDBOX=off";
+                let _ = tx.send(line);
+                if last {
+                    break;
+                }
+            }
+        });
+        let mut vars = Vec::new();
+        let mut sandbox = StandaloneSandbox {
+            child,
+            origin: format!("http://{addr}"),
+            vars: Vec::new(),
+        };
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .map_err(|_| "the sandbox printed no variables within 20 s")?;
+            if let Some((name, value)) =
+                line.strip_prefix("export ").and_then(|v| v.split_once('='))
+            {
+                vars.push((name.to_owned(), value.to_owned()));
+            }
+            if line == "export CAPTURE_SANDBOX=off" {
+                break;
+            }
+        }
+        sandbox.vars = vars;
+        Ok(sandbox)
+    }
+
+    /// A PayPal authorization of USD 100.00, made at the sandbox's own helper endpoint.
+    async fn authorize_paypal(&self) -> Res<String> {
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/sandbox/paypal/authorizations", self.origin))
+            .json(&serde_json::json!({"amount": {"currency_code": "USD", "value": "100.00"}}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(answer["id"].as_str().ok_or("no id")?.to_owned())
+    }
+}
+
+impl Drop for StandaloneSandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn two_services_capture_against_one_standalone_sandbox() -> TestResult {
+    grpcurl_path()?;
+    let sandbox = StandaloneSandbox::start()?;
+    let names: Vec<&str> = sandbox.vars.iter().map(|(n, _)| n.as_str()).collect();
+    for provider in [
+        "PAYPAL",
+        "CHECKOUT",
+        "CYBERSOURCE",
+        "PAYMENT_OPTIONS",
+        "STAX",
+    ] {
+        let base = format!("CAPTURE_{provider}_BASE_URL");
+        assert!(
+            names.contains(&base.as_str()),
+            "{base} not printed: {names:?}"
+        );
+    }
+    let key = "standalone-sandbox-key-0123456789";
+    let keys = format!("team:{}", hex::encode(Sha256::digest(key.as_bytes())));
+    let mut envs: Vec<(&str, &str)> = sandbox
+        .vars
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    envs.push(("CAPTURE_API_KEYS", &keys));
+    let (a, b) = (Server::start(&envs).await?, Server::start(&envs).await?);
+
+    // Both services capture from one authorization; only the shared provider knows the total.
+    let auth = sandbox.authorize_paypal().await?;
+    let first = call(
+        key,
+        &capture_body(&auth, "60.00", "a-1"),
+        &a.grpc_target(),
+        CAPTURE,
+    )?
+    .json()?;
+    assert_eq!(
+        first["capture"]["status"], "CAPTURE_STATUS_COMPLETED",
+        "{first}"
+    );
+    let second = call(
+        key,
+        &capture_body(&auth, "30.00", "b-1"),
+        &b.grpc_target(),
+        CAPTURE,
+    )?
+    .json()?;
+    assert_eq!(
+        second["capture"]["status"], "CAPTURE_STATUS_COMPLETED",
+        "{second}"
+    );
+    // Service A's own ledger would allow 20.00 more; PayPal (the sandbox) has only 10.00 left.
+    let refused = call(
+        key,
+        &capture_body(&auth, "20.00", "a-2"),
+        &a.grpc_target(),
+        CAPTURE,
+    )?;
+    refused.failed_with(&["FailedPrecondition", "PROVIDER_PRECONDITION_FAILED"]);
+    for server in [&a, &b] {
+        assert!(
+            !server.output().contains("SANDBOX MODE"),
+            "a service started its own sandbox:\n{}",
+            server.output()
+        );
+    }
+    Ok(())
+}

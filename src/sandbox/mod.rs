@@ -185,8 +185,10 @@ impl Sandbox {
             Arc::new(stax::StaxEmulator::new(url(Provider::Stax))),
         ];
 
-        let mut app = Router::new();
-        for emulator in &emulators {
+        let emulators = Arc::new(Emulators(emulators));
+        // The providers' APIs under their prefixes, and the helper endpoint beside them.
+        let mut app = admin_router(&emulators);
+        for emulator in &emulators.0 {
             let prefix = format!("/{}", emulator.provider().as_str());
             app = app.nest(&prefix, emulator.clone().routes());
         }
@@ -203,7 +205,7 @@ impl Sandbox {
         tracing::info!(%origin, "sandbox serving emulated providers");
         Ok(Sandbox {
             origin,
-            emulators: Arc::new(Emulators(emulators)),
+            emulators,
             stop: Some(stop),
             task: Some(task),
         })
@@ -234,11 +236,15 @@ impl Sandbox {
         self.emulators.authorize(provider, request)
     }
 
-    /// `POST /sandbox/{provider}/authorizations`, for the service to mount on its HTTP port.
+    /// `POST /sandbox/{provider}/authorizations`, for the service to mount on its HTTP port (the
+    /// sandbox serves it on its own port too).
     pub fn admin_router(&self) -> Router {
-        Router::new()
-            .route("/sandbox/{provider}/authorizations", post(admin_authorize))
-            .with_state(self.emulators.clone())
+        admin_router(&self.emulators)
+    }
+
+    /// `http://127.0.0.1:PORT`: the sandbox's own address.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Stops accepting connections, lets requests in flight finish briefly, then stops.
@@ -274,6 +280,12 @@ impl Drop for Sandbox {
             task.abort();
         }
     }
+}
+
+fn admin_router(emulators: &Arc<Emulators>) -> Router {
+    Router::new()
+        .route("/sandbox/{provider}/authorizations", post(admin_authorize))
+        .with_state(Arc::clone(emulators))
 }
 
 /// 201 with the authorization; 404 for a provider that is unknown or not emulated; 400 for a
