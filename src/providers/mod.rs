@@ -11,6 +11,7 @@ pub mod checkout;
 pub mod connectors;
 pub mod cybersource;
 pub mod http;
+pub mod kit;
 pub mod payment_options;
 pub mod paypal;
 pub mod stax;

@@ -17,7 +17,8 @@ pub mod wire;
 use async_trait::async_trait;
 use http::StatusCode;
 
-use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
+use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
+use super::kit::Kit;
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::Secret;
 use crate::domain::outcome::ProviderFailure;
@@ -30,6 +31,9 @@ pub use mapping::{
 };
 
 pub use account::CheckoutAccount;
+
+/// The rules every connector shares, for Checkout.
+const KIT: Kit = Kit::new(Provider::Checkout);
 
 /// The header Checkout.com puts its correlation id in, on every answer.
 const REQUEST_ID_HEADER: &str = "cko-request-id";
@@ -59,11 +63,11 @@ impl CheckoutConnector {
             .get(format!("{}{path}", self.base_url))
             .bearer_auth(self.secret_key.expose())
             .build()
-            .map_err(|e| unknown(format!("cannot build the {what}: {}", e.without_url())))?;
+            .map_err(|e| KIT.unknown(format!("cannot build the {what}: {}", e.without_url())))?;
         self.http
             .send(request, RetryPolicy::Idempotent)
             .await
-            .map_err(|e| no_answer(what, e))
+            .map_err(|e| KIT.no_answer(what, e))
     }
 
     /// Reads the payment (`GET /payments/{id}`) and refuses a capture in another currency than
@@ -77,7 +81,7 @@ impl CheckoutConnector {
         }
         let payment = mapping::payment_from_body(&answer.body).map_err(|detail| {
             tracing::warn!(status = 200, %detail, "unusable Checkout.com payment answer");
-            unknown(format!("{WHAT}: {detail}"))
+            KIT.unknown(format!("{WHAT}: {detail}"))
         })?;
         mapping::check_currency(&payment, asked).map_err(|failure| {
             let failure = ProviderFailure {
@@ -86,7 +90,7 @@ impl CheckoutConnector {
             };
             tracing::warn!(payment_currency = %payment.currency, asked = %asked,
                 "capture refused before sending: the payment is in another currency");
-            ProviderError::rejected(PROVIDER, Rejection::FailedPrecondition, failure, None)
+            KIT.rejected(Rejection::FailedPrecondition, failure, None)
         })
     }
 }
@@ -94,7 +98,7 @@ impl CheckoutConnector {
 #[async_trait]
 impl Connector for CheckoutConnector {
     fn provider(&self) -> Provider {
-        Provider::Checkout
+        KIT.provider
     }
 
     fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
@@ -129,7 +133,9 @@ impl Connector for CheckoutConnector {
         }
         let body = mapping::capture_request(call.command, call.idempotency_key)
             .and_then(|r| serde_json::to_vec(&r).map_err(|e| e.to_string()))
-            .map_err(|e| unknown(format!("cannot encode the capture request (not sent): {e}")))?;
+            .map_err(|e| {
+                KIT.unknown(format!("cannot encode the capture request (not sent): {e}"))
+            })?;
         let request = self
             .http
             .client()
@@ -140,7 +146,7 @@ impl Connector for CheckoutConnector {
             .body(body)
             .build()
             .map_err(|e| {
-                unknown(format!(
+                KIT.unknown(format!(
                     "cannot build the capture request: {}",
                     e.without_url()
                 ))
@@ -150,14 +156,14 @@ impl Connector for CheckoutConnector {
             .http
             .send(request, RetryPolicy::Idempotent)
             .await
-            .map_err(|e| no_answer("capture", e))?;
+            .map_err(|e| KIT.no_answer("capture", e))?;
         if answer.status != StatusCode::ACCEPTED {
             return Err(refusal(&answer, "capture"));
         }
         let outcome = mapping::outcome_from_accepted(&answer.body).map_err(|detail| {
             tracing::warn!(status = 202, request_id = answer.header(REQUEST_ID_HEADER).unwrap_or_default(),
                 %detail, "unusable Checkout.com capture answer");
-            unknown(detail)
+            KIT.unknown(detail)
         })?;
         tracing::info!(
             status = 202,
@@ -193,7 +199,7 @@ impl Connector for CheckoutConnector {
         }
         let actions = mapping::actions_from_body(&answer.body).map_err(|detail| {
             tracing::warn!(status = 200, %detail, "unusable Checkout.com actions answer");
-            unknown(detail)
+            KIT.unknown(detail)
         })?;
         let currency = parts
             .amount
@@ -230,7 +236,8 @@ impl Connector for CheckoutConnector {
             }
         };
         let (action, json) = found;
-        let outcome = mapping::outcome_from_action(action, json, currency).map_err(unknown)?;
+        let outcome = mapping::outcome_from_action(action, json, currency)
+            .map_err(|detail| KIT.unknown(detail))?;
         tracing::info!(
             action_id = outcome.provider_capture_id.as_deref().unwrap_or_default(),
             capture_status = %outcome.status,
@@ -260,25 +267,14 @@ fn refusal(answer: &HttpAnswer, what: &str) -> ProviderError {
         StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
         // 5xx, other 2xx, redirects and undocumented 4xx: Checkout.com may have captured.
         _ => {
-            return unknown(format!(
+            return KIT.unknown(format!(
                 "Checkout.com answered the {what} with HTTP {} ({})",
                 status.as_u16(),
                 failure.code
             ));
         }
     };
-    ProviderError::Rejected {
-        provider: Provider::Checkout,
-        rejection,
-        failure,
-        retry_after: match rejection {
-            Rejection::RateLimited => answer.retry_after(),
-            Rejection::NotFound
-            | Rejection::FailedPrecondition
-            | Rejection::InvalidArgument
-            | Rejection::Unauthorized => None,
-        },
-    }
+    KIT.rejected(rejection, failure, answer.retry_after())
 }
 
 /// Turns a non-200 payment lookup into the error the caller sees; the capture was not sent.
@@ -289,7 +285,7 @@ fn lookup_refusal(answer: &HttpAnswer) -> ProviderError {
         StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
         // 5xx, other 2xx, redirects and undocumented 4xx: no usable answer.
         status => {
-            return unknown(format!(
+            return KIT.unknown(format!(
                 "Checkout.com answered the payment lookup with HTTP {} (capture not sent)",
                 status.as_u16()
             ));
@@ -301,7 +297,7 @@ fn lookup_refusal(answer: &HttpAnswer) -> ProviderError {
         request_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
         "Checkout.com refused the payment lookup; capture not sent"
     );
-    ProviderError::rejected(PROVIDER, rejection, failure, answer.retry_after())
+    KIT.rejected(rejection, failure, answer.retry_after())
 }
 
 /// Checkout.com's error as a failure: `code` is the first of `error_codes` (else `error_type`,
@@ -356,14 +352,4 @@ fn lookup_description(status: StatusCode) -> String {
 fn first_code(answer: &HttpAnswer) -> Option<String> {
     let body: wire::ErrorBody = serde_json::from_slice(&answer.body).ok()?;
     body.error_codes.into_iter().next()
-}
-
-const PROVIDER: Provider = Provider::Checkout;
-
-fn unknown(detail: impl Into<String>) -> ProviderError {
-    ProviderError::unknown(PROVIDER, detail)
-}
-
-fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
-    ProviderError::no_answer(PROVIDER, what, &e)
 }

@@ -21,7 +21,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use http::StatusCode;
 
-use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
+use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
+use super::kit::Kit;
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
@@ -29,6 +30,9 @@ use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, Pro
 use signature::{SignedRequest, SigningKey};
 
 pub use account::CybersourceAccount;
+
+/// The rules every connector shares, for Cybersource.
+const KIT: Kit = Kit::new(Provider::Cybersource);
 
 /// Cybersource's longest `totalAmount` (String (19)).
 const MAX_AMOUNT_CHARS: usize = 19;
@@ -72,7 +76,7 @@ impl CybersourceConnector {
     /// A signed request to `url`: `body` for a POST, `None` for a GET.
     fn signed(&self, url: &str, body: Option<Vec<u8>>) -> Result<reqwest::Request, ProviderError> {
         let Some(key) = &self.key else {
-            return Err(rejected(
+            return Err(KIT.rejected(
                 Rejection::Unauthorized,
                 ProviderFailure {
                     code: "INVALID_SHARED_SECRET".to_owned(),
@@ -81,14 +85,15 @@ impl CybersourceConnector {
                     debug_id: None,
                     http_status: 0,
                 },
+                None,
             ));
         };
         let parsed = reqwest::Url::parse(url)
-            .map_err(|e| unknown(format!("unusable Cybersource URL (not sent): {e}")))?;
+            .map_err(|e| KIT.unknown(format!("unusable Cybersource URL (not sent): {e}")))?;
         let host = match (parsed.host_str(), parsed.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
-            (None, _) => return Err(unknown("Cybersource URL has no host (not sent)")),
+            (None, _) => return Err(KIT.unknown("Cybersource URL has no host (not sent)")),
         };
         let path = match parsed.query() {
             Some(query) => format!("{}?{query}", parsed.path()),
@@ -129,14 +134,14 @@ impl CybersourceConnector {
         }
         builder
             .build()
-            .map_err(|e| unknown(format!("cannot build the request: {}", e.without_url())))
+            .map_err(|e| KIT.unknown(format!("cannot build the request: {}", e.without_url())))
     }
 }
 
 #[async_trait]
 impl Connector for CybersourceConnector {
     fn provider(&self) -> Provider {
-        Provider::Cybersource
+        KIT.provider
     }
 
     fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
@@ -200,9 +205,9 @@ impl Connector for CybersourceConnector {
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
         let authorization_id = call.command.parts().authorization_id.as_str();
         let request = mapping::capture_request(call.command, call.idempotency_key)
-            .ok_or_else(|| unknown("no amount to capture (not sent)"))?;
+            .ok_or_else(|| KIT.unknown("no amount to capture (not sent)"))?;
         let body = serde_json::to_vec(&request)
-            .map_err(|e| unknown(format!("cannot encode the capture request: {e}")))?;
+            .map_err(|e| KIT.unknown(format!("cannot encode the capture request: {e}")))?;
         let url = format!(
             "{}/pts/v2/payments/{authorization_id}/captures",
             self.base_url
@@ -212,7 +217,7 @@ impl Connector for CybersourceConnector {
             .http
             .send(request, RetryPolicy::NotIdempotent)
             .await
-            .map_err(|e| no_answer("capture", e))?;
+            .map_err(|e| KIT.no_answer("capture", e))?;
         classify(answer, StatusCode::CREATED)
     }
 
@@ -229,7 +234,7 @@ impl Connector for CybersourceConnector {
             .as_deref()
             .filter(|id| is_path_segment(id))
         else {
-            return Err(unknown(
+            return Err(KIT.unknown(
                 "no Cybersource capture id to look up; Cybersource cannot be asked by reference",
             ));
         };
@@ -240,7 +245,7 @@ impl Connector for CybersourceConnector {
             .http
             .send(request, RetryPolicy::Idempotent)
             .await
-            .map_err(|e| no_answer("capture lookup", e))?;
+            .map_err(|e| KIT.no_answer("capture lookup", e))?;
         classify(answer, StatusCode::OK)
     }
 }
@@ -255,7 +260,7 @@ fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, 
                 status = status.as_u16(), correlation_id = correlation_id.as_deref().unwrap_or(""),
                 %detail, "unusable Cybersource capture answer"
             );
-            unknown(detail)
+            KIT.unknown(detail)
         })?;
         tracing::info!(
             status = status.as_u16(), capture_status = %outcome.status,
@@ -284,7 +289,7 @@ fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, 
                 Some(reason) => match mapping::refusal_for_400(reason, &fields) {
                     mapping::Refusal::Rejected(rejection) => rejection,
                     mapping::Refusal::Duplicate => {
-                        return Err(unknown(
+                        return Err(KIT.unknown(
                             "Cybersource reports DUPLICATE_REQUEST: an earlier attempt of this \
                              capture reached it, and its answer and capture id are unknown here",
                         ));
@@ -306,35 +311,22 @@ fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, 
             {
                 Some(rejection) => rejection,
                 None => {
-                    return Err(unknown(format!(
-                        "Cybersource answered HTTP 502 ({})",
-                        failure.code
-                    )))
+                    return Err(
+                        KIT.unknown(format!("Cybersource answered HTTP 502 ({})", failure.code))
+                    )
                 }
             }
         }
         // Other 5xx, other 2xx, redirects and undocumented 4xx: Cybersource may have captured.
         _ => {
-            return Err(unknown(format!(
+            return Err(KIT.unknown(format!(
                 "Cybersource answered HTTP {} ({})",
                 status.as_u16(),
                 failure.code
             )));
         }
     };
-    let retry_after = match rejection {
-        Rejection::RateLimited => answer.retry_after(),
-        Rejection::NotFound
-        | Rejection::FailedPrecondition
-        | Rejection::InvalidArgument
-        | Rejection::Unauthorized => None,
-    };
-    Err(ProviderError::Rejected {
-        provider: Provider::Cybersource,
-        rejection,
-        failure,
-        retry_after,
-    })
+    Err(KIT.rejected(rejection, failure, answer.retry_after()))
 }
 
 /// Cybersource's error body as a failure: `code` is `reason` (the most specific), else
@@ -372,18 +364,4 @@ fn failure_from(
         debug_id: correlation_id.or_else(|| body.id.clone()),
         http_status: status.as_u16(),
     }
-}
-
-const PROVIDER: Provider = Provider::Cybersource;
-
-fn unknown(detail: impl Into<String>) -> ProviderError {
-    ProviderError::unknown(PROVIDER, detail)
-}
-
-fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
-    ProviderError::no_answer(PROVIDER, what, &e)
-}
-
-fn rejected(rejection: Rejection, failure: ProviderFailure) -> ProviderError {
-    ProviderError::rejected(PROVIDER, rejection, failure, None)
 }

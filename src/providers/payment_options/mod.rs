@@ -17,12 +17,11 @@ mod account;
 mod mapping;
 pub mod wire;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
 
 use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
+use super::kit::Kit;
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::Secret;
 use crate::domain::outcome::ProviderFailure;
@@ -30,6 +29,9 @@ use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, Pro
 use mapping::{Meaning, Parsed};
 
 pub use account::PaymentOptionsAccount;
+
+/// The rules every connector shares, for PaymentOptions.
+const KIT: Kit = Kit::new(Provider::PaymentOptions);
 
 /// The capture endpoint, after the configurable path prefix.
 const CAPTURE_PATH: &str = "/server-to-server-interface/capture";
@@ -71,7 +73,7 @@ impl PaymentOptionsConnector {
             .body(body)
             .build()
             .map_err(|e| {
-                unknown(format!(
+                KIT.unknown(format!(
                     "cannot build the capture request: {}",
                     e.without_url()
                 ))
@@ -92,7 +94,7 @@ fn capture_url(base_url: &str, path_prefix: &str) -> String {
 /// found before anything is sent.
 fn secret_header(value: &str) -> Result<HeaderValue, ProviderError> {
     let mut header = HeaderValue::from_str(value).map_err(|_| {
-        rejected(
+        KIT.rejected(
             Rejection::Unauthorized,
             ProviderFailure {
                 code: "INVALID_CREDENTIAL_FORMAT".to_owned(),
@@ -112,7 +114,7 @@ fn secret_header(value: &str) -> Result<HeaderValue, ProviderError> {
 #[async_trait]
 impl Connector for PaymentOptionsConnector {
     fn provider(&self) -> Provider {
-        Provider::PaymentOptions
+        KIT.provider
     }
 
     fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
@@ -181,7 +183,7 @@ impl Connector for PaymentOptionsConnector {
     ))]
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
         let Some(request) = mapping::capture_request(call.command, &self.merchant_id) else {
-            return Err(rejected(
+            return Err(KIT.rejected(
                 Rejection::InvalidArgument,
                 ProviderFailure {
                     code: "AMOUNT_REQUIRED".to_owned(),
@@ -194,7 +196,7 @@ impl Connector for PaymentOptionsConnector {
             ));
         };
         let body = serde_json::to_vec(&request)
-            .map_err(|e| unknown(format!("cannot encode the capture request: {e}")))?;
+            .map_err(|e| KIT.unknown(format!("cannot encode the capture request: {e}")))?;
         let request = self.build_request(body)?;
         // No idempotency key exists in this API: only a request that provably never left is
         // sent again.
@@ -202,7 +204,7 @@ impl Connector for PaymentOptionsConnector {
             .http
             .send(request, RetryPolicy::NotIdempotent)
             .await
-            .map_err(|e| unknown(format!("capture: {e}")))?;
+            .map_err(|e| KIT.unknown(format!("capture: {e}")))?;
         classify(&answer, call.command)
     }
 
@@ -214,7 +216,7 @@ impl Connector for PaymentOptionsConnector {
         capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError> {
         tracing::info!("PaymentOptions offers no capture lookup; the outcome stays unknown");
-        Err(unknown(format!(
+        Err(KIT.unknown(format!(
             "PaymentOptions offers no capture lookup and its capture is not idempotent: \
              reconcile capture {} (transactionId {}) in the PaymentOptions portal",
             capture.id,
@@ -250,7 +252,7 @@ fn classify(
                     status = http_status, gateway_code, response_code, transaction_id,
                     %detail, "unusable PaymentOptions capture answer"
                 );
-                unknown(format!("HTTP {http_status}: {detail}"))
+                KIT.unknown(format!("HTTP {http_status}: {detail}"))
             })?;
         warn_if_other_amount(&outcome, command);
         tracing::info!(
@@ -285,7 +287,7 @@ fn classify(
                                 transaction_id,
                                 "PaymentOptions did not say whether it captured"
                             );
-                            return Err(unknown(format!("HTTP {http_status}: {detail}")));
+                            return Err(KIT.unknown(format!("HTTP {http_status}: {detail}")));
                         }
                         // The default code on a refusal: the status decides.
                         Meaning::Captured => {}
@@ -311,7 +313,7 @@ fn classify(
                 attempts = answer.attempts,
                 "PaymentOptions gave no definite answer"
             );
-            return Err(unknown(format!(
+            return Err(KIT.unknown(format!(
                 "PaymentOptions answered HTTP {http_status} ({})",
                 failure.code
             )));
@@ -321,7 +323,7 @@ fn classify(
         status = http_status, code = %failure.code, response_code, transaction_id,
         attempts = answer.attempts, "PaymentOptions refused the capture"
     );
-    Err(rejected(rejection, failure, answer.retry_after()))
+    Err(KIT.rejected(rejection, failure, answer.retry_after()))
 }
 
 /// A 2xx answer: captured only with HTTP 201, `success: true` and response code 0.
@@ -353,20 +355,6 @@ fn warn_if_other_amount(outcome: &ProviderOutcome, command: &CaptureCommand) {
             );
         }
     }
-}
-
-const PROVIDER: Provider = Provider::PaymentOptions;
-
-fn unknown(detail: impl Into<String>) -> ProviderError {
-    ProviderError::unknown(PROVIDER, detail)
-}
-
-fn rejected(
-    rejection: Rejection,
-    failure: ProviderFailure,
-    retry_after: Option<Duration>,
-) -> ProviderError {
-    ProviderError::rejected(PROVIDER, rejection, failure, retry_after)
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use http::StatusCode;
 use tokio::sync::Mutex;
 
-use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
+use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
+use super::kit::Kit;
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::Secret;
 use crate::domain::capture::is_path_segment;
@@ -20,6 +21,9 @@ use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 
 pub use account::PaypalAccount;
+
+/// The rules every connector shares, for Paypal.
+const KIT: Kit = Kit::new(Provider::Paypal);
 
 /// A token is dropped this long before PayPal says it expires, so a capture never leaves with a
 /// token that dies in flight.
@@ -93,7 +97,7 @@ impl PaypalConnector {
             .form(&[("grant_type", "client_credentials")])
             .build()
             .map_err(|e| {
-                unknown(format!(
+                KIT.unknown(format!(
                     "cannot build the token request: {}",
                     e.without_url()
                 ))
@@ -103,7 +107,7 @@ impl PaypalConnector {
             .http
             .send(request, RetryPolicy::Idempotent)
             .await
-            .map_err(|e| no_answer("token request", e))?;
+            .map_err(|e| KIT.no_answer("token request", e))?;
         if answer.status != StatusCode::OK {
             let failure = failure_from(&answer);
             tracing::warn!(
@@ -118,13 +122,13 @@ impl PaypalConnector {
                 }
                 StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
                 status => {
-                    return Err(unknown(format!("token request answered HTTP {status}")));
+                    return Err(KIT.unknown(format!("token request answered HTTP {status}")));
                 }
             };
-            return Err(rejected(rejection, failure, answer.retry_after()));
+            return Err(KIT.rejected(rejection, failure, answer.retry_after()));
         }
         let parsed: wire::TokenAnswer = serde_json::from_slice(&answer.body)
-            .map_err(|e| unknown(format!("unreadable token answer: {e}")))?;
+            .map_err(|e| KIT.unknown(format!("unreadable token answer: {e}")))?;
         let lifetime = Duration::from_secs(parsed.expires_in).saturating_sub(TOKEN_EXPIRY_MARGIN);
         tracing::debug!(
             expires_in = parsed.expires_in,
@@ -157,7 +161,7 @@ impl PaypalConnector {
             builder = builder.header("PayPal-Auth-Assertion", assertion.expose());
         }
         let request = builder.body(body.to_vec()).build().map_err(|e| {
-            unknown(format!(
+            KIT.unknown(format!(
                 "cannot build the capture request: {}",
                 e.without_url()
             ))
@@ -166,14 +170,14 @@ impl PaypalConnector {
         self.http
             .send(request, RetryPolicy::Idempotent)
             .await
-            .map_err(|e| no_answer("capture", e))
+            .map_err(|e| KIT.no_answer("capture", e))
     }
 }
 
 #[async_trait]
 impl Connector for PaypalConnector {
     fn provider(&self) -> Provider {
-        Provider::Paypal
+        KIT.provider
     }
 
     fn check(&self, command: &CaptureCommand) -> Vec<FieldViolation> {
@@ -208,7 +212,7 @@ impl Connector for PaypalConnector {
             self.base_url
         );
         let body = serde_json::to_vec(&mapping::capture_request(call.command))
-            .map_err(|e| unknown(format!("cannot encode the capture request: {e}")))?;
+            .map_err(|e| KIT.unknown(format!("cannot encode the capture request: {e}")))?;
         let token = self.token().await?;
         let mut answer = self
             .post_capture(&url, &token, &body, call.idempotency_key)
@@ -268,7 +272,7 @@ impl PaypalConnector {
             builder = builder.header("PayPal-Auth-Assertion", assertion.expose());
         }
         let request = builder.build().map_err(|e| {
-            unknown(format!(
+            KIT.unknown(format!(
                 "cannot build the capture lookup: {}",
                 e.without_url()
             ))
@@ -276,7 +280,7 @@ impl PaypalConnector {
         self.http
             .send(request, RetryPolicy::Idempotent)
             .await
-            .map_err(|e| no_answer("capture lookup", e))
+            .map_err(|e| KIT.no_answer("capture lookup", e))
     }
 }
 
@@ -286,7 +290,7 @@ fn classify(answer: HttpAnswer) -> Result<ProviderOutcome, ProviderError> {
     if status == StatusCode::OK || status == StatusCode::CREATED {
         let outcome = mapping::outcome_from_body(&answer.body).map_err(|detail| {
             tracing::warn!(status = status.as_u16(), %detail, "unusable PayPal capture answer");
-            unknown(detail)
+            KIT.unknown(detail)
         })?;
         tracing::info!(
             status = status.as_u16(), capture_status = %outcome.status,
@@ -310,14 +314,14 @@ fn classify(answer: HttpAnswer) -> Result<ProviderOutcome, ProviderError> {
         StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
         // 5xx, other 2xx, redirects and undocumented 4xx: PayPal may have captured.
         _ => {
-            return Err(unknown(format!(
+            return Err(KIT.unknown(format!(
                 "PayPal answered HTTP {} ({})",
                 status.as_u16(),
                 failure.code
             )));
         }
     };
-    Err(rejected(rejection, failure, answer.retry_after()))
+    Err(KIT.rejected(rejection, failure, answer.retry_after()))
 }
 
 /// PayPal's error body as a failure: `code` is the first `details[].issue`, else `name`.
@@ -344,22 +348,4 @@ fn failure_from(answer: &HttpAnswer) -> ProviderFailure {
 fn first_issue(body: &[u8]) -> Option<String> {
     let body: wire::ErrorBody = serde_json::from_slice(body).ok()?;
     body.details.into_iter().find_map(|d| d.issue)
-}
-
-const PROVIDER: Provider = Provider::Paypal;
-
-fn unknown(detail: impl Into<String>) -> ProviderError {
-    ProviderError::unknown(PROVIDER, detail)
-}
-
-fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
-    ProviderError::no_answer(PROVIDER, what, &e)
-}
-
-fn rejected(
-    rejection: Rejection,
-    failure: ProviderFailure,
-    retry_after: Option<Duration>,
-) -> ProviderError {
-    ProviderError::rejected(PROVIDER, rejection, failure, retry_after)
 }

@@ -20,7 +20,8 @@ pub mod wire;
 use async_trait::async_trait;
 use http::StatusCode;
 
-use super::http::{HttpAnswer, NoAnswer, ProviderHttp, RetryPolicy};
+use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
+use super::kit::Kit;
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::Secret;
 use crate::domain::capture::is_path_segment;
@@ -30,6 +31,9 @@ use crate::domain::{
 };
 
 pub use account::StaxAccount;
+
+/// The rules every connector shares, for Stax.
+const KIT: Kit = Kit::new(Provider::Stax);
 
 /// Significant digits a `total` may have. Stax takes a JSON number, and RFC 8259 (§6) warns
 /// that only what an IEEE 754 double holds exactly (15 significant digits) is read the same by
@@ -66,12 +70,12 @@ impl StaxConnector {
             .bearer_auth(self.api_key.expose())
             .header(http::header::ACCEPT, "application/json")
             .build()
-            .map_err(|e| unknown(format!("cannot build the {what}: {}", e.without_url())))?;
+            .map_err(|e| KIT.unknown(format!("cannot build the {what}: {}", e.without_url())))?;
         // Captures carry `idempotency_id`; lookups have no effect: both may be retried.
         self.http
             .send(request, RetryPolicy::Idempotent)
             .await
-            .map_err(|e| no_answer(what, e))
+            .map_err(|e| KIT.no_answer(what, e))
     }
 
     /// Captures after checking the pre-authorization's currency when the command has an amount.
@@ -92,7 +96,7 @@ impl StaxConnector {
         }
         let url = format!("{}/transaction/{transaction_id}/capture", self.base_url);
         let body = mapping::capture_body(call.command, call.idempotency_key)
-            .map_err(|e| unknown(format!("cannot encode the capture request: {e}")))?;
+            .map_err(|e| KIT.unknown(format!("cannot encode the capture request: {e}")))?;
         let builder = self
             .http
             .client()
@@ -124,7 +128,7 @@ impl StaxConnector {
                     | StatusCode::TOO_MANY_REQUESTS
             );
             if let Some((rejection, failure)) = documented.then(|| refusal(&answer)).flatten() {
-                return Err(rejected(&answer, rejection, failure, what));
+                return Err(KIT.refused(&answer, what, rejection, failure));
             }
             tracing::warn!(
                 status = answer.status.as_u16(),
@@ -132,13 +136,13 @@ impl StaxConnector {
                 request_id = answer.header(REQUEST_ID_HEADER).unwrap_or_default(),
                 "Stax gave no definite answer to the pre-authorization lookup"
             );
-            return Err(unknown(format!(
+            return Err(KIT.unknown(format!(
                 "Stax answered the pre-authorization lookup with HTTP {} (capture not sent)",
                 answer.status.as_u16()
             )));
         }
         let held = wire::pre_auth_currency(&answer.body)
-            .map_err(|e| unknown(format!("{e} (capture not sent)")))?;
+            .map_err(|e| KIT.unknown(format!("{e} (capture not sent)")))?;
         // Without a currency Stax gives nothing to compare: the capture goes out as asked rather
         // than refused on a guess; the capture answer's currency is still checked (`classify`).
         let Some(held) = held else {
@@ -157,7 +161,7 @@ impl StaxConnector {
 #[async_trait]
 impl Connector for StaxConnector {
     fn provider(&self) -> Provider {
-        Provider::Stax
+        KIT.provider
     }
 
     /// Refuses what a Stax capture cannot carry: an amount with more significant digits than a
@@ -209,9 +213,9 @@ impl Connector for StaxConnector {
         fields(provider = "stax", authorization_id = %call.command.parts().authorization_id)
     )]
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
-        self.checked_capture(call).await?.map_err(|failure| {
-            ProviderError::rejected(PROVIDER, Rejection::FailedPrecondition, failure, None)
-        })
+        self.checked_capture(call)
+            .await?
+            .map_err(|failure| KIT.rejected(Rejection::FailedPrecondition, failure, None))
     }
 
     /// `GET /transaction/{id}` once Stax's transaction id is known; before that, the capture
@@ -235,7 +239,7 @@ impl Connector for StaxConnector {
                 idempotency_key: &capture.id,
             };
             return self.checked_capture(call).await?.map_err(|failure| {
-                unknown(format!(
+                KIT.unknown(format!(
                     "{} (an earlier attempt may have captured in that currency)",
                     failure.message
                 ))
@@ -260,7 +264,7 @@ fn classify(
         let outcome = mapping::outcome_from_body(&answer.body, command).map_err(|detail| {
             tracing::warn!(status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""),
                 %detail, "unusable Stax transaction answer");
-            unknown(detail)
+            KIT.unknown(detail)
         })?;
         tracing::info!(
             status = status.as_u16(), capture_status = %outcome.status,
@@ -278,9 +282,9 @@ fn classify(
             attempts = answer.attempts,
             "Stax gave no definite answer"
         );
-        return Err(unknown(format!("Stax answered HTTP {}", status.as_u16())));
+        return Err(KIT.unknown(format!("Stax answered HTTP {}", status.as_u16())));
     };
-    Err(rejected(&answer, rejection, failure, "capture"))
+    Err(KIT.refused(&answer, "capture", rejection, failure))
 }
 
 /// What a documented error answer refuses, read from its status and body; `None` for any other
@@ -318,21 +322,6 @@ fn refusal(answer: &HttpAnswer) -> Option<(Rejection, ProviderFailure)> {
     Some((rejection, failure(answer, code, message)))
 }
 
-/// Stax's refusal of the `what` request, logged, with the wait it asked for when it throttled.
-fn rejected(
-    answer: &HttpAnswer,
-    rejection: Rejection,
-    failure: ProviderFailure,
-    what: &str,
-) -> ProviderError {
-    tracing::warn!(
-        status = failure.http_status, code = %failure.code,
-        request_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
-        "Stax refused the {what}; nothing was captured"
-    );
-    ProviderError::rejected(PROVIDER, rejection, failure, answer.retry_after())
-}
-
 fn failure(answer: &HttpAnswer, code: String, message: String) -> ProviderFailure {
     ProviderFailure {
         code,
@@ -348,14 +337,4 @@ fn message_of(answer: &HttpAnswer) -> String {
         .ok()
         .and_then(|body| mapping::error_message(&body))
         .unwrap_or_else(|| answer.status.canonical_reason().unwrap_or("").to_owned())
-}
-
-const PROVIDER: Provider = Provider::Stax;
-
-fn unknown(detail: impl Into<String>) -> ProviderError {
-    ProviderError::unknown(PROVIDER, detail)
-}
-
-fn no_answer(what: &str, e: NoAnswer) -> ProviderError {
-    ProviderError::no_answer(PROVIDER, what, &e)
 }
