@@ -22,12 +22,12 @@
 //!   reference, _links}` whatever the scenario (status `Authorized`, `Partially Captured`,
 //!   `Captured`, `Voided` or `Expired`); an unknown payment 404 without a body.
 //! - `ServerError` answers 500 without a body and captures nothing; `Timeout` records the capture
-//!   and its answer, then answers after [`TIMEOUT_DELAY`]; `MalformedBody` captures and answers
+//!   and its answer, then answers after `TIMEOUT_DELAY` (60 s); `MalformedBody` captures and answers
 //!   202 with a body that is not JSON.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, MutexGuard};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -38,14 +38,13 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    header_str, json_reply, random_from, random_hex, rfc3339, Emulator, Reply,
-    SandboxAuthorization, Scenario,
+use super::kit::{
+    delay_of, header_str, held, json_reply, random_from, random_hex, rfc3339, Book, Decision,
+    Locked, Reply,
 };
+use super::{Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Currency, Money, Provider};
 
-/// How long the `Timeout` scenario waits before answering: longer than any client deadline.
-pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
 /// Checkout.com allows up to 150 partial actions per payment.
 pub const MAX_CAPTURES: usize = 150;
 /// Checkout.com's issuer response code for "Insufficient Funds", the usual decline.
@@ -113,15 +112,13 @@ struct Action {
 #[derive(Default)]
 struct Ledger {
     payments: HashMap<String, Payment>,
-    /// Answers by `Cko-Idempotency-Key`.
-    replies: HashMap<String, Reply>,
 }
 
 /// The emulated Checkout.com.
 pub struct CheckoutEmulator {
     base_url: String,
     secret_key: String,
-    ledger: Mutex<Ledger>,
+    ledger: Locked<Book<Ledger>>,
 }
 
 impl CheckoutEmulator {
@@ -129,13 +126,12 @@ impl CheckoutEmulator {
         CheckoutEmulator {
             base_url,
             secret_key: format!("sk_sbox_{}", random_hex(32)),
-            ledger: Mutex::default(),
+            ledger: Locked::default(),
         }
     }
 
-    /// A poisoned lock only means another request panicked; the ledger itself stays usable.
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    fn ledger(&self) -> MutexGuard<'_, Book<Ledger>> {
+        self.ledger.lock()
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -229,24 +225,13 @@ async fn capture(
         return answer(Reply::empty(StatusCode::UNAUTHORIZED));
     }
     let key = header_str(&headers, "cko-idempotency-key").map(str::to_owned);
-    let (reply, delay) = {
-        let mut ledger = checkout.ledger();
-        match key.as_ref().and_then(|key| ledger.replies.get(key)) {
-            Some(stored) => (stored.clone(), None),
-            None => {
-                let (reply, delay) = decide(&checkout.base_url, &mut ledger, &payment_id, &body)
-                    .unwrap_or_else(|refusal| (refusal, None));
-                let settled = matches!(reply.status.as_u16(), 202 | 422);
-                if let (Some(key), true) = (key, settled) {
-                    ledger.replies.insert(key, reply.clone());
-                }
-                (reply, delay)
-            }
-        }
-    };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
+    // Checkout.com keeps its answers to a Cko-Idempotency-Key: accepted (202) or refused (422).
+    let (reply, delay) = checkout.ledger().replay_or(
+        key,
+        |status| matches!(status.as_u16(), 202 | 422),
+        |ledger| decide(&checkout.base_url, ledger, &payment_id, &body),
+    );
+    held(delay).await;
     answer(reply)
 }
 
@@ -319,9 +304,6 @@ struct CaptureRequest {
     reference: Option<Value>,
     metadata: Option<Value>,
 }
-
-/// A capture's answer and how long to hold it back; `Err` is a refusal that captured nothing.
-type Decision = Result<(Reply, Option<Duration>), Reply>;
 
 /// Applies Checkout.com's capture rules to one request, updating the ledger when money moves.
 fn decide(base_url: &str, ledger: &mut Ledger, payment_id: &str, body: &[u8]) -> Decision {
@@ -447,7 +429,7 @@ fn decide(base_url: &str, ledger: &mut Ledger, payment_id: &str, body: &[u8]) ->
         },
         _ => json_reply(StatusCode::ACCEPTED, &accepted),
     };
-    let delay = (scenario == Scenario::Timeout).then_some(TIMEOUT_DELAY);
+    let delay = delay_of(scenario);
     Ok((reply, delay))
 }
 

@@ -12,24 +12,23 @@
 
 pub mod checkout;
 pub mod cybersource;
+mod kit;
 pub mod payment_options;
 pub mod paypal;
 pub mod stax;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -309,155 +308,5 @@ async fn admin_authorize(
         Ok(authorization) => (StatusCode::CREATED, Json(authorization)).into_response(),
         Err(e @ SandboxError::NotEmulated(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e @ SandboxError::InvalidAmount(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
-    }
-}
-
-/// An emulated answer, kept whole so a replay of the same idempotency key is byte for byte the
-/// first answer.
-#[derive(Clone)]
-struct Reply {
-    status: StatusCode,
-    body: Bytes,
-}
-
-impl Reply {
-    fn empty(status: StatusCode) -> Self {
-        Reply {
-            status,
-            body: Bytes::new(),
-        }
-    }
-}
-
-impl IntoResponse for Reply {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, self.body.clone()).into_response();
-        if !self.body.is_empty() {
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-        }
-        response
-    }
-}
-
-fn json_reply(status: StatusCode, body: &serde_json::Value) -> Reply {
-    Reply {
-        status,
-        body: Bytes::from(body.to_string()),
-    }
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Fills `buf` with random bytes. Should the OS source fail, falls back to hashing the time and
-/// a counter: sandbox ids need to be unique, not secret, and a request must not fail for it.
-fn random_bytes(buf: &mut [u8]) {
-    if getrandom::fill(buf).is_ok() {
-        return;
-    }
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    for chunk in buf.chunks_mut(32) {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let digest = Sha256::digest(format!("{nanos}:{count}").as_bytes());
-        chunk.copy_from_slice(&digest[..chunk.len()]);
-    }
-}
-
-/// `len` random lower-case hex characters.
-fn random_hex(len: usize) -> String {
-    let mut bytes = vec![0_u8; len.div_ceil(2)];
-    random_bytes(&mut bytes);
-    let mut text = hex::encode(bytes);
-    text.truncate(len);
-    text
-}
-
-/// `len` random characters from `alphabet` (ASCII).
-fn random_from(alphabet: &[u8], len: usize) -> String {
-    let mut bytes = vec![0_u8; len];
-    random_bytes(&mut bytes);
-    bytes
-        .iter()
-        .map(|b| char::from(alphabet[usize::from(*b) % alphabet.len()]))
-        .collect()
-}
-
-/// `len` random upper-case letters and digits, the shape of PayPal's ids.
-fn random_alnum(len: usize) -> String {
-    random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", len)
-}
-
-/// A random UUID v4 (the shape of Stax's and PaymentOptions' ids).
-fn random_uuid() -> String {
-    let hex = random_hex(32);
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
-}
-
-fn random_digits(len: usize) -> String {
-    random_from(b"0123456789", len)
-}
-
-/// RFC 3339 UTC with seconds (`2024-05-01T12:00:00Z`), as providers write times; written out by
-/// hand to avoid a date crate for one format.
-fn rfc3339(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_written_as_rfc3339_utc() {
-        let at = |secs| rfc3339(UNIX_EPOCH + Duration::from_secs(secs));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_735_689_599), "2024-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn ids_have_the_requested_shape() {
-        let id = random_alnum(17);
-        assert_eq!(id.len(), 17);
-        assert!(id
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
-        assert_eq!(random_hex(13).len(), 13);
-        assert!(random_digits(15).chars().all(|c| c.is_ascii_digit()));
     }
 }

@@ -13,7 +13,7 @@
 //!   idempotency key, so a re-sent capture whose first answer was lost gets the 94.
 //! - Scenarios: `Expired` 412 `ERR1006`, `Voided` 412 `ERR1007`; `Declined` 400 with
 //!   `success: false` and `response_code` 5 (do not honour); `ServerError` 500 `ERR1500`; none of
-//!   them captures. `Timeout` captures, then answers after [`TIMEOUT_DELAY`]; `MalformedBody`
+//!   them captures. `Timeout` captures, then answers after `TIMEOUT_DELAY` (60 s); `MalformedBody`
 //!   captures, then answers 201 with a body that is not JSON. `Pending` is `Approve`:
 //!   PaymentOptions has no pending capture.
 //! - Answers carry the full test card number [`TEST_PAN`], as PaymentOptions' do: the connector
@@ -21,8 +21,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, MutexGuard};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -32,14 +32,13 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::{
-    header_str, json_reply, random_digits, random_hex, random_uuid, rfc3339, Emulator, Reply,
-    SandboxAuthorization, Scenario,
+use super::kit::{
+    delay_of, header_str, held, json_reply, random_digits, random_hex, random_uuid, rfc3339,
+    Decision, Locked, Reply,
 };
+use super::{Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
 
-/// How long the `Timeout` scenario waits before answering: longer than any client deadline.
-pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
 /// The card every sandbox authorization was made with (Visa's test number).
 pub const TEST_PAN: &str = "4111111111111111";
 /// The capture endpoint under the default path prefix.
@@ -66,7 +65,7 @@ pub struct PaymentOptionsEmulator {
     basic_key: String,
     api_key: String,
     merchant_id: String,
-    authorizations: Mutex<HashMap<String, Authorization>>,
+    authorizations: Locked<HashMap<String, Authorization>>,
     /// `transaction_details.ref`, a running number.
     next_ref: AtomicU64,
 }
@@ -78,16 +77,13 @@ impl PaymentOptionsEmulator {
             basic_key: random_hex(48),
             api_key: random_hex(40),
             merchant_id: format!("M{}", random_digits(7)),
-            authorizations: Mutex::default(),
+            authorizations: Locked::default(),
             next_ref: AtomicU64::new(74_819),
         }
     }
 
-    /// A poisoned lock only means another request panicked; the map itself stays usable.
     fn authorizations(&self) -> MutexGuard<'_, HashMap<String, Authorization>> {
-        self.authorizations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.authorizations.lock()
     }
 
     fn credentials_ok(&self, headers: &HeaderMap) -> bool {
@@ -159,9 +155,7 @@ async fn capture(
         return error(StatusCode::UNAUTHORIZED, "ERR1002", "Unauthorized.").into_response();
     }
     let (reply, delay) = decide(&emulator, &headers, &body).unwrap_or_else(|r| (r, None));
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
+    held(delay).await;
     reply.into_response()
 }
 
@@ -204,9 +198,6 @@ fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<CaptureRequest, Rep
         merchant_id: merchant_id.to_owned(),
     })
 }
-
-/// A capture's answer and how long to hold it back; `Err` is a refusal that captured nothing.
-type Decision = Result<(Reply, Option<Duration>), Reply>;
 
 /// Applies PaymentOptions' capture rules to one request, recording the capture when money moves.
 fn decide(emulator: &PaymentOptionsEmulator, headers: &HeaderMap, body: &[u8]) -> Decision {
@@ -297,7 +288,7 @@ fn decide(emulator: &PaymentOptionsEmulator, headers: &HeaderMap, body: &[u8]) -
         },
         _ => answer(StatusCode::CREATED, 0, success),
     };
-    let delay = (scenario == Scenario::Timeout).then_some(TIMEOUT_DELAY);
+    let delay = delay_of(scenario);
     Ok((reply, delay))
 }
 

@@ -18,12 +18,12 @@
 //! - Scenarios: `Expired`/`Voided` → 400 with Stax's words; `Declined` → 200 `success: false`,
 //!   nothing taken; `ServerError` → 500 `{"message": "Server Error"}`, nothing taken; `Timeout`
 //!   → the capture and its answer are recorded, then the answer comes after
-//!   [`TIMEOUT_DELAY`], so a retry with the same `idempotency_id` gets it at once;
+//!   `TIMEOUT_DELAY` (60 s), so a retry with the same `idempotency_id` gets it at once;
 //!   `MalformedBody` → captured, answered 200 with a body that is not JSON; `Pending` → Stax
 //!   documents no pending capture, so it completes like `Approve`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
@@ -36,18 +36,17 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::{
-    header_str, json_reply, random_hex, random_uuid, rfc3339, Emulator, Reply,
-    SandboxAuthorization, Scenario,
+use super::kit::{
+    delay_of, header_str, held, json_reply, random_hex, random_uuid, rfc3339, Book, Decision,
+    Locked, Reply,
 };
+use super::{Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
 
 /// Requests a key may make per [`RATE_WINDOW`] (Stax: 100 a minute).
 pub const RATE_LIMIT: u32 = 100;
 /// The rate limit's window.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
-/// How long the `Timeout` scenario waits before answering: longer than any client deadline.
-pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
 /// Stax's generic decline message (what its sandbox answers for every failing card).
 const DECLINE_MESSAGE: &str = "Unable to process the purchase transaction";
 
@@ -69,8 +68,6 @@ struct Ledger {
     pre_auths: HashMap<String, PreAuth>,
     /// Capture transactions by id, as answered, for `GET /transaction/{id}`.
     transactions: HashMap<String, Bytes>,
-    /// Stored answers by `idempotency_id`.
-    replies: HashMap<String, Reply>,
     /// Start of the current rate window and the requests counted in it, per presented key.
     windows: HashMap<String, (Instant, u32)>,
 }
@@ -79,7 +76,7 @@ struct Ledger {
 pub struct StaxEmulator {
     base_url: String,
     api_key: String,
-    ledger: Mutex<Ledger>,
+    ledger: Locked<Book<Ledger>>,
 }
 
 impl StaxEmulator {
@@ -87,13 +84,12 @@ impl StaxEmulator {
         StaxEmulator {
             base_url,
             api_key: random_hex(64),
-            ledger: Mutex::default(),
+            ledger: Locked::default(),
         }
     }
 
-    /// A poisoned lock only means another request panicked; the ledger itself stays usable.
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    fn ledger(&self) -> MutexGuard<'_, Book<Ledger>> {
+        self.ledger.lock()
     }
 
     /// Counts the request against its key and checks the key: `Some` is the refusal to send.
@@ -175,28 +171,14 @@ async fn capture(
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
-    let (reply, delay) = {
-        let mut ledger = stax.ledger();
-        let stored = request
-            .idempotency_id
-            .as_ref()
-            .and_then(|key| ledger.replies.get(key));
-        match stored {
-            Some(stored) => (stored.clone(), None),
-            None => {
-                let (reply, delay) = decide(&mut ledger, &transaction_id, &request)
-                    .unwrap_or_else(|refusal| (refusal, None));
-                let settled = matches!(reply.status.as_u16(), 200 | 400);
-                if let (Some(key), true) = (request.idempotency_id, settled) {
-                    ledger.replies.insert(key, reply.clone());
-                }
-                (reply, delay)
-            }
-        }
-    };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
+    // Stax keeps its answers to an `idempotency_id`: a transaction (200) or a refusal (400).
+    let key = request.idempotency_id.clone();
+    let (reply, delay) = stax.ledger().replay_or(
+        key,
+        |status| matches!(status.as_u16(), 200 | 400),
+        |ledger| decide(ledger, &transaction_id, &request),
+    );
+    held(delay).await;
     reply.into_response()
 }
 
@@ -278,9 +260,6 @@ fn parse_request(body: &[u8]) -> Result<CaptureRequest, Reply> {
     })
 }
 
-/// A capture's answer and how long to hold it back; `Err` is a refusal that captured nothing.
-type Decision = Result<(Reply, Option<Duration>), Reply>;
-
 /// Applies Stax's capture rules to one request, updating the ledger when money moves.
 fn decide(ledger: &mut Ledger, pre_auth_id: &str, request: &CaptureRequest) -> Decision {
     let Some(pre_auth) = ledger.pre_auths.get_mut(pre_auth_id) else {
@@ -337,7 +316,7 @@ fn decide(ledger: &mut Ledger, pre_auth_id: &str, request: &CaptureRequest) -> D
             body,
         },
     };
-    let delay = (scenario == Scenario::Timeout).then_some(TIMEOUT_DELAY);
+    let delay = delay_of(scenario);
     Ok((reply, delay))
 }
 

@@ -12,7 +12,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::super::header_str;
+use super::super::kit::header_str;
 
 /// How far `Date` may be from the emulator's clock.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);

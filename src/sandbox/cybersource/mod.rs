@@ -20,7 +20,7 @@
 //!   leaves nothing to capture), `Voided` → `AUTH_ALREADY_REVERSED`, `Expired` →
 //!   `TRANSACTION_ALREADY_REVERSED_OR_SETTLED`; `ServerError` → 502 `SERVER_ERROR`/`SYSTEM_ERROR`,
 //!   nothing recorded; `Timeout` records the capture, then answers 502 `SERVER_TIMEOUT` only
-//!   after [`TIMEOUT_DELAY`] (a retry meanwhile gets `DUPLICATE_REQUEST`); `MalformedBody`
+//!   after `TIMEOUT_DELAY` (60 s) (a retry meanwhile gets `DUPLICATE_REQUEST`); `MalformedBody`
 //!   records the capture and answers 201 with a body that is not JSON.
 //! - Every answer carries a `v-c-correlation-id` header.
 
@@ -29,8 +29,8 @@ mod replies;
 mod request;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, MutexGuard};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -41,17 +41,16 @@ use axum::Router;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{
-    json_reply, random_alnum, random_bytes, random_digits, random_hex, rfc3339, Emulator, Reply,
-    SandboxAuthorization, Scenario,
+use super::kit::{
+    delay_of, held, json_reply, random_alnum, random_bytes, random_digits, random_hex, rfc3339,
+    Decision, Locked, Reply,
 };
+use super::{Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
 use auth::Credentials;
 use replies::{authentication_failed, invalid, respond, server_error};
 use request::{closes_authorization, parse_amount, AmountDetails, CaptureRequest};
 
-/// How long the `Timeout` scenario waits before answering: longer than any client deadline.
-pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
 const AMOUNT: &str = "orderInformation.amountDetails.totalAmount";
 const CURRENCY: &str = "orderInformation.amountDetails.currency";
 
@@ -85,7 +84,7 @@ pub struct CybersourceEmulator {
     /// The path of `base_url` (`/cybersource`), part of every signed `request-target`.
     path_prefix: String,
     credentials: Credentials,
-    ledger: Mutex<Ledger>,
+    ledger: Locked<Ledger>,
 }
 
 impl CybersourceEmulator {
@@ -112,13 +111,12 @@ impl CybersourceEmulator {
                 key_id,
                 secret,
             },
-            ledger: Mutex::default(),
+            ledger: Locked::default(),
         }
     }
 
-    /// A poisoned lock only means another request panicked; the ledger itself stays usable.
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+        self.ledger.lock()
     }
 
     fn authenticated(
@@ -213,9 +211,7 @@ async fn capture(
         decide(&cybersource.base_url, &mut ledger, &authorization_id, &body)
             .unwrap_or_else(|refusal| (refusal, None))
     };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
+    held(delay).await;
     respond(reply)
 }
 
@@ -245,9 +241,6 @@ async fn get_capture(
     }
     respond(json_reply(StatusCode::OK, &body))
 }
-
-/// A capture's answer and how long to hold it back; `Err` is a refusal that captured nothing.
-type Decision = Result<(Reply, Option<Duration>), Reply>;
 
 /// Applies Cybersource's capture rules to one request, updating the ledger when money moves.
 fn decide(base_url: &str, ledger: &mut Ledger, auth_id: &str, body: &[u8]) -> Decision {
@@ -368,7 +361,7 @@ fn decide(base_url: &str, ledger: &mut Ledger, auth_id: &str, body: &[u8]) -> De
             },
             None,
         ),
-        Scenario::Timeout => (server_error("SERVER_TIMEOUT"), Some(TIMEOUT_DELAY)),
+        Scenario::Timeout => (server_error("SERVER_TIMEOUT"), delay_of(Scenario::Timeout)),
         _ => (json_reply(StatusCode::CREATED, &full), None),
     })
 }

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::super::{json_reply, random_digits, random_hex, rfc3339, Reply};
+use super::super::kit::{json_reply, random_digits, random_hex, rfc3339, Reply};
 
 /// Cybersource's message for each reason the emulator raises.
 fn describe(reason: &str) -> &'static str {

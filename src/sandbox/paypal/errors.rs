@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use super::super::{json_reply, random_hex, Reply};
+use super::super::kit::{json_reply, random_hex, Reply};
 
 const MESSAGE_422: &str = "The requested action could not be performed, semantically incorrect, or failed business validation.";
 const MESSAGE_400: &str =

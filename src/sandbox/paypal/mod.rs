@@ -12,8 +12,8 @@
 //!   (JPY) and 0.49 otherwise, rounded half-even to the currency's decimals, never above gross.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, MutexGuard};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -28,17 +28,16 @@ use serde_json::{json, Value};
 
 mod errors;
 
-use super::{
-    header_str, json_reply, random_alnum, random_digits, random_hex, rfc3339, Emulator, MoneyJson,
-    Reply, SandboxAuthorization, Scenario,
+use super::kit::{
+    delay_of, header_str, held, json_reply, random_alnum, random_digits, random_hex, rfc3339, Book,
+    Decision, Locked, Reply,
 };
+use super::{Emulator, MoneyJson, SandboxAuthorization, Scenario};
 use crate::domain::{Currency, Money, Provider};
 use errors::{authentication_failure, error, invalid, unprocessable};
 
 /// The request field of platform fees, named in their errors.
 const FEES: &str = "/payment_instruction/platform_fees";
-/// How long the `Timeout` scenario waits before answering: longer than any client deadline.
-pub const TIMEOUT_DELAY: Duration = Duration::from_secs(60);
 /// Token lifetime announced in the token answer (PayPal's usual nine hours).
 const TOKEN_EXPIRES_IN: u64 = 32_400;
 
@@ -58,7 +57,6 @@ struct Ledger {
     authorizations: HashMap<String, Authorization>,
     /// Full representations by capture id, for `GET /v2/payments/captures/{id}`.
     captures: HashMap<String, Value>,
-    replies: HashMap<String, Reply>,
 }
 
 /// The emulated PayPal: generated credentials plus the ledger.
@@ -66,7 +64,7 @@ pub(super) struct PaypalEmulator {
     base_url: String,
     client_id: String,
     client_secret: String,
-    ledger: Mutex<Ledger>,
+    ledger: Locked<Book<Ledger>>,
 }
 
 impl PaypalEmulator {
@@ -75,13 +73,12 @@ impl PaypalEmulator {
             base_url,
             client_id: random_hex(40),
             client_secret: random_hex(40),
-            ledger: Mutex::default(),
+            ledger: Locked::default(),
         }
     }
 
-    /// A poisoned lock only means another request panicked; the ledger itself stays usable.
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+    fn ledger(&self) -> MutexGuard<'_, Book<Ledger>> {
+        self.ledger.lock()
     }
 
     fn bearer_ok(&self, headers: &HeaderMap) -> bool {
@@ -206,31 +203,21 @@ async fn capture(
         v.split([',', ';'])
             .any(|p| p.trim() == "return=representation")
     });
-    let (reply, delay) = {
-        let mut ledger = paypal.ledger();
-        match request_id.as_ref().and_then(|key| ledger.replies.get(key)) {
-            Some(stored) => (stored.clone(), None),
-            None => {
-                let base_url = &paypal.base_url;
-                let (reply, delay) = decide(
-                    base_url,
-                    &mut ledger,
-                    &authorization_id,
-                    &body,
-                    representation,
-                )
-                .unwrap_or_else(|refusal| (refusal, None));
-                let settled = matches!(reply.status.as_u16(), 201 | 422);
-                if let (Some(key), true) = (request_id, settled) {
-                    ledger.replies.insert(key, reply.clone());
-                }
-                (reply, delay)
-            }
-        }
-    };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
+    // PayPal keeps its answers to a PayPal-Request-Id: a capture (201) or a refusal (422).
+    let (reply, delay) = paypal.ledger().replay_or(
+        request_id,
+        |status| matches!(status.as_u16(), 201 | 422),
+        |ledger| {
+            decide(
+                &paypal.base_url,
+                ledger,
+                &authorization_id,
+                &body,
+                representation,
+            )
+        },
+    );
+    held(delay).await;
     reply.into_response()
 }
 
@@ -265,9 +252,6 @@ struct PaymentInstruction {
     platform_fees: Vec<Value>,
     disbursement_mode: Option<String>,
 }
-
-/// A capture's answer and how long to hold it back; `Err` is a refusal that captured nothing.
-type Decision = Result<(Reply, Option<Duration>), Reply>;
 
 /// Applies PayPal's capture rules to one request, updating the ledger when money moves.
 fn decide(
@@ -403,7 +387,7 @@ fn decide(
         ),
     };
     ledger.captures.insert(id, full);
-    let delay = (scenario == Scenario::Timeout).then_some(TIMEOUT_DELAY);
+    let delay = delay_of(scenario);
     Ok((reply, delay))
 }
 
