@@ -156,7 +156,7 @@ pub fn reference<'a>(command: &'a CaptureCommand, capture_id: &'a str) -> &'a st
 
 /// The capture request body. `capture_type` is `Final` when the command closes the
 /// authorization (flagged final, or no amount: the full amount), else `NonFinal`.
-pub fn capture_request<'a>(
+pub fn request<'a>(
     command: &'a CaptureCommand,
     capture_id: &'a str,
 ) -> Result<wire::CaptureRequest<'a>, String> {
@@ -174,7 +174,7 @@ pub fn capture_request<'a>(
 }
 
 /// The 202 answer: accepted, to be confirmed later (webhook or the actions list).
-pub fn outcome_from_accepted(body: &[u8]) -> Result<ProviderOutcome, String> {
+pub fn outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
     let json: Value =
         serde_json::from_slice(body).map_err(|e| format!("capture answer is not JSON: {e}"))?;
     let accepted: wire::CaptureAccepted = serde_json::from_value(json.clone())
@@ -241,7 +241,7 @@ pub fn actions_from_body(body: &[u8]) -> Result<Vec<(wire::Action, Value)>, Stri
 
 /// The outcome one capture action reports. `currency` is the payment's, when the command says
 /// it (Checkout.com's actions carry none); without it the amount is not reported.
-pub fn outcome_from_action(
+pub fn action_outcome(
     action: wire::Action,
     json: Value,
     currency: Option<Currency>,
@@ -323,7 +323,7 @@ pub const STATE_ERROR_CODES: &[&str] = &[
 /// How a 422 refuses the capture, from its first error code: the payment's state
 /// (`FailedPrecondition`) or the request's shape (`InvalidArgument`: `amount_invalid`,
 /// `reference_invalid`, `metadata_key_invalid`, `request_invalid`, ...).
-pub fn rejection_for_422(first_code: Option<&str>) -> Rejection {
+pub fn rejection(first_code: Option<&str>) -> Rejection {
     match first_code {
         Some(code) if STATE_ERROR_CODES.contains(&code) => Rejection::FailedPrecondition,
         Some(_) | None => Rejection::InvalidArgument,
@@ -400,14 +400,14 @@ mod tests {
     #[test]
     fn state_codes_are_preconditions_and_the_rest_invalid_arguments() {
         assert_eq!(
-            rejection_for_422(Some("capture_value_greater_than_remaining_authorized")),
+            rejection(Some("capture_value_greater_than_remaining_authorized")),
             Rejection::FailedPrecondition
         );
         assert_eq!(
-            rejection_for_422(Some("amount_invalid")),
+            rejection(Some("amount_invalid")),
             Rejection::InvalidArgument
         );
-        assert_eq!(rejection_for_422(None), Rejection::InvalidArgument);
+        assert_eq!(rejection(None), Rejection::InvalidArgument);
     }
 
     #[test]
@@ -429,8 +429,8 @@ mod tests {
 
     #[test]
     fn an_accepted_answer_without_an_action_id_is_not_trusted() {
-        assert!(outcome_from_accepted(br#"{"reference":"x"}"#).is_err());
-        assert!(outcome_from_accepted(b"<html>").is_err());
-        assert!(outcome_from_accepted(br#"{"action_id":"pay_x"}"#).is_err());
+        assert!(outcome(br#"{"reference":"x"}"#).is_err());
+        assert!(outcome(b"<html>").is_err());
+        assert!(outcome(br#"{"action_id":"pay_x"}"#).is_err());
     }
 }

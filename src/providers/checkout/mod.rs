@@ -131,7 +131,7 @@ impl Connector for CheckoutConnector {
         if let Some(amount) = &parts.amount {
             self.check_currency(payment_id, amount.currency()).await?;
         }
-        let body = mapping::capture_request(call.command, call.idempotency_key)
+        let body = mapping::request(call.command, call.idempotency_key)
             .and_then(|r| serde_json::to_vec(&r).map_err(|e| e.to_string()))
             .map_err(|e| {
                 KIT.unknown(format!("cannot encode the capture request (not sent): {e}"))
@@ -160,7 +160,7 @@ impl Connector for CheckoutConnector {
         if answer.status != StatusCode::ACCEPTED {
             return Err(refusal(&answer, "capture"));
         }
-        let outcome = mapping::outcome_from_accepted(&answer.body).map_err(|detail| {
+        let outcome = mapping::outcome(&answer.body).map_err(|detail| {
             tracing::warn!(status = 202, request_id = answer.header(REQUEST_ID_HEADER).unwrap_or_default(),
                 %detail, "unusable Checkout.com capture answer");
             KIT.unknown(detail)
@@ -236,7 +236,7 @@ impl Connector for CheckoutConnector {
             }
         };
         let (action, json) = found;
-        let outcome = mapping::outcome_from_action(action, json, currency)
+        let outcome = mapping::action_outcome(action, json, currency)
             .map_err(|detail| KIT.unknown(detail))?;
         tracing::info!(
             action_id = outcome.provider_capture_id.as_deref().unwrap_or_default(),
@@ -250,7 +250,7 @@ impl Connector for CheckoutConnector {
 /// Turns a non-success answer into the error the caller sees.
 fn refusal(answer: &HttpAnswer, what: &str) -> ProviderError {
     let status = answer.status;
-    let failure = failure_from(answer, documented_description);
+    let failure = failure(answer, documented_description);
     tracing::warn!(
         status = failure.http_status, code = %failure.code,
         request_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
@@ -261,9 +261,7 @@ fn refusal(answer: &HttpAnswer, what: &str) -> ProviderError {
         // "Capture not allowed": voided, expired, already fully captured.
         StatusCode::FORBIDDEN => Rejection::FailedPrecondition,
         StatusCode::NOT_FOUND => Rejection::NotFound,
-        StatusCode::UNPROCESSABLE_ENTITY => {
-            mapping::rejection_for_422(first_code(answer).as_deref())
-        }
+        StatusCode::UNPROCESSABLE_ENTITY => mapping::rejection(first_code(answer).as_deref()),
         StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
         // 5xx, other 2xx, redirects and undocumented 4xx: Checkout.com may have captured.
         _ => {
@@ -291,7 +289,7 @@ fn lookup_refusal(answer: &HttpAnswer) -> ProviderError {
             ));
         }
     };
-    let failure = failure_from(answer, lookup_description);
+    let failure = failure(answer, lookup_description);
     tracing::warn!(
         status = failure.http_status, code = %failure.code,
         request_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
@@ -304,7 +302,7 @@ fn lookup_refusal(answer: &HttpAnswer) -> ProviderError {
 /// else `HTTP_<status>` for the documented answers without a body), `message` every code,
 /// `debug_id` the `request_id` (else the `Cko-Request-Id` header). `describe` words the answers
 /// without a body.
-fn failure_from(answer: &HttpAnswer, describe: fn(StatusCode) -> String) -> ProviderFailure {
+fn failure(answer: &HttpAnswer, describe: fn(StatusCode) -> String) -> ProviderFailure {
     let body: wire::ErrorBody = serde_json::from_slice(&answer.body).unwrap_or_default();
     let status = answer.status;
     let codes = body.error_codes.join(", ");

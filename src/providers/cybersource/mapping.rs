@@ -34,7 +34,7 @@ pub fn amount_to_send(command: &CaptureCommand) -> Option<Money> {
 
 /// The capture request body, or `None` when the command has no amount to send (refused by
 /// `check()` before it gets here).
-pub fn capture_request<'a>(
+pub fn request<'a>(
     command: &'a CaptureCommand,
     capture_id: &'a str,
 ) -> Option<wire::CaptureRequest<'a>> {
@@ -84,7 +84,7 @@ pub fn money_to_wire(money: &Money) -> wire::AmountDetails {
 
 /// Reads a capture answer (201 or 200). `Err` carries why it cannot be trusted (not JSON,
 /// undocumented status, unreadable money): the caller reports the outcome as unknown.
-pub fn outcome_from_body(body: &[u8]) -> Result<ProviderOutcome, String> {
+pub fn outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
     let json: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("capture answer is not JSON: {e}"))?;
     let capture: wire::Capture = serde_json::from_value(json.clone())
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_pending_capture_is_completed_with_its_status_kept() -> Result<(), String> {
-        let outcome = outcome_from_body(PENDING.as_bytes())?;
+        let outcome = super::outcome(PENDING.as_bytes())?;
         assert_eq!(outcome.status, CaptureStatus::Completed);
         assert_eq!(outcome.provider_status, "PENDING");
         assert_eq!(
@@ -242,12 +242,12 @@ mod tests {
 
     #[test]
     fn an_undocumented_status_or_unreadable_money_is_not_trusted() {
-        assert!(outcome_from_body(br#"{"id":"1","status":"DECLINED"}"#).is_err());
+        assert!(outcome(br#"{"id":"1","status":"DECLINED"}"#).is_err());
         let bad_money = r#"{"id":"1","status":"PENDING",
             "orderInformation":{"amountDetails":{"totalAmount":"10.5","currency":"JPY"}}}"#;
-        assert!(outcome_from_body(bad_money.as_bytes()).is_err());
-        assert!(outcome_from_body(b"<html>").is_err());
-        assert!(outcome_from_body(br#"{"id":"1"}"#).is_err());
+        assert!(outcome(bad_money.as_bytes()).is_err());
+        assert!(outcome(b"<html>").is_err());
+        assert!(outcome(br#"{"id":"1"}"#).is_err());
     }
 
     #[test]

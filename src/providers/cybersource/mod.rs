@@ -204,7 +204,7 @@ impl Connector for CybersourceConnector {
     )]
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
         let authorization_id = call.command.parts().authorization_id.as_str();
-        let request = mapping::capture_request(call.command, call.idempotency_key)
+        let request = mapping::request(call.command, call.idempotency_key)
             .ok_or_else(|| KIT.unknown("no amount to capture (not sent)"))?;
         let body = serde_json::to_vec(&request)
             .map_err(|e| KIT.unknown(format!("cannot encode the capture request: {e}")))?;
@@ -255,7 +255,7 @@ fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, 
     let status = answer.status;
     let correlation_id = answer.header(CORRELATION_HEADER).map(str::to_owned);
     if status == success {
-        let outcome = mapping::outcome_from_body(&answer.body).map_err(|detail| {
+        let outcome = mapping::outcome(&answer.body).map_err(|detail| {
             tracing::warn!(
                 status = status.as_u16(), correlation_id = correlation_id.as_deref().unwrap_or(""),
                 %detail, "unusable Cybersource capture answer"
@@ -272,7 +272,7 @@ fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, 
         return Ok(outcome);
     }
     let body: wire::ErrorBody = serde_json::from_slice(&answer.body).unwrap_or_default();
-    let failure = failure_from(&body, status, correlation_id);
+    let failure = failure(&body, status, correlation_id);
     tracing::warn!(
         status = failure.http_status, code = %failure.code,
         correlation_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
@@ -331,7 +331,7 @@ fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, 
 
 /// Cybersource's error body as a failure: `code` is `reason` (the most specific), else
 /// `status`; `message` adds the fields `details[]` names.
-fn failure_from(
+fn failure(
     body: &wire::ErrorBody,
     status: StatusCode,
     correlation_id: Option<String>,

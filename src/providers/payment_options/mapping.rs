@@ -30,7 +30,7 @@ const PAN_MIN_DIGITS: usize = 13;
 
 /// The capture body for a command, or `None` when the command has no amount (PaymentOptions has
 /// no full-amount default; `check` refuses such commands before they get here).
-pub fn capture_request<'a>(
+pub fn request<'a>(
     command: &'a CaptureCommand,
     merchant_id: &'a str,
 ) -> Option<wire::CaptureRequest<'a>> {

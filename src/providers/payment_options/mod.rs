@@ -182,7 +182,7 @@ impl Connector for PaymentOptionsConnector {
         capture_id = %call.idempotency_key,
     ))]
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
-        let Some(request) = mapping::capture_request(call.command, &self.merchant_id) else {
+        let Some(request) = mapping::request(call.command, &self.merchant_id) else {
             return Err(KIT.rejected(
                 Rejection::InvalidArgument,
                 ProviderFailure {

@@ -13,7 +13,7 @@ use crate::providers::Rejection;
 
 /// The capture request body for a command. `reference` and `metadata` are ours alone: PayPal's
 /// capture request has no field for them, so they are not sent.
-pub fn capture_request(command: &CaptureCommand) -> wire::CaptureRequest<'_> {
+pub fn request(command: &CaptureCommand) -> wire::CaptureRequest<'_> {
     let parts = command.parts();
     let platform_fees: Vec<wire::PlatformFee<'_>> = parts
         .platform_fees
@@ -59,7 +59,7 @@ pub fn money_to_wire(money: &Money) -> wire::Money {
 
 /// Reads a 2xx capture body. `Err` carries why the answer cannot be trusted (malformed JSON,
 /// undocumented status, unreadable money): the caller reports the outcome as unknown.
-pub fn outcome_from_body(body: &[u8]) -> Result<ProviderOutcome, String> {
+pub fn outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
     let json: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("capture answer is not JSON: {e}"))?;
     let capture: wire::Capture = serde_json::from_value(json.clone())
@@ -210,7 +210,7 @@ fn breakdown_from_wire(
 
 /// How a 422 `issue` refuses the capture: the authorization's state forbids it
 /// (`FailedPrecondition`) or the request itself is wrong (`InvalidArgument`).
-pub fn rejection_for_422(issue: Option<&str>) -> Rejection {
+pub fn rejection(issue: Option<&str>) -> Rejection {
     match issue {
         Some(
             "AUTHORIZATION_EXPIRED"
@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_completed_capture_keeps_the_full_breakdown() -> Result<(), String> {
-        let outcome = outcome_from_body(COMPLETED.as_bytes())?;
+        let outcome = super::outcome(COMPLETED.as_bytes())?;
         assert_eq!(outcome.status, CaptureStatus::Completed);
         assert_eq!(outcome.provider_status, "COMPLETED");
         assert_eq!(
@@ -304,7 +304,7 @@ mod tests {
         let body = r#"{"id":"7TK53561YB803214S","status":"PENDING",
             "status_details":{"reason":"PENDING_REVIEW"},
             "amount":{"currency_code":"JPY","value":"1000"}}"#;
-        let outcome = outcome_from_body(body.as_bytes())?;
+        let outcome = super::outcome(body.as_bytes())?;
         assert_eq!(outcome.status, CaptureStatus::Pending);
         assert_eq!(outcome.reason, Some(StatusReason::PendingReview));
         assert_eq!(outcome.provider_reason.as_deref(), Some("PENDING_REVIEW"));
@@ -337,18 +337,18 @@ mod tests {
     #[test]
     fn an_undocumented_status_or_unreadable_money_is_not_trusted() {
         let unknown = r#"{"id":"X","status":"DENIED"}"#;
-        assert!(outcome_from_body(unknown.as_bytes()).is_err());
+        assert!(outcome(unknown.as_bytes()).is_err());
         let bad_money = r#"{"id":"X","status":"COMPLETED",
             "amount":{"currency_code":"JPY","value":"10.5"}}"#;
-        assert!(outcome_from_body(bad_money.as_bytes()).is_err());
-        assert!(outcome_from_body(b"{not json").is_err());
-        assert!(outcome_from_body(br#"{"id":"X"}"#).is_err());
+        assert!(outcome(bad_money.as_bytes()).is_err());
+        assert!(outcome(b"{not json").is_err());
+        assert!(outcome(br#"{"id":"X"}"#).is_err());
     }
 
     #[test]
     fn an_undocumented_reason_is_kept_verbatim_only() -> Result<(), String> {
         let body = r#"{"status":"PENDING","status_details":{"reason":"NEW_REASON"}}"#;
-        let outcome = outcome_from_body(body.as_bytes())?;
+        let outcome = super::outcome(body.as_bytes())?;
         assert_eq!(outcome.reason, None);
         assert_eq!(outcome.provider_reason.as_deref(), Some("NEW_REASON"));
         Ok(())
@@ -357,17 +357,17 @@ mod tests {
     #[test]
     fn state_issues_are_preconditions_and_the_rest_invalid_arguments() {
         assert_eq!(
-            rejection_for_422(Some("AUTHORIZATION_EXPIRED")),
+            rejection(Some("AUTHORIZATION_EXPIRED")),
             Rejection::FailedPrecondition
         );
         assert_eq!(
-            rejection_for_422(Some("DUPLICATE_INVOICE_ID")),
+            rejection(Some("DUPLICATE_INVOICE_ID")),
             Rejection::FailedPrecondition
         );
         assert_eq!(
-            rejection_for_422(Some("DECIMAL_PRECISION")),
+            rejection(Some("DECIMAL_PRECISION")),
             Rejection::InvalidArgument
         );
-        assert_eq!(rejection_for_422(None), Rejection::InvalidArgument);
+        assert_eq!(rejection(None), Rejection::InvalidArgument);
     }
 }

@@ -109,7 +109,7 @@ impl PaypalConnector {
             .await
             .map_err(|e| KIT.no_answer("token request", e))?;
         if answer.status != StatusCode::OK {
-            let failure = failure_from(&answer);
+            let failure = failure(&answer);
             tracing::warn!(
                 status = failure.http_status, code = %failure.code,
                 debug_id = failure.debug_id.as_deref().unwrap_or(""),
@@ -211,7 +211,7 @@ impl Connector for PaypalConnector {
             "{}/v2/payments/authorizations/{authorization_id}/capture",
             self.base_url
         );
-        let body = serde_json::to_vec(&mapping::capture_request(call.command))
+        let body = serde_json::to_vec(&mapping::request(call.command))
             .map_err(|e| KIT.unknown(format!("cannot encode the capture request: {e}")))?;
         let token = self.token().await?;
         let mut answer = self
@@ -288,7 +288,7 @@ impl PaypalConnector {
 fn classify(answer: HttpAnswer) -> Result<ProviderOutcome, ProviderError> {
     let status = answer.status;
     if status == StatusCode::OK || status == StatusCode::CREATED {
-        let outcome = mapping::outcome_from_body(&answer.body).map_err(|detail| {
+        let outcome = mapping::outcome(&answer.body).map_err(|detail| {
             tracing::warn!(status = status.as_u16(), %detail, "unusable PayPal capture answer");
             KIT.unknown(detail)
         })?;
@@ -298,7 +298,7 @@ fn classify(answer: HttpAnswer) -> Result<ProviderOutcome, ProviderError> {
         );
         return Ok(outcome);
     }
-    let failure = failure_from(&answer);
+    let failure = failure(&answer);
     tracing::warn!(
         status = failure.http_status, code = %failure.code,
         debug_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
@@ -309,7 +309,7 @@ fn classify(answer: HttpAnswer) -> Result<ProviderOutcome, ProviderError> {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Rejection::Unauthorized,
         StatusCode::NOT_FOUND => Rejection::NotFound,
         StatusCode::UNPROCESSABLE_ENTITY => {
-            mapping::rejection_for_422(first_issue(&answer.body).as_deref())
+            mapping::rejection(first_issue(&answer.body).as_deref())
         }
         StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
         // 5xx, other 2xx, redirects and undocumented 4xx: PayPal may have captured.
@@ -325,7 +325,7 @@ fn classify(answer: HttpAnswer) -> Result<ProviderOutcome, ProviderError> {
 }
 
 /// PayPal's error body as a failure: `code` is the first `details[].issue`, else `name`.
-fn failure_from(answer: &HttpAnswer) -> ProviderFailure {
+fn failure(answer: &HttpAnswer) -> ProviderFailure {
     let body: wire::ErrorBody = serde_json::from_slice(&answer.body).unwrap_or_default();
     let issue = body.details.iter().find_map(|d| d.issue.clone());
     let description = body.details.iter().find_map(|d| d.description.clone());

@@ -42,7 +42,7 @@ pub fn check_currency(
 /// `POST /transaction/{id}/capture` body: `total` (major units, a JSON number with exactly the
 /// currency's decimals; absent = the full pre-authorized amount), `meta` (the caller's metadata
 /// plus `reference`; absent when both are empty) and `idempotency_id` (always).
-pub fn capture_body(command: &CaptureCommand, idempotency_key: &str) -> Result<Vec<u8>, String> {
+pub fn request(command: &CaptureCommand, idempotency_key: &str) -> Result<Vec<u8>, String> {
     let parts = command.parts();
     let mut fields = Vec::with_capacity(3);
     if let Some(amount) = &parts.amount {
@@ -70,7 +70,7 @@ pub fn capture_body(command: &CaptureCommand, idempotency_key: &str) -> Result<V
 /// Reads a 200 transaction answer to a capture of `command`. `Err` carries why the answer cannot
 /// be trusted (not JSON, no `success`, a voided transaction, unreadable or foreign money): the
 /// caller reports the outcome as unknown.
-pub fn outcome_from_body(body: &[u8], command: &CaptureCommand) -> Result<ProviderOutcome, String> {
+pub fn outcome(body: &[u8], command: &CaptureCommand) -> Result<ProviderOutcome, String> {
     let json: Value =
         serde_json::from_slice(body).map_err(|e| format!("transaction answer is not JSON: {e}"))?;
     let Value::Object(object) = &json else {
@@ -302,7 +302,7 @@ mod tests {
             ("TND", "1.5", "1.500"),
             ("BHD", "0.001", "0.001"),
         ] {
-            let body = capture_body(&command(Some((currency, value)))?, "cap_1")?;
+            let body = request(&command(Some((currency, value)))?, "cap_1")?;
             let text = String::from_utf8(body).map_err(|e| e.to_string())?;
             assert_eq!(
                 text,
@@ -311,7 +311,7 @@ mod tests {
                 )
             );
         }
-        let full = capture_body(&command(None)?, "cap_2")?;
+        let full = request(&command(None)?, "cap_2")?;
         assert_eq!(
             full,
             br#"{"meta":{"k":"v","reference":"order-7"},"idempotency_id":"cap_2"}"#
@@ -325,7 +325,7 @@ mod tests {
             "total":99999999.99,"currency":"USD","method":"card","total_refunded":0,
             "is_voided":false,"last_four":"1111",
             "customer":{"email":"someone@example.com"}}"#;
-        let outcome = outcome_from_body(body, &command(Some(("USD", "99999999.99")))?)?;
+        let outcome = super::outcome(body, &command(Some(("USD", "99999999.99")))?)?;
         assert_eq!(outcome.status, CaptureStatus::Completed);
         assert_eq!(outcome.provider_capture_id.as_deref(), Some("tx-1"));
         assert_eq!(outcome.captured_amount, money("USD", "99999999.99"));
@@ -342,20 +342,20 @@ mod tests {
     #[test]
     fn a_missing_currency_is_the_commands_and_a_foreign_one_is_not_trusted() -> Result<(), String> {
         let body = br#"{"id":"tx-2","success":true,"total":1000}"#;
-        let outcome = outcome_from_body(body, &command(Some(("JPY", "1000")))?)?;
+        let outcome = super::outcome(body, &command(Some(("JPY", "1000")))?)?;
         assert_eq!(outcome.captured_amount, money("JPY", "1000"));
         // A full capture without currency anywhere: the amount is not invented.
-        let outcome = outcome_from_body(body, &command(None)?)?;
+        let outcome = super::outcome(body, &command(None)?)?;
         assert_eq!(outcome.captured_amount, None);
         let usd = br#"{"id":"tx-3","success":true,"total":10,"currency":"USD"}"#;
-        assert!(outcome_from_body(usd, &command(Some(("EUR", "10")))?).is_err());
+        assert!(super::outcome(usd, &command(Some(("EUR", "10")))?).is_err());
         Ok(())
     }
 
     #[test]
     fn every_state_maps_and_doubtful_answers_are_not_trusted() -> Result<(), String> {
         let cmd = command(Some(("USD", "10.00")))?;
-        let status = |body: &str| outcome_from_body(body.as_bytes(), &cmd).map(|o| o.status);
+        let status = |body: &str| outcome(body.as_bytes(), &cmd).map(|o| o.status);
         assert_eq!(
             status(r#"{"success":true,"total":10,"total_refunded":4.5}"#)?,
             CaptureStatus::PartiallyRefunded
@@ -364,7 +364,7 @@ mod tests {
             status(r#"{"success":true,"total":10,"total_refunded":"10.00"}"#)?,
             CaptureStatus::Refunded
         );
-        let declined = outcome_from_body(
+        let declined = outcome(
             br#"{"id":"tx-4","success":false,"message":"Unable to process the purchase transaction","total":10}"#,
             &cmd,
         )?;

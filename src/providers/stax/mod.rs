@@ -95,7 +95,7 @@ impl StaxConnector {
             }
         }
         let url = format!("{}/transaction/{transaction_id}/capture", self.base_url);
-        let body = mapping::capture_body(call.command, call.idempotency_key)
+        let body = mapping::request(call.command, call.idempotency_key)
             .map_err(|e| KIT.unknown(format!("cannot encode the capture request: {e}")))?;
         let builder = self
             .http
@@ -261,7 +261,7 @@ fn classify(
     let status = answer.status;
     let request_id = answer.header(REQUEST_ID_HEADER).map(str::to_owned);
     if status == StatusCode::OK {
-        let outcome = mapping::outcome_from_body(&answer.body, command).map_err(|detail| {
+        let outcome = mapping::outcome(&answer.body, command).map_err(|detail| {
             tracing::warn!(status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""),
                 %detail, "unusable Stax transaction answer");
             KIT.unknown(detail)
