@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::domain::capture::AccountName;
 use crate::domain::{CaptureCommand, CaptureRecord, CaptureStatus, FieldViolation};
 use crate::providers::connectors::UnknownAccount;
 use crate::providers::{CaptureCall, Connector, Connectors, ProviderError};
@@ -152,7 +153,7 @@ impl Captures {
             }
             Begin::Existing(record) => {
                 drop(claim);
-                self.replay(record, connector, admitted).await
+                self.replay(record, admitted).await
             }
             Begin::KeyReused { capture_id } => Err(CaptureError::KeyReused { capture_id }),
             Begin::Refused(refusal) => Err(CaptureError::Refused(refusal)),
@@ -164,7 +165,6 @@ impl Captures {
     async fn replay(
         &self,
         record: CaptureRecord,
-        connector: Arc<dyn Connector>,
         admitted: Admitted,
     ) -> Result<CaptureResult, CaptureError> {
         if record.status != CaptureStatus::Processing {
@@ -197,7 +197,12 @@ impl Captures {
                     current
                 } else {
                     // An earlier call ended without an answer, or the process that made it
-                    // stopped: call again with the same idempotency key.
+                    // stopped: call again with the same idempotency key, through the account
+                    // it was made with (the default may have changed since).
+                    let account = AccountName::parse(&current.account).ok();
+                    let (_, connector) = self
+                        .connectors
+                        .resolve(current.command.parts().provider, account.as_ref())?;
                     info!(capture_id = %current.id, "resuming a PROCESSING capture");
                     self.drive(current, connector, claim, admitted).await?
                 }

@@ -118,8 +118,22 @@ impl Money {
         if !is_plain_decimal(value) {
             return Err(MoneyError::NotADecimal(value.to_owned()));
         }
-        let amount: Decimal = value
-            .parse()
+        // Counted on the text: `Decimal` would round a fraction longer than 28 digits.
+        let decimals = value
+            .split_once('.')
+            .map_or(0, |(_, fraction)| fraction.trim_end_matches('0').len());
+        if decimals > currency.exponent as usize {
+            return Err(MoneyError::TooManyDecimals {
+                currency,
+                exponent: currency.exponent,
+            });
+        }
+        // Trailing zeros of the fraction change nothing, and could exceed Decimal's scale.
+        let significant = match value.contains('.') {
+            true => value.trim_end_matches('0').trim_end_matches('.'),
+            false => value,
+        };
+        let amount = Decimal::from_str_exact(significant)
             .map_err(|_| MoneyError::NotADecimal(value.to_owned()))?;
         Self::from_decimal(currency, amount)
     }
@@ -251,6 +265,20 @@ mod tests {
             money("TND", "0.0001"),
             Err(MoneyError::TooManyDecimals { .. })
         ));
+        // Longer than Decimal's 28 digits of scale: refused, never rounded to a cent.
+        for long in [
+            "0.009999999999999999999999999999",
+            "1.00000000000000000000000000001",
+        ] {
+            assert!(
+                matches!(money("USD", long), Err(MoneyError::TooManyDecimals { .. })),
+                "{long}"
+            );
+        }
+        assert_eq!(
+            money("USD", "1.00000000000000000000000000000").map(|m| m.minor_units()),
+            Ok(100)
+        );
     }
 
     #[test]

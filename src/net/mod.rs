@@ -96,10 +96,13 @@ impl Listener {
                     self.configure(&stream, peer);
                     return Guarded::new(stream, permit, self.rules.first_bytes);
                 }
-                Err(err) => {
+                // Out of descriptors or memory: pause, or the loop spins on the same error.
+                Err(err) if is_resource_exhaustion(&err) => {
                     warn!(listener = self.name, error = %err, "accept failed; retrying shortly");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                // One connection failed (reset or aborted before it was accepted): next.
+                Err(err) => debug!(listener = self.name, error = %err, "accept failed"),
             }
         }
     }
@@ -127,6 +130,21 @@ impl Listener {
                 debug!(%peer, error = %err, "could not set TCP keepalive");
             }
         }
+    }
+}
+
+fn is_resource_exhaustion(err: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            err.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = err;
+        true
     }
 }
 

@@ -22,6 +22,7 @@ use async_trait::async_trait;
 
 use crate::config::{ConfigError, ProviderSources};
 use crate::domain::outcome::ProviderFailure;
+use crate::domain::pan;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 
 pub use account::{Account, Accounts};
@@ -110,9 +111,11 @@ pub enum ProviderError {
 impl ProviderError {
     /// The call ended without a definite answer.
     pub fn unknown(provider: Provider, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
         ProviderError::OutcomeUnknown {
             provider,
-            detail: detail.into(),
+            // Made from provider answers: logs and callers see it, so no card number may stay.
+            detail: pan::mask_card_numbers(&detail).into_owned(),
         }
     }
 
@@ -128,6 +131,10 @@ impl ProviderError {
         failure: ProviderFailure,
         retry_after: Option<Duration>,
     ) -> Self {
+        let failure = ProviderFailure {
+            message: pan::mask_card_numbers(&failure.message).into_owned(),
+            ..failure
+        };
         ProviderError::Rejected {
             provider,
             rejection,
@@ -164,4 +171,30 @@ pub trait Connector: Send + Sync + 'static {
         &self,
         capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_errors_never_carry_a_card_number() {
+        let unknown = ProviderError::unknown(Provider::Stax, "body: card 4111111111111111");
+        assert!(
+            !unknown.to_string().contains("4111111111111111"),
+            "{unknown}"
+        );
+        let failure = ProviderFailure {
+            code: "X".into(),
+            message: "declined 4111 1111 1111 1111".into(),
+            debug_id: None,
+            http_status: 422,
+        };
+        let rejected =
+            ProviderError::rejected(Provider::Stax, Rejection::InvalidArgument, failure, None);
+        assert!(
+            !rejected.to_string().contains("1111 1111 1111"),
+            "{rejected}"
+        );
+    }
 }
