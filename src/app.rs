@@ -147,10 +147,6 @@ impl App {
             .map(|dev| dev.key.as_str())
     }
 
-    pub fn sandbox(&self) -> Option<&Sandbox> {
-        self.sandbox.as_ref()
-    }
-
     pub fn store(&self) -> &Store {
         &self.store
     }

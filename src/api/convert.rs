@@ -16,10 +16,14 @@ use crate::proto;
 /// Matched by name: `PROVIDER_<NAME>` is the provider whose `as_str` is `<name>`, so a new
 /// provider needs no line here (the round trip is tested below).
 pub fn provider_from_proto(value: i32) -> Option<Provider> {
-    let name = proto::Provider::try_from(value).ok()?.as_str_name();
+    let name = proto::Provider::try_from(value)
+        .ok()?
+        .as_str_name()
+        .strip_prefix("PROVIDER_")?;
+    // Compared without allocating: this runs on every Capture and List request.
     Provider::ALL
         .into_iter()
-        .find(|p| name.strip_prefix("PROVIDER_") == Some(p.as_str().to_uppercase().as_str()))
+        .find(|p| p.as_str().eq_ignore_ascii_case(name))
 }
 
 fn provider_to_proto(provider: Provider) -> proto::Provider {

@@ -12,7 +12,7 @@ mod reconcile;
 use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use crate::domain::capture::AccountName;
 use crate::domain::{CaptureCommand, CaptureRecord, CaptureStatus, FieldViolation};
@@ -106,6 +106,26 @@ impl Captures {
     }
 
     /// Captures for `tenant`, or returns the capture an earlier identical request made.
+    ///
+    /// The whole capture runs as a tracked task: once its `PROCESSING` row is committed nothing
+    /// may cut it short before the provider is called and the outcome recorded — not a caller
+    /// that hangs up right after the commit, nor a shutdown that has begun.
+    pub async fn capture(
+        &self,
+        tenant: &str,
+        command: CaptureCommand,
+    ) -> Result<CaptureResult, CaptureError> {
+        let this = self.clone();
+        let tenant = tenant.to_owned();
+        self.tasks
+            .spawn(
+                async move { this.run_capture(&tenant, command).await }
+                    .instrument(tracing::Span::current()),
+            )
+            .await
+            .map_err(|e| CaptureError::Task(e.to_string()))?
+    }
+
     #[tracing::instrument(skip_all, fields(
         tenant,
         provider = %command.parts().provider,
@@ -113,7 +133,7 @@ impl Captures {
         request_id = %command.parts().request_id,
         capture_id = tracing::field::Empty,
     ))]
-    pub async fn capture(
+    async fn run_capture(
         &self,
         tenant: &str,
         command: CaptureCommand,

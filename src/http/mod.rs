@@ -26,13 +26,6 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
-/// Sends small answers at once instead of waiting on delayed ACKs.
-pub fn no_delay(stream: &mut tokio::net::TcpStream) {
-    if let Err(err) = stream.set_nodelay(true) {
-        tracing::debug!(error = %err, "could not set TCP_NODELAY");
-    }
-}
-
 /// The router of the HTTP port; `extra` carries optional routes (the sandbox's).
 pub fn router(store: Store, extra: Option<Router>) -> Router {
     let mut app = Router::new()

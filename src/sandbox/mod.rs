@@ -193,8 +193,8 @@ impl Sandbox {
         }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let server = axum::serve(listener.tap_io(crate::http::no_delay), app)
-                .with_graceful_shutdown(async {
+            let server =
+                axum::serve(listener.tap_io(no_delay), app).with_graceful_shutdown(async {
                     let _ = stopped.await;
                 });
             if let Err(e) = server.await {
@@ -278,6 +278,13 @@ impl Drop for Sandbox {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+/// Sends small answers at once instead of waiting on delayed ACKs.
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(error = %err, "could not set TCP_NODELAY");
     }
 }
 

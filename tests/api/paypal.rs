@@ -468,10 +468,22 @@ async fn a_caller_that_hangs_up_does_not_cut_the_capture_short(db: Db) -> TestRe
     )
     .await;
     assert!(gave_up.is_err(), "the call should still have been running");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let listed = app
-        .list(TENANT_A_KEY, ListCapturesRequest::default())
-        .await?;
+    // The call goes on without its caller; wait for it (bounded: a loaded machine is slow, and
+    // a capture cut short would stay PROCESSING and fail below).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let listed = loop {
+        let listed = app
+            .list(TENANT_A_KEY, ListCapturesRequest::default())
+            .await?;
+        let open = listed
+            .captures
+            .iter()
+            .any(|c| c.status() == CaptureStatus::Processing);
+        if !open || std::time::Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(
         listed
             .captures
