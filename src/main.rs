@@ -8,13 +8,14 @@ use capture_service::store::Store;
 use capture_service::{api, telemetry};
 
 const USAGE: &str =
-    "usage: capture-service [serve|migrate|check-config|hash-key <api key>|sandbox [--addr ADDR]]
+    "usage: capture-service [serve|migrate|check-config|hash-key <api key>|sandbox [--addr ADDR] [--latency-ms N]]
   serve         serve gRPC and HTTP (default)
   migrate       apply database migrations and exit
   check-config  load and validate the configuration, print it (secrets redacted) and exit
   hash-key KEY  print the SHA-256 digest to put in CAPTURE_API_KEYS for KEY (16+ characters)
   sandbox       serve only the emulated providers (default 127.0.0.1:8090, or --addr, or
-                CAPTURE_SANDBOX_ADDR) and print the CAPTURE_* variables a service needs to use them
+                CAPTURE_SANDBOX_ADDR) and print the CAPTURE_* variables a service needs to use them;
+                --latency-ms holds every provider answer back that long (load tests)
 configuration: CAPTURE_* environment variables and the optional CAPTURE_CONFIG file (see README)";
 
 #[tokio::main]
@@ -63,22 +64,36 @@ async fn main() -> anyhow::Result<()> {
 #[cfg(feature = "sandbox")]
 mod sandbox {
     use std::net::SocketAddr;
+    use std::time::Duration;
 
     use anyhow::Context;
     use capture_service::sandbox::Sandbox;
 
     const DEFAULT_ADDR: &str = "127.0.0.1:8090";
 
+    const USAGE: &str = "usage: capture-service sandbox [--addr ADDR] [--latency-ms N]";
+
     pub async fn run(args: &[String]) -> anyhow::Result<()> {
-        let addr = match args {
-            [flag, addr] if flag == "--addr" => addr.clone(),
-            [] => std::env::var("CAPTURE_SANDBOX_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.into()),
-            _ => anyhow::bail!("usage: capture-service sandbox [--addr ADDR]"),
-        };
+        let mut addr = std::env::var("CAPTURE_SANDBOX_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.into());
+        let mut latency_ms = 0u64;
+        let mut rest = args.iter();
+        while let Some(flag) = rest.next() {
+            let value = rest.next().context(USAGE)?;
+            match flag.as_str() {
+                "--addr" => addr = value.clone(),
+                "--latency-ms" => {
+                    latency_ms = value
+                        .parse()
+                        .with_context(|| format!("--latency-ms {value:?}: not a number\n{USAGE}"))?
+                }
+                _ => anyhow::bail!(USAGE),
+            }
+        }
         let addr: SocketAddr = addr
             .parse()
             .with_context(|| format!("{addr:?} is not an address such as {DEFAULT_ADDR}"))?;
-        let sandbox = Sandbox::start(addr)
+        let latency = Duration::from_millis(latency_ms);
+        let sandbox = Sandbox::start_with_latency(addr, latency)
             .await
             .with_context(|| format!("Failed to start the sandbox on {addr}"))?;
         println!("# capture-service sandbox: emulated providers, no real money moves.");

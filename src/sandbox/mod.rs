@@ -168,6 +168,15 @@ pub struct Sandbox {
 impl Sandbox {
     /// Binds `addr` (port 0 picks a free port) and serves every emulated provider.
     pub async fn start(addr: SocketAddr) -> std::io::Result<Sandbox> {
+        Self::start_with_latency(addr, Duration::ZERO).await
+    }
+
+    /// As [`Sandbox::start`], with every provider API answer held back by `latency`, as a
+    /// distant provider's would be (load tests of slow providers; admin calls are not delayed).
+    pub async fn start_with_latency(
+        addr: SocketAddr,
+        latency: Duration,
+    ) -> std::io::Result<Sandbox> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let origin = format!("http://{}", listener.local_addr()?);
         let url = |p: Provider| format!("{origin}/{}", p.as_str());
@@ -189,7 +198,13 @@ impl Sandbox {
         let mut app = admin_router(&emulators);
         for emulator in &emulators.0 {
             let prefix = format!("/{}", emulator.provider().as_str());
-            app = app.nest(&prefix, emulator.clone().routes());
+            let mut routes = emulator.clone().routes();
+            if !latency.is_zero() {
+                routes = routes.layer(axum::middleware::from_fn(move |request, next| {
+                    delayed(latency, request, next)
+                }));
+            }
+            app = app.nest(&prefix, routes);
         }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -279,6 +294,17 @@ impl Drop for Sandbox {
             task.abort();
         }
     }
+}
+
+/// Answers after `latency`, like a provider on the far side of a network.
+async fn delayed(
+    latency: Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    tokio::time::sleep(latency).await;
+    response
 }
 
 /// Sends small answers at once instead of waiting on delayed ACKs.

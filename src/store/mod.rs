@@ -89,7 +89,7 @@ pub struct Store {
 }
 
 /// Held for the length of a write transaction.
-pub(crate) type WriteGuard = OwnedSemaphorePermit;
+pub type WriteGuard = OwnedSemaphorePermit;
 
 impl Store {
     /// Connects to `sqlite:…` or `postgres://…` with the default pool.
@@ -144,8 +144,9 @@ impl Store {
         &self.db
     }
 
-    /// Waits for a turn to write, as long as a connection may be waited for.
-    pub(crate) async fn write_turn(&self) -> Result<WriteGuard, StoreError> {
+    /// Waits for a turn to write, as long as a connection may be waited for. Public so that
+    /// the benchmark's database ceiling writes exactly as the store does.
+    pub async fn write_turn(&self) -> Result<WriteGuard, StoreError> {
         match tokio::time::timeout(
             self.acquire_timeout,
             Arc::clone(&self.writers).acquire_owned(),

@@ -1,0 +1,62 @@
+//! `capture-bench`: the service's figures beside the ceilings they are bounded by, measured in
+//! one run on this machine (BENCHMARKS.md).
+//!
+//! ```sh
+//! cargo run --release --bin capture-bench -- --scenario all|NAME --db sqlite|postgres \
+//!     [--database-url URL] [--concurrency N] [--seconds S]
+//! ```
+//! Three kinds of process take part, so the service's own CPU and memory can be read from
+//! `/proc`: the service (the `capture-service` binary users run, built beside this one), the
+//! standalone sandbox (`capture-service sandbox`), and this load generator. The `echo` ceiling
+//! is a bare tonic server, this binary again (`capture-bench serve-echo`). One JSON line is
+//! printed per scenario.
+
+mod database;
+mod echo;
+mod load;
+mod options;
+mod processes;
+mod report;
+mod scenarios;
+
+use std::process::ExitCode;
+
+use options::Options;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [command, addr] = args.as_slice() {
+        if command == "serve-echo" {
+            return echo::serve(addr);
+        }
+    }
+    let options = match Options::parse(&args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}\n{}", options::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("capture-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    for scenario in options.scenarios.clone() {
+        match runtime.block_on(scenarios::run(scenario, &options)) {
+            Ok(report) => println!("{}", report.to_json_line()),
+            Err(e) => {
+                eprintln!("capture-bench: scenario {}: {e:#}", scenario.name());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
