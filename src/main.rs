@@ -74,7 +74,8 @@ mod sandbox {
     const USAGE: &str = "usage: capture-service sandbox [--addr ADDR] [--latency-ms N]";
 
     pub async fn run(args: &[String]) -> anyhow::Result<()> {
-        let mut addr = std::env::var("CAPTURE_SANDBOX_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.into());
+        let mut addr =
+            std::env::var("CAPTURE_SANDBOX_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.into());
         let mut latency_ms = 0u64;
         let mut rest = args.iter();
         while let Some(flag) = rest.next() {

@@ -259,7 +259,7 @@ impl Captures {
                     detail: detail.clone(),
                 },
             };
-            let stored = store.resolve(&record.id, &resolution).await;
+            let stored = store.resolve(&record, &resolution).await;
             match (&answer, &stored) {
                 (_, Err(err)) => warn!(capture_id = %record.id, error = %err,
                     "provider answered but the outcome could not be stored; capture stays PROCESSING"),

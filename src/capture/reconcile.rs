@@ -126,7 +126,7 @@ impl Captures {
                 return Ok(false);
             }
         };
-        let resolved = self.store.resolve(&record.id, &resolution).await?;
+        let resolved = self.store.resolve(&record, &resolution).await?;
         info!(from = %record.status, to = %resolved.status, "capture reconciled");
         Ok(resolved.status != record.status)
     }

@@ -372,6 +372,12 @@ impl CaptureCommand {
         &self.0
     }
 
+    /// The same capture, naming the account it was resolved to (as a stored record does).
+    pub fn with_account(mut self, account: AccountName) -> Self {
+        self.0.account = Some(account);
+        self
+    }
+
     /// Whether this capture closes the authorization: flagged final, or the full amount.
     pub fn closes_authorization(&self) -> bool {
         self.0.final_capture || self.0.amount.is_none()

@@ -3,15 +3,17 @@
 
 use std::collections::HashMap;
 
+use sea_orm::sea_query::Expr;
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
 };
 
 use super::convert::{self, FEE_REQUESTED};
 use super::entities::{capture_events, captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
+use super::read;
 use super::{now_micros, Store, StoreError};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, CaptureStatus, Provider, ProviderOutcome};
@@ -103,6 +105,11 @@ impl Store {
 
     async fn try_begin(&self, new: &NewCapture<'_>) -> Result<Attempt, StoreError> {
         let p = new.command.parts();
+        // A repeated request is answered from one read, without waiting for a write turn. Two
+        // first requests with one key that race past this meet at the unique index below.
+        if let Some(found) = self.find_request(new.tenant, p.request_id.as_str()).await? {
+            return Ok(Attempt::done(existing(found, new.command)?));
+        }
         let now = now_micros();
         let key = LedgerKey {
             provider: p.provider.as_str(),
@@ -112,15 +119,6 @@ impl Store {
         let _turn = self.write_turn().await?;
         let txn = self.db.begin().await?;
         let ledger_row = ledger::lock(&txn, &key, now).await?;
-        let existing = captures::Entity::find()
-            .filter(captures::Column::Tenant.eq(new.tenant))
-            .filter(captures::Column::RequestId.eq(p.request_id.as_str()))
-            .one(&txn)
-            .await?;
-        if let Some(row) = existing {
-            txn.rollback().await?;
-            return Ok(Attempt::done(self.existing(row, new.command).await?));
-        }
         let reserved = match ledger::admit(&ledger_row, new.command) {
             Ok(reserved) => reserved,
             Err(refusal) => {
@@ -158,40 +156,43 @@ impl Store {
         )
         .await?;
         txn.commit().await?;
-        let record = self.get_any(new.id).await?;
+        // What was just committed, without reading it back.
+        let record = convert::new_record(new.id, new.tenant, new.account, new.command, now);
         Ok(Attempt::done(Begin::Created(record)))
     }
 
-    async fn existing(
+    /// The capture a tenant's request id made, read whole in one statement.
+    async fn find_request(
         &self,
-        row: captures::Model,
-        command: &CaptureCommand,
-    ) -> Result<Begin, StoreError> {
-        if row.request_fingerprint != command.fingerprint() {
-            return Ok(Begin::KeyReused { capture_id: row.id });
-        }
-        Ok(Begin::Existing(self.load(row).await?))
+        tenant: &str,
+        request_id: &str,
+    ) -> Result<Option<read::Joined>, StoreError> {
+        read::joined_one(
+            &self.db,
+            "c.tenant = $1 AND c.request_id = $2",
+            vec![tenant.into(), request_id.into()],
+        )
+        .await
     }
 
     /// One capture of a tenant; another tenant's capture is `None`.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<CaptureRecord>, StoreError> {
-        let row = captures::Entity::find_by_id(id.to_owned())
-            .filter(captures::Column::Tenant.eq(tenant))
-            .one(&self.db)
-            .await?;
-        match row {
-            Some(row) => Ok(Some(self.load(row).await?)),
-            None => Ok(None),
-        }
+        read::joined_one(
+            &self.db,
+            "c.id = $1 AND c.tenant = $2",
+            vec![id.into(), tenant.into()],
+        )
+        .await?
+        .map(read::Joined::into_record)
+        .transpose()
     }
 
     /// One capture, whatever its tenant (for the service's own bookkeeping).
     pub async fn get_any(&self, id: &str) -> Result<CaptureRecord, StoreError> {
-        let row = captures::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
+        read::joined_one(&self.db, "c.id = $1", vec![id.into()])
             .await?
-            .ok_or_else(|| StoreError::Missing(id.to_owned()))?;
-        self.load(row).await
+            .ok_or_else(|| StoreError::Missing(id.to_owned()))?
+            .into_record()
     }
 
     /// A tenant's captures, newest first, by keyset on (create_time, id).
@@ -216,39 +217,38 @@ impl Store {
             select = select.filter(captures::Column::CreateTime.lt(end));
         }
         if let Some((time, id)) = &query.after {
+            // One row-value comparison: the keyset is a single range of the index.
             select = select.filter(
-                Condition::any()
-                    .add(captures::Column::CreateTime.lt(*time))
-                    .add(
-                        Condition::all()
-                            .add(captures::Column::CreateTime.eq(*time))
-                            .add(captures::Column::Id.lt(id.as_str())),
-                    ),
+                Expr::tuple([
+                    Expr::col(captures::Column::CreateTime).into(),
+                    Expr::col(captures::Column::Id).into(),
+                ])
+                .lt(Expr::tuple([Expr::value(*time), Expr::value(id.as_str())])),
             );
         }
-        let mut rows = select
+        // The page's ids from the (tenant, create_time, id) index, then their records joined.
+        let page = select
+            .select_only()
+            .column(captures::Column::Id)
+            .column(captures::Column::CreateTime)
             .order_by_desc(captures::Column::CreateTime)
             .order_by_desc(captures::Column::Id)
             .limit(query.page_size + 1)
-            .all(&self.db)
-            .await?;
+            .build(self.db.get_database_backend());
+        let mut rows = read::joined_page(&self.db, page).await?;
         let next = if rows.len() as u64 > query.page_size {
             rows.truncate(query.page_size as usize);
-            rows.last().map(|r| (r.create_time, r.id.clone()))
+            rows.last().map(|r| (r.row.create_time, r.row.id.clone()))
         } else {
             None
         };
         Ok(ListPage {
-            records: self.load_many(rows).await?,
+            records: rows
+                .into_iter()
+                .map(read::Joined::into_record)
+                .collect::<Result<_, _>>()?,
             next,
         })
-    }
-
-    pub(super) async fn load(&self, row: captures::Model) -> Result<CaptureRecord, StoreError> {
-        let mut records = self.load_many(vec![row]).await?;
-        records
-            .pop()
-            .ok_or_else(|| StoreError::Missing("capture".to_owned()))
     }
 
     /// Rows with their breakdowns and fees, in two queries whatever the page size.
@@ -317,6 +317,16 @@ impl Store {
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// A request seen before: its capture, or the other request that holds its key.
+fn existing(found: read::Joined, command: &CaptureCommand) -> Result<Begin, StoreError> {
+    if found.row.request_fingerprint != command.fingerprint() {
+        return Ok(Begin::KeyReused {
+            capture_id: found.row.id,
+        });
+    }
+    Ok(Begin::Existing(found.into_record()?))
 }
 
 pub(super) async fn insert_fees(

@@ -126,6 +126,39 @@ pub fn new_capture_row(
     }
 }
 
+/// The record of a capture just committed by [`new_capture_row`]: what reading it back gives.
+pub fn new_record(
+    id: &str,
+    tenant: &str,
+    account: &str,
+    command: &CaptureCommand,
+    now: i64,
+) -> CaptureRecord {
+    let command = match AccountName::parse(account) {
+        Ok(name) => command.clone().with_account(name),
+        Err(_) => command.clone(),
+    };
+    CaptureRecord {
+        id: id.to_owned(),
+        tenant: tenant.to_owned(),
+        account: account.to_owned(),
+        command,
+        status: CaptureStatus::Processing,
+        reason: None,
+        provider_reason: None,
+        provider_capture_id: None,
+        provider_status: None,
+        captured_amount: None,
+        breakdown: None,
+        network_reference: None,
+        seller_protection: None,
+        processor_response: None,
+        failure: None,
+        create_time: now,
+        update_time: now,
+    }
+}
+
 /// Fee rows, requested or reported.
 pub fn fee_rows(
     capture_id: &str,

@@ -4,6 +4,7 @@ pub mod captures;
 mod convert;
 pub mod entities;
 mod ledger;
+mod read;
 mod resolve;
 mod unavailable;
 
@@ -19,6 +20,7 @@ use sea_orm::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use captures::{Begin, LedgerRefusal, ListPage, ListQuery, NewCapture, Resolution};
+pub use read::statement as sql_statement;
 pub use resolve::DueCapture;
 
 /// A store failure.

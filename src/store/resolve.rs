@@ -10,6 +10,7 @@ use super::convert::{self, FEE_REPORTED};
 use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
 use super::{now_micros, Store, StoreError};
+use crate::domain::outcome::ProviderFailure;
 use crate::domain::{pan, CaptureRecord, CaptureStatus, ProviderOutcome, StatusReason};
 
 /// An open capture due for another look, and how many looks it has had.
@@ -24,35 +25,45 @@ impl Store {
     /// fees, ledger and an audit event, in one transaction. An outcome applies to a `PROCESSING`
     /// or `PENDING` capture; a refusal or an unknown outcome only to a `PROCESSING` one. A
     /// capture in any other state is returned unchanged.
+    ///
+    /// `record` is the capture as the caller last saw it; the answer is the record as stored
+    /// afterwards, made from `record` and `resolution` rather than read back.
     pub async fn resolve(
         &self,
-        capture_id: &str,
+        record: &CaptureRecord,
         resolution: &Resolution,
     ) -> Result<CaptureRecord, StoreError> {
         let now = now_micros();
         let _turn = self.write_turn().await?;
         let txn = self.db.begin().await?;
-        // The first statement writes, so SQLite takes its write lock now rather than failing a
-        // read-to-write upgrade later; on PostgreSQL it locks the row.
         let from: &[CaptureStatus] = match resolution {
             Resolution::Outcome(_) => &[CaptureStatus::Processing, CaptureStatus::Pending],
             Resolution::Rejected(_) | Resolution::Unknown { .. } => &[CaptureStatus::Processing],
         };
         let from_names: Vec<&str> = from.iter().map(CaptureStatus::as_str).collect();
-        captures::Entity::update_many()
+        // The first statement writes, so SQLite takes its write lock now rather than failing a
+        // read-to-write upgrade later; on PostgreSQL it locks the row. (Not `RETURNING`: sqlx's
+        // SQLite driver can lose the columns SQLite's ALTER TABLE added to a returned row.)
+        let applies = captures::Entity::update_many()
             .col_expr(captures::Column::UpdateTime, Expr::value(now))
-            .filter(captures::Column::Id.eq(capture_id))
-            .filter(captures::Column::Status.is_in(from_names.clone()))
+            .filter(captures::Column::Id.eq(record.id.as_str()))
+            .filter(captures::Column::Status.is_in(from_names))
             .exec(&txn)
-            .await?;
-        let row = captures::Entity::find_by_id(capture_id.to_owned())
-            .one(&txn)
             .await?
-            .ok_or_else(|| StoreError::Missing(capture_id.to_owned()))?;
-        if !from_names.contains(&row.status.as_str()) {
+            .rows_affected
+            > 0;
+        let row = if applies {
+            captures::Entity::find_by_id(record.id.clone())
+                .one(&txn)
+                .await?
+        } else {
+            None
+        };
+        let Some(row) = row else {
             txn.rollback().await?;
-            return self.load(row).await;
-        }
+            return self.get_any(&record.id).await;
+        };
+        let stale = row.status != record.status.as_str();
         let key = LedgerKey {
             provider: &row.provider,
             account: &row.provider_account,
@@ -79,15 +90,19 @@ impl Store {
                     }
                 }
                 if let Some(breakdown) = &outcome.breakdown {
-                    // A later answer replaces what an earlier one reported.
-                    seller_receivable_breakdowns::Entity::delete_by_id(row.id.clone())
-                        .exec(&txn)
-                        .await?;
-                    platform_fees::Entity::delete_many()
-                        .filter(platform_fees::Column::CaptureId.eq(row.id.as_str()))
-                        .filter(platform_fees::Column::Source.eq(FEE_REPORTED))
-                        .exec(&txn)
-                        .await?;
+                    // A later answer replaces what an earlier one reported. Only an outcome
+                    // writes a breakdown, and it moves the capture out of PROCESSING: a
+                    // PROCESSING row has none to replace.
+                    if row.status != CaptureStatus::Processing.as_str() {
+                        seller_receivable_breakdowns::Entity::delete_by_id(row.id.clone())
+                            .exec(&txn)
+                            .await?;
+                        platform_fees::Entity::delete_many()
+                            .filter(platform_fees::Column::CaptureId.eq(row.id.as_str()))
+                            .filter(platform_fees::Column::Source.eq(FEE_REPORTED))
+                            .exec(&txn)
+                            .await?;
+                    }
                     seller_receivable_breakdowns::Entity::insert(convert::breakdown_row(
                         &row.id, breakdown,
                     ))
@@ -152,9 +167,17 @@ impl Store {
                 .await?;
             }
         }
-        captures::Entity::update(update).exec(&txn).await?;
+        captures::Entity::update_many()
+            .set(update)
+            .filter(captures::Column::Id.eq(row.id.as_str()))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
-        self.get_any(capture_id).await
+        if stale {
+            // Someone else changed it since the caller read it: what is stored is the truth.
+            return self.get_any(&record.id).await;
+        }
+        Ok(applied(record, resolution, now))
     }
 
     /// Captures whose outcome is still open (`PROCESSING`, `PENDING`), unchanged for
@@ -230,6 +253,41 @@ fn apply_outcome(update: &mut captures::ActiveModel, outcome: &ProviderOutcome) 
         pan::mask_card_numbers_in_json(&mut body);
         body.to_string()
     }));
+}
+
+/// `record` after `resolution`, exactly as [`Store::resolve`] stores it and reading it back
+/// would give.
+fn applied(record: &CaptureRecord, resolution: &Resolution, now: i64) -> CaptureRecord {
+    let mut record = record.clone();
+    record.update_time = now;
+    match resolution {
+        Resolution::Outcome(outcome) => {
+            record.status = outcome.status;
+            record.reason = outcome.reason;
+            record.provider_reason = outcome.provider_reason.as_deref().map(masked);
+            record.provider_capture_id = outcome.provider_capture_id.clone();
+            record.provider_status = Some(outcome.provider_status.clone());
+            record.captured_amount = outcome.captured_amount;
+            if let Some(breakdown) = &outcome.breakdown {
+                record.breakdown = Some(breakdown.clone());
+            }
+            record.network_reference = outcome.network_reference.clone();
+            record.seller_protection = outcome.seller_protection.clone();
+            record.processor_response = outcome.processor_response.clone();
+        }
+        Resolution::Rejected(failure) => {
+            record.status = CaptureStatus::Failed;
+            record.reason = Some(StatusReason::ProviderRejected);
+            record.failure = Some(ProviderFailure {
+                message: masked(&failure.message),
+                ..failure.clone()
+            });
+        }
+        Resolution::Unknown { .. } => {
+            record.reason = Some(StatusReason::ProviderOutcomeUnknown);
+        }
+    }
+    record
 }
 
 /// Provider text as stored: any card number in it masked to first six / last four, whatever

@@ -178,12 +178,19 @@ impl TestApp {
             .map(|r| r.into_inner())
     }
 
-    /// Captures as tenant A and returns the capture the call must answer with.
+    /// Captures as tenant A and returns the capture the call must answer with, checking that
+    /// the answer is exactly what is stored (the service answers without reading it back).
     pub async fn captured(
         &self,
         request: CaptureRequest,
     ) -> Result<proto::Capture, Box<dyn std::error::Error>> {
-        Ok(self.capture(request).await?.capture.ok_or("no capture")?)
+        let capture = self.capture(request).await?.capture.ok_or("no capture")?;
+        let stored = self.get(TENANT_A_KEY, &capture.id).await?;
+        assert_eq!(
+            capture, stored,
+            "the answer differs from the stored capture"
+        );
+        Ok(capture)
     }
 
     /// Captures as tenant A with a `request_id` used before; asserts the answer is a replay and

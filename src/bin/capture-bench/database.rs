@@ -168,26 +168,7 @@ impl Ceiling {
     }
 
     fn statement(&self, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-        let sql = match self.backend {
-            DbBackend::Postgres => sql.to_owned(),
-            // `$1`, `$2`… are used once each, in order: SQLite's `?` binds the same way.
-            _ => {
-                let mut out = String::with_capacity(sql.len());
-                let mut chars = sql.chars().peekable();
-                while let Some(c) = chars.next() {
-                    if c == '$' {
-                        while chars.peek().is_some_and(char::is_ascii_digit) {
-                            chars.next();
-                        }
-                        out.push('?');
-                    } else {
-                        out.push(c);
-                    }
-                }
-                out
-            }
-        };
-        Statement::from_sql_and_values(self.backend, sql, values)
+        capture_service::store::sql_statement(self.backend, sql, values)
     }
 
     /// What one capture commits: its `PROCESSING` row (one transaction), then its outcome (a
@@ -235,10 +216,7 @@ impl Ceiling {
         let row = self
             .store
             .connection()
-            .query_one(self.statement(
-                "SELECT * FROM captures WHERE id = $1",
-                vec![id.into()],
-            ))
+            .query_one(self.statement("SELECT * FROM captures WHERE id = $1", vec![id.into()]))
             .await?;
         row.map(|_| ()).context("the row was not found")
     }

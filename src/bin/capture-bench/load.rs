@@ -35,7 +35,9 @@ impl Measured {
         self.latencies_us.sort_unstable();
         let rank = ((self.latencies_us.len() as f64) * p).ceil() as usize;
         let index = rank.clamp(1, self.latencies_us.len()) - 1;
-        self.latencies_us.get(index).map(|us| f64::from(*us) / 1000.0)
+        self.latencies_us
+            .get(index)
+            .map(|us| f64::from(*us) / 1000.0)
     }
 }
 
@@ -59,7 +61,8 @@ where
                     match call(worker, n).await {
                         Ok(()) => {
                             let us = began.elapsed().as_micros();
-                            seen.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                            seen.latencies_us
+                                .push(u32::try_from(us).unwrap_or(u32::MAX));
                         }
                         Err(e) => {
                             seen.errors += 1;

@@ -176,10 +176,7 @@ pub fn start_sandbox(binary: &Path, latency: Duration) -> anyhow::Result<Sandbox
     let mut service_env = Vec::new();
     for line in lines.by_ref() {
         let line = line?;
-        if let Some((name, value)) = line
-            .strip_prefix("export ")
-            .and_then(|l| l.split_once('='))
-        {
+        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
             service_env.push((name.to_owned(), value.to_owned()));
             if name == "CAPTURE_SANDBOX" {
                 break;
@@ -312,10 +309,8 @@ impl TempDir {
     pub fn new(purpose: &str) -> anyhow::Result<TempDir> {
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let path = std::env::temp_dir().join(format!(
-            "capture-bench-{purpose}-{}",
-            hex::encode(random)
-        ));
+        let path =
+            std::env::temp_dir().join(format!("capture-bench-{purpose}-{}", hex::encode(random)));
         std::fs::create_dir_all(&path)?;
         Ok(TempDir(path))
     }

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use capture_service::proto::capture_service_client::CaptureServiceClient;
-use capture_service::proto::{
-    self, CaptureRequest, GetCaptureRequest, ListCapturesRequest,
-};
+use capture_service::proto::{self, CaptureRequest, GetCaptureRequest, ListCapturesRequest};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
@@ -133,9 +131,14 @@ async fn db_ceiling(options: &Options) -> anyhow::Result<Report> {
     let db = Database::fresh(options, Scenario::DbCeiling).await?;
     let ceiling = Arc::new(Ceiling::connect(&db.url).await?);
     let nonce = nonce()?;
-    let call = move |w: usize, n: u64| {
+    // Warm-up and measured calls share the numbering, so no id is used twice.
+    let made = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let call = move |_w: usize, _n: u64| {
         let ceiling = Arc::clone(&ceiling);
-        let id = format!("cap_ceiling_{nonce}_{w}_{n}");
+        let id = format!(
+            "cap_ceiling_{nonce}_{}",
+            made.fetch_add(1, Ordering::Relaxed)
+        );
         async move {
             ceiling
                 .insert_then_update(&id)
@@ -294,9 +297,12 @@ fn capturing(
     let channels = Arc::new(channels);
     Ok(move |w: usize, n: u64| -> CaptureFuture {
         let mut client = CaptureServiceClient::new(channels[w % channels.len()].clone());
-        let request = authorizations
-            .take()
-            .map(|auth| authed(capture_request(auth, format!("bench-{nonce}-{w}-{n}")), &bearer));
+        let request = authorizations.take().map(|auth| {
+            authed(
+                capture_request(auth, format!("bench-{nonce}-{w}-{n}")),
+                &bearer,
+            )
+        });
         Box::pin(async move {
             let request = request.ok_or("the bench made too few authorizations")?;
             let answer = client
@@ -512,4 +518,3 @@ async fn idle(options: &Options) -> anyhow::Result<Report> {
     .with("ready_ms_new_database", ready_ms[0])
     .with("starts", STARTS as u64))
 }
-
