@@ -69,15 +69,15 @@ impl App {
             reserved_for_reads: limits.database_reserved_for_reads as u32,
             acquire_timeout: limits.database_acquire_timeout(),
         };
-        let store = Store::connect_with(&config.database_url, pool)
-            .await
-            .context("Failed to connect to the database")?;
-        if config.migrate_on_start {
-            store
-                .migrate()
+        let store = if config.migrate_on_start {
+            Store::connect_migrated(&config.database_url, pool)
                 .await
-                .context("Failed to migrate the database")?;
-        }
+                .context("Failed to migrate the database")?
+        } else {
+            Store::connect_with(&config.database_url, pool)
+                .await
+                .context("Failed to connect to the database")?
+        };
 
         let connectors = build_connectors(&config, configured, sandbox.as_ref())?;
 

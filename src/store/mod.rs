@@ -130,7 +130,23 @@ impl Store {
         })
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration on a connection of its own, then opens the pool. No
+    /// pooled connection has seen the schema as it was before: the drivers keep what a
+    /// statement returns from when they first prepared it, and a migration that adds columns
+    /// would make those go stale (seen with SQLite: rows with a column missing).
+    pub async fn connect_migrated(url: &str, pool: PoolSettings) -> Result<Self, StoreError> {
+        let single = PoolSettings {
+            max_connections: 1,
+            ..pool
+        };
+        let migrator = Self::connect_with(url, single).await?;
+        migrator.migrate().await?;
+        migrator.db.close().await?;
+        Self::connect_with(url, pool).await
+    }
+
+    /// Applies every pending migration. Connections of this store opened before keep their
+    /// prepared statements: start serving through [`Store::connect_migrated`] instead.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         Migrator::up(&self.db, None).await?;
         Ok(())

@@ -161,8 +161,7 @@ pub struct Ceiling {
 
 impl Ceiling {
     pub async fn connect(url: &str) -> anyhow::Result<Ceiling> {
-        let store = Store::connect_with(url, PoolSettings::default()).await?;
-        store.migrate().await?;
+        let store = Store::connect_migrated(url, PoolSettings::default()).await?;
         let backend = store.connection().get_database_backend();
         Ok(Ceiling { store, backend })
     }
