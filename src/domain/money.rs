@@ -15,7 +15,8 @@ pub struct Currency {
     exponent: u32,
 }
 
-/// Active ISO 4217 codes whose minor unit is not two decimals.
+/// Active ISO 4217 codes whose minor unit is not two decimals. Each list is sorted: a code is
+/// looked up by binary search (a test checks the order).
 const EXPONENT_0: &[&str] = &[
     "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
     "VUV", "XAF", "XOF", "XPF",
@@ -48,8 +49,9 @@ impl Currency {
         ]
         .iter()
         .find_map(|(codes, exponent)| {
-            codes.iter().find(|c| **c == code).map(|c| Currency {
-                code: c,
+            let at = codes.binary_search(&code).ok()?;
+            Some(Currency {
+                code: codes[at],
                 exponent: *exponent,
             })
         })
@@ -223,6 +225,21 @@ mod tests {
 
     fn money(code: &str, value: &str) -> Result<Money, MoneyError> {
         Money::parse_positive(code, value)
+    }
+
+    #[test]
+    fn currency_lists_are_sorted_and_disjoint() {
+        let lists = [EXPONENT_0, EXPONENT_2, EXPONENT_3, EXPONENT_4];
+        for list in lists {
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
+        }
+        let all: std::collections::BTreeSet<&str> = lists.concat().into_iter().collect();
+        assert_eq!(all.len(), lists.iter().map(|l| l.len()).sum::<usize>());
+        assert_eq!(Currency::from_code("USD").map(|c| c.exponent()), Some(2));
+        assert_eq!(Currency::from_code("ZWG").map(|c| c.exponent()), Some(2));
+        assert_eq!(Currency::from_code("AED").map(|c| c.exponent()), Some(2));
+        assert_eq!(Currency::from_code("JPY").map(|c| c.exponent()), Some(0));
+        assert_eq!(Currency::from_code("usd"), None);
     }
 
     #[test]

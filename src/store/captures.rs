@@ -2,18 +2,20 @@
 //! list. Each write is one transaction; nothing is ever half-written.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
 };
 
 use super::convert::{self, FEE_REQUESTED};
 use super::entities::{capture_events, captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
-use super::read;
+use super::read::{self, Sql};
+use super::writer::{self, Written};
 use super::{now_micros, Store, StoreError};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureRecord, CaptureStatus, Provider, ProviderOutcome};
@@ -110,55 +112,14 @@ impl Store {
         if let Some(found) = self.find_request(new.tenant, p.request_id.as_str()).await? {
             return Ok(Attempt::done(existing(found, new.command)?));
         }
-        let now = now_micros();
-        let key = LedgerKey {
-            provider: p.provider.as_str(),
-            account: new.account,
-            authorization_id: p.authorization_id.as_str(),
+        let new = OwnedCapture {
+            id: new.id.to_owned(),
+            tenant: new.tenant.to_owned(),
+            account: new.account.to_owned(),
+            command: new.command.clone(),
         };
-        let _turn = self.write_turn().await?;
-        let txn = self.db.begin().await?;
-        let ledger_row = ledger::lock(&txn, &key, now).await?;
-        let reserved = match ledger::admit(&ledger_row, new.command) {
-            Ok(reserved) => reserved,
-            Err(refusal) => {
-                txn.rollback().await?;
-                return Ok(Attempt::done(Begin::Refused(refusal)));
-            }
-        };
-        let row =
-            convert::new_capture_row(new.id, new.tenant, new.account, new.command, reserved, now);
-        if let Err(err) = captures::Entity::insert(row)
-            .exec_without_returning(&txn)
+        self.write(writer::work(move |txn| Box::pin(begin_in(txn, new))))
             .await
-        {
-            txn.rollback().await?;
-            return match err.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => Ok(Attempt::Raced),
-                _ => Err(err.into()),
-            };
-        }
-        insert_fees(&txn, new.id, FEE_REQUESTED, &p.platform_fees).await?;
-        ledger::hold(&txn, &ledger_row, new.command, new.id, reserved, now).await?;
-        let detail = serde_json::json!({
-            "authorization_id": p.authorization_id.as_str(),
-            "amount": p.amount.map(|m| m.to_string()),
-            "final_capture": p.final_capture,
-            "reserved_minor": reserved,
-        });
-        insert_event(
-            &txn,
-            new.id,
-            "CREATED",
-            CaptureStatus::Processing,
-            detail,
-            now,
-        )
-        .await?;
-        txn.commit().await?;
-        // What was just committed, without reading it back.
-        let record = convert::new_record(new.id, new.tenant, new.account, new.command, now);
-        Ok(Attempt::done(Begin::Created(record)))
     }
 
     /// The capture a tenant's request id made, read whole in one statement.
@@ -167,29 +128,24 @@ impl Store {
         tenant: &str,
         request_id: &str,
     ) -> Result<Option<read::Joined>, StoreError> {
-        read::joined_one(
-            &self.db,
-            "c.tenant = $1 AND c.request_id = $2",
-            vec![tenant.into(), request_id.into()],
-        )
-        .await
+        static SQL: LazyLock<Sql> =
+            LazyLock::new(|| Sql::joined("c.tenant = $1 AND c.request_id = $2"));
+        read::joined_one(&self.db, &SQL, vec![tenant.into(), request_id.into()]).await
     }
 
     /// One capture of a tenant; another tenant's capture is `None`.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<CaptureRecord>, StoreError> {
-        read::joined_one(
-            &self.db,
-            "c.id = $1 AND c.tenant = $2",
-            vec![id.into(), tenant.into()],
-        )
-        .await?
-        .map(read::Joined::into_record)
-        .transpose()
+        static SQL: LazyLock<Sql> = LazyLock::new(|| Sql::joined("c.id = $1 AND c.tenant = $2"));
+        read::joined_one(&self.db, &SQL, vec![id.into(), tenant.into()])
+            .await?
+            .map(read::Joined::into_record)
+            .transpose()
     }
 
     /// One capture, whatever its tenant (for the service's own bookkeeping).
     pub async fn get_any(&self, id: &str) -> Result<CaptureRecord, StoreError> {
-        read::joined_one(&self.db, "c.id = $1", vec![id.into()])
+        static SQL: LazyLock<Sql> = LazyLock::new(|| Sql::joined("c.id = $1"));
+        read::joined_one(&self.db, &SQL, vec![id.into()])
             .await?
             .ok_or_else(|| StoreError::Missing(id.to_owned()))?
             .into_record()
@@ -317,6 +273,70 @@ impl Store {
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// A capture about to be recorded, owned by the write that records it.
+struct OwnedCapture {
+    id: String,
+    tenant: String,
+    account: String,
+    command: CaptureCommand,
+}
+
+/// Idempotency, ledger and the `PROCESSING` row, in the write transaction `txn`.
+async fn begin_in(
+    txn: &DatabaseTransaction,
+    new: OwnedCapture,
+) -> Result<Written<Attempt>, StoreError> {
+    let p = new.command.parts();
+    let now = now_micros();
+    let key = LedgerKey {
+        provider: p.provider.as_str(),
+        account: &new.account,
+        authorization_id: p.authorization_id.as_str(),
+    };
+    let ledger_row = ledger::lock(txn, &key, now).await?;
+    let reserved = match ledger::admit(&ledger_row, &new.command) {
+        Ok(reserved) => reserved,
+        Err(refusal) => return Ok(Written::Discard(Attempt::done(Begin::Refused(refusal)))),
+    };
+    let row = convert::new_capture_row(
+        &new.id,
+        &new.tenant,
+        &new.account,
+        &new.command,
+        reserved,
+        now,
+    );
+    if let Err(err) = captures::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await
+    {
+        return match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Ok(Written::Discard(Attempt::Raced)),
+            _ => Err(err.into()),
+        };
+    }
+    insert_fees(txn, &new.id, FEE_REQUESTED, &p.platform_fees).await?;
+    ledger::hold(txn, &ledger_row, &new.command, &new.id, reserved, now).await?;
+    let detail = serde_json::json!({
+        "authorization_id": p.authorization_id.as_str(),
+        "amount": p.amount.map(|m| m.to_string()),
+        "final_capture": p.final_capture,
+        "reserved_minor": reserved,
+    });
+    insert_event(
+        txn,
+        &new.id,
+        "CREATED",
+        CaptureStatus::Processing,
+        detail,
+        now,
+    )
+    .await?;
+    // What is being committed, without reading it back.
+    let record = convert::new_record(&new.id, &new.tenant, &new.account, &new.command, now);
+    Ok(Written::Commit(Attempt::done(Begin::Created(record))))
 }
 
 /// A request seen before: its capture, or the other request that holds its key.

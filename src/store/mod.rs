@@ -6,7 +6,9 @@ pub mod entities;
 mod ledger;
 mod read;
 mod resolve;
+mod sqlite;
 mod unavailable;
+mod writer;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -87,6 +89,8 @@ pub struct Store {
     /// latencies. PostgreSQL locks rows; its writers may hold all but the read reserve of the
     /// pool.
     writers: Arc<Semaphore>,
+    /// SQLite's writes, committed in groups (`writer`); `None` on PostgreSQL.
+    group_commit: Option<writer::GroupCommit>,
     acquire_timeout: Duration,
 }
 
@@ -102,6 +106,7 @@ impl Store {
     /// Connects to `sqlite:…` or `postgres://…`. SQLite runs in WAL mode with a busy timeout,
     /// so readers never block the single writer and writers queue instead of failing.
     pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Self, StoreError> {
+        sqlite::turn_off_memory_statistics();
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
@@ -123,9 +128,13 @@ impl Store {
                 .saturating_sub(pool.reserved_for_reads)
                 .max(1),
         };
+        let writers = Arc::new(Semaphore::new(writers as usize));
+        let group_commit = (db.get_database_backend() == DbBackend::Sqlite)
+            .then(|| writer::GroupCommit::start(db.clone(), Arc::clone(&writers)));
         Ok(Store {
             db,
-            writers: Arc::new(Semaphore::new(writers as usize)),
+            writers,
+            group_commit,
             acquire_timeout: pool.acquire_timeout,
         })
     }

@@ -1,14 +1,14 @@
 //! Whole records in one statement: capture rows joined with their breakdown and fees, so a read
 //! is one round trip to the database however many tables the record spans.
 //!
-//! The SQL is written here, not built per call by sea-orm's query builder: the column list is
-//! made once, and each read is one prepared statement the driver caches.
+//! The SQL is written here once per statement and backend, not built per call by sea-orm's
+//! query builder, and rows are decoded by column position, not by name: a record is one
+//! prepared statement the driver caches and 60 positional reads (a named read costs a hash
+//! lookup, and a prefixed one a `format!`, per column).
 
-use std::sync::OnceLock;
+use std::sync::LazyLock;
 
-use sea_orm::{
-    ConnectionTrait, DbBackend, FromQueryResult, IdenStatic, Iterable, QueryResult, Statement,
-};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement};
 
 use super::convert;
 use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
@@ -28,68 +28,196 @@ impl Joined {
     }
 }
 
-/// `SELECT <every column, breakdown and fee columns prefixed> FROM captures c LEFT JOIN …`.
-fn select_joined() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
-        let mut columns: Vec<String> = captures::Column::iter()
-            .map(|c| format!("c.{0} AS {0}", c.as_str()))
-            .collect();
-        columns.extend(
-            seller_receivable_breakdowns::Column::iter()
-                .map(|c| format!("b.{0} AS b_{0}", c.as_str())),
-        );
-        columns
-            .extend(platform_fees::Column::iter().map(|c| format!("f.{0} AS f_{0}", c.as_str())));
-        format!(
-            "SELECT {} FROM captures c \
-             LEFT JOIN seller_receivable_breakdowns b ON b.capture_id = c.id \
-             LEFT JOIN platform_fees f ON f.capture_id = c.id",
-            columns.join(", ")
-        )
-    })
+/// Decodes a model from consecutive columns of a row, and names those columns in that order.
+/// The struct literal lists every field, so a column added to the entity fails to compile here
+/// until it is read too; names and positions come from the same list.
+macro_rules! positional {
+    ($columns:ident, $decode:ident, $entity:ident { $($field:ident),+ $(,)? }) => {
+        const $columns: &[&str] = &[$(stringify!($field)),+];
+
+        #[allow(unused_assignments)]
+        fn $decode(row: &QueryResult, mut at: usize) -> Result<$entity::Model, DbErr> {
+            Ok($entity::Model {
+                $($field: {
+                    let value = row.try_get_by_index(at)?;
+                    at += 1;
+                    value
+                }),+
+            })
+        }
+    };
 }
 
-/// `sql` with `$1`, `$2`… as the backend writes placeholders. Each is used once, in order, so
-/// SQLite's positional `?` binds the same values.
+positional!(
+    CAPTURE,
+    capture,
+    captures {
+        id,
+        tenant,
+        request_id,
+        request_fingerprint,
+        provider,
+        provider_account,
+        authorization_id,
+        currency_code,
+        amount_minor,
+        authorized_amount_minor,
+        reserved_minor,
+        final_capture,
+        invoice_id,
+        note_to_payer,
+        soft_descriptor,
+        reference,
+        metadata,
+        disbursement_mode,
+        status,
+        status_reason,
+        provider_reason,
+        provider_capture_id,
+        provider_status,
+        captured_currency_code,
+        captured_amount_minor,
+        network_reference,
+        seller_protection,
+        processor_response,
+        error_code,
+        error_message,
+        error_debug_id,
+        error_http_status,
+        provider_response,
+        create_time,
+        update_time,
+        reconcile_after,
+        reconcile_attempts,
+    }
+);
+positional!(
+    BREAKDOWN,
+    breakdown,
+    seller_receivable_breakdowns {
+        capture_id,
+        gross_currency,
+        gross_minor,
+        provider_fee_currency,
+        provider_fee_minor,
+        provider_fee_receivable_currency,
+        provider_fee_receivable_minor,
+        net_currency,
+        net_minor,
+        receivable_currency,
+        receivable_minor,
+        exchange_source_currency,
+        exchange_target_currency,
+        exchange_rate,
+    }
+);
+positional!(
+    FEE,
+    fee,
+    platform_fees {
+        id,
+        capture_id,
+        source,
+        currency_code,
+        amount_minor,
+        payee_email,
+        payee_merchant_id,
+    }
+);
+
+/// One statement as each backend writes it, made once.
+pub(super) struct Sql {
+    postgres: String,
+    sqlite: String,
+}
+
+impl Sql {
+    /// `sql` with `$1`, `$2`… placeholders. Each is used once, in order, so SQLite's
+    /// positional `?` binds the same values.
+    pub fn new(sql: String) -> Sql {
+        Sql {
+            sqlite: positional_placeholders(&sql),
+            postgres: sql,
+        }
+    }
+
+    /// The records `condition` (on `c.`) selects, one capture's rows together.
+    pub fn joined(condition: &str) -> Sql {
+        Sql::new(format!(
+            "{} WHERE {condition} ORDER BY c.id, f.id",
+            select_joined("captures c")
+        ))
+    }
+
+    pub fn statement(&self, backend: DbBackend, values: Vec<sea_orm::Value>) -> Statement {
+        let sql = match backend {
+            DbBackend::Postgres => &self.postgres,
+            _ => &self.sqlite,
+        };
+        Statement::from_sql_and_values(backend, sql.as_str(), values)
+    }
+}
+
+/// `SELECT <capture, breakdown and fee columns> FROM <from> LEFT JOIN …`, columns in the
+/// order [`group`] decodes them.
+fn select_joined(from: &str) -> String {
+    let columns: Vec<String> = (CAPTURE.iter().map(|c| format!("c.{c}")))
+        .chain(BREAKDOWN.iter().map(|c| format!("b.{c}")))
+        .chain(FEE.iter().map(|c| format!("f.{c}")))
+        .collect();
+    format!(
+        "SELECT {} FROM {from} \
+         LEFT JOIN seller_receivable_breakdowns b ON b.capture_id = c.id \
+         LEFT JOIN platform_fees f ON f.capture_id = c.id",
+        columns.join(", ")
+    )
+}
+
+fn positional_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `sql` with `$1`, `$2`… as the backend writes placeholders, for a statement made once (the
+/// benchmark's ceilings); a statement run often is a static [`Sql`].
 pub fn statement(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
     let sql = match backend {
         DbBackend::Postgres => sql.to_owned(),
-        _ => {
-            let mut out = String::with_capacity(sql.len());
-            let mut chars = sql.chars().peekable();
-            while let Some(c) = chars.next() {
-                if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-                    while chars.peek().is_some_and(char::is_ascii_digit) {
-                        chars.next();
-                    }
-                    out.push('?');
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
+        _ => positional_placeholders(sql),
     };
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// The records `condition` (on `c.`, with `$n` placeholders) selects, in `order` (which must
-/// keep one capture's rows together; fees follow their capture in id order).
+/// The records `sql` (a [`Sql::joined`]) selects.
 pub(super) async fn joined<C: ConnectionTrait>(
     db: &C,
-    condition: &str,
-    order: &str,
+    sql: &Sql,
     values: Vec<sea_orm::Value>,
 ) -> Result<Vec<Joined>, StoreError> {
-    let sql = format!(
-        "{} WHERE {condition} ORDER BY {order}, f.id",
-        select_joined()
-    );
     let rows = db
-        .query_all(statement(db.get_database_backend(), &sql, values))
+        .query_all(sql.statement(db.get_database_backend(), values))
         .await?;
     group(rows)
+}
+
+/// The one record `sql` (a [`Sql::joined`]) names, if any.
+pub(super) async fn joined_one<C: ConnectionTrait>(
+    db: &C,
+    sql: &Sql,
+    values: Vec<sea_orm::Value>,
+) -> Result<Option<Joined>, StoreError> {
+    Ok(joined(db, sql, values).await?.into_iter().next())
 }
 
 /// The records of a page whose ids and order `page` (a full `SELECT c.id, c.create_time …
@@ -98,14 +226,11 @@ pub(super) async fn joined_page<C: ConnectionTrait>(
     db: &C,
     page: Statement,
 ) -> Result<Vec<Joined>, StoreError> {
-    let joined = select_joined().replacen(
-        "FROM captures c",
-        "FROM page JOIN captures c ON c.id = page.id",
-        1,
-    );
+    static JOINED: LazyLock<String> =
+        LazyLock::new(|| select_joined("page JOIN captures c ON c.id = page.id"));
     let sql = format!(
-        "WITH page AS ({}) {joined} ORDER BY c.create_time DESC, c.id DESC, f.id",
-        page.sql
+        "WITH page AS ({}) {} ORDER BY c.create_time DESC, c.id DESC, f.id",
+        page.sql, *JOINED
     );
     let statement = Statement {
         sql,
@@ -117,24 +242,24 @@ pub(super) async fn joined_page<C: ConnectionTrait>(
 
 /// Rows of one capture are adjacent: fold them into one record each.
 fn group(rows: Vec<QueryResult>) -> Result<Vec<Joined>, StoreError> {
+    let breakdown_at = CAPTURE.len();
+    let fee_at = breakdown_at + BREAKDOWN.len();
     let mut out: Vec<Joined> = Vec::new();
     for result in rows {
-        let id: String = result.try_get("", "id").map_err(StoreError::from)?;
-        let fee = match result.try_get::<Option<i64>>("", "f_id")? {
-            Some(_) => Some(platform_fees::Model::from_query_result(&result, "f_")?),
+        let fee = match result.try_get_by_index::<Option<i64>>(fee_at)? {
+            Some(_) => Some(fee(&result, fee_at)?),
             None => None,
         };
+        let id: String = result.try_get_by_index(0)?;
         match out.last_mut() {
             Some(last) if last.row.id == id => last.fees.extend(fee),
             _ => {
-                let breakdown = match result.try_get::<Option<String>>("", "b_capture_id")? {
-                    Some(_) => Some(seller_receivable_breakdowns::Model::from_query_result(
-                        &result, "b_",
-                    )?),
+                let breakdown = match result.try_get_by_index::<Option<String>>(breakdown_at)? {
+                    Some(_) => Some(breakdown(&result, breakdown_at)?),
                     None => None,
                 };
                 out.push(Joined {
-                    row: captures::Model::from_query_result(&result, "")?,
+                    row: capture(&result, 0)?,
                     breakdown,
                     fees: fee.into_iter().collect(),
                 });
@@ -142,16 +267,4 @@ fn group(rows: Vec<QueryResult>) -> Result<Vec<Joined>, StoreError> {
         }
     }
     Ok(out)
-}
-
-/// The one record `condition` names, if any.
-pub(super) async fn joined_one<C: ConnectionTrait>(
-    db: &C,
-    condition: &str,
-    values: Vec<sea_orm::Value>,
-) -> Result<Option<Joined>, StoreError> {
-    Ok(joined(db, condition, "c.id", values)
-        .await?
-        .into_iter()
-        .next())
 }

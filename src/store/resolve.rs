@@ -3,12 +3,15 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::captures::{insert_event, insert_fees, Resolution};
 use super::convert::{self, FEE_REPORTED};
 use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
+use super::writer::{self, Written};
 use super::{now_micros, Store, StoreError};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{pan, CaptureRecord, CaptureStatus, ProviderOutcome, StatusReason};
@@ -33,151 +36,18 @@ impl Store {
         record: &CaptureRecord,
         resolution: &Resolution,
     ) -> Result<CaptureRecord, StoreError> {
-        let now = now_micros();
-        let _turn = self.write_turn().await?;
-        let txn = self.db.begin().await?;
-        let from: &[CaptureStatus] = match resolution {
-            Resolution::Outcome(_) => &[CaptureStatus::Processing, CaptureStatus::Pending],
-            Resolution::Rejected(_) | Resolution::Unknown { .. } => &[CaptureStatus::Processing],
-        };
-        let from_names: Vec<&str> = from.iter().map(CaptureStatus::as_str).collect();
-        // The first statement writes, so SQLite takes its write lock now rather than failing a
-        // read-to-write upgrade later; on PostgreSQL it locks the row. (Not `RETURNING`: sqlx's
-        // SQLite driver can lose the columns SQLite's ALTER TABLE added to a returned row.)
-        let applies = captures::Entity::update_many()
-            .col_expr(captures::Column::UpdateTime, Expr::value(now))
-            .filter(captures::Column::Id.eq(record.id.as_str()))
-            .filter(captures::Column::Status.is_in(from_names))
-            .exec(&txn)
-            .await?
-            .rows_affected
-            > 0;
-        let row = if applies {
-            captures::Entity::find_by_id(record.id.clone())
-                .one(&txn)
-                .await?
-        } else {
-            None
-        };
-        let Some(row) = row else {
-            txn.rollback().await?;
-            return self.get_any(&record.id).await;
-        };
-        let stale = row.status != record.status.as_str();
-        let key = LedgerKey {
-            provider: &row.provider,
-            account: &row.provider_account,
-            authorization_id: &row.authorization_id,
-        };
-        let mut update = captures::ActiveModel {
-            id: Set(row.id.clone()),
-            update_time: Set(now),
-            reconcile_after: Set(None),
-            reconcile_attempts: Set(0),
-            ..Default::default()
-        };
-        match resolution {
-            Resolution::Outcome(outcome) => {
-                apply_outcome(&mut update, outcome);
-                if !outcome.status.holds_funds() {
-                    ledger::release(&txn, &key, &row.id, row.reserved_minor, now).await?;
-                    update.reserved_minor = Set(0);
-                } else if let Some(captured) = outcome.captured_amount {
-                    let delta = captured.minor_units() - row.reserved_minor;
-                    if delta != 0 {
-                        ledger::adjust(&txn, &key, delta, now).await?;
-                        update.reserved_minor = Set(captured.minor_units());
-                    }
-                }
-                if let Some(breakdown) = &outcome.breakdown {
-                    // A later answer replaces what an earlier one reported. Only an outcome
-                    // writes a breakdown, and it moves the capture out of PROCESSING: a
-                    // PROCESSING row has none to replace.
-                    if row.status != CaptureStatus::Processing.as_str() {
-                        seller_receivable_breakdowns::Entity::delete_by_id(row.id.clone())
-                            .exec(&txn)
-                            .await?;
-                        platform_fees::Entity::delete_many()
-                            .filter(platform_fees::Column::CaptureId.eq(row.id.as_str()))
-                            .filter(platform_fees::Column::Source.eq(FEE_REPORTED))
-                            .exec(&txn)
-                            .await?;
-                    }
-                    seller_receivable_breakdowns::Entity::insert(convert::breakdown_row(
-                        &row.id, breakdown,
-                    ))
-                    .exec_without_returning(&txn)
-                    .await?;
-                    insert_fees(&txn, &row.id, FEE_REPORTED, &breakdown.platform_fees).await?;
-                }
-                let detail = serde_json::json!({
-                    "provider_status": outcome.provider_status,
-                    "provider_capture_id": outcome.provider_capture_id,
-                    "captured_amount": outcome.captured_amount.map(|m| m.to_string()),
-                });
-                insert_event(
-                    &txn,
-                    &row.id,
-                    "PROVIDER_OUTCOME",
-                    outcome.status,
-                    detail,
-                    now,
-                )
-                .await?;
-            }
-            Resolution::Rejected(failure) => {
-                update.status = Set(CaptureStatus::Failed.as_str().to_owned());
-                update.status_reason =
-                    Set(Some(StatusReason::ProviderRejected.as_str().to_owned()));
-                update.error_code = Set(Some(failure.code.clone()));
-                update.error_message = Set(Some(masked(&failure.message)));
-                update.error_debug_id = Set(failure.debug_id.clone());
-                update.error_http_status = Set(Some(i32::from(failure.http_status)));
-                update.reserved_minor = Set(0);
-                ledger::release(&txn, &key, &row.id, row.reserved_minor, now).await?;
-                let detail = serde_json::json!({
-                    "code": failure.code,
-                    "message": masked(&failure.message),
-                    "debug_id": failure.debug_id,
-                    "http_status": failure.http_status,
-                });
-                insert_event(
-                    &txn,
-                    &row.id,
-                    "PROVIDER_REJECTED",
-                    CaptureStatus::Failed,
-                    detail,
-                    now,
-                )
-                .await?;
-            }
-            Resolution::Unknown { detail } => {
-                update.status_reason = Set(Some(
-                    StatusReason::ProviderOutcomeUnknown.as_str().to_owned(),
-                ));
-                let detail = serde_json::json!({ "detail": masked(detail) });
-                insert_event(
-                    &txn,
-                    &row.id,
-                    "OUTCOME_UNKNOWN",
-                    CaptureStatus::Processing,
-                    detail,
-                    now,
-                )
-                .await?;
-            }
-        }
-        captures::Entity::update_many()
-            .set(update)
-            .filter(captures::Column::Id.eq(row.id.as_str()))
-            .exec(&txn)
+        let (owned, resolution) = (record.clone(), resolution.clone());
+        let written = self
+            .write(writer::work(move |txn| {
+                Box::pin(resolve_in(txn, owned, resolution))
+            }))
             .await?;
-        txn.commit().await?;
-        if stale {
-            // Someone else changed it since the caller read it: what is stored is the truth.
-            return self.get_any(&record.id).await;
+        match written {
+            Some(applied) => Ok(applied),
+            // It was not this resolution's to change, or someone else changed it since the
+            // caller read it: what is stored is the truth.
+            None => self.get_any(&record.id).await,
         }
-        Ok(applied(record, resolution, now))
     }
 
     /// Captures whose outcome is still open (`PROCESSING`, `PENDING`), unchanged for
@@ -235,6 +105,154 @@ impl Store {
     }
 }
 
+/// Records `resolution` of `record` in the write transaction `txn`: the record as stored
+/// afterwards, or `None` when what is stored is not what `record` says (read it instead).
+async fn resolve_in(
+    txn: &DatabaseTransaction,
+    record: CaptureRecord,
+    resolution: Resolution,
+) -> Result<Written<Option<CaptureRecord>>, StoreError> {
+    let now = now_micros();
+    let from: &[CaptureStatus] = match &resolution {
+        Resolution::Outcome(_) => &[CaptureStatus::Processing, CaptureStatus::Pending],
+        Resolution::Rejected(_) | Resolution::Unknown { .. } => &[CaptureStatus::Processing],
+    };
+    let from_names: Vec<&str> = from.iter().map(CaptureStatus::as_str).collect();
+    // The first statement writes, so SQLite takes its write lock now rather than failing a
+    // read-to-write upgrade later; on PostgreSQL it locks the row. (Not `RETURNING`: sqlx's
+    // SQLite driver can lose the columns SQLite's ALTER TABLE added to a returned row.)
+    let applies = captures::Entity::update_many()
+        .col_expr(captures::Column::UpdateTime, Expr::value(now))
+        .filter(captures::Column::Id.eq(record.id.as_str()))
+        .filter(captures::Column::Status.is_in(from_names))
+        .exec(txn)
+        .await?
+        .rows_affected
+        > 0;
+    let row = if applies {
+        captures::Entity::find_by_id(record.id.clone())
+            .one(txn)
+            .await?
+    } else {
+        None
+    };
+    let Some(row) = row else {
+        return Ok(Written::Discard(None));
+    };
+    let stale = row.status != record.status.as_str();
+    let key = LedgerKey {
+        provider: &row.provider,
+        account: &row.provider_account,
+        authorization_id: &row.authorization_id,
+    };
+    let mut update = captures::ActiveModel {
+        id: Set(row.id.clone()),
+        update_time: Set(now),
+        reconcile_after: Set(None),
+        reconcile_attempts: Set(0),
+        ..Default::default()
+    };
+    match &resolution {
+        Resolution::Outcome(outcome) => {
+            apply_outcome(&mut update, outcome);
+            if !outcome.status.holds_funds() {
+                ledger::release(txn, &key, &row.id, row.reserved_minor, now).await?;
+                update.reserved_minor = Set(0);
+            } else if let Some(captured) = outcome.captured_amount {
+                let delta = captured.minor_units() - row.reserved_minor;
+                if delta != 0 {
+                    ledger::adjust(txn, &key, delta, now).await?;
+                    update.reserved_minor = Set(captured.minor_units());
+                }
+            }
+            if let Some(breakdown) = &outcome.breakdown {
+                // A later answer replaces what an earlier one reported. Only an outcome
+                // writes a breakdown, and it moves the capture out of PROCESSING: a
+                // PROCESSING row has none to replace.
+                if row.status != CaptureStatus::Processing.as_str() {
+                    seller_receivable_breakdowns::Entity::delete_by_id(row.id.clone())
+                        .exec(txn)
+                        .await?;
+                    platform_fees::Entity::delete_many()
+                        .filter(platform_fees::Column::CaptureId.eq(row.id.as_str()))
+                        .filter(platform_fees::Column::Source.eq(FEE_REPORTED))
+                        .exec(txn)
+                        .await?;
+                }
+                seller_receivable_breakdowns::Entity::insert(convert::breakdown_row(
+                    &row.id, breakdown,
+                ))
+                .exec_without_returning(txn)
+                .await?;
+                insert_fees(txn, &row.id, FEE_REPORTED, &breakdown.platform_fees).await?;
+            }
+            let detail = serde_json::json!({
+                "provider_status": outcome.provider_status,
+                "provider_capture_id": outcome.provider_capture_id,
+                "captured_amount": outcome.captured_amount.map(|m| m.to_string()),
+            });
+            insert_event(
+                txn,
+                &row.id,
+                "PROVIDER_OUTCOME",
+                outcome.status,
+                detail,
+                now,
+            )
+            .await?;
+        }
+        Resolution::Rejected(failure) => {
+            update.status = Set(CaptureStatus::Failed.as_str().to_owned());
+            update.status_reason = Set(Some(StatusReason::ProviderRejected.as_str().to_owned()));
+            update.error_code = Set(Some(failure.code.clone()));
+            update.error_message = Set(Some(masked(&failure.message)));
+            update.error_debug_id = Set(failure.debug_id.clone());
+            update.error_http_status = Set(Some(i32::from(failure.http_status)));
+            update.reserved_minor = Set(0);
+            ledger::release(txn, &key, &row.id, row.reserved_minor, now).await?;
+            let detail = serde_json::json!({
+                "code": failure.code,
+                "message": masked(&failure.message),
+                "debug_id": failure.debug_id,
+                "http_status": failure.http_status,
+            });
+            insert_event(
+                txn,
+                &row.id,
+                "PROVIDER_REJECTED",
+                CaptureStatus::Failed,
+                detail,
+                now,
+            )
+            .await?;
+        }
+        Resolution::Unknown { detail } => {
+            update.status_reason = Set(Some(
+                StatusReason::ProviderOutcomeUnknown.as_str().to_owned(),
+            ));
+            let detail = serde_json::json!({ "detail": masked(detail) });
+            insert_event(
+                txn,
+                &row.id,
+                "OUTCOME_UNKNOWN",
+                CaptureStatus::Processing,
+                detail,
+                now,
+            )
+            .await?;
+        }
+    }
+    captures::Entity::update_many()
+        .set(update)
+        .filter(captures::Column::Id.eq(row.id.as_str()))
+        .exec(txn)
+        .await?;
+    if stale {
+        return Ok(Written::Commit(None));
+    }
+    Ok(Written::Commit(Some(applied(record, &resolution, now))))
+}
+
 fn apply_outcome(update: &mut captures::ActiveModel, outcome: &ProviderOutcome) {
     update.status = Set(outcome.status.as_str().to_owned());
     update.status_reason = Set(outcome.reason.map(|r| r.as_str().to_owned()));
@@ -257,8 +275,7 @@ fn apply_outcome(update: &mut captures::ActiveModel, outcome: &ProviderOutcome) 
 
 /// `record` after `resolution`, exactly as [`Store::resolve`] stores it and reading it back
 /// would give.
-fn applied(record: &CaptureRecord, resolution: &Resolution, now: i64) -> CaptureRecord {
-    let mut record = record.clone();
+fn applied(mut record: CaptureRecord, resolution: &Resolution, now: i64) -> CaptureRecord {
     record.update_time = now;
     match resolution {
         Resolution::Outcome(outcome) => {
