@@ -1,11 +1,13 @@
 //! The per-authorization ledger: locked for the length of a transaction so that captures of one
 //! authorization are decided one at a time, on SQLite and PostgreSQL alike.
 
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use std::sync::LazyLock;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::entities::authorizations::{self, Column, Entity};
+use super::read::Sql;
 use super::StoreError;
 use crate::domain::{CaptureCommand, Money};
 
@@ -43,30 +45,33 @@ pub async fn lock(
     key: &LedgerKey<'_>,
     now: i64,
 ) -> Result<authorizations::Model, StoreError> {
-    let row = authorizations::ActiveModel {
-        provider: Set(key.provider.to_owned()),
-        provider_account: Set(key.account.to_owned()),
-        authorization_id: Set(key.authorization_id.to_owned()),
-        currency_code: Set(None),
-        authorized_minor: Set(None),
-        held_minor: Set(0),
-        capture_count: Set(0),
-        closed_by: Set(None),
-        update_time: Set(now),
-    };
-    Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([
-                Column::Provider,
-                Column::ProviderAccount,
-                Column::AuthorizationId,
-            ])
-            .update_column(Column::UpdateTime)
-            .to_owned(),
+    // One statement makes or touches the row and returns it.
+    static LOCK: LazyLock<Sql> = LazyLock::new(|| {
+        Sql::new(
+            "INSERT INTO authorizations (provider, provider_account, authorization_id, \
+             currency_code, authorized_minor, held_minor, capture_count, closed_by, update_time) \
+             VALUES ($1, $2, $3, NULL, NULL, 0, 0, NULL, $4) \
+             ON CONFLICT (provider, provider_account, authorization_id) \
+             DO UPDATE SET update_time = excluded.update_time \
+             RETURNING provider, provider_account, authorization_id, currency_code, \
+             authorized_minor, held_minor, capture_count, closed_by, update_time"
+                .to_owned(),
         )
-        .exec_without_returning(txn)
-        .await?;
-    find(txn, key).await
+    });
+    let statement = LOCK.statement(
+        txn.get_database_backend(),
+        vec![
+            key.provider.into(),
+            key.account.into(),
+            key.authorization_id.into(),
+            now.into(),
+        ],
+    );
+    Entity::find()
+        .from_raw_sql(statement)
+        .one(txn)
+        .await?
+        .ok_or_else(|| StoreError::Missing(format!("ledger of {}", key.authorization_id)))
 }
 
 async fn find(

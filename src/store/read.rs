@@ -158,6 +158,16 @@ impl Sql {
     }
 }
 
+/// A `captures` row as a statement selecting or returning [`capture_columns`] gives it.
+pub(super) fn capture_row(row: &QueryResult) -> Result<captures::Model, DbErr> {
+    capture(row, 0)
+}
+
+/// Every column of `captures`, in the order [`capture_row`] reads them.
+pub(super) fn capture_columns() -> String {
+    CAPTURE.join(", ")
+}
+
 /// `SELECT <capture, breakdown and fee columns> FROM <from> LEFT JOIN …`, columns in the
 /// order [`group`] decodes them.
 fn select_joined(from: &str) -> String {

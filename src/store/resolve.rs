@@ -3,14 +3,18 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::ActiveValue::Set;
+use std::sync::LazyLock;
+
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::captures::{insert_event, insert_fees, Resolution};
 use super::convert::{self, FEE_REPORTED};
 use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
+use super::read::{self, Sql};
 use super::writer::{self, Written};
 use super::{now_micros, Store, StoreError};
 use crate::domain::outcome::ProviderFailure;
@@ -105,6 +109,33 @@ impl Store {
     }
 }
 
+/// `UPDATE captures SET update_time = $1 WHERE id = $2 AND <status> RETURNING <every column>`:
+/// the row, if it is in a state the resolution applies to.
+fn claim_statement(status: &str) -> Sql {
+    Sql::new(format!(
+        "UPDATE captures SET update_time = $1 WHERE id = $2 AND {status} RETURNING {}",
+        read::capture_columns()
+    ))
+}
+
+/// An outcome applies to a `PROCESSING` or `PENDING` capture.
+static CLAIM_OPEN: LazyLock<Sql> =
+    LazyLock::new(|| {
+        claim_statement(&format!(
+            "status IN ('{}', '{}')",
+            CaptureStatus::Processing.as_str(),
+            CaptureStatus::Pending.as_str()
+        ))
+    });
+/// A refusal or an unknown outcome applies only to a `PROCESSING` one.
+static CLAIM_PROCESSING: LazyLock<Sql> =
+    LazyLock::new(|| {
+        claim_statement(&format!(
+            "status = '{}'",
+            CaptureStatus::Processing.as_str()
+        ))
+    });
+
 /// Records `resolution` of `record` in the write transaction `txn`: the record as stored
 /// afterwards, or `None` when what is stored is not what `record` says (read it instead).
 async fn resolve_in(
@@ -113,29 +144,20 @@ async fn resolve_in(
     resolution: Resolution,
 ) -> Result<Written<Option<CaptureRecord>>, StoreError> {
     let now = now_micros();
-    let from: &[CaptureStatus] = match &resolution {
-        Resolution::Outcome(_) => &[CaptureStatus::Processing, CaptureStatus::Pending],
-        Resolution::Rejected(_) | Resolution::Unknown { .. } => &[CaptureStatus::Processing],
+    // One statement claims the row and reads it: on PostgreSQL it locks the row. (The pool
+    // opens after migrations, so no connection returns rows of a schema gone stale.)
+    let claim = match &resolution {
+        Resolution::Outcome(_) => &*CLAIM_OPEN,
+        Resolution::Rejected(_) | Resolution::Unknown { .. } => &*CLAIM_PROCESSING,
     };
-    let from_names: Vec<&str> = from.iter().map(CaptureStatus::as_str).collect();
-    // The first statement writes, so SQLite takes its write lock now rather than failing a
-    // read-to-write upgrade later; on PostgreSQL it locks the row. (Not `RETURNING`: sqlx's
-    // SQLite driver can lose the columns SQLite's ALTER TABLE added to a returned row.)
-    let applies = captures::Entity::update_many()
-        .col_expr(captures::Column::UpdateTime, Expr::value(now))
-        .filter(captures::Column::Id.eq(record.id.as_str()))
-        .filter(captures::Column::Status.is_in(from_names))
-        .exec(txn)
+    let row = txn
+        .query_one(claim.statement(
+            txn.get_database_backend(),
+            vec![now.into(), record.id.as_str().into()],
+        ))
         .await?
-        .rows_affected
-        > 0;
-    let row = if applies {
-        captures::Entity::find_by_id(record.id.clone())
-            .one(txn)
-            .await?
-    } else {
-        None
-    };
+        .map(|row| read::capture_row(&row))
+        .transpose()?;
     let Some(row) = row else {
         return Ok(Written::Discard(None));
     };
