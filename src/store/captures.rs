@@ -182,11 +182,9 @@ impl Store {
                 .lt(Expr::tuple([Expr::value(*time), Expr::value(id.as_str())])),
             );
         }
-        // The page's ids from the (tenant, create_time, id) index, then their records joined.
+        // The page's rows along the (tenant, create_time, id) index, then their breakdowns and
+        // fees joined.
         let page = select
-            .select_only()
-            .column(captures::Column::Id)
-            .column(captures::Column::CreateTime)
             .order_by_desc(captures::Column::CreateTime)
             .order_by_desc(captures::Column::Id)
             .limit(query.page_size + 1)

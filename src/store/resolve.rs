@@ -119,22 +119,20 @@ fn claim_statement(status: &str) -> Sql {
 }
 
 /// An outcome applies to a `PROCESSING` or `PENDING` capture.
-static CLAIM_OPEN: LazyLock<Sql> =
-    LazyLock::new(|| {
-        claim_statement(&format!(
-            "status IN ('{}', '{}')",
-            CaptureStatus::Processing.as_str(),
-            CaptureStatus::Pending.as_str()
-        ))
-    });
+static CLAIM_OPEN: LazyLock<Sql> = LazyLock::new(|| {
+    claim_statement(&format!(
+        "status IN ('{}', '{}')",
+        CaptureStatus::Processing.as_str(),
+        CaptureStatus::Pending.as_str()
+    ))
+});
 /// A refusal or an unknown outcome applies only to a `PROCESSING` one.
-static CLAIM_PROCESSING: LazyLock<Sql> =
-    LazyLock::new(|| {
-        claim_statement(&format!(
-            "status = '{}'",
-            CaptureStatus::Processing.as_str()
-        ))
-    });
+static CLAIM_PROCESSING: LazyLock<Sql> = LazyLock::new(|| {
+    claim_statement(&format!(
+        "status = '{}'",
+        CaptureStatus::Processing.as_str()
+    ))
+});
 
 /// Records `resolution` of `record` in the write transaction `txn`: the record as stored
 /// afterwards, or `None` when what is stored is not what `record` says (read it instead).
