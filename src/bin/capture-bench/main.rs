@@ -11,6 +11,11 @@
 //! is a bare tonic server, this binary again (`capture-bench serve-echo`). One JSON line is
 //! printed per scenario.
 
+/// The service's allocator, so that the database ceilings measured in this process run on it
+/// too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod database;
 mod echo;
 mod load;
