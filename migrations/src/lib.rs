@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_tables;
 mod m20261123_000002_reconciliation;
+mod m20261204_000003_capture_sequence;
 
 /// Runs at `serve` and by `capture-service migrate`.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_tables::Migration),
             Box::new(m20261123_000002_reconciliation::Migration),
+            Box::new(m20261204_000003_capture_sequence::Migration),
         ]
     }
 }

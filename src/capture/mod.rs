@@ -247,10 +247,7 @@ impl Captures {
         let task = self.tasks.spawn(async move {
             let _claim = claim;
             let _admitted = admitted;
-            let call = CaptureCall {
-                command: &record.command,
-                idempotency_key: &record.id,
-            };
+            let call = CaptureCall::of(&record);
             let answer = connector.capture(call).await;
             let resolution = match &answer {
                 Ok(outcome) => Resolution::Outcome(Box::new(outcome.clone())),

@@ -31,6 +31,9 @@ pub struct CaptureRecord {
     pub seller_protection: Option<SellerProtection>,
     pub processor_response: Option<ProcessorResponse>,
     pub failure: Option<ProviderFailure>,
+    /// This capture's place among the captures of its authorization, 1 for the first, as the
+    /// ledger counted them when it was recorded (a refused capture gives its place back).
+    pub capture_sequence: u32,
     pub create_time: TimestampMicros,
     pub update_time: TimestampMicros,
 }

@@ -72,6 +72,20 @@ pub struct CaptureCall<'a> {
     /// Stable per capture: the first attempt, every retry and every later reconciliation send the
     /// same key, so the provider can never capture twice.
     pub idempotency_key: &'a str,
+    /// The capture's place among its authorization's captures (1 for the first), the same on
+    /// every retry: [`CaptureRecord::capture_sequence`](crate::domain::CaptureRecord).
+    pub capture_sequence: u32,
+}
+
+impl<'a> CaptureCall<'a> {
+    /// The call that makes (or re-sends) `capture`.
+    pub fn of(capture: &'a CaptureRecord) -> Self {
+        CaptureCall {
+            command: &capture.command,
+            idempotency_key: &capture.id,
+            capture_sequence: capture.capture_sequence,
+        }
+    }
 }
 
 /// How the provider refused a request; decides the gRPC code the caller sees.

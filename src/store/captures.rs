@@ -298,12 +298,15 @@ async fn begin_in(
         Ok(reserved) => reserved,
         Err(refusal) => return Ok(Written::Discard(Attempt::done(Begin::Refused(refusal)))),
     };
+    // Its place among the authorization's live captures (admit checked the count can grow).
+    let sequence = u32::try_from(ledger_row.capture_count).unwrap_or(0) + 1;
     let row = convert::new_capture_row(
         &new.id,
         &new.tenant,
         &new.account,
         &new.command,
         reserved,
+        sequence,
         now,
     );
     if let Err(err) = captures::Entity::insert(row)
@@ -333,7 +336,14 @@ async fn begin_in(
     )
     .await?;
     // What is being committed, without reading it back.
-    let record = convert::new_record(&new.id, &new.tenant, &new.account, &new.command, now);
+    let record = convert::new_record(
+        &new.id,
+        &new.tenant,
+        &new.account,
+        &new.command,
+        sequence,
+        now,
+    );
     Ok(Written::Commit(Attempt::done(Begin::Created(record))))
 }
 

@@ -78,6 +78,7 @@ pub fn new_capture_row(
     account: &str,
     command: &CaptureCommand,
     reserved_minor: i64,
+    capture_sequence: u32,
     now: i64,
 ) -> captures::ActiveModel {
     let p = command.parts();
@@ -123,6 +124,7 @@ pub fn new_capture_row(
         update_time: Set(now),
         reconcile_after: Set(None),
         reconcile_attempts: Set(0),
+        capture_sequence: Set(i32::try_from(capture_sequence).unwrap_or(i32::MAX)),
     }
 }
 
@@ -132,6 +134,7 @@ pub fn new_record(
     tenant: &str,
     account: &str,
     command: &CaptureCommand,
+    capture_sequence: u32,
     now: i64,
 ) -> CaptureRecord {
     let command = match AccountName::parse(account) {
@@ -154,6 +157,7 @@ pub fn new_record(
         seller_protection: None,
         processor_response: None,
         failure: None,
+        capture_sequence,
         create_time: now,
         update_time: now,
     }
@@ -333,6 +337,8 @@ pub fn record_from_rows(
         seller_protection: json(id, &row.seller_protection)?,
         processor_response: json(id, &row.processor_response)?,
         failure,
+        capture_sequence: u32::try_from(row.capture_sequence)
+            .map_err(|_| corrupt(id, "capture_sequence"))?,
         create_time: row.create_time,
         update_time: row.update_time,
         account: row.provider_account.clone(),

@@ -89,6 +89,7 @@ positional!(
         update_time,
         reconcile_after,
         reconcile_attempts,
+        capture_sequence,
     }
 );
 positional!(

@@ -11,6 +11,7 @@ on_both_databases!(
     a_full_capture_completes_with_cybersources_status_kept,
     money_in_each_currency_round_trips_exactly,
     multiple_partial_captures_are_taken_until_the_authorization_is_used_up,
+    captures_are_numbered_and_a_refused_one_gives_its_number_back,
     a_final_capture_closes_the_authorization,
     an_over_capture_is_refused_by_cybersource_with_its_code_kept,
     an_unknown_authorization_is_not_found,
@@ -105,6 +106,38 @@ async fn multiple_partial_captures_are_taken_until_the_authorization_is_used_up(
         )
         .await?;
     assert_eq!(listed.captures.len(), 4);
+    app.stop().await
+}
+
+/// The emulator takes a second capture only with `captureSequenceNumber` and
+/// `totalCaptureCount`, numbered from 1 without gaps (as processors do): each capture below
+/// completes only if the service numbered it right.
+async fn captures_are_numbered_and_a_refused_one_gives_its_number_back(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("cybersource", "USD", "60.00", "APPROVE")
+        .await?;
+    // 1 of 2.
+    app.captured(cybersource_capture(&auth, usd("30.00")))
+        .await?;
+    // Would be 2 of 3; Cybersource refuses it (over the authorization): nothing was taken.
+    let (_, metadata) = refusal(
+        app.capture(cybersource_capture(&auth, usd("30.01"))).await,
+        Code::FailedPrecondition,
+    )?;
+    assert_eq!(
+        detail(&metadata, "provider_code"),
+        Some("EXCEEDS_AUTH_AMOUNT")
+    );
+    // 2 of 3 again, then 3 of 3 (final).
+    let second = app
+        .captured(cybersource_capture(&auth, usd("20.00")))
+        .await?;
+    assert_eq!(second.status(), CaptureStatus::Completed);
+    let mut last = cybersource_capture(&auth, usd("10.00"));
+    last.final_capture = true;
+    let closed = app.captured(last).await?;
+    assert_eq!(closed.status(), CaptureStatus::Completed);
     app.stop().await
 }
 

@@ -65,16 +65,28 @@ pub fn domain_money(code: &str, value: &str) -> Result<Money, String> {
     Money::parse_positive(code, value).map_err(|e| e.to_string())
 }
 
-/// Sends `command` through `connector` with idempotency key `key`.
+/// Sends `command` through `connector` with idempotency key `key`, as the first capture of its
+/// authorization.
 pub async fn capture(
     connector: &dyn Connector,
     command: &CaptureCommand,
     key: &str,
 ) -> Result<ProviderOutcome, ProviderError> {
+    capture_numbered(connector, command, key, 1).await
+}
+
+/// Sends `command` as capture number `sequence` of its authorization.
+pub async fn capture_numbered(
+    connector: &dyn Connector,
+    command: &CaptureCommand,
+    key: &str,
+    sequence: u32,
+) -> Result<ProviderOutcome, ProviderError> {
     connector
         .capture(CaptureCall {
             command,
             idempotency_key: key,
+            capture_sequence: sequence,
         })
         .await
 }
@@ -102,6 +114,7 @@ pub fn processing_record(
         seller_protection: None,
         processor_response: None,
         failure: None,
+        capture_sequence: 1,
         create_time: 0,
         update_time: 0,
     }

@@ -13,8 +13,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::common::connector_fixtures::{
-    capture, command, domain_money, fast_http, is_unknown, processing_record, refusal, start_mock,
-    unreachable_base_url,
+    capture, capture_numbered, command, domain_money, fast_http, is_unknown, processing_record,
+    refusal, start_mock, unreachable_base_url,
 };
 use crate::common::mock_provider::{MockProvider, Reply, SeenRequest};
 use capture_service::config::Secret;
@@ -196,7 +196,8 @@ async fn a_capture_is_signed_and_sends_every_documented_field() -> TestResult {
         request.json()?,
         json!({
             "clientReferenceInformation": {"code": CAPTURE_ID},
-            "processingInformation": {"captureOptions": {"isFinal": true}},
+            "processingInformation": {"captureOptions": {
+                "captureSequenceNumber": 1, "totalCaptureCount": 1, "isFinal": true}},
             "orderInformation": {"amountDetails": {"totalAmount": "100.00", "currency": "USD"}},
             "merchantInformation": {"merchantDescriptor": {"name": "SHOP*ORDER42"}},
             "merchantDefinedInformation": [
@@ -273,7 +274,7 @@ async fn amounts_are_major_unit_strings_with_the_currencys_decimals() -> TestRes
 }
 
 #[tokio::test]
-async fn a_partial_capture_sends_no_capture_options_and_nothing_unset() -> TestResult {
+async fn a_partial_capture_says_it_is_one_of_at_least_two_and_sends_nothing_unset() -> TestResult {
     let mock = mock_cybersource().await?;
     let base = mock.url();
     mock.reply_any(reply(201, created("PENDING", "10.00", "EUR")));
@@ -287,9 +288,76 @@ async fn a_partial_capture_sends_no_capture_options_and_nothing_unset() -> TestR
         mock.requests().first().ok_or("no request")?.json()?,
         json!({
             "clientReferenceInformation": {"code": CAPTURE_ID},
+            "processingInformation": {"captureOptions": {
+                "captureSequenceNumber": 1, "totalCaptureCount": 2}},
             "orderInformation": {"amountDetails": {"totalAmount": "10.00", "currency": "EUR"}}
         })
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn captures_are_numbered_in_sequence_and_the_final_one_closes_the_count() -> TestResult {
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
+    mock.default_reply(reply(201, created("PENDING", "10.00", "EUR")));
+    let partial = command(parts(Some(domain_money("EUR", "10.00")?))?)?;
+    let mut last = parts(Some(domain_money("EUR", "10.00")?))?;
+    last.final_capture = true;
+    let last = command(last)?;
+    // (command, sequence) → (captureSequenceNumber, totalCaptureCount, isFinal)
+    let cases = [
+        (
+            &partial,
+            3,
+            json!({"captureSequenceNumber": 3, "totalCaptureCount": 4}),
+        ),
+        (
+            &last,
+            3,
+            json!({"captureSequenceNumber": 3, "totalCaptureCount": 3, "isFinal": true}),
+        ),
+        (
+            &partial,
+            98,
+            json!({"captureSequenceNumber": 98, "totalCaptureCount": 99}),
+        ),
+        (
+            &last,
+            99,
+            json!({"captureSequenceNumber": 99, "totalCaptureCount": 99, "isFinal": true}),
+        ),
+    ];
+    for (command, sequence, _) in &cases {
+        capture_numbered(&connector(&base), command, CAPTURE_ID, *sequence).await?;
+    }
+    let sent: Vec<serde_json::Value> = mock
+        .requests()
+        .iter()
+        .map(|r| {
+            r.json()
+                .map(|body| body["processingInformation"]["captureOptions"].clone())
+        })
+        .collect::<Result<_, _>>()?;
+    let expected: Vec<serde_json::Value> = cases.into_iter().map(|(_, _, o)| o).collect();
+    assert_eq!(sent, expected);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_capture_past_the_ninety_ninth_is_refused_unsent() -> TestResult {
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
+    mock.reply_any(reply(201, created("PENDING", "10.00", "EUR")));
+    let partial = command(parts(Some(domain_money("EUR", "10.00")?))?)?;
+    // A 99th that leaves the authorization open would announce a 100th.
+    for sequence in [99, 100] {
+        let result = capture_numbered(&connector(&base), &partial, CAPTURE_ID, sequence).await;
+        let (rejection, failure, _) = refusal(result).ok_or("not refused")?;
+        assert_eq!(rejection, Rejection::FailedPrecondition);
+        assert_eq!(failure.code, "TOO_MANY_CAPTURES");
+    }
+    assert!(mock.requests().is_empty());
     Ok(())
 }
 
@@ -308,7 +376,8 @@ async fn without_an_amount_the_authorized_amount_is_captured_as_final() -> TestR
     );
     assert_eq!(
         body["processingInformation"],
-        json!({"captureOptions": {"isFinal": true}})
+        json!({"captureOptions": {
+            "captureSequenceNumber": 1, "totalCaptureCount": 1, "isFinal": true}})
     );
     Ok(())
 }

@@ -198,6 +198,7 @@ fn record(id: &str, command: CaptureCommand, action_id: Option<String>) -> Captu
         seller_protection: None,
         processor_response: None,
         failure: None,
+        capture_sequence: 1,
         create_time: 0,
         update_time: 0,
     }
@@ -479,6 +480,7 @@ async fn the_connector_confirms_its_captures_through_the_actions_list() -> TestR
             .capture(CaptureCall {
                 command: &cmd,
                 idempotency_key: &key,
+                capture_sequence: 1,
             })
             .await?;
         assert_eq!(accepted.status, CaptureStatus::Pending);
@@ -622,6 +624,7 @@ async fn the_connector_sends_no_capture_in_another_currency_than_the_payment() -
                 .capture(CaptureCall {
                     command: &cmd,
                     idempotency_key: &key,
+                    capture_sequence: 1,
                 })
                 .await
         }

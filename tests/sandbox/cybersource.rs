@@ -1,8 +1,10 @@
 //! The sandbox's Cybersource, driven by the real Cybersource connector over HTTP: its signature
 //! check, its capture rules and its scenarios.
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use capture_service::config::Secret;
@@ -21,6 +23,9 @@ use crate::common::TestResult;
 struct Cybersource {
     sandbox: Sandbox,
     connector: CybersourceConnector,
+    /// Numbering as the service's ledger keeps it: how many captures of each authorization
+    /// hold a place (all but refused ones), and each capture's own number, kept for re-sends.
+    numbering: Mutex<Numbering>,
 }
 
 impl Cybersource {
@@ -32,7 +37,11 @@ impl Cybersource {
             >(&sandbox)?,
             http()?,
         );
-        Ok(Cybersource { sandbox, connector })
+        Ok(Cybersource {
+            sandbox,
+            connector,
+            numbering: Mutex::default(),
+        })
     }
 
     async fn authorize(
@@ -52,7 +61,8 @@ impl Cybersource {
         Ok(authorization.id)
     }
 
-    /// Captures `value` `currency` of `auth` as capture `capture_id`.
+    /// Captures `value` `currency` of `auth` as capture `capture_id`, numbered after the
+    /// captures of `auth` taken so far.
     async fn capture(
         &self,
         auth: &str,
@@ -62,14 +72,41 @@ impl Cybersource {
         capture_id: &str,
     ) -> Result<Result<ProviderOutcome, ProviderError>, Box<dyn Error>> {
         let command = command(auth, Some((currency, value)), final_capture)?;
-        Ok(self
+        let sequence = {
+            let mut numbering = self.numbering.lock().map_err(|_| "poisoned")?;
+            let Numbering { held, of_capture } = &mut *numbering;
+            let key = (auth.to_owned(), capture_id.to_owned());
+            *of_capture.entry(key).or_insert_with(|| {
+                let held = held.entry(auth.to_owned()).or_default();
+                *held += 1;
+                *held
+            })
+        };
+        let result = self
             .connector
             .capture(CaptureCall {
                 command: &command,
                 idempotency_key: capture_id,
+                capture_sequence: sequence,
             })
-            .await)
+            .await;
+        if matches!(result, Err(ProviderError::Rejected { .. })) {
+            // A refused capture gives its place back, as the ledger's release does.
+            let mut numbering = self.numbering.lock().map_err(|_| "poisoned")?;
+            let key = (auth.to_owned(), capture_id.to_owned());
+            numbering.of_capture.remove(&key);
+            if let Some(held) = numbering.held.get_mut(auth) {
+                *held -= 1;
+            }
+        }
+        Ok(result)
     }
+}
+
+#[derive(Default)]
+struct Numbering {
+    held: HashMap<String, u32>,
+    of_capture: HashMap<(String, String), u32>,
 }
 
 fn http() -> Result<ProviderHttp, Box<dyn Error>> {
@@ -211,6 +248,7 @@ async fn a_wrong_secret_or_merchant_is_refused_with_401() -> TestResult {
             .capture(CaptureCall {
                 command: &command,
                 idempotency_key: "cap_1",
+                capture_sequence: 1,
             })
             .await;
         assert_eq!(
@@ -296,6 +334,7 @@ async fn a_lookup_shows_the_capture_transmitted_unless_still_pending() -> TestRe
             seller_protection: None,
             processor_response: None,
             failure: None,
+            capture_sequence: 1,
             create_time: 0,
             update_time: 0,
         };

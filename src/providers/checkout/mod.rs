@@ -225,12 +225,7 @@ impl Connector for CheckoutConnector {
                     (Some(only), true) => only,
                     _ => {
                         tracing::info!("capture not identifiable by reference; re-sending it");
-                        return self
-                            .capture(CaptureCall {
-                                command: &capture.command,
-                                idempotency_key: &capture.id,
-                            })
-                            .await;
+                        return self.capture(CaptureCall::of(capture)).await;
                     }
                 }
             }

@@ -11,9 +11,13 @@
 //! - Cybersource has no full-amount default: without `amount`, `authorized_amount` is sent as
 //!   the amount with `isFinal: true` (the domain's "no amount = the whole authorization, closing
 //!   it"); without either, `check()` refuses the command.
-//! - `captureOptions` is sent only for a final capture (`isFinal: true`); the sequence number
-//!   and total count are not known statelessly, so partial captures go without them and the
-//!   authorization stays open.
+//! - `captureOptions` is always sent. `captureSequenceNumber` is the capture's place among its
+//!   authorization's captures, counted by the service's ledger. The total is not known until
+//!   the final capture, so a capture that leaves the authorization open says `sequence + 1`,
+//!   and the final one says `sequence` with `isFinal: true`. Processors refuse a second capture
+//!   without these fields (ActiveMerchant's users see it as reason 242), so a first capture
+//!   that is not final says "1 of 2" rather than "1 of 1". Both are at most 99: a capture that
+//!   would need more is refused before it is sent.
 //! - `soft_descriptor` becomes `merchantInformation.merchantDescriptor.name`; `invoice_id` and
 //!   `note_to_payer` have no Cybersource field and stay ours (stored, not sent), as PayPal's
 //!   connector does with `reference`; platform fees and a disbursement mode cannot be expressed
@@ -21,7 +25,7 @@
 
 use super::wire;
 use crate::domain::{CaptureCommand, CaptureStatus, Money, ProviderOutcome};
-use crate::providers::Rejection;
+use crate::providers::{CaptureCall, Rejection};
 
 /// The `merchantDefinedInformation` key carrying the caller's reference.
 pub const REFERENCE_KEY: &str = "reference";
@@ -32,14 +36,43 @@ pub fn amount_to_send(command: &CaptureCommand) -> Option<Money> {
     parts.amount.or(parts.authorized_amount)
 }
 
-/// The capture request body, or `None` when the command has no amount to send (refused by
-/// `check()` before it gets here).
-pub fn request<'a>(
-    command: &'a CaptureCommand,
-    capture_id: &'a str,
-) -> Option<wire::CaptureRequest<'a>> {
+/// The most captures Cybersource numbers on one authorization.
+pub const MAX_CAPTURES: u32 = 99;
+
+/// Why a capture cannot be sent.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unsendable {
+    /// No amount to send (refused by `check()` before it gets here).
+    NoAmount,
+    /// Its number (and the one after it, when it is not final) would pass [`MAX_CAPTURES`].
+    TooManyCaptures,
+}
+
+/// `captureOptions` for the capture numbered `sequence` (1 for the first).
+pub fn capture_options(
+    sequence: u32,
+    closes_authorization: bool,
+) -> Result<wire::CaptureOptions, Unsendable> {
+    let total = if closes_authorization {
+        sequence
+    } else {
+        sequence + 1
+    };
+    if sequence == 0 || total > MAX_CAPTURES {
+        return Err(Unsendable::TooManyCaptures);
+    }
+    Ok(wire::CaptureOptions {
+        capture_sequence_number: sequence,
+        total_capture_count: total,
+        is_final: closes_authorization,
+    })
+}
+
+/// The body of `call`'s capture request.
+pub fn request<'a>(call: &CaptureCall<'a>) -> Result<wire::CaptureRequest<'a>, Unsendable> {
+    let command = call.command;
     let parts = command.parts();
-    let amount = amount_to_send(command)?;
+    let amount = amount_to_send(command).ok_or(Unsendable::NoAmount)?;
     let mut merchant_defined_information: Vec<wire::MerchantDefinedField<'a>> = Vec::new();
     if let Some(reference) = &parts.reference {
         merchant_defined_information.push(wire::MerchantDefinedField {
@@ -53,13 +86,16 @@ pub fn request<'a>(
             value: value.as_str(),
         }
     }));
-    Some(wire::CaptureRequest {
-        client_reference_information: wire::ClientReferenceInformation { code: capture_id },
-        processing_information: command.closes_authorization().then_some(
-            wire::ProcessingInformation {
-                capture_options: wire::CaptureOptions { is_final: true },
-            },
-        ),
+    Ok(wire::CaptureRequest {
+        client_reference_information: wire::ClientReferenceInformation {
+            code: call.idempotency_key,
+        },
+        processing_information: wire::ProcessingInformation {
+            capture_options: capture_options(
+                call.capture_sequence,
+                command.closes_authorization(),
+            )?,
+        },
         order_information: wire::OrderInformation {
             amount_details: money_to_wire(&amount),
         },

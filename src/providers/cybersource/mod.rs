@@ -204,8 +204,26 @@ impl Connector for CybersourceConnector {
     )]
     async fn capture(&self, call: CaptureCall<'_>) -> Result<ProviderOutcome, ProviderError> {
         let authorization_id = call.command.parts().authorization_id.as_str();
-        let request = mapping::request(call.command, call.idempotency_key)
-            .ok_or_else(|| KIT.unknown("no amount to capture (not sent)"))?;
+        let request = match mapping::request(&call) {
+            Ok(request) => request,
+            Err(mapping::Unsendable::NoAmount) => {
+                return Err(KIT.unknown("no amount to capture (not sent)"))
+            }
+            Err(mapping::Unsendable::TooManyCaptures) => {
+                let failure = ProviderFailure {
+                    code: "TOO_MANY_CAPTURES".into(),
+                    message: format!(
+                        "Cybersource numbers at most {} captures of one authorization; \
+                         this would be capture {} (not sent)",
+                        mapping::MAX_CAPTURES,
+                        call.capture_sequence
+                    ),
+                    debug_id: None,
+                    http_status: 0,
+                };
+                return Err(KIT.rejected(Rejection::FailedPrecondition, failure, None));
+            }
+        };
         let body = serde_json::to_vec(&request)
             .map_err(|e| KIT.unknown(format!("cannot encode the capture request: {e}")))?;
         let url = format!(

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct CaptureRequest<'a> {
     pub client_reference_information: ClientReferenceInformation<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub processing_information: Option<ProcessingInformation>,
+    pub processing_information: ProcessingInformation,
     pub order_information: OrderInformation,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merchant_information: Option<MerchantInformation<'a>>,
@@ -32,11 +31,14 @@ pub struct ProcessingInformation {
     pub capture_options: CaptureOptions,
 }
 
-/// `processingInformation.captureOptions`. Cybersource also takes `captureSequenceNumber` and
-/// `totalCaptureCount`, which a stateless connector cannot know; only `isFinal` is sent.
+/// `processingInformation.captureOptions`: this capture's number among the authorization's
+/// captures and how many there will be, each 1..=99; `isFinal` only when it is the last.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CaptureOptions {
+    pub capture_sequence_number: u32,
+    pub total_capture_count: u32,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub is_final: bool,
 }
 

@@ -241,12 +241,7 @@ impl Connector for PaypalConnector {
             .as_deref()
             .filter(|id| is_path_segment(id))
         else {
-            return self
-                .capture(CaptureCall {
-                    command: &capture.command,
-                    idempotency_key: &capture.id,
-                })
-                .await;
+            return self.capture(CaptureCall::of(capture)).await;
         };
         let url = format!("{}/v2/payments/captures/{paypal_id}", self.base_url);
         let mut answer = self.get_capture(&url, &self.token().await?).await?;

@@ -234,10 +234,7 @@ impl Connector for StaxConnector {
             .as_deref()
             .filter(|id| is_path_segment(id))
         else {
-            let call = CaptureCall {
-                command: &capture.command,
-                idempotency_key: &capture.id,
-            };
+            let call = CaptureCall::of(capture);
             return self.checked_capture(call).await?.map_err(|failure| {
                 KIT.unknown(format!(
                     "{} (an earlier attempt may have captured in that currency)",

@@ -49,7 +49,7 @@ use super::{Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
 use auth::Credentials;
 use replies::{authentication_failed, invalid, respond, server_error};
-use request::{closes_authorization, parse_amount, AmountDetails, CaptureRequest};
+use request::{numbering, parse_amount, AmountDetails, CaptureRequest, SEQUENCE};
 
 const AMOUNT: &str = "orderInformation.amountDetails.totalAmount";
 const CURRENCY: &str = "orderInformation.amountDetails.currency";
@@ -62,6 +62,8 @@ struct Authorization {
     captured: i64,
     /// Closed by a final capture (its remainder reversed).
     closed: bool,
+    /// Captures taken so far.
+    captures: u64,
 }
 
 /// A recorded capture, for `GET /pts/v2/captures/{id}`.
@@ -187,6 +189,7 @@ impl Emulator for CybersourceEmulator {
             scenario,
             captured: 0,
             closed: false,
+            captures: 0,
         };
         self.ledger()
             .authorizations
@@ -286,7 +289,7 @@ fn decide(base_url: &str, ledger: &mut Ledger, auth_id: &str, body: &[u8]) -> De
     let options = request
         .processing_information
         .and_then(|p| p.capture_options);
-    let closes = closes_authorization(options.as_ref())?;
+    let numbering = numbering(options.as_ref())?;
 
     let Some(auth) = ledger.authorizations.get_mut(auth_id) else {
         return Err(invalid("MISSING_AUTH", None, ""));
@@ -314,6 +317,17 @@ fn decide(base_url: &str, ledger: &mut Ledger, auth_id: &str, body: &[u8]) -> De
     if auth.closed {
         return Err(invalid("AUTH_ALREADY_REVERSED", None, ""));
     }
+    // The processor takes a second capture of an authorization only as a numbered one, and
+    // numbers count up from 1 (providers.md: `captureSequenceNumber` for multiple captures).
+    // *Unconfirmed*: the exact REST answer to a missing or wrong number; ActiveMerchant's users
+    // meet a missing one as reason 242 of the older SOAP API.
+    match numbering.sequence {
+        None if auth.captures > 0 => return Err(invalid("MISSING_FIELD", Some(SEQUENCE), "")),
+        Some(n) if n != auth.captures + 1 => {
+            return Err(invalid("INVALID_DATA", Some(SEQUENCE), ""))
+        }
+        _ => {}
+    }
     if asked.minor_units() > auth.amount.minor_units() - auth.captured {
         return Err(invalid("EXCEEDS_AUTH_AMOUNT", Some(AMOUNT), ""));
     }
@@ -321,7 +335,8 @@ fn decide(base_url: &str, ledger: &mut Ledger, auth_id: &str, body: &[u8]) -> De
         return Err(server_error("SYSTEM_ERROR"));
     }
     auth.captured += asked.minor_units();
-    auth.closed |= closes;
+    auth.closed |= numbering.closes;
+    auth.captures += 1;
     let scenario = auth.scenario;
     ledger
         .seen
@@ -364,4 +379,84 @@ fn decide(base_url: &str, ledger: &mut Ledger, auth_id: &str, body: &[u8]) -> De
         Scenario::Timeout => (server_error("SERVER_TIMEOUT"), delay_of(Scenario::Timeout)),
         _ => (json_reply(StatusCode::CREATED, &full), None),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTH: &str = "7000000000000000000001";
+
+    fn ledger() -> Result<Ledger, String> {
+        let amount = Money::parse_positive("USD", "100.00").map_err(|e| e.to_string())?;
+        let authorization = Authorization {
+            amount,
+            scenario: Scenario::Approve,
+            captured: 0,
+            closed: false,
+            captures: 0,
+        };
+        Ok(Ledger {
+            authorizations: HashMap::from([(AUTH.to_owned(), authorization)]),
+            captures: HashMap::new(),
+            seen: Vec::new(),
+        })
+    }
+
+    /// A capture of 10.00 USD as `code`, with `options` as its `captureOptions` (or none).
+    fn capture(ledger: &mut Ledger, code: &str, options: Option<Value>) -> (StatusCode, Value) {
+        let mut body = json!({
+            "clientReferenceInformation": {"code": code},
+            "orderInformation": {"amountDetails": {"totalAmount": "10.00", "currency": "USD"}},
+        });
+        if let Some(options) = options {
+            body["processingInformation"] = json!({ "captureOptions": options });
+        }
+        let reply = match decide("http://sandbox", ledger, AUTH, body.to_string().as_bytes()) {
+            Ok((reply, _)) | Err(reply) => reply,
+        };
+        let answer = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        (reply.status, answer)
+    }
+
+    fn refusal(answer: &Value) -> (&str, &str) {
+        (
+            answer["reason"].as_str().unwrap_or_default(),
+            answer["details"][0]["field"].as_str().unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn a_second_capture_is_taken_only_numbered_and_in_order() -> Result<(), String> {
+        let mut ledger = ledger()?;
+        // The first may go unnumbered (a single capture).
+        assert_eq!(capture(&mut ledger, "cap_1", None).0, StatusCode::CREATED);
+        let (status, answer) = capture(&mut ledger, "cap_2", None);
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(refusal(&answer), ("MISSING_FIELD", SEQUENCE));
+        let only_number = json!({"captureSequenceNumber": 2});
+        let (status, answer) = capture(&mut ledger, "cap_2", Some(only_number));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(refusal(&answer).0, "MISSING_FIELD");
+        let skipped = json!({"captureSequenceNumber": 3, "totalCaptureCount": 4});
+        let (status, answer) = capture(&mut ledger, "cap_2", Some(skipped));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(refusal(&answer), ("INVALID_DATA", SEQUENCE));
+        let second = json!({"captureSequenceNumber": 2, "totalCaptureCount": 3});
+        assert_eq!(
+            capture(&mut ledger, "cap_2", Some(second)).0,
+            StatusCode::CREATED
+        );
+        // The number reaching the total closes the authorization.
+        let last = json!({"captureSequenceNumber": 3, "totalCaptureCount": 3});
+        assert_eq!(
+            capture(&mut ledger, "cap_3", Some(last)).0,
+            StatusCode::CREATED
+        );
+        let after = json!({"captureSequenceNumber": 4, "totalCaptureCount": 5});
+        let (status, answer) = capture(&mut ledger, "cap_4", Some(after));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(refusal(&answer).0, "AUTH_ALREADY_REVERSED");
+        Ok(())
+    }
 }

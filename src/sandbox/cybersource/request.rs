@@ -58,10 +58,23 @@ pub(super) struct MerchantDefined {
     pub(super) key: Option<String>,
     pub(super) value: Option<String>,
 }
-/// Whether the capture options close the authorization; `Err` for values out of 1..=99.
-pub(super) fn closes_authorization(options: Option<&CaptureOptions>) -> Result<bool, Reply> {
+pub(super) const SEQUENCE: &str = "processingInformation.captureOptions.captureSequenceNumber";
+
+/// What a capture's options say of its place in the authorization's captures.
+pub(super) struct Numbering {
+    /// `captureSequenceNumber`, when sent.
+    pub(super) sequence: Option<u64>,
+    /// Whether it closes the authorization (`isFinal`, or the sequence reaching the total).
+    pub(super) closes: bool,
+}
+
+/// The capture options read; `Err` for values out of 1..=99 or a sequence above its total.
+pub(super) fn numbering(options: Option<&CaptureOptions>) -> Result<Numbering, Reply> {
     let Some(options) = options else {
-        return Ok(false);
+        return Ok(Numbering {
+            sequence: None,
+            closes: false,
+        });
     };
     let number = |value: &Option<Value>, field: &str| -> Result<Option<u64>, Reply> {
         let parsed = match value {
@@ -75,10 +88,7 @@ pub(super) fn closes_authorization(options: Option<&CaptureOptions>) -> Result<b
             _ => Err(invalid("INVALID_DATA", Some(field), "")),
         }
     };
-    let sequence = number(
-        &options.capture_sequence_number,
-        "processingInformation.captureOptions.captureSequenceNumber",
-    )?;
+    let sequence = number(&options.capture_sequence_number, SEQUENCE)?;
     let total = number(
         &options.total_capture_count,
         "processingInformation.captureOptions.totalCaptureCount",
@@ -93,13 +103,24 @@ pub(super) fn closes_authorization(options: Option<&CaptureOptions>) -> Result<b
         }
     };
     match (sequence, total) {
-        (Some(s), Some(t)) if s > t => Err(invalid(
-            "INVALID_DATA",
-            Some("processingInformation.captureOptions.captureSequenceNumber"),
+        (Some(s), Some(t)) if s > t => Err(invalid("INVALID_DATA", Some(SEQUENCE), "")),
+        (Some(s), Some(t)) => Ok(Numbering {
+            sequence: Some(s),
+            closes: is_final || s == t,
+        }),
+        (Some(_), None) | (None, Some(_)) => Err(invalid(
+            "MISSING_FIELD",
+            Some(if sequence.is_none() {
+                SEQUENCE
+            } else {
+                "processingInformation.captureOptions.totalCaptureCount"
+            }),
             "",
         )),
-        (Some(s), Some(t)) => Ok(is_final || s == t),
-        _ => Ok(is_final),
+        (None, None) => Ok(Numbering {
+            sequence: None,
+            closes: is_final,
+        }),
     }
 }
 

@@ -53,6 +53,9 @@ pub struct Model {
     pub reconcile_after: Option<i64>,
     /// How often the reconciler has looked without a definite answer.
     pub reconcile_attempts: i32,
+    /// This capture's place among its authorization's captures, 1 for the first (from the
+    /// ledger when it was recorded).
+    pub capture_sequence: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
