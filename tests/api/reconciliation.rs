@@ -16,6 +16,7 @@ on_both_databases!(
     a_declined_checkout_capture_is_declined_and_frees_the_authorization,
     a_capture_left_processing_by_a_timeout_is_resolved_without_a_retry,
     a_capture_cut_off_by_a_crash_is_captured_once_by_the_reconciler,
+    a_cybersource_capture_whose_answer_was_lost_is_settled_by_transaction_search,
 );
 
 /// The app with a reconciler that looks every 100 ms at captures of any age.
@@ -99,6 +100,33 @@ async fn a_capture_left_processing_by_a_timeout_is_resolved_without_a_retry(db: 
     // PayPal answered the re-sent request with the first capture: 75.00 is all that is left.
     let over = app.capture(paypal_capture(&auth, usd("75.01"))).await;
     assert_code(&over, Code::FailedPrecondition);
+    app.stop().await
+}
+
+/// Cybersource has no idempotency key and the answer is lost (the emulator holds it past the
+/// connector's timeout): the reconciler finds the capture by Transaction Search under our
+/// capture id and reads it, instead of leaving it to a person.
+async fn a_cybersource_capture_whose_answer_was_lost_is_settled_by_transaction_search(
+    db: Db,
+) -> TestResult {
+    let app = spawn_reconciling(db).await?;
+    let auth = app
+        .authorize_at("cybersource", "USD", "100.00", "TIMEOUT")
+        .await?;
+    let id = unknown_outcome(
+        app.capture(capture_request(
+            proto::Provider::Cybersource,
+            &auth,
+            usd("25.00"),
+        ))
+        .await,
+        "cybersource",
+    )?;
+    let resolved = settled(&app, &id, CaptureStatus::Processing).await?;
+    assert_eq!(resolved.status(), CaptureStatus::Completed);
+    assert_eq!(resolved.captured_amount, usd("25.00"));
+    assert_eq!(resolved.provider_status, "TRANSMITTED");
+    assert!(!resolved.provider_capture_id.is_empty());
     app.stop().await
 }
 

@@ -101,6 +101,7 @@ fn account(base_url: &str, secret: &str) -> CybersourceAccount {
         merchant_id: MERCHANT.to_owned(),
         key_id: KEY_ID.to_owned(),
         shared_secret: Secret::new(secret),
+        search_grace_seconds: CybersourceAccount::DEFAULT_SEARCH_GRACE_SECONDS,
     }
 }
 
@@ -452,18 +453,141 @@ async fn a_lookup_is_a_signed_get_without_digest_and_reads_the_capture() -> Test
     Ok(())
 }
 
+const SEARCH_PATH: &str = "/tss/v2/searches";
+
+/// A Transaction Search answer with one summary per `(code, Cybersource id, rFlag)`.
+fn search_answer(found: &[(&str, &str, &str)]) -> String {
+    let summaries: Vec<serde_json::Value> = found
+        .iter()
+        .map(|(code, id, flag)| {
+            json!({
+                "id": id,
+                "clientReferenceInformation": {"code": code},
+                "applicationInformation": {"applications": [
+                    {"name": "ics_bill", "rCode": if *flag == "SOK" { "1" } else { "0" }, "rFlag": flag}
+                ]},
+            })
+        })
+        .collect();
+    json!({"searchId": "s1", "count": found.len(), "totalCount": found.len(),
+           "_embedded": {"transactionSummaries": summaries}})
+    .to_string()
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 #[tokio::test]
-async fn a_lookup_without_cybersources_id_is_unknown_and_sends_nothing() -> TestResult {
+async fn without_cybersources_id_the_capture_is_found_by_transaction_search_and_read() -> TestResult
+{
     let mock = mock_cybersource().await?;
-    let base = mock.url();
+    let (base, host) = (mock.url(), mock.host());
+    mock.reply(
+        Method::POST,
+        SEARCH_PATH,
+        reply(
+            201,
+            search_answer(&[
+                ("cap_someone_else", "1111111111111111111111", "SOK"),
+                (CAPTURE_ID, "6482345928116004003002", "SOK"),
+            ]),
+        ),
+    );
+    mock.reply(
+        Method::GET,
+        "/pts/v2/captures/6482345928116004003002",
+        reply(200, created("TRANSMITTED", "5.00", "USD")),
+    );
     let record = processing_record(
         command(parts(Some(domain_money("USD", "5.00")?))?)?,
         CAPTURE_ID,
         None,
     );
+    let outcome = connector(&base).fetch_outcome(&record).await?;
+    assert_eq!(outcome.status, CaptureStatus::Completed);
+    assert_eq!(outcome.provider_status, "TRANSMITTED");
+
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 2);
+    let search = &seen[0];
+    assert_eq!(
+        (&search.method, search.path.as_str()),
+        (&Method::POST, SEARCH_PATH)
+    );
+    assert_signed(search, &host)?;
+    assert_eq!(
+        search.json()?,
+        json!({
+            "save": false,
+            "name": "capture-service reconciliation",
+            "timezone": "UTC",
+            "query": format!("clientReferenceInformation.code:{CAPTURE_ID}"),
+            "offset": 0,
+            "limit": 10,
+            "sort": "id:asc,submitTimeUtc:asc",
+        })
+    );
+    assert_eq!(seen[1].path, "/pts/v2/captures/6482345928116004003002");
+    Ok(())
+}
+
+#[tokio::test]
+async fn not_found_within_the_grace_period_the_outcome_stays_unknown_and_nothing_is_sent_again(
+) -> TestResult {
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
+    // A refused capture under our code is not a capture taken.
+    mock.default_reply(reply(
+        201,
+        search_answer(&[(CAPTURE_ID, "6482345928116004003002", "DREJECT")]),
+    ));
+    let mut record = processing_record(
+        command(parts(Some(domain_money("USD", "5.00")?))?)?,
+        CAPTURE_ID,
+        None,
+    );
+    record.create_time = now_micros();
     let result = connector(&base).fetch_outcome(&record).await;
     assert!(is_unknown(&result), "{result:?}");
-    assert!(mock.requests().is_empty());
+    let paths: Vec<String> = mock.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, [SEARCH_PATH]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn not_found_past_the_grace_period_the_capture_is_sent_again_with_its_code_and_number(
+) -> TestResult {
+    let mock = mock_cybersource().await?;
+    let base = mock.url();
+    mock.reply(Method::POST, SEARCH_PATH, reply(201, search_answer(&[])));
+    mock.reply(
+        Method::POST,
+        CAPTURE_PATH,
+        reply(201, created("PENDING", "5.00", "USD")),
+    );
+    let mut record = processing_record(
+        command(parts(Some(domain_money("USD", "5.00")?))?)?,
+        CAPTURE_ID,
+        None,
+    );
+    record.capture_sequence = 2;
+    // First recorded longer ago than the grace period (the default, ten minutes).
+    record.create_time = now_micros() - 601_000_000;
+    let outcome = connector(&base).fetch_outcome(&record).await?;
+    assert_eq!(outcome.status, CaptureStatus::Completed);
+    let seen = mock.requests();
+    let paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, [SEARCH_PATH, CAPTURE_PATH]);
+    let resent = seen[1].json()?;
+    assert_eq!(resent["clientReferenceInformation"]["code"], CAPTURE_ID);
+    assert_eq!(
+        resent["processingInformation"]["captureOptions"],
+        json!({"captureSequenceNumber": 2, "totalCaptureCount": 3})
+    );
     Ok(())
 }
 

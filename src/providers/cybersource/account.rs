@@ -26,13 +26,26 @@ pub struct CybersourceAccount {
     pub key_id: String,
     /// The shared secret, base64 as Cybersource issues it.
     pub shared_secret: Secret,
+    /// How long after a capture was first sent Transaction Search must have had to show it
+    /// before "not found" is believed and the capture may be sent again (searches lag behind
+    /// captures; *unconfirmed* by how much).
+    #[serde(default = "CybersourceAccount::default_search_grace_seconds")]
+    pub search_grace_seconds: u64,
 }
 
 impl CybersourceAccount {
     pub const SANDBOX_BASE_URL: &'static str = "https://apitest.cybersource.com";
 
+    /// Ten minutes: within Cybersource's 15-minute `DUPLICATE_REQUEST` window, so a capture
+    /// that did arrive but was not yet found is still refused as a duplicate when re-sent.
+    pub const DEFAULT_SEARCH_GRACE_SECONDS: u64 = 600;
+
     fn default_base_url() -> String {
         Self::SANDBOX_BASE_URL.to_owned()
+    }
+
+    fn default_search_grace_seconds() -> u64 {
+        Self::DEFAULT_SEARCH_GRACE_SECONDS
     }
 }
 
@@ -67,6 +80,15 @@ impl AccountConfig for CybersourceAccount {
             merchant_id: merchant_id.to_owned(),
             key_id: vars.required("KEY_ID", "MERCHANT_ID")?,
             shared_secret: Secret::new(vars.required("SHARED_SECRET", "MERCHANT_ID")?),
+            search_grace_seconds: match vars.get("SEARCH_GRACE_SECONDS") {
+                None => Self::DEFAULT_SEARCH_GRACE_SECONDS,
+                Some(value) => value.parse().map_err(|_| {
+                    ConfigError::new(
+                        &vars.variable("SEARCH_GRACE_SECONDS"),
+                        "must be a whole number of seconds",
+                    )
+                })?,
+            },
         }))
     }
 

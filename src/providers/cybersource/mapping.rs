@@ -230,6 +230,51 @@ fn redact(mut json: serde_json::Value) -> serde_json::Value {
     json
 }
 
+/// The Transaction Search for the capture sent with `clientReferenceInformation.code` =
+/// `capture_id` (our capture id: unique per capture).
+pub fn search_request(capture_id: &str) -> wire::SearchRequest<'static> {
+    wire::SearchRequest {
+        save: false,
+        name: "capture-service reconciliation",
+        timezone: "UTC",
+        query: format!("clientReferenceInformation.code:{capture_id}"),
+        offset: 0,
+        limit: 10,
+        sort: "id:asc,submitTimeUtc:asc",
+    }
+}
+
+/// The Cybersource id of a capture (`ics_bill`) that succeeded under `capture_id`, if the
+/// search found one; `Err` for an answer that is not a search result.
+pub fn found_capture(body: &[u8], capture_id: &str) -> Result<Option<String>, String> {
+    let answer: wire::SearchAnswer = serde_json::from_slice(body)
+        .map_err(|e| format!("unusable Transaction Search answer: {e}"))?;
+    let summaries = answer
+        .embedded
+        .map(|e| e.transaction_summaries)
+        .unwrap_or_default();
+    Ok(summaries.into_iter().find_map(|summary| {
+        let ours = summary
+            .client_reference_information
+            .and_then(|r| r.code)
+            .is_some_and(|code| code == capture_id);
+        let captured = summary
+            .application_information
+            .map(|a| a.applications)
+            .unwrap_or_default()
+            .iter()
+            .any(|app| {
+                app.name.as_deref() == Some("ics_bill")
+                    && (app.r_flag.as_deref() == Some("SOK") || app.r_code.as_deref() == Some("1"))
+            });
+        if ours && captured {
+            summary.id
+        } else {
+            None
+        }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

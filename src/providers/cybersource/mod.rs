@@ -16,7 +16,7 @@ mod mapping;
 pub mod signature;
 pub mod wire;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use http::StatusCode;
@@ -53,6 +53,8 @@ pub struct CybersourceConnector {
     /// configuration error, without being sent.
     key: Option<SigningKey>,
     http: ProviderHttp,
+    /// How long Transaction Search may lag behind a capture.
+    search_grace: Duration,
 }
 
 impl CybersourceConnector {
@@ -70,6 +72,7 @@ impl CybersourceConnector {
             key_id: account.key_id.clone(),
             key,
             http,
+            search_grace: Duration::from_secs(account.search_grace_seconds),
         }
     }
 
@@ -239,22 +242,39 @@ impl Connector for CybersourceConnector {
         classify(answer, StatusCode::CREATED)
     }
 
-    /// `GET /pts/v2/captures/{id}` once Cybersource's capture id is known. Without it there is
-    /// nothing to look up: Cybersource has no idempotency key to re-send the capture under (a
-    /// re-sent capture only gets `DUPLICATE_REQUEST`), so the outcome stays unknown.
+    /// `GET /pts/v2/captures/{id}` once Cybersource's capture id is known. Without it (the
+    /// answer to the capture was lost), Transaction Search looks for the capture by our capture
+    /// id. Found, it is read as above. Not found, the capture is sent again (same code, same
+    /// number) once the search has had `search_grace_seconds` to show it: before that the
+    /// outcome stays unknown. A capture that did arrive after all is refused as
+    /// `DUPLICATE_REQUEST` (outcome unknown), never taken twice.
     #[tracing::instrument(skip_all, fields(provider = "cybersource", capture_id = %capture.id))]
     async fn fetch_outcome(
         &self,
         capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError> {
-        let Some(cybersource_id) = capture
+        let known = capture
             .provider_capture_id
             .as_deref()
             .filter(|id| is_path_segment(id))
-        else {
-            return Err(KIT.unknown(
-                "no Cybersource capture id to look up; Cybersource cannot be asked by reference",
-            ));
+            .map(str::to_owned);
+        let cybersource_id = match known {
+            Some(id) => id,
+            None => match self.search(&capture.id).await? {
+                Some(id) if is_path_segment(&id) => id,
+                Some(id) => return Err(KIT.unknown(format!("unusable Cybersource id {id:?}"))),
+                None if self.search_grace_passed(capture) => {
+                    tracing::info!(
+                        "Transaction Search does not show the capture: sending it again"
+                    );
+                    return self.capture(CaptureCall::of(capture)).await;
+                }
+                None => {
+                    return Err(KIT.unknown(
+                        "Transaction Search does not show the capture yet; looking again later",
+                    ))
+                }
+            },
         };
         let url = format!("{}/pts/v2/captures/{cybersource_id}", self.base_url);
         let request = self.signed(&url, None)?;
@@ -265,6 +285,45 @@ impl Connector for CybersourceConnector {
             .await
             .map_err(|e| KIT.no_answer("capture lookup", e))?;
         classify(answer, StatusCode::OK)
+    }
+}
+
+impl CybersourceConnector {
+    /// `POST /tss/v2/searches` for the capture sent as `capture_id`: its Cybersource id when
+    /// it was taken. Any answer but a search result leaves the outcome unknown.
+    async fn search(&self, capture_id: &str) -> Result<Option<String>, ProviderError> {
+        let body = serde_json::to_vec(&mapping::search_request(capture_id))
+            .map_err(|e| KIT.unknown(format!("cannot encode the search: {e}")))?;
+        let url = format!("{}/tss/v2/searches", self.base_url);
+        let request = self.signed(&url, Some(body))?;
+        // A search changes nothing: every failure may be retried.
+        let answer = self
+            .http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .map_err(|e| KIT.no_answer("transaction search", e))?;
+        if !answer.status.is_success() {
+            return Err(KIT.unknown(format!(
+                "Transaction Search answered HTTP {}",
+                answer.status.as_u16()
+            )));
+        }
+        let found = mapping::found_capture(&answer.body, capture_id).map_err(|e| KIT.unknown(e))?;
+        tracing::info!(
+            found = found.as_deref().unwrap_or(""),
+            "Transaction Search answered"
+        );
+        Ok(found)
+    }
+
+    /// Whether the search has had its grace period since the capture was first recorded.
+    fn search_grace_passed(&self, capture: &CaptureRecord) -> bool {
+        let grace = i64::try_from(self.search_grace.as_micros()).unwrap_or(i64::MAX);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        now.saturating_sub(capture.create_time) >= grace
     }
 }
 

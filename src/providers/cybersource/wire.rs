@@ -168,3 +168,60 @@ pub enum ServerErrorReason {
 pub fn parse_name<T: for<'de> Deserialize<'de>>(name: &str) -> Option<T> {
     T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(name)).ok()
 }
+
+/// `POST /tss/v2/searches` body (Transaction Search). *Unconfirmed* beyond the fields named in
+/// Cybersource's samples: `save`, `name`, `timezone`, `query`, `offset`, `limit`, `sort`.
+#[derive(Debug, Serialize)]
+pub struct SearchRequest<'a> {
+    pub save: bool,
+    pub name: &'a str,
+    pub timezone: &'a str,
+    /// `clientReferenceInformation.code:<capture id>`.
+    pub query: String,
+    pub offset: u32,
+    pub limit: u32,
+    pub sort: &'a str,
+}
+
+/// A search's answer (201): what matters is `_embedded.transactionSummaries[]`.
+#[derive(Debug, Deserialize)]
+pub struct SearchAnswer {
+    #[serde(rename = "_embedded", default)]
+    pub embedded: Option<SearchEmbedded>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchEmbedded {
+    #[serde(default)]
+    pub transaction_summaries: Vec<TransactionSummary>,
+}
+
+/// One transaction found: its id and which services ran (`ics_bill` is a capture).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionSummary {
+    pub id: Option<String>,
+    pub client_reference_information: Option<SummaryReference>,
+    pub application_information: Option<ApplicationInformation>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SummaryReference {
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ApplicationInformation {
+    #[serde(default)]
+    pub applications: Vec<Application>,
+}
+
+/// A service that ran: `rFlag` `SOK` (or `rCode` `1`) when it succeeded.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    pub name: Option<String>,
+    pub r_code: Option<String>,
+    pub r_flag: Option<String>,
+}

@@ -174,6 +174,7 @@ impl Emulator for CybersourceEmulator {
                 post(capture),
             )
             .route("/pts/v2/captures/{capture_id}", get(get_capture))
+            .route("/tss/v2/searches", post(search))
             .with_state(self)
     }
 
@@ -243,6 +244,59 @@ async fn get_capture(
         body["status"] = json!("TRANSMITTED");
     }
     respond(json_reply(StatusCode::OK, &body))
+}
+
+/// `POST /tss/v2/searches`: Transaction Search, for the one query the emulator understands,
+/// `clientReferenceInformation.code:<code>`. Each recorded capture under that code is one
+/// summary whose `ics_bill` application succeeded. *Unconfirmed*: the summary's fields beyond
+/// `id`, `clientReferenceInformation.code` and `applicationInformation.applications[]`
+/// (`name`, `rCode`, `rFlag`), and how long a real search lags behind a capture (here: not at
+/// all).
+async fn search(
+    State(cybersource): State<Arc<CybersourceEmulator>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !cybersource.authenticated("post", &uri, &headers, Some(&body)) {
+        return respond(authentication_failed());
+    }
+    let request = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+    let Some(code) = request["query"]
+        .as_str()
+        .and_then(|q| q.strip_prefix("clientReferenceInformation.code:"))
+    else {
+        return respond(invalid("INVALID_DATA", Some("query"), ""));
+    };
+    let ledger = cybersource.ledger();
+    let summaries: Vec<Value> = ledger
+        .captures
+        .values()
+        .filter(|recorded| recorded.body["clientReferenceInformation"]["code"] == code)
+        .map(|recorded| {
+            json!({
+                "id": recorded.body["id"],
+                "submitTimeUtc": recorded.body["submitTimeUtc"],
+                "clientReferenceInformation": {"code": code},
+                "orderInformation": recorded.body["orderInformation"],
+                "applicationInformation": {"applications": [
+                    {"name": "ics_bill", "reasonCode": "100", "rCode": "1", "rFlag": "SOK"}
+                ]},
+            })
+        })
+        .collect();
+    let answer = json!({
+        "searchId": random_hex(16),
+        "save": false,
+        "name": request["name"],
+        "timezone": "UTC",
+        "query": format!("clientReferenceInformation.code:{code}"),
+        "count": summaries.len(),
+        "totalCount": summaries.len(),
+        "submitTimeUtc": rfc3339(SystemTime::now()),
+        "_embedded": {"transactionSummaries": summaries},
+    });
+    respond(json_reply(StatusCode::CREATED, &answer))
 }
 
 /// Applies Cybersource's capture rules to one request, updating the ledger when money moves.
