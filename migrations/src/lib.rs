@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_tables;
 mod m20261123_000002_reconciliation;
 mod m20261204_000003_capture_sequence;
+mod m20261204_000004_event_source;
 
 /// Runs at `serve` and by `capture-service migrate`.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_tables::Migration),
             Box::new(m20261123_000002_reconciliation::Migration),
             Box::new(m20261204_000003_capture_sequence::Migration),
+            Box::new(m20261204_000004_event_source::Migration),
         ]
     }
 }

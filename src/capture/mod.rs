@@ -18,7 +18,7 @@ use crate::domain::capture::AccountName;
 use crate::domain::{CaptureCommand, CaptureRecord, CaptureStatus, FieldViolation};
 use crate::providers::connectors::UnknownAccount;
 use crate::providers::{CaptureCall, Connector, Connectors, ProviderError};
-use crate::store::{Begin, LedgerRefusal, NewCapture, Resolution, Store, StoreError};
+use crate::store::{Begin, EventSource, LedgerRefusal, NewCapture, Resolution, Store, StoreError};
 
 pub use admission::{Admission, Admitted, Overloaded};
 pub use ids::{is_capture_id, new_capture_id};
@@ -256,7 +256,7 @@ impl Captures {
                     detail: detail.clone(),
                 },
             };
-            let stored = store.resolve(&record, &resolution).await;
+            let stored = store.resolve(&record, &resolution, EventSource::Api).await;
             match (&answer, &stored) {
                 (_, Err(err)) => warn!(capture_id = %record.id, error = %err,
                     "provider answered but the outcome could not be stored; capture stays PROCESSING"),

@@ -14,7 +14,7 @@ use super::Captures;
 use crate::config::ReconcileConfig;
 use crate::domain::{CaptureRecord, CaptureStatus};
 use crate::providers::ProviderError;
-use crate::store::{now_micros, DueCapture, Resolution, StoreError};
+use crate::store::{now_micros, DueCapture, EventSource, Resolution, StoreError};
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,10 @@ impl Captures {
                 return Ok(false);
             }
         };
-        let resolved = self.store.resolve(&record, &resolution).await?;
+        let resolved = self
+            .store
+            .resolve(&record, &resolution, EventSource::Reconciler)
+            .await?;
         info!(from = %record.status, to = %resolved.status, "capture reconciled");
         Ok(resolved.status != record.status)
     }

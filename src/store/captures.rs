@@ -256,15 +256,18 @@ impl Store {
         self.load_many(rows).await
     }
 
-    /// The audit trail of a capture, oldest first, as (kind, status).
-    pub async fn events(&self, capture_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    /// The audit trail of a capture, oldest first, as (kind, status, source).
+    pub async fn events(
+        &self,
+        capture_id: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
         Ok(capture_events::Entity::find()
             .filter(capture_events::Column::CaptureId.eq(capture_id))
             .order_by_asc(capture_events::Column::Id)
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|e| (e.kind, e.status))
+            .map(|e| (e.kind, e.status, e.source))
             .collect())
     }
 
@@ -328,6 +331,7 @@ async fn begin_in(
     });
     insert_event(
         txn,
+        EventSource::Api,
         &new.id,
         "CREATED",
         CaptureStatus::Processing,
@@ -372,8 +376,27 @@ pub(super) async fn insert_fees(
     Ok(())
 }
 
+/// Who made a change of a capture, as its `capture_events` row names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource {
+    /// A caller's request (a capture, or its retry resuming it).
+    Api,
+    /// The service's own look at the provider.
+    Reconciler,
+}
+
+impl EventSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Api => "api",
+            EventSource::Reconciler => "reconciler",
+        }
+    }
+}
+
 pub(super) async fn insert_event(
     txn: &DatabaseTransaction,
+    source: EventSource,
     capture_id: &str,
     kind: &str,
     status: CaptureStatus,
@@ -387,6 +410,7 @@ pub(super) async fn insert_event(
         status: Set(status.as_str().to_owned()),
         detail: Set(detail.to_string()),
         create_time: Set(now),
+        source: Set(source.as_str().to_owned()),
     })
     .exec_without_returning(txn)
     .await?;

@@ -21,7 +21,9 @@ use sea_orm::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use captures::{Begin, LedgerRefusal, ListPage, ListQuery, NewCapture, Resolution};
+pub use captures::{
+    Begin, EventSource, LedgerRefusal, ListPage, ListQuery, NewCapture, Resolution,
+};
 pub use read::statement as sql_statement;
 pub use resolve::DueCapture;
 

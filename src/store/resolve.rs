@@ -10,7 +10,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::captures::{insert_event, insert_fees, Resolution};
+use super::captures::{insert_event, insert_fees, EventSource, Resolution};
 use super::convert::{self, FEE_REPORTED};
 use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
@@ -39,11 +39,12 @@ impl Store {
         &self,
         record: &CaptureRecord,
         resolution: &Resolution,
+        source: EventSource,
     ) -> Result<CaptureRecord, StoreError> {
         let (owned, resolution) = (record.clone(), resolution.clone());
         let written = self
             .write(writer::work(move |txn| {
-                Box::pin(resolve_in(txn, owned, resolution))
+                Box::pin(resolve_in(txn, owned, resolution, source))
             }))
             .await?;
         match written {
@@ -140,6 +141,7 @@ async fn resolve_in(
     txn: &DatabaseTransaction,
     record: CaptureRecord,
     resolution: Resolution,
+    source: EventSource,
 ) -> Result<Written<Option<CaptureRecord>>, StoreError> {
     let now = now_micros();
     // One statement claims the row and reads it: on PostgreSQL it locks the row. (The pool
@@ -213,6 +215,7 @@ async fn resolve_in(
             });
             insert_event(
                 txn,
+                source,
                 &row.id,
                 "PROVIDER_OUTCOME",
                 outcome.status,
@@ -238,6 +241,7 @@ async fn resolve_in(
             });
             insert_event(
                 txn,
+                source,
                 &row.id,
                 "PROVIDER_REJECTED",
                 CaptureStatus::Failed,
@@ -253,6 +257,7 @@ async fn resolve_in(
             let detail = serde_json::json!({ "detail": masked(detail) });
             insert_event(
                 txn,
+                source,
                 &row.id,
                 "OUTCOME_UNKNOWN",
                 CaptureStatus::Processing,

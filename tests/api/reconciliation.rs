@@ -127,6 +127,19 @@ async fn a_cybersource_capture_whose_answer_was_lost_is_settled_by_transaction_s
     assert_eq!(resolved.captured_amount, usd("25.00"));
     assert_eq!(resolved.provider_status, "TRANSMITTED");
     assert!(!resolved.provider_capture_id.is_empty());
+    // The audit trail names who made each change.
+    let store = Store::connect(&app.database_url).await?;
+    let event = |kind: &str, status: &str, source: &str| {
+        (kind.to_owned(), status.to_owned(), source.to_owned())
+    };
+    assert_eq!(
+        store.events(&id).await?,
+        [
+            event("CREATED", "PROCESSING", "api"),
+            event("OUTCOME_UNKNOWN", "PROCESSING", "api"),
+            event("PROVIDER_OUTCOME", "COMPLETED", "reconciler"),
+        ]
+    );
     app.stop().await
 }
 

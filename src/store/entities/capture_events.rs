@@ -15,6 +15,8 @@ pub struct Model {
     /// JSON with the event's particulars (no secrets, no card numbers).
     pub detail: String,
     pub create_time: i64,
+    /// Who made the change: [`EventSource`](crate::store::EventSource) (`api`, `reconciler`).
+    pub source: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
