@@ -190,61 +190,70 @@ impl Writer {
     async fn run(mut self) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while self.queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let result = self.commit(batch.drain(..)).await;
-            if let Err(err) = result {
-                tracing::warn!(error = %err, "a shared write transaction failed");
+            // Each batch in a task of its own: a write that panics ends only its batch (whose
+            // callers see the writer stop), never the writer and every write after it.
+            let (db, turns) = (self.db.clone(), Arc::clone(&self.turns));
+            let jobs = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+            let result = tokio::spawn(async move { commit(&db, &turns, jobs).await }).await;
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "a shared write transaction failed"),
+                Err(err) => tracing::error!(error = %err, "a shared write transaction panicked"),
             }
         }
     }
+}
 
-    /// One transaction for `jobs`; every caller is answered before it returns.
-    async fn commit(&self, jobs: impl Iterator<Item = Job>) -> Result<(), StoreError> {
-        let jobs: Vec<Job> = jobs.collect();
-        let turn = match Arc::clone(&self.turns).acquire_owned().await {
-            Ok(turn) => turn,
-            Err(_) => return Err(writer_gone()),
-        };
-        let txn = match self.db.begin().await {
-            Ok(txn) => txn,
-            Err(err) => {
-                let err = StoreError::from(err);
-                for job in jobs {
-                    job.fail(&err);
-                }
-                return Err(err);
-            }
-        };
-        let mut delivers = Vec::with_capacity(jobs.len());
-        let mut jobs = jobs.into_iter();
-        let mut unavailable = false;
-        for job in jobs.by_ref() {
-            match job.run(&txn).await {
-                Ran::Kept(deliver) => delivers.push(deliver),
-                Ran::Answered => {}
-                Ran::Unavailable => {
-                    unavailable = true;
-                    break;
-                }
-            }
-        }
-        let committed = if unavailable {
-            let _ = txn.rollback().await;
-            let err = StoreError::Unavailable(DbErr::Custom(
-                "the database became unavailable during the transaction".into(),
-            ));
+/// One transaction for `jobs`; every caller is answered before it returns.
+async fn commit(
+    db: &DatabaseConnection,
+    turns: &Arc<Semaphore>,
+    jobs: Vec<Job>,
+) -> Result<(), StoreError> {
+    let turn = match Arc::clone(turns).acquire_owned().await {
+        Ok(turn) => turn,
+        Err(_) => return Err(writer_gone()),
+    };
+    let txn = match db.begin().await {
+        Ok(txn) => txn,
+        Err(err) => {
+            let err = StoreError::from(err);
             for job in jobs {
                 job.fail(&err);
             }
-            Err(err)
-        } else {
-            txn.commit().await.map_err(StoreError::from)
-        };
-        drop(turn);
-        for deliver in delivers {
-            deliver(committed.as_ref().map(|_| ()));
+            return Err(err);
         }
-        committed
+    };
+    let mut delivers = Vec::with_capacity(jobs.len());
+    let mut jobs = jobs.into_iter();
+    let mut unavailable = false;
+    for job in jobs.by_ref() {
+        match job.run(&txn).await {
+            Ran::Kept(deliver) => delivers.push(deliver),
+            Ran::Answered => {}
+            Ran::Unavailable => {
+                unavailable = true;
+                break;
+            }
+        }
     }
+    let committed = if unavailable {
+        let _ = txn.rollback().await;
+        let err = StoreError::Unavailable(DbErr::Custom(
+            "the database became unavailable during the transaction".into(),
+        ));
+        for job in jobs {
+            job.fail(&err);
+        }
+        Err(err)
+    } else {
+        txn.commit().await.map_err(StoreError::from)
+    };
+    drop(turn);
+    for deliver in delivers {
+        deliver(committed.as_ref().map(|_| ()));
+    }
+    committed
 }
 
 /// The error each caller of a failed shared transaction gets (the error itself has one owner).
@@ -259,7 +268,9 @@ fn shared_failure(err: &StoreError) -> StoreError {
 
 fn writer_gone() -> StoreError {
     StoreError::Unavailable(DbErr::Custom(
-        "the store's writer has stopped (its runtime is shutting down)".into(),
+        "the store's writer stopped before answering (the runtime is shutting down, or a \
+         write of the same transaction panicked)"
+            .into(),
     ))
 }
 
@@ -270,7 +281,8 @@ mod tests {
 
     type Answer = oneshot::Receiver<Result<&'static str, StoreError>>;
 
-    async fn scratch() -> Result<(tempfile::TempDir, Writer), Box<dyn std::error::Error>> {
+    async fn scratch() -> Result<(tempfile::TempDir, DatabaseConnection), Box<dyn std::error::Error>>
+    {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
         let store = Store::connect(&url).await?;
@@ -282,13 +294,7 @@ mod tests {
                    REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
             )
             .await?;
-        let (_jobs, queue) = mpsc::unbounded_channel();
-        let writer = Writer {
-            db: store.db.clone(),
-            turns: Arc::new(Semaphore::new(1)),
-            queue,
-        };
-        Ok((dir, writer))
+        Ok((dir, store.db.clone()))
     }
 
     /// A queued write that runs `sql` (`;`-separated statements) and ends as `end` says.
@@ -309,11 +315,10 @@ mod tests {
         (Box::new(Pending { work, answer }) as Job, answered)
     }
 
-    async fn ids(writer: &Writer, table: &str) -> Result<Vec<String>, DbErr> {
-        let rows = writer
-            .db
+    async fn ids(db: &DatabaseConnection, table: &str) -> Result<Vec<String>, DbErr> {
+        let rows = db
             .query_all(Statement::from_string(
-                writer.db.get_database_backend(),
+                db.get_database_backend(),
                 format!("SELECT id FROM {table} ORDER BY id"),
             ))
             .await?;
@@ -323,7 +328,8 @@ mod tests {
     #[tokio::test]
     async fn each_write_of_a_shared_transaction_keeps_or_undoes_only_its_own_statements(
     ) -> Result<(), Box<dyn std::error::Error>> {
-        let (_dir, writer) = scratch().await?;
+        let (_dir, db) = scratch().await?;
+        let turns = Arc::new(Semaphore::new(1));
         let (kept, kept_answer) = queued("INSERT INTO parent VALUES ('a')", Written::Commit);
         // Its second statement fails (the key is taken): its first must be undone too.
         let (failed, failed_answer) = queued(
@@ -334,33 +340,32 @@ mod tests {
             queued("INSERT INTO parent VALUES ('c')", Written::Discard);
         let (also_kept, also_kept_answer) =
             queued("INSERT INTO parent VALUES ('d')", Written::Commit);
-        let result = writer
-            .commit(vec![kept, failed, discarded, also_kept].into_iter())
-            .await;
+        let result = commit(&db, &turns, vec![kept, failed, discarded, also_kept]).await;
         assert!(result.is_ok(), "{result:?}");
         assert!(kept_answer.await?.is_ok());
         assert!(failed_answer.await?.is_err());
         assert!(discarded_answer.await?.is_ok());
         assert!(also_kept_answer.await?.is_ok());
-        assert_eq!(ids(&writer, "parent").await?, ["a", "d"]);
+        assert_eq!(ids(&db, "parent").await?, ["a", "d"]);
         Ok(())
     }
 
     #[tokio::test]
     async fn a_failed_commit_fails_every_write_it_carried_and_keeps_none(
     ) -> Result<(), Box<dyn std::error::Error>> {
-        let (_dir, writer) = scratch().await?;
+        let (_dir, db) = scratch().await?;
+        let turns = Arc::new(Semaphore::new(1));
         let (innocent, innocent_answer) =
             queued("INSERT INTO parent VALUES ('a')", Written::Commit);
         // A deferred foreign key: the statement passes, the COMMIT refuses.
         let (orphan, orphan_answer) =
             queued("INSERT INTO child VALUES ('x', 'nobody')", Written::Commit);
-        let result = writer.commit(vec![innocent, orphan].into_iter()).await;
+        let result = commit(&db, &turns, vec![innocent, orphan]).await;
         assert!(result.is_err());
         assert!(innocent_answer.await?.is_err());
         assert!(orphan_answer.await?.is_err());
-        assert!(ids(&writer, "parent").await?.is_empty());
-        assert!(ids(&writer, "child").await?.is_empty());
+        assert!(ids(&db, "parent").await?.is_empty());
+        assert!(ids(&db, "child").await?.is_empty());
         Ok(())
     }
 
@@ -402,6 +407,33 @@ mod tests {
             .map(|row| row.try_get_by_index::<i64>(0))
             .transpose()?;
         assert_eq!(count, Some(50));
+        Ok(())
+    }
+
+    /// A write with a bug in it.
+    fn panics() -> Result<Written<()>, StoreError> {
+        panic!("a bug in one write")
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_fails_its_caller_and_later_writes_still_commit(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (dir, db) = scratch().await?;
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let store = Store::connect(&url).await?;
+        let panicked = store.write(work(|_txn| Box::pin(async { panics() }))).await;
+        assert!(panicked.is_err());
+        let after = store
+            .write(work(|txn| {
+                Box::pin(async move {
+                    txn.execute_unprepared("INSERT INTO parent VALUES ('after')")
+                        .await?;
+                    Ok(Written::Commit(()))
+                })
+            }))
+            .await;
+        assert!(after.is_ok(), "{after:?}");
+        assert_eq!(ids(&db, "parent").await?, ["after"]);
         Ok(())
     }
 }
