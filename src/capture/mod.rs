@@ -256,13 +256,14 @@ impl Captures {
                     detail: detail.clone(),
                 },
             };
-            let stored = store.resolve(&record, &resolution, EventSource::Api).await;
+            let id = record.id.clone();
+            let stored = store.resolve(record, resolution, EventSource::Api).await;
             match (&answer, &stored) {
-                (_, Err(err)) => warn!(capture_id = %record.id, error = %err,
+                (_, Err(err)) => warn!(capture_id = %id, error = %err,
                     "provider answered but the outcome could not be stored; capture stays PROCESSING"),
-                (Ok(outcome), Ok(_)) => info!(capture_id = %record.id, status = %outcome.status,
+                (Ok(outcome), Ok(_)) => info!(capture_id = %id, status = %outcome.status,
                     provider_status = %outcome.provider_status, "capture resolved"),
-                (Err(err), Ok(_)) => warn!(capture_id = %record.id, error = %err, "provider call failed"),
+                (Err(err), Ok(_)) => warn!(capture_id = %id, error = %err, "provider call failed"),
             }
             (answer, stored)
         });

@@ -126,12 +126,13 @@ impl Captures {
                 return Ok(false);
             }
         };
+        let from = record.status;
         let resolved = self
             .store
-            .resolve(&record, &resolution, EventSource::Reconciler)
+            .resolve(record, resolution, EventSource::Reconciler)
             .await?;
-        info!(from = %record.status, to = %resolved.status, "capture reconciled");
-        Ok(resolved.status != record.status)
+        info!(%from, to = %resolved.status, "capture reconciled");
+        Ok(resolved.status != from)
     }
 
     /// Backs off exponentially from the pass interval, up to an hour.

@@ -1,5 +1,7 @@
 //! A capture as the service keeps it: the command, its status and the provider's answer.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use super::capture::CaptureCommand;
 use super::money::Money;
 use super::outcome::{
@@ -10,6 +12,14 @@ use super::status::{CaptureStatus, StatusReason};
 
 /// Microseconds since the Unix epoch, UTC: exact, portable and orderable on both databases.
 pub type TimestampMicros = i64;
+
+/// Now, as a [`TimestampMicros`].
+pub fn now_micros() -> TimestampMicros {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
 /// A stored capture.
 #[derive(Debug, Clone, PartialEq, Eq)]

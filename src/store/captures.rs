@@ -14,7 +14,8 @@ use sea_orm::{
 use super::convert::{self, FEE_REQUESTED};
 use super::entities::{capture_events, captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
-use super::read::{self, Sql};
+use super::read;
+use super::sql::Sql;
 use super::writer::{self, Written};
 use super::{now_micros, Store, StoreError};
 use crate::domain::outcome::ProviderFailure;
@@ -129,13 +130,14 @@ impl Store {
         request_id: &str,
     ) -> Result<Option<read::Joined>, StoreError> {
         static SQL: LazyLock<Sql> =
-            LazyLock::new(|| Sql::joined("c.tenant = $1 AND c.request_id = $2"));
+            LazyLock::new(|| read::select_where("c.tenant = $1 AND c.request_id = $2"));
         read::joined_one(&self.db, &SQL, vec![tenant.into(), request_id.into()]).await
     }
 
     /// One capture of a tenant; another tenant's capture is `None`.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<CaptureRecord>, StoreError> {
-        static SQL: LazyLock<Sql> = LazyLock::new(|| Sql::joined("c.id = $1 AND c.tenant = $2"));
+        static SQL: LazyLock<Sql> =
+            LazyLock::new(|| read::select_where("c.id = $1 AND c.tenant = $2"));
         read::joined_one(&self.db, &SQL, vec![id.into(), tenant.into()])
             .await?
             .map(read::Joined::into_record)
@@ -144,7 +146,7 @@ impl Store {
 
     /// One capture, whatever its tenant (for the service's own bookkeeping).
     pub async fn get_any(&self, id: &str) -> Result<CaptureRecord, StoreError> {
-        static SQL: LazyLock<Sql> = LazyLock::new(|| Sql::joined("c.id = $1"));
+        static SQL: LazyLock<Sql> = LazyLock::new(|| read::select_where("c.id = $1"));
         read::joined_one(&self.db, &SQL, vec![id.into()])
             .await?
             .ok_or_else(|| StoreError::Missing(id.to_owned()))?
@@ -340,14 +342,7 @@ async fn begin_in(
     )
     .await?;
     // What is being committed, without reading it back.
-    let record = convert::new_record(
-        &new.id,
-        &new.tenant,
-        &new.account,
-        &new.command,
-        sequence,
-        now,
-    );
+    let record = convert::new_record(new.id, new.tenant, new.account, new.command, sequence, now);
     Ok(Written::Commit(Attempt::done(Begin::Created(record))))
 }
 

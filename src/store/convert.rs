@@ -130,21 +130,21 @@ pub fn new_capture_row(
 
 /// The record of a capture just committed by [`new_capture_row`]: what reading it back gives.
 pub fn new_record(
-    id: &str,
-    tenant: &str,
-    account: &str,
-    command: &CaptureCommand,
+    id: String,
+    tenant: String,
+    account: String,
+    command: CaptureCommand,
     capture_sequence: u32,
     now: i64,
 ) -> CaptureRecord {
-    let command = match AccountName::parse(account) {
-        Ok(name) => command.clone().with_account(name),
-        Err(_) => command.clone(),
+    let command = match AccountName::parse(&account) {
+        Ok(name) => command.with_account(name),
+        Err(_) => command,
     };
     CaptureRecord {
-        id: id.to_owned(),
-        tenant: tenant.to_owned(),
-        account: account.to_owned(),
+        id,
+        tenant,
+        account,
         command,
         status: CaptureStatus::Processing,
         reason: None,

@@ -7,7 +7,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::entities::authorizations::{self, Column, Entity};
-use super::read::Sql;
+use super::sql::Sql;
 use super::StoreError;
 use crate::domain::{CaptureCommand, Money};
 

@@ -6,11 +6,12 @@ pub mod entities;
 mod ledger;
 mod read;
 mod resolve;
+mod sql;
 mod sqlite;
 mod unavailable;
 mod writer;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
@@ -24,8 +25,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub use captures::{
     Begin, EventSource, LedgerRefusal, ListPage, ListQuery, NewCapture, Resolution,
 };
-pub use read::statement as sql_statement;
 pub use resolve::DueCapture;
+pub use sql::statement as sql_statement;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -190,10 +191,4 @@ impl Store {
     }
 }
 
-/// Now, in microseconds since the Unix epoch.
-pub fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use crate::domain::record::now_micros;

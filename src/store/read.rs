@@ -1,17 +1,18 @@
 //! Whole records in one statement: capture rows joined with their breakdown and fees, so a read
 //! is one round trip to the database however many tables the record spans.
 //!
-//! The SQL is written here once per statement and backend, not built per call by sea-orm's
-//! query builder, and rows are decoded by column position, not by name: a record is one
-//! prepared statement the driver caches and 60 positional reads (a named read costs a hash
-//! lookup, and a prefixed one a `format!`, per column).
+//! The SQL is written here once ([`Sql`]), not built per call by sea-orm's query builder, and
+//! rows are decoded by column position, not by name: a record is one prepared statement the
+//! driver caches and 60 positional reads (a named read costs a hash lookup, and a prefixed one
+//! a `format!`, per column).
 
 use std::sync::LazyLock;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement};
 
 use super::convert;
 use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
+use super::sql::Sql;
 use super::StoreError;
 use crate::domain::CaptureRecord;
 
@@ -126,37 +127,13 @@ positional!(
     }
 );
 
-/// One statement as each backend writes it, made once.
-pub(super) struct Sql {
-    postgres: String,
-    sqlite: String,
-}
-
-impl Sql {
-    /// `sql` with `$1`, `$2`… placeholders. Each is used once, in order, so SQLite's
-    /// positional `?` binds the same values.
-    pub fn new(sql: String) -> Sql {
-        Sql {
-            sqlite: positional_placeholders(&sql),
-            postgres: sql,
-        }
-    }
-
-    /// The records `condition` (on `c.`) selects, one capture's rows together.
-    pub fn joined(condition: &str) -> Sql {
-        Sql::new(format!(
-            "{} WHERE {condition} ORDER BY c.id, f.id",
-            select_joined("captures c")
-        ))
-    }
-
-    pub fn statement(&self, backend: DbBackend, values: Vec<sea_orm::Value>) -> Statement {
-        let sql = match backend {
-            DbBackend::Postgres => &self.postgres,
-            _ => &self.sqlite,
-        };
-        Statement::from_sql_and_values(backend, sql.as_str(), values)
-    }
+/// The statement of the records `condition` (on `c.`, with `$n` placeholders) selects, one
+/// capture's rows together, for [`joined`] and [`joined_one`].
+pub(super) fn select_where(condition: &str) -> Sql {
+    Sql::new(format!(
+        "{} WHERE {condition} ORDER BY c.id, f.id",
+        select_joined("captures c")
+    ))
 }
 
 /// A `captures` row as a statement selecting or returning [`capture_columns`] gives it.
@@ -184,33 +161,7 @@ fn select_joined(from: &str) -> String {
     )
 }
 
-fn positional_placeholders(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-            while chars.peek().is_some_and(char::is_ascii_digit) {
-                chars.next();
-            }
-            out.push('?');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// `sql` with `$1`, `$2`… as the backend writes placeholders, for a statement made once (the
-/// benchmark's ceilings); a statement run often is a static [`Sql`].
-pub fn statement(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    let sql = match backend {
-        DbBackend::Postgres => sql.to_owned(),
-        _ => positional_placeholders(sql),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
-
-/// The records `sql` (a [`Sql::joined`]) selects.
+/// The records `sql` (a [`select_where`]) selects.
 pub(super) async fn joined<C: ConnectionTrait>(
     db: &C,
     sql: &Sql,
@@ -222,7 +173,7 @@ pub(super) async fn joined<C: ConnectionTrait>(
     group(rows)
 }
 
-/// The one record `sql` (a [`Sql::joined`]) names, if any.
+/// The one record `sql` (a [`select_where`]) names, if any.
 pub(super) async fn joined_one<C: ConnectionTrait>(
     db: &C,
     sql: &Sql,

@@ -14,7 +14,8 @@ use super::captures::{insert_event, insert_fees, EventSource, Resolution};
 use super::convert::{self, FEE_REPORTED};
 use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
-use super::read::{self, Sql};
+use super::read;
+use super::sql::Sql;
 use super::writer::{self, Written};
 use super::{now_micros, Store, StoreError};
 use crate::domain::outcome::ProviderFailure;
@@ -37,21 +38,21 @@ impl Store {
     /// afterwards, made from `record` and `resolution` rather than read back.
     pub async fn resolve(
         &self,
-        record: &CaptureRecord,
-        resolution: &Resolution,
+        record: CaptureRecord,
+        resolution: Resolution,
         source: EventSource,
     ) -> Result<CaptureRecord, StoreError> {
-        let (owned, resolution) = (record.clone(), resolution.clone());
+        let id = record.id.clone();
         let written = self
             .write(writer::work(move |txn| {
-                Box::pin(resolve_in(txn, owned, resolution, source))
+                Box::pin(resolve_in(txn, record, resolution, source))
             }))
             .await?;
         match written {
             Some(applied) => Ok(applied),
             // It was not this resolution's to change, or someone else changed it since the
             // caller read it: what is stored is the truth.
-            None => self.get_any(&record.id).await,
+            None => self.get_any(&id).await,
         }
     }
 

@@ -141,3 +141,35 @@ fn every_provider_is_registered_once() {
         );
     }
 }
+
+#[test]
+fn cybersources_search_grace_comes_from_its_variable_and_defaults_to_ten_minutes(
+) -> Result<(), Box<dyn std::error::Error>> {
+    use capture_service::providers::account::from_variables;
+    use capture_service::providers::cybersource::CybersourceAccount;
+    let vars = [
+        ("CAPTURE_CYBERSOURCE_MERCHANT_ID", "m"),
+        ("CAPTURE_CYBERSOURCE_KEY_ID", "k"),
+        ("CAPTURE_CYBERSOURCE_SHARED_SECRET", "c2VjcmV0"),
+    ];
+    let default = from_variables::<CybersourceAccount>(&config("", &vars)?.providers.sources)?;
+    assert_eq!(default.search_grace_seconds, 600);
+    let set = [
+        &vars[..],
+        &[("CAPTURE_CYBERSOURCE_SEARCH_GRACE_SECONDS", "30")],
+    ]
+    .concat();
+    let set = from_variables::<CybersourceAccount>(&config("", &set)?.providers.sources)?;
+    assert_eq!(set.search_grace_seconds, 30);
+    let bad = [
+        &vars[..],
+        &[("CAPTURE_CYBERSOURCE_SEARCH_GRACE_SECONDS", "soon")],
+    ]
+    .concat();
+    let refused = from_variables::<CybersourceAccount>(&config("", &bad)?.providers.sources);
+    assert_eq!(
+        refused.err().map(|e| e.setting),
+        Some("CAPTURE_CYBERSOURCE_SEARCH_GRACE_SECONDS".to_owned())
+    );
+    Ok(())
+}

@@ -22,6 +22,7 @@ use capture_service::domain::capture::{
     AuthorizationId, CaptureParts, DisbursementMode, Metadata, PlatformFee, Reference,
     SoftDescriptor,
 };
+use capture_service::domain::record::now_micros;
 use capture_service::domain::{CaptureCommand, CaptureStatus, Money, Provider};
 use capture_service::providers::cybersource::CybersourceAccount;
 use capture_service::providers::cybersource::CybersourceConnector;
@@ -472,13 +473,6 @@ fn search_answer(found: &[(&str, &str, &str)]) -> String {
     json!({"searchId": "s1", "count": found.len(), "totalCount": found.len(),
            "_embedded": {"transactionSummaries": summaries}})
     .to_string()
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ use super::kit::Kit;
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
+use crate::domain::record::now_micros;
 use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
 use signature::{SignedRequest, SigningKey};
 
@@ -319,11 +320,7 @@ impl CybersourceConnector {
     /// Whether the search has had its grace period since the capture was first recorded.
     fn search_grace_passed(&self, capture: &CaptureRecord) -> bool {
         let grace = i64::try_from(self.search_grace.as_micros()).unwrap_or(i64::MAX);
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        now.saturating_sub(capture.create_time) >= grace
+        now_micros().saturating_sub(capture.create_time) >= grace
     }
 }
 
