@@ -79,7 +79,7 @@ impl App {
                 .context("Failed to connect to the database")?
         };
 
-        let connectors = build_connectors(&config, configured, sandbox.as_ref())?;
+        let (connectors, lease) = build_connectors(&config, configured, sandbox.as_ref())?;
 
         let mut keys = config.api_keys.clone();
         let dev_api_key = if keys.is_empty() && sandbox.is_some() {
@@ -109,12 +109,21 @@ impl App {
         let http = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("Failed to bind HTTP on {}", config.http_addr))?;
+        if let Some(sandbox) = sandbox.as_ref().filter(|_| config.sandbox_webhooks) {
+            // The built-in sandbox delivers its providers' webhooks to this service.
+            let mut to = http.local_addr()?;
+            if to.ip().is_unspecified() {
+                to.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            sandbox.send_webhooks_to(&format!("http://{to}"));
+        }
         let tasks = TaskTracker::new();
         let captures = Captures::new(
             store.clone(),
             connectors,
             tasks.clone(),
             config.limits.max_captures_in_flight as usize,
+            lease,
         );
         Ok(App {
             config,
@@ -151,6 +160,15 @@ impl App {
         &self.store
     }
 
+    /// The built-in sandbox's `CAPTURE_<PROVIDER>_*` variables (its accounts' credentials and
+    /// webhook secrets), empty without it: for tests that sign provider deliveries.
+    pub fn sandbox_env(&self) -> Vec<(String, String)> {
+        self.sandbox
+            .as_ref()
+            .map(Sandbox::service_env)
+            .unwrap_or_default()
+    }
+
     /// Serves until `shutdown` resolves, then stops taking requests, lets in-flight calls and
     /// captures finish (up to the configured grace), and returns.
     pub async fn run(
@@ -185,6 +203,8 @@ impl App {
         let api = CaptureServiceServer::new(CaptureApi::new(
             self.captures.clone(),
             limits.max_reads_in_flight as usize,
+            limits.watch_buffer as usize,
+            token.clone(),
         ))
         // Larger requests are refused whole, before they are decoded.
         .max_decoding_message_size(limits.grpc_max_request_bytes as usize);
@@ -227,7 +247,7 @@ impl App {
             });
 
         let sandbox_routes = self.sandbox.as_ref().map(Sandbox::admin_router);
-        let http_router = crate::http::router(self.store.clone(), sandbox_routes);
+        let http_router = crate::http::router(self.captures.clone(), sandbox_routes);
         let http_token = token.clone();
         let http = serve_http1(
             http_listener,
@@ -328,7 +348,7 @@ fn build_connectors(
     config: &Config,
     mut accounts: Vec<Arc<dyn Account>>,
     sandbox: Option<&Sandbox>,
-) -> anyhow::Result<Connectors> {
+) -> anyhow::Result<(Connectors, std::time::Duration)> {
     let http = ProviderHttp::new(
         config.providers.request_timeout,
         config.providers.max_retries,
@@ -343,7 +363,11 @@ fn build_connectors(
             .collect();
         accounts.extend(missing);
     }
-    Ok(Connectors::from_accounts(&accounts, &http))
+    // A connector's call about one capture makes up to three transport calls (PayPal: a token,
+    // then the capture again under a new one; Checkout.com: a payment read, then the capture),
+    // and the lease must outlast it all.
+    let lease = http.longest_call().saturating_mul(3);
+    Ok((Connectors::from_accounts(&accounts, &http), lease))
 }
 
 fn dev_api_key() -> anyhow::Result<String> {

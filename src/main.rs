@@ -14,14 +14,16 @@ use capture_service::{api, telemetry};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str =
-    "usage: capture-service [serve|migrate|check-config|hash-key <api key>|sandbox [--addr ADDR] [--latency-ms N]]
+    "usage: capture-service [serve|migrate|check-config|hash-key <api key>|sandbox [--addr ADDR] [--latency-ms N] [--webhook-url URL]]
   serve         serve gRPC and HTTP (default)
   migrate       apply database migrations and exit
   check-config  load and validate the configuration, print it (secrets redacted) and exit
   hash-key KEY  print the SHA-256 digest to put in CAPTURE_API_KEYS for KEY (16+ characters)
   sandbox       serve only the emulated providers (default 127.0.0.1:8090, or --addr, or
                 CAPTURE_SANDBOX_ADDR) and print the CAPTURE_* variables a service needs to use them;
-                --latency-ms holds every provider answer back that long (load tests)
+                --latency-ms holds every provider answer back that long (load tests);
+                --webhook-url (or CAPTURE_SANDBOX_WEBHOOK_URL) is the service that receives the
+                emulators' webhooks at URL/webhooks/{provider}
 configuration: CAPTURE_* environment variables and the optional CAPTURE_CONFIG file (see README)";
 
 #[tokio::main]
@@ -77,17 +79,26 @@ mod sandbox {
 
     const DEFAULT_ADDR: &str = "127.0.0.1:8090";
 
-    const USAGE: &str = "usage: capture-service sandbox [--addr ADDR] [--latency-ms N]";
+    const USAGE: &str =
+        "usage: capture-service sandbox [--addr ADDR] [--latency-ms N] [--webhook-url URL]
+  --addr ADDR        where to listen (default 127.0.0.1:8090, or CAPTURE_SANDBOX_ADDR)
+  --latency-ms N     hold every provider answer back N ms (load tests)
+  --webhook-url URL  send Checkout.com's and PayPal's webhooks to URL/webhooks/{provider}, e.g.
+                     http://127.0.0.1:8080 (or CAPTURE_SANDBOX_WEBHOOK_URL; default: none sent)";
 
     pub async fn run(args: &[String]) -> anyhow::Result<()> {
         let mut addr =
             std::env::var("CAPTURE_SANDBOX_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.into());
         let mut latency_ms = 0u64;
+        let mut webhook_url = std::env::var("CAPTURE_SANDBOX_WEBHOOK_URL")
+            .ok()
+            .filter(|url| !url.is_empty());
         let mut rest = args.iter();
         while let Some(flag) = rest.next() {
             let value = rest.next().context(USAGE)?;
             match flag.as_str() {
                 "--addr" => addr = value.clone(),
+                "--webhook-url" => webhook_url = Some(value.clone()),
                 "--latency-ms" => {
                     latency_ms = value
                         .parse()
@@ -100,14 +111,30 @@ mod sandbox {
             .parse()
             .with_context(|| format!("{addr:?} is not an address such as {DEFAULT_ADDR}"))?;
         let latency = Duration::from_millis(latency_ms);
+        if let Some(url) = &webhook_url {
+            anyhow::ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "--webhook-url {url:?}: not an http(s) URL such as http://127.0.0.1:8080\n{USAGE}"
+            );
+        }
         let sandbox = Sandbox::start_with_latency(addr, latency)
             .await
             .with_context(|| format!("Failed to start the sandbox on {addr}"))?;
+        if let Some(url) = &webhook_url {
+            sandbox.send_webhooks_to(url);
+        }
         println!("# capture-service sandbox: emulated providers, no real money moves.");
         println!(
             "# New authorizations: POST {}/sandbox/{{provider}}/authorizations",
             sandbox.origin()
         );
+        match &webhook_url {
+            Some(url) => println!(
+                "# Webhooks go to {}/webhooks/{{provider}}",
+                url.trim_end_matches('/')
+            ),
+            None => println!("# No webhooks are sent (--webhook-url URL to send them)"),
+        }
         println!("# A service captures here with these variables:");
         for (name, value) in sandbox.service_env() {
             println!("export {name}={value}");

@@ -10,6 +10,8 @@ mod m20261123_000001_create_tables;
 mod m20261123_000002_reconciliation;
 mod m20261204_000003_capture_sequence;
 mod m20261204_000004_event_source;
+mod m20261204_000005_webhook_events;
+mod m20261204_000006_capture_lease;
 
 /// Runs at `serve` and by `capture-service migrate`.
 pub struct Migrator;
@@ -22,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_reconciliation::Migration),
             Box::new(m20261204_000003_capture_sequence::Migration),
             Box::new(m20261204_000004_event_source::Migration),
+            Box::new(m20261204_000005_webhook_events::Migration),
+            Box::new(m20261204_000006_capture_lease::Migration),
         ]
     }
 }

@@ -62,7 +62,7 @@ pub fn status_from_proto(value: i32) -> Result<Option<CaptureStatus>, UnknownEnu
     )
 }
 
-fn status_to_proto(status: CaptureStatus) -> proto::CaptureStatus {
+pub fn status_to_proto(status: CaptureStatus) -> proto::CaptureStatus {
     match status {
         CaptureStatus::Processing => proto::CaptureStatus::Processing,
         CaptureStatus::Pending => proto::CaptureStatus::Pending,

@@ -5,6 +5,7 @@ pub mod convert;
 pub mod error;
 mod page_token;
 pub mod service;
+pub mod watch;
 
 pub use auth::{ApiKeys, Tenant};
 pub use service::CaptureApi;

@@ -1,6 +1,7 @@
 //! `capture.v1.CaptureService`: each handler converts its request once, calls the
 //! orchestrator or the store, and converts the answer back.
 
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::auth::tenant;
@@ -13,6 +14,7 @@ use crate::domain::{CaptureCommand, FieldViolation, Violations};
 use crate::proto::{
     self, capture_service_server::CaptureService, CaptureRequest, CaptureResponse,
     GetCaptureRequest, GetCaptureResponse, ListCapturesRequest, ListCapturesResponse,
+    WatchCapturesRequest,
 };
 use crate::store::ListQuery;
 
@@ -24,13 +26,24 @@ pub struct CaptureApi {
     captures: Captures,
     /// Reads have their own share, so GetCapture still answers under a capture storm.
     reads: Admission,
+    /// Changes a watcher's stream holds for it.
+    watch_buffer: usize,
+    /// Cancelled at shutdown: open watches end, naming their cursor.
+    stop: CancellationToken,
 }
 
 impl CaptureApi {
-    pub fn new(captures: Captures, max_reads_in_flight: usize) -> Self {
+    pub fn new(
+        captures: Captures,
+        max_reads_in_flight: usize,
+        watch_buffer: usize,
+        stop: CancellationToken,
+    ) -> Self {
         CaptureApi {
             captures,
             reads: Admission::new("reads", max_reads_in_flight),
+            watch_buffer,
+            stop,
         }
     }
 }
@@ -76,6 +89,27 @@ impl CaptureService for CaptureApi {
         Ok(Response::new(GetCaptureResponse {
             capture: Some(proto::Capture::from(&record)),
         }))
+    }
+
+    type WatchCapturesStream = super::watch::ChangeStream;
+
+    #[tracing::instrument(skip_all, fields(tenant, since = request.get_ref().since))]
+    async fn watch_captures(
+        &self,
+        request: Request<WatchCapturesRequest>,
+    ) -> Result<Response<Self::WatchCapturesStream>, Status> {
+        let tenant = tenant(&request)?;
+        let (since, filter) = super::watch::parse_request(request.get_ref())?;
+        let stream = super::watch::open(
+            self.captures.store().clone(),
+            tenant.0,
+            since,
+            filter,
+            self.watch_buffer,
+            self.stop.clone(),
+        )
+        .await?;
+        Ok(Response::new(stream))
     }
 
     #[tracing::instrument(skip_all, fields(tenant))]

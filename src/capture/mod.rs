@@ -8,6 +8,7 @@ mod admission;
 mod ids;
 mod inflight;
 mod reconcile;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub use admission::{Admission, Admitted, Overloaded};
 pub use ids::{is_capture_id, new_capture_id};
 use inflight::{InFlight, Slot};
 pub use reconcile::PassReport;
+pub use webhooks::{Receipt, WebhookFailure};
 
 /// A capture and whether it was found again rather than made.
 #[derive(Debug)]
@@ -82,15 +84,23 @@ pub struct Captures {
     in_flight: InFlight,
     tasks: TaskTracker,
     admission: Admission,
+    /// Set when this process kept a webhook it could not match to a capture yet.
+    webhooks_waiting: Arc<std::sync::atomic::AtomicBool>,
+    /// How long one provider call about a capture may take (every connector call is bounded
+    /// by it): the lease a request or a reconciler's look holds.
+    lease: std::time::Duration,
 }
 
 impl Captures {
-    /// `max_in_flight` captures may be in progress at once; more are refused at once.
+    /// `max_in_flight` captures may be in progress at once; more are refused at once. `lease`
+    /// bounds one provider call about a capture (a connector makes at most a few transport
+    /// calls of [`ProviderHttp::longest_call`](crate::providers::http::ProviderHttp)).
     pub fn new(
         store: Store,
         connectors: Connectors,
         tasks: TaskTracker,
         max_in_flight: usize,
+        lease: std::time::Duration,
     ) -> Self {
         Captures {
             store,
@@ -98,11 +108,17 @@ impl Captures {
             in_flight: InFlight::default(),
             tasks,
             admission: Admission::new("captures", max_in_flight),
+            webhooks_waiting: Arc::default(),
+            lease,
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    fn lease_micros(&self) -> i64 {
+        i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX / 2)
     }
 
     /// Captures for `tenant`, or returns the capture an earlier identical request made.
@@ -161,6 +177,7 @@ impl Captures {
             tenant,
             account: &account,
             command: &command,
+            lease_micros: self.lease_micros(),
         };
         match self.store.begin_capture(&new).await? {
             Begin::Created(record) => {
@@ -224,6 +241,13 @@ impl Captures {
                         .connectors
                         .resolve(current.command.parts().provider, account.as_ref())?;
                     info!(capture_id = %current.id, "resuming a PROCESSING capture");
+                    self.store
+                        .lease(&current.id, self.lease_micros())
+                        .await
+                        .map_err(|source| CaptureError::Unrecorded {
+                            capture_id: current.id.clone(),
+                            source,
+                        })?;
                     self.drive(current, connector, claim, admitted).await?
                 }
             }
@@ -272,8 +296,15 @@ impl Captures {
             capture_id: capture_id.clone(),
             source,
         })?;
+        let stored = self.match_waiting_webhooks(stored).await;
         match answer {
             Ok(_) => Ok(stored),
+            // The provider's notice settled it while our call went unanswered.
+            Err(ProviderError::OutcomeUnknown { .. })
+                if stored.status != CaptureStatus::Processing =>
+            {
+                Ok(stored)
+            }
             Err(error) => Err(CaptureError::Provider {
                 error,
                 capture: Box::new(stored),

@@ -22,6 +22,8 @@ pub struct PassReport {
     pub looked_at: usize,
     /// Captures whose status changed.
     pub resolved: usize,
+    /// Kept webhooks that found their capture.
+    pub webhooks_matched: usize,
 }
 
 /// The longest wait between two looks at one capture.
@@ -39,10 +41,11 @@ impl Captures {
                 () = tokio::time::sleep(config.interval) => {}
             }
             match self.reconcile_pass(&config).await {
-                Ok(report) if report.looked_at > 0 => {
+                Ok(report) if report.looked_at > 0 || report.webhooks_matched > 0 => {
                     info!(
                         looked_at = report.looked_at,
                         resolved = report.resolved,
+                        webhooks_matched = report.webhooks_matched,
                         "reconciliation pass"
                     )
                 }
@@ -57,9 +60,17 @@ impl Captures {
         let min_age = i64::try_from(config.min_age.as_micros()).unwrap_or(i64::MAX);
         let due = self
             .store
-            .due_for_reconciliation(min_age, config.max_attempts, config.batch)
+            .claim_due_for_reconciliation(
+                min_age,
+                config.max_attempts,
+                config.batch,
+                self.lease_micros(),
+            )
             .await?;
-        let mut report = PassReport::default();
+        let mut report = PassReport {
+            webhooks_matched: self.match_kept_webhooks(config.batch).await?,
+            ..PassReport::default()
+        };
         for DueCapture { record, attempts } in due {
             report.looked_at += 1;
             // Each look runs as a tracked task, so shutdown waits for it instead of cutting it.
@@ -131,6 +142,7 @@ impl Captures {
             .store
             .resolve(record, resolution, EventSource::Reconciler)
             .await?;
+        let resolved = self.match_waiting_webhooks(resolved).await;
         info!(%from, to = %resolved.status, "capture reconciled");
         Ok(resolved.status != from)
     }

@@ -145,6 +145,13 @@ impl Config {
         if let Some(v) = get("CAPTURE_SANDBOX") {
             self.sandbox = parse_word("CAPTURE_SANDBOX", v)?;
         }
+        if let Some(v) = get("CAPTURE_SANDBOX_WEBHOOKS") {
+            self.sandbox_webhooks = match v {
+                "true" | "on" => true,
+                "false" | "off" => false,
+                _ => return Err(bad("CAPTURE_SANDBOX_WEBHOOKS", "must be true or false")),
+            };
+        }
         if let Some(v) = get("CAPTURE_RECONCILE_INTERVAL_SECONDS") {
             self.reconcile.interval =
                 Duration::from_secs(parse_num("CAPTURE_RECONCILE_INTERVAL_SECONDS", v)?);

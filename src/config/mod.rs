@@ -105,6 +105,9 @@ pub struct Limits {
     pub max_captures_in_flight: u64,
     /// GetCapture and ListCaptures calls in progress at once, apart from the captures.
     pub max_reads_in_flight: u64,
+    /// Changes a `WatchCaptures` stream holds for a caller that reads slowly; when they are
+    /// full the stream ends, telling the caller the cursor to resume from.
+    pub watch_buffer: u64,
     /// Database connections in the pool.
     pub database_max_connections: u64,
     /// Pool connections that writes may not take, so reads answer during a capture storm.
@@ -126,6 +129,7 @@ impl Default for Limits {
             grpc_max_request_bytes: 256 * 1024,
             max_captures_in_flight: 1024,
             max_reads_in_flight: 1024,
+            watch_buffer: 256,
             database_max_connections: 16,
             database_reserved_for_reads: 4,
             database_acquire_timeout_ms: 2000,
@@ -135,7 +139,7 @@ impl Default for Limits {
 
 impl Limits {
     /// Each field with its `CAPTURE_*` variable, for loading and for error messages.
-    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 13] {
+    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 14] {
         [
             ("CAPTURE_MAX_CONNECTIONS", &mut self.max_connections),
             (
@@ -171,6 +175,7 @@ impl Limits {
                 &mut self.max_captures_in_flight,
             ),
             ("CAPTURE_MAX_READS_IN_FLIGHT", &mut self.max_reads_in_flight),
+            ("CAPTURE_WATCH_BUFFER", &mut self.watch_buffer),
             (
                 "CAPTURE_DATABASE_MAX_CONNECTIONS",
                 &mut self.database_max_connections,
@@ -252,6 +257,8 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     /// Apply pending migrations at `serve` (off where a deploy job runs `migrate` first).
     pub migrate_on_start: bool,
+    /// Whether the built-in sandbox delivers its providers' webhooks to this service.
+    pub sandbox_webhooks: bool,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub api_keys: Vec<ApiKey>,
@@ -286,6 +293,7 @@ impl Default for Config {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: DatabaseUrl::from("sqlite://capture.db?mode=rwc".to_owned()),
             migrate_on_start: true,
+            sandbox_webhooks: true,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
             api_keys: Vec::new(),

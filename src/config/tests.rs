@@ -122,3 +122,15 @@ fn limits_are_lowered_to_fit_the_open_file_limit() {
         + fitted.database_max_connections;
     assert!(everything < 1024, "{everything}");
 }
+
+#[test]
+fn the_sandbox_webhooks_can_be_turned_off() {
+    let config = Config::load(&env(&[("CAPTURE_SANDBOX_WEBHOOKS", "false")]));
+    assert!(config.is_ok_and(|c| !c.sandbox_webhooks));
+    let err = Config::load(&env(&[("CAPTURE_SANDBOX_WEBHOOKS", "maybe")])).err();
+    assert_eq!(
+        err.map(|e| e.setting),
+        Some("CAPTURE_SANDBOX_WEBHOOKS".to_owned())
+    );
+    assert!(Config::load(&env(&[])).is_ok_and(|c| c.sandbox_webhooks));
+}

@@ -2,6 +2,7 @@
 
 pub mod capture;
 pub mod money;
+pub mod notice;
 pub mod outcome;
 pub mod pan;
 pub mod record;

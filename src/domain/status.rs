@@ -56,6 +56,38 @@ impl CaptureStatus {
             CaptureStatus::Declined | CaptureStatus::Failed => false,
         }
     }
+
+    /// Whether a capture in this status may take `next`. Statuses only move forward, along
+    /// PROCESSING → PENDING → COMPLETED | DECLINED | FAILED, and COMPLETED → PARTIALLY_REFUNDED
+    /// → REFUNDED, so a late or repeated notice never moves a capture back (a `PENDING` after
+    /// `COMPLETED` changes nothing; a `REFUNDED` after `COMPLETED` applies). `PENDING` and
+    /// `PARTIALLY_REFUNDED` may be stated again, with newer particulars; DECLINED, FAILED and
+    /// REFUNDED are final.
+    pub fn may_become(&self, next: CaptureStatus) -> bool {
+        use CaptureStatus::*;
+        match (*self, next) {
+            (Declined | Failed | Refunded, _) => false,
+            (_, Processing) => false,
+            (Processing, _) => true,
+            (Pending, Declined | Failed) => true,
+            (Completed | PartiallyRefunded, Declined | Failed) => false,
+            (from, to) => {
+                from.rank() < to.rank()
+                    || (from == to && matches!(from, Pending | PartiallyRefunded))
+            }
+        }
+    }
+
+    /// Position along the forward order (DECLINED and FAILED share COMPLETED's).
+    fn rank(&self) -> u8 {
+        match self {
+            CaptureStatus::Processing => 0,
+            CaptureStatus::Pending => 1,
+            CaptureStatus::Completed | CaptureStatus::Declined | CaptureStatus::Failed => 2,
+            CaptureStatus::PartiallyRefunded => 3,
+            CaptureStatus::Refunded => 4,
+        }
+    }
 }
 
 impl fmt::Display for CaptureStatus {
@@ -149,5 +181,37 @@ mod tests {
             assert_eq!(StatusReason::parse(reason.as_str()), Some(reason));
         }
         assert_eq!(CaptureStatus::parse("completed"), None);
+    }
+
+    #[test]
+    fn statuses_only_move_forward() {
+        use CaptureStatus::*;
+        let allowed = [
+            (Processing, Pending),
+            (Processing, Completed),
+            (Processing, Declined),
+            (Processing, Failed),
+            (Processing, PartiallyRefunded),
+            (Processing, Refunded),
+            (Pending, Pending),
+            (Pending, Completed),
+            (Pending, Declined),
+            (Pending, Failed),
+            (Pending, PartiallyRefunded),
+            (Pending, Refunded),
+            (Completed, PartiallyRefunded),
+            (Completed, Refunded),
+            (PartiallyRefunded, PartiallyRefunded),
+            (PartiallyRefunded, Refunded),
+        ];
+        for from in CaptureStatus::ALL {
+            for to in CaptureStatus::ALL {
+                assert_eq!(
+                    from.may_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
     }
 }

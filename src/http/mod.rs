@@ -1,5 +1,6 @@
 //! The HTTP port: `/healthz` (the process runs), `/readyz` (the database answers), and, in
-//! sandbox mode, the emulator's helper endpoints under `/sandbox/`.
+//! sandbox mode, the emulator's helper endpoints under `/sandbox/`; provider webhooks under
+//! `/webhooks/` ([`webhooks`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,7 +11,10 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+use crate::capture::Captures;
 use crate::store::Store;
+
+pub mod webhooks;
 
 /// Gives every request an `x-request-id` unless the caller sent one.
 #[derive(Clone, Copy, Default)]
@@ -27,14 +31,16 @@ impl MakeRequestId for RandomRequestId {
 }
 
 /// The router of the HTTP port; `extra` carries optional routes (the sandbox's).
-pub fn router(store: Store, extra: Option<Router>) -> Router {
+pub fn router(captures: Captures, extra: Option<Router>) -> Router {
+    let store = captures.store().clone();
     let mut app = Router::new()
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/readyz", get(readyz))
-        .with_state(store);
+        .with_state(store)
+        .merge(webhooks::routes(captures));
     if let Some(extra) = extra {
         app = app.merge(extra);
     }

@@ -15,6 +15,7 @@ pub mod kit;
 pub mod payment_options;
 pub mod paypal;
 pub mod stax;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -185,6 +186,29 @@ pub trait Connector: Send + Sync + 'static {
         &self,
         capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError>;
+
+    /// Decides how far a webhook delivery can be trusted: a signed one whose signature checks
+    /// out, or a mere hint. A provider without webhooks refuses every delivery.
+    async fn verify_webhook(
+        &self,
+        _delivery: webhook::Delivery<'_>,
+    ) -> Result<webhook::Trust, webhook::WebhookError> {
+        Err(webhook::WebhookError::NotSupported(
+            "this provider documents no capture webhook",
+        ))
+    }
+
+    /// Reads the event of a delivery [`Connector::verify_webhook`] took (again, from the stored
+    /// body, when an event waited for its capture). Never calls the provider.
+    fn read_webhook(
+        &self,
+        _body: &[u8],
+        _trust: webhook::Trust,
+    ) -> Result<webhook::WebhookEvent, webhook::WebhookError> {
+        Err(webhook::WebhookError::NotSupported(
+            "this provider documents no capture webhook",
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,11 @@
 //!
 //! Authorizations are made through [`Sandbox::create_authorization`] or the admin endpoint
 //! `POST /sandbox/{provider}/authorizations` (mounted by the service on its own HTTP port), each
-//! with a [`Scenario`] that decides how the provider will answer its captures.
+//! with a [`Scenario`] that decides how the provider will answer its captures. Emulators may add
+//! admin endpoints of their own under `/sandbox/{provider}/` (PayPal's capture state changes).
+//!
+//! Checkout.com and PayPal send signed webhooks, as they do, to the service named by
+//! [`Sandbox::send_webhooks_to`] (see `webhooks.rs`).
 
 pub mod checkout;
 pub mod cybersource;
@@ -16,6 +20,7 @@ mod kit;
 pub mod payment_options;
 pub mod paypal;
 pub mod stax;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +38,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::domain::{Money, MoneyError, Provider};
+pub use webhooks::WebhookDelivery;
+use webhooks::Webhooks;
 
 /// How long [`Sandbox::shutdown`] lets requests in flight finish before cutting them off (a
 /// `Timeout` scenario request would otherwise hold the shutdown for a minute).
@@ -135,6 +142,10 @@ trait Emulator: Send + Sync + 'static {
     fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization;
     /// The `CAPTURE_<PROVIDER>_*` variables a service needs to capture here.
     fn service_env(&self) -> Vec<(String, String)>;
+    /// Admin endpoints of this provider's own, with paths relative to `/sandbox/{provider}`.
+    fn admin_routes(self: Arc<Self>) -> Option<Router> {
+        None
+    }
 }
 
 /// The emulated providers, shared by the provider server and the admin endpoint.
@@ -161,6 +172,8 @@ pub struct Sandbox {
     /// `http://127.0.0.1:PORT`, without a provider prefix.
     origin: String,
     emulators: Arc<Emulators>,
+    /// Where the emulators' webhooks go, and the record of their deliveries.
+    webhooks: Webhooks,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -180,10 +193,17 @@ impl Sandbox {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let origin = format!("http://{}", listener.local_addr()?);
         let url = |p: Provider| format!("{origin}/{}", p.as_str());
+        let webhooks = Webhooks::default();
         // One line per emulated provider.
         let emulators: Vec<Arc<dyn Emulator>> = vec![
-            Arc::new(paypal::PaypalEmulator::new(url(Provider::Paypal))),
-            Arc::new(checkout::CheckoutEmulator::new(url(Provider::Checkout))),
+            Arc::new(paypal::PaypalEmulator::new(
+                url(Provider::Paypal),
+                webhooks.clone(),
+            )),
+            Arc::new(checkout::CheckoutEmulator::new(
+                url(Provider::Checkout),
+                webhooks.clone(),
+            )),
             Arc::new(cybersource::CybersourceEmulator::new(url(
                 Provider::Cybersource,
             ))),
@@ -220,6 +240,7 @@ impl Sandbox {
         Ok(Sandbox {
             origin,
             emulators,
+            webhooks,
             stop: Some(stop),
             task: Some(task),
         })
@@ -250,8 +271,20 @@ impl Sandbox {
         self.emulators.authorize(provider, request)
     }
 
-    /// `POST /sandbox/{provider}/authorizations`, for the service to mount on its HTTP port (the
-    /// sandbox serves it on its own port too).
+    /// Sends the emulators' webhooks to `{origin}/webhooks/{provider}` from now on (`origin` as
+    /// `http://127.0.0.1:8080`); replaces the origin set before. Until it is set, none is sent.
+    pub fn send_webhooks_to(&self, origin: &str) {
+        self.webhooks.send_to(origin);
+    }
+
+    /// Every webhook delivery attempt so far (at most the last thousand), oldest first.
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.webhooks.deliveries()
+    }
+
+    /// `POST /sandbox/{provider}/authorizations` and the emulators' own admin endpoints under
+    /// `/sandbox/{provider}/`, for the service to mount on its HTTP port (the sandbox serves
+    /// them on its own port too).
     pub fn admin_router(&self) -> Router {
         admin_router(&self.emulators)
     }
@@ -263,6 +296,7 @@ impl Sandbox {
 
     /// Stops accepting connections, lets requests in flight finish briefly, then stops.
     pub async fn shutdown(mut self) {
+        self.webhooks.stop();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -287,6 +321,7 @@ impl std::fmt::Debug for Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        self.webhooks.stop();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -315,9 +350,18 @@ fn no_delay(stream: &mut tokio::net::TcpStream) {
 }
 
 fn admin_router(emulators: &Arc<Emulators>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/sandbox/{provider}/authorizations", post(admin_authorize))
-        .with_state(Arc::clone(emulators))
+        .with_state(Arc::clone(emulators));
+    for emulator in &emulators.0 {
+        if let Some(routes) = Arc::clone(emulator).admin_routes() {
+            router = router.nest(
+                &format!("/sandbox/{}", emulator.provider().as_str()),
+                routes,
+            );
+        }
+    }
+    router
 }
 
 /// 201 with the authorization; 404 for a provider that is unknown or not emulated; 400 for a

@@ -30,6 +30,9 @@ pub struct NewCapture<'a> {
     /// The resolved provider account name.
     pub account: &'a str,
     pub command: &'a CaptureCommand,
+    /// How long its request may take, all attempts and back-off included: the reconciler
+    /// leaves it alone until then.
+    pub lease_micros: i64,
 }
 
 /// How starting a capture went.
@@ -55,6 +58,24 @@ pub enum Resolution {
     Unknown {
         detail: String,
     },
+    /// Money went back to the payer: `total` refunded so far, making the capture `status`
+    /// (`PARTIALLY_REFUNDED` or `REFUNDED`).
+    Refunded {
+        status: CaptureStatus,
+        total: crate::domain::Money,
+    },
+}
+
+impl Resolution {
+    /// The status it gives a capture, if it decides one.
+    pub fn status(&self) -> Option<CaptureStatus> {
+        match self {
+            Resolution::Outcome(outcome) => Some(outcome.status),
+            Resolution::Rejected(_) => Some(CaptureStatus::Failed),
+            Resolution::Refunded { status, .. } => Some(*status),
+            Resolution::Unknown { .. } => None,
+        }
+    }
 }
 
 /// Filters and position of a list page.
@@ -118,6 +139,7 @@ impl Store {
             tenant: new.tenant.to_owned(),
             account: new.account.to_owned(),
             command: new.command.clone(),
+            lease_micros: new.lease_micros,
         };
         self.write(writer::work(move |txn| Box::pin(begin_in(txn, new))))
             .await
@@ -284,6 +306,7 @@ struct OwnedCapture {
     tenant: String,
     account: String,
     command: CaptureCommand,
+    lease_micros: i64,
 }
 
 /// Idempotency, ledger and the `PROCESSING` row, in the write transaction `txn`.
@@ -305,7 +328,7 @@ async fn begin_in(
     };
     // Its place among the authorization's live captures (admit checked the count can grow).
     let sequence = u32::try_from(ledger_row.capture_count).unwrap_or(0) + 1;
-    let row = convert::new_capture_row(
+    let mut row = convert::new_capture_row(
         &new.id,
         &new.tenant,
         &new.account,
@@ -314,6 +337,8 @@ async fn begin_in(
         sequence,
         now,
     );
+    // The request about to call the provider holds it.
+    row.lease_until = Set(Some(now.saturating_add(new.lease_micros)));
     if let Err(err) = captures::Entity::insert(row)
         .exec_without_returning(txn)
         .await
@@ -378,6 +403,8 @@ pub enum EventSource {
     Api,
     /// The service's own look at the provider.
     Reconciler,
+    /// A provider's notification (or the look at the provider it prompted).
+    Webhook,
 }
 
 impl EventSource {
@@ -385,6 +412,7 @@ impl EventSource {
         match self {
             EventSource::Api => "api",
             EventSource::Reconciler => "reconciler",
+            EventSource::Webhook => "webhook",
         }
     }
 }

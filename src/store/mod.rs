@@ -1,14 +1,17 @@
 //! Persistence with sea-orm, identical on SQLite and PostgreSQL.
 
 pub mod captures;
+mod changes;
 mod convert;
 pub mod entities;
+mod feed;
 mod ledger;
 mod read;
 mod resolve;
 mod sql;
 mod sqlite;
 mod unavailable;
+mod webhooks;
 mod writer;
 
 use std::time::Duration;
@@ -25,8 +28,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub use captures::{
     Begin, EventSource, LedgerRefusal, ListPage, ListQuery, NewCapture, Resolution,
 };
+pub use changes::{Change, ChangeFilter};
 pub use resolve::DueCapture;
 pub use sql::statement as sql_statement;
+pub use webhooks::{NewWebhook, StoredWebhook};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +100,8 @@ pub struct Store {
     /// SQLite's writes, committed in groups (`writer`); `None` on PostgreSQL.
     group_commit: Option<writer::GroupCommit>,
     acquire_timeout: Duration,
+    /// How far watchers may read the audit trail.
+    feed: feed::Feed,
 }
 
 /// Held for the length of a write transaction.
@@ -139,6 +146,7 @@ impl Store {
             writers,
             group_commit,
             acquire_timeout: pool.acquire_timeout,
+            feed: feed::Feed::default(),
         })
     }
 

@@ -91,6 +91,7 @@ positional!(
         reconcile_after,
         reconcile_attempts,
         capture_sequence,
+        lease_until,
     }
 );
 positional!(

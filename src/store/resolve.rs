@@ -5,10 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::ActiveValue::Set;
 use std::sync::LazyLock;
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::captures::{insert_event, insert_fees, EventSource, Resolution};
 use super::convert::{self, FEE_REPORTED};
@@ -56,39 +53,93 @@ impl Store {
         }
     }
 
-    /// Captures whose outcome is still open (`PROCESSING`, `PENDING`), unchanged for
-    /// `min_age_micros`, due for another look, and not given up on, oldest first.
-    pub async fn due_for_reconciliation(
+    /// Claims the captures whose outcome is still open (`PROCESSING`, `PENDING`), unchanged for
+    /// `min_age_micros`, due for another look, not given up on, and not leased, oldest first:
+    /// each is leased for `lease_micros`, so no other replica looks at it meanwhile (and none
+    /// looks at one whose request is still in flight, which holds its own lease). On
+    /// PostgreSQL the candidates are locked with `SKIP LOCKED`: two replicas claiming at once
+    /// take different captures.
+    pub async fn claim_due_for_reconciliation(
         &self,
         min_age_micros: i64,
         max_attempts: i32,
         limit: u64,
+        lease_micros: i64,
     ) -> Result<Vec<DueCapture>, StoreError> {
+        fn claim(lock: &str) -> Sql {
+            Sql::new(format!(
+                "UPDATE captures SET lease_until = $1 WHERE id IN (\
+                 SELECT id FROM captures WHERE status IN ('{}', '{}') AND update_time <= $2 \
+                 AND (reconcile_after IS NULL OR reconcile_after <= $3) \
+                 AND reconcile_attempts < $4 AND (lease_until IS NULL OR lease_until <= $5) \
+                 ORDER BY update_time LIMIT $6{lock}) RETURNING id, reconcile_attempts",
+                CaptureStatus::Processing.as_str(),
+                CaptureStatus::Pending.as_str(),
+            ))
+        }
+        static CLAIM_POSTGRES: LazyLock<Sql> = LazyLock::new(|| claim(" FOR UPDATE SKIP LOCKED"));
+        static CLAIM_SQLITE: LazyLock<Sql> = LazyLock::new(|| claim(""));
         let now = now_micros();
-        let open = [
-            CaptureStatus::Processing.as_str(),
-            CaptureStatus::Pending.as_str(),
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => &*CLAIM_POSTGRES,
+            _ => &*CLAIM_SQLITE,
+        };
+        let values = vec![
+            now.saturating_add(lease_micros).into(),
+            (now - min_age_micros).into(),
+            now.into(),
+            max_attempts.into(),
+            now.into(),
+            (limit as i64).into(),
         ];
-        let rows = captures::Entity::find()
-            .filter(captures::Column::Status.is_in(open))
-            .filter(captures::Column::UpdateTime.lte(now - min_age_micros))
-            .filter(
-                sea_orm::Condition::any()
-                    .add(captures::Column::ReconcileAfter.is_null())
-                    .add(captures::Column::ReconcileAfter.lte(now)),
-            )
-            .filter(captures::Column::ReconcileAttempts.lt(max_attempts))
-            .order_by_asc(captures::Column::UpdateTime)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
-        let attempts: Vec<i32> = rows.iter().map(|row| row.reconcile_attempts).collect();
-        let records = self.load_many(rows).await?;
-        Ok(records
+        let claimed: Vec<(String, i32)> = {
+            let _turn = self.write_turn().await?;
+            self.db
+                .query_all(sql.statement(backend, values))
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+                .collect::<Result<_, sea_orm::DbErr>>()?
+        };
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=claimed.len()).map(|i| format!("${i}")).collect();
+        let select = read::select_where(&format!("c.id IN ({})", placeholders.join(", ")));
+        let ids = claimed.iter().map(|(id, _)| id.as_str().into()).collect();
+        let mut due: Vec<DueCapture> = read::joined(&self.db, &select, ids)
+            .await?
             .into_iter()
-            .zip(attempts)
-            .map(|(record, attempts)| DueCapture { record, attempts })
-            .collect())
+            .map(|joined| {
+                let attempts = claimed
+                    .iter()
+                    .find(|(id, _)| *id == joined.row.id)
+                    .map(|(_, attempts)| *attempts)
+                    .unwrap_or(0);
+                Ok(DueCapture {
+                    record: joined.into_record()?,
+                    attempts,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        due.sort_by_key(|d| d.record.update_time);
+        Ok(due)
+    }
+
+    /// Takes the lease of a capture whose request is about to call the provider again (a
+    /// retry resuming it).
+    pub async fn lease(&self, capture_id: &str, lease_micros: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await?;
+        captures::Entity::update_many()
+            .col_expr(
+                captures::Column::LeaseUntil,
+                Expr::value(now_micros().saturating_add(lease_micros)),
+            )
+            .filter(captures::Column::Id.eq(capture_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Counts one more look at a capture that is still open, and when to look again.
@@ -101,6 +152,10 @@ impl Store {
         captures::Entity::update_many()
             .col_expr(captures::Column::ReconcileAfter, Expr::value(after_micros))
             .col_expr(
+                captures::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
                 captures::Column::ReconcileAttempts,
                 Expr::col(captures::Column::ReconcileAttempts).add(1),
             )
@@ -111,34 +166,52 @@ impl Store {
     }
 }
 
-/// `UPDATE captures SET update_time = $1 WHERE id = $2 AND <status> RETURNING <every column>`:
-/// the row, if it is in a state the resolution applies to.
-fn claim_statement(status: &str) -> Sql {
+/// `UPDATE captures SET update_time = $1 WHERE id = $2 AND status IN (…) RETURNING <every
+/// column>`: the row, if its status is one of `from`.
+fn claim_statement(from: impl Iterator<Item = CaptureStatus>) -> Sql {
+    let from: Vec<String> = from.map(|s| format!("'{}'", s.as_str())).collect();
     Sql::new(format!(
-        "UPDATE captures SET update_time = $1 WHERE id = $2 AND {status} RETURNING {}",
+        "UPDATE captures SET update_time = $1 WHERE id = $2 AND status IN ({}) RETURNING {}",
+        from.join(", "),
         read::capture_columns()
     ))
 }
 
-/// An outcome applies to a `PROCESSING` or `PENDING` capture.
-static CLAIM_OPEN: LazyLock<Sql> = LazyLock::new(|| {
-    claim_statement(&format!(
-        "status IN ('{}', '{}')",
-        CaptureStatus::Processing.as_str(),
-        CaptureStatus::Pending.as_str()
-    ))
+/// Per status, the claim of a row that may take it: statuses only move forward
+/// ([`CaptureStatus::may_become`]), whoever reports them.
+static CLAIM_INTO: LazyLock<Vec<(CaptureStatus, Sql)>> = LazyLock::new(|| {
+    CaptureStatus::ALL
+        .into_iter()
+        .map(|to| {
+            let from = CaptureStatus::ALL
+                .into_iter()
+                .filter(move |s| s.may_become(to));
+            (to, claim_statement(from))
+        })
+        .collect()
 });
-/// A refusal or an unknown outcome applies only to a `PROCESSING` one.
-static CLAIM_PROCESSING: LazyLock<Sql> = LazyLock::new(|| {
-    claim_statement(&format!(
-        "status = '{}'",
-        CaptureStatus::Processing.as_str()
-    ))
-});
+/// A refusal or an unknown outcome applies only to a `PROCESSING` capture.
+static CLAIM_PROCESSING: LazyLock<Sql> =
+    LazyLock::new(|| claim_statement([CaptureStatus::Processing].into_iter()));
+
+/// The claim of the row `resolution` applies to.
+fn claim_for(resolution: &Resolution) -> &'static Sql {
+    match resolution {
+        Resolution::Outcome(_) | Resolution::Refunded { .. } => {
+            let to = resolution.status().unwrap_or(CaptureStatus::Processing);
+            CLAIM_INTO
+                .iter()
+                .find(|(status, _)| *status == to)
+                .map(|(_, sql)| sql)
+                .unwrap_or(&CLAIM_PROCESSING)
+        }
+        Resolution::Rejected(_) | Resolution::Unknown { .. } => &CLAIM_PROCESSING,
+    }
+}
 
 /// Records `resolution` of `record` in the write transaction `txn`: the record as stored
 /// afterwards, or `None` when what is stored is not what `record` says (read it instead).
-async fn resolve_in(
+pub(super) async fn resolve_in(
     txn: &DatabaseTransaction,
     record: CaptureRecord,
     resolution: Resolution,
@@ -147,10 +220,7 @@ async fn resolve_in(
     let now = now_micros();
     // One statement claims the row and reads it: on PostgreSQL it locks the row. (The pool
     // opens after migrations, so no connection returns rows of a schema gone stale.)
-    let claim = match &resolution {
-        Resolution::Outcome(_) => &*CLAIM_OPEN,
-        Resolution::Rejected(_) | Resolution::Unknown { .. } => &*CLAIM_PROCESSING,
-    };
+    let claim = claim_for(&resolution);
     let row = txn
         .query_one(claim.statement(
             txn.get_database_backend(),
@@ -173,6 +243,7 @@ async fn resolve_in(
         update_time: Set(now),
         reconcile_after: Set(None),
         reconcile_attempts: Set(0),
+        lease_until: Set(None),
         ..Default::default()
     };
     match &resolution {
@@ -251,6 +322,12 @@ async fn resolve_in(
             )
             .await?;
         }
+        Resolution::Refunded { status, total } => {
+            update.status = Set(status.as_str().to_owned());
+            update.status_reason = Set(Some(StatusReason::Refunded.as_str().to_owned()));
+            let detail = serde_json::json!({ "refunded_total": total.to_string() });
+            insert_event(txn, source, &row.id, "REFUNDED", *status, detail, now).await?;
+        }
         Resolution::Unknown { detail } => {
             update.status_reason = Set(Some(
                 StatusReason::ProviderOutcomeUnknown.as_str().to_owned(),
@@ -325,6 +402,10 @@ fn applied(mut record: CaptureRecord, resolution: &Resolution, now: i64) -> Capt
                 message: masked(&failure.message),
                 ..failure.clone()
             });
+        }
+        Resolution::Refunded { status, .. } => {
+            record.status = *status;
+            record.reason = Some(StatusReason::Refunded);
         }
         Resolution::Unknown { .. } => {
             record.reason = Some(StatusReason::ProviderOutcomeUnknown);

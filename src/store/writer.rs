@@ -62,6 +62,14 @@ impl Store {
     /// Runs `work` in a write transaction and returns its result once that is committed (or
     /// at once, for work that discards what it wrote).
     pub(super) async fn write<T: Send + 'static>(&self, work: Work<T>) -> Result<T, StoreError> {
+        let written = self.write_once(work).await;
+        if written.is_ok() {
+            self.feed.committed();
+        }
+        written
+    }
+
+    async fn write_once<T: Send + 'static>(&self, work: Work<T>) -> Result<T, StoreError> {
         match &self.group_commit {
             Some(group) => {
                 let (answer, answered) = oneshot::channel();

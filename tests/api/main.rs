@@ -12,9 +12,12 @@ mod connections;
 mod database_outage;
 mod input_bounds;
 mod reconciliation;
+mod replicas;
 
 mod checkout;
 mod cybersource;
 mod payment_options;
 mod paypal;
 mod stax;
+mod watch;
+mod webhooks;

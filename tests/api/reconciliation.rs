@@ -157,6 +157,8 @@ async fn a_capture_cut_off_by_a_crash_is_captured_once_by_the_reconciler(db: Db)
             tenant: "tenant-a",
             account: "default",
             command: &command,
+            // As a crashed process leaves it once its request's lease has run out.
+            lease_micros: 0,
         })
         .await?;
     assert!(matches!(begun, Begin::Created(_)));

@@ -66,6 +66,8 @@ pub struct TestApp {
     stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     postgres_db: Option<String>,
+    /// The built-in sandbox's variables (empty without it).
+    pub sandbox_env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -132,11 +134,15 @@ impl TestApp {
         config.providers.max_retries = 1;
         config.shutdown_grace = Duration::from_secs(5);
         config.dev_api_key_file = None;
+        // Tests of the capture path see the providers' answers alone; the webhook and watch
+        // tests turn the sandbox's deliveries on.
+        config.sandbox_webhooks = false;
         customize(&mut config);
 
         let app = App::build(config).await.map_err(|e| format!("{e:#}"))?;
         let grpc_addr = app.grpc_addr()?;
         let http_addr = app.http_addr()?;
+        let sandbox_env = app.sandbox_env();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run(async move {
             let _ = stopped.await;
@@ -150,8 +156,18 @@ impl TestApp {
             stop: std::sync::Mutex::new(Some(stop)),
             server: Some(server),
             postgres_db,
+            sandbox_env,
             _dir: dir,
         })
+    }
+
+    /// One of the built-in sandbox's variables.
+    pub fn sandbox_var(&self, name: &str) -> Result<String, String> {
+        self.sandbox_env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("the sandbox sets no {name}"))
     }
 
     fn authed<T>(message: T, key: &str) -> Request<T> {
@@ -254,6 +270,19 @@ impl TestApp {
         let mut client = self.client.clone();
         client
             .list_captures(Self::authed(request, key))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Opens a `WatchCaptures` stream as the tenant of `key`.
+    pub async fn watch(
+        &self,
+        key: &str,
+        request: proto::WatchCapturesRequest,
+    ) -> Result<tonic::Streaming<proto::CaptureChange>, Status> {
+        let mut client = self.client.clone();
+        client
+            .watch_captures(Self::authed(request, key))
             .await
             .map(|r| r.into_inner())
     }

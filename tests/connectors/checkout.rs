@@ -60,6 +60,7 @@ fn connector_with(base_url: &str, timeout: Duration) -> CheckoutConnector {
         name: "default".to_owned(),
         base_url: format!("{base_url}/"),
         secret_key: Secret::new(SECRET),
+        webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
     };
     CheckoutConnector::new(&account, fast_http(timeout))
 }
@@ -733,5 +734,56 @@ async fn fetch_outcome_resends_no_capture_in_another_currency_than_the_payment()
     assert_eq!(rejection, Rejection::FailedPrecondition);
     assert_eq!(failure.code, CURRENCY_MISMATCH);
     assert!(mock.seen(CAPTURE_PATH).is_empty());
+    Ok(())
+}
+
+const WEBHOOK_SECRET: &str = "whsec_test_2f9c1b";
+
+#[tokio::test]
+async fn a_webhook_is_taken_only_with_the_hmac_of_its_exact_body() -> Result<(), Box<dyn Error>> {
+    use capture_service::providers::webhook::{Delivery, Trust, WebhookError};
+    use hmac::{Hmac, Mac};
+    let connector = connector_with("http://127.0.0.1:9", Duration::from_secs(1));
+    let body = br#"{"id":"evt_az5sblvku4ge3dwpztvyizgcau","type":"payment_captured","data":{"id":"pay_mbabizu24mvu3mela5njyhpit4","action_id":"act_y3oqhf46pyzuxjbcn2giaqnb44","amount":6540,"currency":"GBP","response_code":"10000"}}"#;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes())?;
+    mac.update(body);
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "Cko-Signature",
+        hex::encode(mac.finalize().into_bytes()).parse()?,
+    );
+    let trust = connector
+        .verify_webhook(Delivery {
+            headers: &headers,
+            body,
+        })
+        .await;
+    assert_eq!(trust, Ok(Trust::Signed));
+    let event = connector.read_webhook(body, Trust::Signed)?;
+    assert_eq!(
+        event.keys.provider_capture_id.as_deref(),
+        Some("act_y3oqhf46pyzuxjbcn2giaqnb44")
+    );
+    let tampered = br#"{"id":"evt_az5sblvku4ge3dwpztvyizgcau","type":"payment_captured","data":{"id":"pay_mbabizu24mvu3mela5njyhpit4","action_id":"act_y3oqhf46pyzuxjbcn2giaqnb44","amount":9999,"currency":"GBP","response_code":"10000"}}"#;
+    let refused = connector
+        .verify_webhook(Delivery {
+            headers: &headers,
+            body: tampered,
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(WebhookError::Unauthenticated(_))),
+        "{refused:?}"
+    );
+    let unsigned = connector
+        .verify_webhook(Delivery {
+            headers: &http::HeaderMap::new(),
+            body,
+        })
+        .await;
+    assert!(
+        matches!(unsigned, Err(WebhookError::Unauthenticated(_))),
+        "{unsigned:?}"
+    );
     Ok(())
 }

@@ -58,6 +58,7 @@ fn connector_with(base_url: &str, assertion: Option<&str>, timeout: Duration) ->
         client_id: "client-id".to_owned(),
         client_secret: Secret::new("client-secret"),
         auth_assertion: assertion.map(Secret::new),
+        webhook_id: Some("WH-CONFIGURED".to_owned()),
     };
     PaypalConnector::new(&account, fast_http(timeout))
 }
@@ -598,5 +599,91 @@ fn an_authorization_id_of_dots_alone_never_reaches_the_connector() -> Result<(),
         assert!(AuthorizationId::parse(dots).is_err(), "{dots}");
     }
     assert_eq!(connector.provider(), Provider::Paypal);
+    Ok(())
+}
+
+fn webhook_headers() -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("PAYPAL-AUTH-ALGO", "SHA256withRSA"),
+        ("PAYPAL-CERT-URL", "https://api.paypal.com/v1/notifications/certs/CERT-360caa42"),
+        ("PAYPAL-TRANSMISSION-ID", "dfb3be50-fd74-11e4-8bf3-77339302725b"),
+        ("PAYPAL-TRANSMISSION-SIG", "thy4/U002quzxFavHPwbfJGcc46E8rc5jzgyeafWm5mICTBdY/8rl7WJpn8JA0GKA+oDTPsSruqusw+XXg5RLAP7ip53Euh9Xu3UbUhQFX7UgwzE2FeYoY6lyRMiiiQLzy9BvHfIzNIVhPad5KnC339dr6y2l8mOFcT7U0wW5jYXb+CiSE3TiHBa8ptqW6S8JM+prm1kEU1KKW6vAL2ckcMzIVGzv6Jh4wBEg2B8WZdH0wnt+5zPRq2DbNqUZpNL8FUKeBcxCzLBR2C+XO/pZYbcvnyNiJGKfXDj+thLFlKSrK4cuBEX1lELQJdlMlc6Mr1mTdTDuUdyQNUuyXfeg=="),
+        ("PAYPAL-TRANSMISSION-TIME", "2015-05-18T15:45:13Z"),
+    ] {
+        if let Ok(value) = value.parse() {
+            headers.insert(name, value);
+        }
+    }
+    headers
+}
+
+#[tokio::test]
+async fn a_webhook_is_verified_by_asking_paypal_with_the_headers_the_webhook_id_and_the_exact_event(
+) -> TestResult {
+    use capture_service::providers::webhook::{Delivery, Trust, WebhookError};
+    let mock = mock_paypal().await?;
+    mock.reply(
+        Method::POST,
+        "/v1/notifications/verify-webhook-signature",
+        Reply::json(200, r#"{"verification_status":"SUCCESS"}"#),
+    );
+    let connector = connector(&mock.url());
+    // Spacing kept: PayPal checks the signature over the event's bytes.
+    let body = br#"{"id": "WH-2WR32451HC0233532-67976317FL4543714", "event_type": "PAYMENT.CAPTURE.COMPLETED", "resource": {"id": "2GG279541U471931P", "status": "COMPLETED"}}"#;
+    let headers = webhook_headers();
+    let trust = connector
+        .verify_webhook(Delivery {
+            headers: &headers,
+            body,
+        })
+        .await?;
+    assert_eq!(trust, Trust::Signed);
+    let sent = mock
+        .seen("/v1/notifications/verify-webhook-signature")
+        .pop()
+        .ok_or("no verification request")?;
+    assert!(
+        sent.header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer token-")),
+        "under the OAuth token"
+    );
+    let expected = format!(
+        r#"{{"auth_algo":"SHA256withRSA","cert_url":"https://api.paypal.com/v1/notifications/certs/CERT-360caa42","transmission_id":"dfb3be50-fd74-11e4-8bf3-77339302725b","transmission_sig":"{}","transmission_time":"2015-05-18T15:45:13Z","webhook_id":"WH-CONFIGURED","webhook_event":{}}}"#,
+        headers["PAYPAL-TRANSMISSION-SIG"].to_str()?,
+        std::str::from_utf8(body)?
+    );
+    assert_eq!(sent.text(), expected);
+
+    mock.reply(
+        Method::POST,
+        "/v1/notifications/verify-webhook-signature",
+        Reply::json(200, r#"{"verification_status":"FAILURE"}"#),
+    );
+    let refused = connector
+        .verify_webhook(Delivery {
+            headers: &headers,
+            body,
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(WebhookError::Unauthenticated(_))),
+        "{refused:?}"
+    );
+    mock.reply(
+        Method::POST,
+        "/v1/notifications/verify-webhook-signature",
+        Reply::empty(503),
+    );
+    let unavailable = connector
+        .verify_webhook(Delivery {
+            headers: &headers,
+            body,
+        })
+        .await;
+    assert!(
+        matches!(unavailable, Err(WebhookError::VerifierUnavailable(_))),
+        "{unavailable:?}"
+    );
     Ok(())
 }

@@ -21,6 +21,9 @@ use serde_json::{json, Value};
 
 use crate::common::TestResult;
 
+/// Its webhooks: what is sent after each change, signed as the provider signs.
+mod webhooks;
+
 /// A started sandbox and an HTTP client holding its Checkout.com secret key.
 struct Checkout {
     sandbox: Sandbox,

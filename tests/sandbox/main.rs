@@ -8,4 +8,5 @@ mod checkout;
 mod cybersource;
 mod payment_options;
 mod paypal;
+mod receiver;
 mod stax;

@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 
 use crate::common::TestResult;
 
+/// Its webhooks: what is sent after each change, signed as the provider signs.
+mod webhooks;
+
 /// A started sandbox, an HTTP client and a PayPal access token, as the connector holds them.
 struct PayPal {
     sandbox: Sandbox,

@@ -22,6 +22,10 @@ pub struct CheckoutAccount {
     pub base_url: String,
     /// `sk_...`, sent as `Authorization: Bearer`.
     pub secret_key: Secret,
+    /// The webhook's secret key: `Cko-Signature` is the HMAC-SHA256 of each delivery with it.
+    /// Without it every delivery is refused (401).
+    #[serde(default)]
+    pub webhook_secret: Option<Secret>,
 }
 
 impl CheckoutAccount {
@@ -61,6 +65,7 @@ impl AccountConfig for CheckoutAccount {
             name: vars.account_name(),
             base_url: vars.base_url(Self::SANDBOX_BASE_URL),
             secret_key: Secret::new(secret_key),
+            webhook_secret: vars.get("WEBHOOK_SECRET").map(Secret::new),
         }))
     }
 }

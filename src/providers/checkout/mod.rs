@@ -12,6 +12,7 @@
 
 mod account;
 mod mapping;
+mod webhook;
 pub mod wire;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use http::StatusCode;
 
 use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
 use super::kit::Kit;
+use super::webhook::{Delivery, Trust, WebhookError, WebhookEvent};
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::Secret;
 use crate::domain::outcome::ProviderFailure;
@@ -43,6 +45,7 @@ pub struct CheckoutConnector {
     /// Without a trailing slash.
     base_url: String,
     secret_key: Secret,
+    webhook_secret: Option<Secret>,
     http: ProviderHttp,
 }
 
@@ -51,6 +54,7 @@ impl CheckoutConnector {
         CheckoutConnector {
             base_url: account.base_url.trim_end_matches('/').to_owned(),
             secret_key: account.secret_key.clone(),
+            webhook_secret: account.webhook_secret.clone(),
             http,
         }
     }
@@ -239,6 +243,16 @@ impl Connector for CheckoutConnector {
             "Checkout.com reported the capture"
         );
         Ok(outcome)
+    }
+
+    /// `Cko-Signature`, the HMAC of the body with the account's webhook secret.
+    async fn verify_webhook(&self, delivery: Delivery<'_>) -> Result<Trust, WebhookError> {
+        webhook::verify(delivery, self.webhook_secret.as_ref())?;
+        Ok(Trust::Signed)
+    }
+
+    fn read_webhook(&self, body: &[u8], _trust: Trust) -> Result<WebhookEvent, WebhookError> {
+        webhook::read(body)
     }
 }
 

@@ -25,6 +25,10 @@ pub struct PaypalAccount {
     /// `PayPal-Auth-Assertion` for a partner acting for a merchant.
     #[serde(default)]
     pub auth_assertion: Option<Secret>,
+    /// The id PayPal gave the webhook that delivers to this service: its deliveries are
+    /// verified with it. Without it every delivery is refused (401).
+    #[serde(default)]
+    pub webhook_id: Option<String>,
 }
 
 impl PaypalAccount {
@@ -66,6 +70,7 @@ impl AccountConfig for PaypalAccount {
             client_id: client_id.to_owned(),
             client_secret: Secret::new(vars.required("CLIENT_SECRET", "CLIENT_ID")?),
             auth_assertion: vars.get("AUTH_ASSERTION").map(Secret::new),
+            webhook_id: vars.get("WEBHOOK_ID").map(str::to_owned),
         }))
     }
 }

@@ -4,6 +4,7 @@
 
 mod account;
 mod mapping;
+mod webhook;
 pub mod wire;
 
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use tokio::sync::Mutex;
 
 use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
 use super::kit::Kit;
+use super::webhook::{Delivery, Trust, WebhookError, WebhookEvent};
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::Secret;
 use crate::domain::capture::is_path_segment;
@@ -46,6 +48,7 @@ pub struct PaypalConnector {
     client_secret: Secret,
     /// `PayPal-Auth-Assertion`, when a partner captures for a merchant.
     auth_assertion: Option<Secret>,
+    webhook_id: Option<String>,
     http: ProviderHttp,
     /// Held across a token fetch, so concurrent captures wait for one fetch instead of each
     /// asking PayPal for a token.
@@ -59,6 +62,7 @@ impl PaypalConnector {
             client_id: account.client_id.clone(),
             client_secret: account.client_secret.clone(),
             auth_assertion: account.auth_assertion.clone(),
+            webhook_id: account.webhook_id.clone(),
             http,
             token: Mutex::new(None),
         }
@@ -252,9 +256,76 @@ impl Connector for PaypalConnector {
         }
         classify(answer)
     }
+
+    /// Asks PayPal's `verify-webhook-signature` whether the delivery is genuine.
+    #[tracing::instrument(skip_all, fields(provider = "paypal"))]
+    async fn verify_webhook(&self, delivery: Delivery<'_>) -> Result<Trust, WebhookError> {
+        let body = webhook::verify_request(delivery, self.webhook_id.as_deref())?;
+        let unavailable = |e: ProviderError| WebhookError::VerifierUnavailable(e.to_string());
+        let mut answer = self
+            .post_verification(&body, &self.token().await.map_err(unavailable)?)
+            .await
+            .map_err(unavailable)?;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            let stale = self.token().await.map_err(unavailable)?;
+            self.drop_token(&stale).await;
+            answer = self
+                .post_verification(&body, &self.token().await.map_err(unavailable)?)
+                .await
+                .map_err(unavailable)?;
+        }
+        if answer.status != StatusCode::OK {
+            return Err(WebhookError::VerifierUnavailable(format!(
+                "verify-webhook-signature answered HTTP {}",
+                answer.status.as_u16()
+            )));
+        }
+        match webhook::verified(&answer.body) {
+            Ok(true) => Ok(Trust::Signed),
+            Ok(false) => Err(WebhookError::Unauthenticated(
+                "PayPal did not verify the signature".into(),
+            )),
+            Err(detail) => Err(WebhookError::VerifierUnavailable(detail)),
+        }
+    }
+
+    fn read_webhook(&self, body: &[u8], _trust: Trust) -> Result<WebhookEvent, WebhookError> {
+        webhook::read(body)
+    }
 }
 
 impl PaypalConnector {
+    /// `POST /v1/notifications/verify-webhook-signature` under `token`; it changes nothing at
+    /// PayPal, so every failure may be retried.
+    async fn post_verification(
+        &self,
+        body: &[u8],
+        token: &Secret,
+    ) -> Result<HttpAnswer, ProviderError> {
+        let request = self
+            .http
+            .client()
+            .post(format!(
+                "{}/v1/notifications/verify-webhook-signature",
+                self.base_url
+            ))
+            .bearer_auth(token.expose())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .body(body.to_vec())
+            .build()
+            .map_err(|e| {
+                KIT.unknown(format!(
+                    "cannot build the verification request: {}",
+                    e.without_url()
+                ))
+            })?;
+        self.http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .map_err(|e| KIT.no_answer("webhook verification", e))
+    }
+
     /// One capture lookup under `token`; a read, so every failure may be retried.
     async fn get_capture(&self, url: &str, token: &Secret) -> Result<HttpAnswer, ProviderError> {
         let mut builder = self

@@ -248,6 +248,25 @@ impl Connector for StaxConnector {
             .await?;
         classify(answer, &capture.command)
     }
+
+    /// Stax's webhook signature is not confirmed in our material: a delivery is taken only as
+    /// a hint to look its capture up (`fetch_outcome`), never believed.
+    async fn verify_webhook(
+        &self,
+        _delivery: crate::providers::webhook::Delivery<'_>,
+    ) -> Result<crate::providers::webhook::Trust, crate::providers::webhook::WebhookError> {
+        Ok(crate::providers::webhook::Trust::Hint)
+    }
+
+    /// The ids it names (`event` and `id` are *unconfirmed* field names).
+    fn read_webhook(
+        &self,
+        body: &[u8],
+        _trust: crate::providers::webhook::Trust,
+    ) -> Result<crate::providers::webhook::WebhookEvent, crate::providers::webhook::WebhookError>
+    {
+        Ok(crate::providers::webhook::hint(body, "event", "id"))
+    }
 }
 
 /// Turns the final answer into an outcome or an error.

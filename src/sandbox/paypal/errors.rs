@@ -87,3 +87,22 @@ pub(super) fn authentication_failure() -> Reply {
         }),
     )
 }
+
+/// The 400 of PayPal's v1 APIs (Webhooks), `{name: VALIDATION_ERROR, message, debug_id,
+/// information_link, details[{field, location, issue}]}`, one detail per `(field, issue)`.
+pub(super) fn validation_error(details: &[(&str, &str)]) -> Reply {
+    let details: Vec<_> = details
+        .iter()
+        .map(|(field, issue)| json!({"field": field, "location": "body", "issue": issue}))
+        .collect();
+    json_reply(
+        StatusCode::BAD_REQUEST,
+        &json!({
+            "name": "VALIDATION_ERROR",
+            "message": "Invalid request - see details",
+            "debug_id": random_hex(13),
+            "information_link": "https://developer.paypal.com/docs/api/webhooks/v1/#errors",
+            "details": details,
+        }),
+    )
+}

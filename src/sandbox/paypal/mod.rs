@@ -10,6 +10,11 @@
 //!   whose answer was lost would: a retry with the same request id gets the answer at once.
 //! - The PayPal fee is `3.49 % × gross + fixed`, fixed being 49 in currencies without decimals
 //!   (JPY) and 0.49 otherwise, rounded half-even to the currency's decimals, never above gross.
+//! - Webhooks (`notifications.rs`) follow capture state changes made through the admin endpoints
+//!   (`admin.rs`: complete, deny, refund, reverse a capture); `POST
+//!   /v1/notifications/verify-webhook-signature` verifies exactly what was sent. Captures made
+//!   through the API send none.
+//! - `GET /v2/payments/refunds/{id}` reads a refund made through the admin endpoints.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, MutexGuard};
@@ -22,18 +27,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
-use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod admin;
+mod amounts;
 mod errors;
+mod notifications;
 
 use super::kit::{
     delay_of, header_str, held, json_reply, random_alnum, random_digits, random_hex, rfc3339, Book,
     Decision, Locked, Reply,
 };
+use super::webhooks::Webhooks;
 use super::{Emulator, MoneyJson, SandboxAuthorization, Scenario};
-use crate::domain::{Currency, Money, Provider};
+use crate::domain::{Money, Provider};
+use amounts::{parse_amount, paypal_fee, receivable_breakdown};
 use errors::{authentication_failure, error, invalid, unprocessable};
 
 /// The request field of platform fees, named in their errors.
@@ -51,12 +60,29 @@ struct Authorization {
     closed: bool,
 }
 
+/// One capture: its full representation and what later changes to it need.
+struct Capture {
+    /// As `GET /v2/payments/captures/{id}` answers it.
+    json: Value,
+    authorization_id: String,
+    gross: Money,
+    /// It closed its authorization (a final or a full capture).
+    closes: bool,
+    /// The request's platform fees, as echoed in the breakdown, and their total in minor units.
+    platform_fees: Vec<Value>,
+    fee_total: i64,
+    /// Minor units refunded (or reversed) so far, and the part of the PayPal fee given back.
+    refunded: i64,
+    refunded_fee: i64,
+}
+
 #[derive(Default)]
 struct Ledger {
     tokens: HashSet<String>,
     authorizations: HashMap<String, Authorization>,
-    /// Full representations by capture id, for `GET /v2/payments/captures/{id}`.
-    captures: HashMap<String, Value>,
+    captures: HashMap<String, Capture>,
+    /// Refunds by id, for `GET /v2/payments/refunds/{id}`.
+    refunds: HashMap<String, Value>,
 }
 
 /// The emulated PayPal: generated credentials plus the ledger.
@@ -64,16 +90,27 @@ pub(super) struct PaypalEmulator {
     base_url: String,
     client_id: String,
     client_secret: String,
+    /// The id of the merchant's webhook, as `verify-webhook-signature` takes it.
+    webhook_id: String,
+    /// The sandbox's private key that its transmission signatures are made with.
+    signing_key: String,
+    webhooks: Webhooks,
     ledger: Locked<Book<Ledger>>,
+    /// What was sent with each transmission, for `verify-webhook-signature`.
+    transmissions: Locked<notifications::Transmissions>,
 }
 
 impl PaypalEmulator {
-    pub(super) fn new(base_url: String) -> Self {
+    pub(super) fn new(base_url: String, webhooks: Webhooks) -> Self {
         PaypalEmulator {
             base_url,
             client_id: random_hex(40),
             client_secret: random_hex(40),
+            webhook_id: random_alnum(17),
+            signing_key: random_hex(64),
+            webhooks,
             ledger: Locked::default(),
+            transmissions: Locked::default(),
         }
     }
 
@@ -107,6 +144,7 @@ impl Emulator for PaypalEmulator {
                 "CAPTURE_PAYPAL_CLIENT_SECRET".into(),
                 self.client_secret.clone(),
             ),
+            ("CAPTURE_PAYPAL_WEBHOOK_ID".into(), self.webhook_id.clone()),
         ]
     }
 
@@ -122,7 +160,16 @@ impl Emulator for PaypalEmulator {
                 post(capture),
             )
             .route("/v2/payments/captures/{capture_id}", get(get_capture))
+            .route("/v2/payments/refunds/{refund_id}", get(get_refund))
+            .route(
+                "/v1/notifications/verify-webhook-signature",
+                post(notifications::verify),
+            )
             .with_state(self)
+    }
+
+    fn admin_routes(self: Arc<Self>) -> Option<Router> {
+        Some(admin::routes(self))
     }
 
     fn authorize(&self, amount: Money, scenario: Scenario) -> SandboxAuthorization {
@@ -231,7 +278,22 @@ async fn get_capture(
         return authentication_failure().into_response();
     }
     match paypal.ledger().captures.get(&capture_id) {
-        Some(capture) => json_reply(StatusCode::OK, capture).into_response(),
+        Some(capture) => json_reply(StatusCode::OK, &capture.json).into_response(),
+        None => error(StatusCode::NOT_FOUND, "INVALID_RESOURCE_ID", None).into_response(),
+    }
+}
+
+/// `GET /v2/payments/refunds/{id}`: a refund made through the admin endpoints.
+async fn get_refund(
+    State(paypal): State<Arc<PaypalEmulator>>,
+    Path(refund_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !paypal.bearer_ok(&headers) {
+        return authentication_failure().into_response();
+    }
+    match paypal.ledger().refunds.get(&refund_id) {
+        Some(refund) => json_reply(StatusCode::OK, refund).into_response(),
         None => error(StatusCode::NOT_FOUND, "INVALID_RESOURCE_ID", None).into_response(),
     }
 }
@@ -362,15 +424,7 @@ fn decide(
     match status {
         "PENDING" => full["status_details"] = json!({"reason": "PENDING_REVIEW"}),
         "COMPLETED" => {
-            let net = gross.minor_units() - paypal_fee.minor_units() - fee_total;
-            full["seller_receivable_breakdown"] = json!({
-                "gross_amount": MoneyJson::from(gross),
-                "paypal_fee": MoneyJson::from(paypal_fee),
-                "net_amount": MoneyJson::from(Money::from_minor_units(currency, net)),
-            });
-            if !fees.is_empty() {
-                full["seller_receivable_breakdown"]["platform_fees"] = json!(fees);
-            }
+            full["seller_receivable_breakdown"] = receivable_breakdown(gross, fee_total, fees);
         }
         _ => {}
     }
@@ -386,7 +440,17 @@ fn decide(
             &json!({"id": id, "status": status, "links": links}),
         ),
     };
-    ledger.captures.insert(id, full);
+    let capture = Capture {
+        json: full,
+        authorization_id: auth_id.to_owned(),
+        gross,
+        closes,
+        platform_fees: fees.to_vec(),
+        fee_total,
+        refunded: 0,
+        refunded_fee: 0,
+    };
+    ledger.captures.insert(id, capture);
     let delay = delay_of(scenario);
     Ok((reply, delay))
 }
@@ -400,53 +464,4 @@ fn parse_request(body: &[u8]) -> Result<CaptureRequest, Reply> {
         serde_json::from_slice(body).map_err(|_| invalid("MALFORMED_REQUEST_JSON", None))?;
     serde_json::from_value(value)
         .map_err(|e| invalid("INVALID_PARAMETER_SYNTAX", Some(("/", &e.to_string()))))
-}
-
-/// Checks a money object against the authorization's currency, PayPal's value pattern
-/// `^((-?[0-9]+)|(-?([0-9]+)?[.][0-9]+))$`, positivity and the currency's decimals.
-fn parse_amount(asked: &MoneyJson, currency: Currency, path: &str) -> Result<Money, Reply> {
-    let value = asked.value.as_str();
-    let at_value = format!("{path}/value");
-    let refuse = |issue: &str| unprocessable(issue, Some((&at_value, value)));
-    if asked.currency_code != currency.code() {
-        let at = format!("{path}/currency_code");
-        let at = Some((at.as_str(), asked.currency_code.as_str()));
-        return Err(unprocessable("AUTH_CAPTURE_CURRENCY_MISMATCH", at));
-    }
-    let unsigned = value.strip_prefix('-').unwrap_or(value);
-    let (whole, fraction) = unsigned
-        .split_once('.')
-        .map_or((unsigned, None), |(w, f)| (w, Some(f)));
-    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-    let well_formed = value.len() <= 32
-        && digits(whole)
-        && fraction.map_or(!whole.is_empty(), |f| !f.is_empty() && digits(f));
-    let Some(amount) = value.parse::<Decimal>().ok().filter(|_| well_formed) else {
-        return Err(invalid(
-            "INVALID_PARAMETER_SYNTAX",
-            Some((&at_value, value)),
-        ));
-    };
-    if amount <= Decimal::ZERO {
-        return Err(refuse("CANNOT_BE_ZERO_OR_NEGATIVE"));
-    }
-    if fraction.map_or(0, str::len) > currency.exponent() as usize {
-        return Err(refuse("DECIMAL_PRECISION"));
-    }
-    Money::from_decimal(currency, amount).map_err(|_| refuse("INVALID_PARAMETER_VALUE"))
-}
-
-/// 3.49 % of gross plus a fixed fee (49 without decimals, else 0.49), rounded half-even to the
-/// currency's decimals and capped at gross, so net is never negative before platform fees.
-fn paypal_fee(gross: Money) -> Money {
-    let currency = gross.currency();
-    let fixed = if currency.exponent() == 0 {
-        Decimal::from(49)
-    } else {
-        Decimal::new(49, 2)
-    };
-    let fee = (gross.amount() * Decimal::new(349, 4) + fixed)
-        .round_dp_with_strategy(currency.exponent(), RoundingStrategy::MidpointNearestEven);
-    let minor = Money::from_decimal(currency, fee).map_or(i64::MAX, |m| m.minor_units());
-    Money::from_minor_units(currency, minor.min(gross.minor_units()))
 }

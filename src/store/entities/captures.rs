@@ -56,6 +56,9 @@ pub struct Model {
     /// This capture's place among its authorization's captures, 1 for the first (from the
     /// ledger when it was recorded).
     pub capture_sequence: i32,
+    /// Until when (µs since the epoch) a request or a reconciler is calling the provider about
+    /// it; no one else looks at it before.
+    pub lease_until: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,3 +5,4 @@ pub mod capture_events;
 pub mod captures;
 pub mod platform_fees;
 pub mod seller_receivable_breakdowns;
+pub mod webhook_events;

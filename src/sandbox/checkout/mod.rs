@@ -24,6 +24,10 @@
 //! - `ServerError` answers 500 without a body and captures nothing; `Timeout` records the capture
 //!   and its answer, then answers after `TIMEOUT_DELAY` (60 s); `MalformedBody` captures and answers
 //!   202 with a body that is not JSON.
+//! - Each capture that got a 202 is followed by a signed webhook (`events.rs`):
+//!   `payment_captured`, `payment_capture_declined` or, while the action is unprocessed,
+//!   `payment_capture_pending`. `Timeout` sends it at once, before its answer. Refusals, 5xx and
+//!   replays of a `Cko-Idempotency-Key` send none.
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
@@ -38,10 +42,13 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod events;
+
 use super::kit::{
-    delay_of, header_str, held, json_reply, random_from, random_hex, rfc3339, Book, Decision,
-    Locked, Reply,
+    delay_of, header_str, held, json_reply, random_digits, random_from, random_hex, rfc3339, Book,
+    Decision, Locked, Reply,
 };
+use super::webhooks::Webhooks;
 use super::{Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Currency, Money, Provider};
 
@@ -112,20 +119,27 @@ struct Action {
 #[derive(Default)]
 struct Ledger {
     payments: HashMap<String, Payment>,
+    /// Webhook events the last decision produced, taken and sent once the lock is released.
+    outbox: Vec<Value>,
 }
 
 /// The emulated Checkout.com.
 pub struct CheckoutEmulator {
     base_url: String,
     secret_key: String,
+    /// The webhook's secret key: `Cko-Signature` is the HMAC-SHA256 of each body with it.
+    webhook_secret: String,
+    webhooks: Webhooks,
     ledger: Locked<Book<Ledger>>,
 }
 
 impl CheckoutEmulator {
-    pub fn new(base_url: String) -> Self {
+    pub(super) fn new(base_url: String, webhooks: Webhooks) -> Self {
         CheckoutEmulator {
             base_url,
             secret_key: format!("sk_sbox_{}", random_hex(32)),
+            webhook_secret: random_hex(64),
+            webhooks,
             ledger: Locked::default(),
         }
     }
@@ -149,6 +163,10 @@ impl Emulator for CheckoutEmulator {
             (
                 "CAPTURE_CHECKOUT_SECRET_KEY".into(),
                 self.secret_key.clone(),
+            ),
+            (
+                "CAPTURE_CHECKOUT_WEBHOOK_SECRET".into(),
+                self.webhook_secret.clone(),
             ),
         ]
     }
@@ -226,11 +244,21 @@ async fn capture(
     }
     let key = header_str(&headers, "cko-idempotency-key").map(str::to_owned);
     // Checkout.com keeps its answers to a Cko-Idempotency-Key: accepted (202) or refused (422).
-    let (reply, delay) = checkout.ledger().replay_or(
-        key,
-        |status| matches!(status.as_u16(), 202 | 422),
-        |ledger| decide(&checkout.base_url, ledger, &payment_id, &body),
-    );
+    let (reply, delay, outbox) = {
+        let mut book = checkout.ledger();
+        let (reply, delay) = book.replay_or(
+            key,
+            |status| matches!(status.as_u16(), 202 | 422),
+            |ledger| decide(&checkout.base_url, ledger, &payment_id, &body),
+        );
+        (reply, delay, std::mem::take(&mut book.outbox))
+    };
+    // Sent from tasks of their own: a held-back (`Timeout`) answer is preceded by its webhook.
+    for event in &outbox {
+        checkout
+            .webhooks
+            .send(events::signed(event, &checkout.webhook_secret));
+    }
     held(delay).await;
     answer(reply)
 }
@@ -403,6 +431,12 @@ fn decide(base_url: &str, ledger: &mut Ledger, payment_id: &str, body: &[u8]) ->
         }
         None => {}
     }
+    if approved.is_some() {
+        action["processing"] = json!({
+            "acquirer_transaction_id": random_digits(19),
+            "acquirer_reference_number": random_digits(23),
+        });
+    }
     if let Some(reference) = &reference {
         action["reference"] = json!(reference);
     }
@@ -414,6 +448,9 @@ fn decide(base_url: &str, ledger: &mut Ledger, payment_id: &str, body: &[u8]) ->
         processed: approved.is_some(),
     });
     let scenario = payment.scenario;
+    ledger
+        .outbox
+        .extend(events::latest_capture_event(payment_id, payment));
 
     let mut accepted = json!({
         "action_id": id,

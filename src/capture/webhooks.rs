@@ -1,0 +1,275 @@
+//! Provider notifications: the connector decides whether a delivery is genuine (or only a
+//! hint) and reads it; the store keeps it before anything is acted on; then it is matched to
+//! the capture it names and applied. Statuses only move forward, so repeated and out-of-order
+//! deliveries change nothing they should not. An event whose capture is not known yet (it may
+//! come before our own commit of the provider's answer) waits, kept, until the capture shows
+//! up: right after this process records an answer, and at every reconciliation pass.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::inflight::Slot;
+use super::Captures;
+use crate::domain::capture::AccountName;
+use crate::domain::notice::{Trust, WebhookChange, WebhookEvent};
+use crate::domain::{CaptureRecord, CaptureStatus, Provider};
+use crate::providers::connectors::UnknownAccount;
+use crate::providers::webhook::{Delivery, WebhookError};
+use crate::providers::{Connector, ProviderError};
+use crate::store::{NewWebhook, Resolution, StoreError, StoredWebhook};
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// Its capture took the change; now in this status.
+    Applied(CaptureStatus),
+    /// Its capture is already where the event would put it, or further along.
+    Unchanged(CaptureStatus),
+    /// Kept until its capture is known.
+    Kept,
+    /// This event had been received and matched before.
+    Duplicate,
+    /// Genuine, but about no capture's status.
+    Ignored,
+}
+
+impl Receipt {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Receipt::Applied(_) => "applied",
+            Receipt::Unchanged(_) => "unchanged",
+            Receipt::Kept => "kept",
+            Receipt::Duplicate => "duplicate",
+            Receipt::Ignored => "ignored",
+        }
+    }
+}
+
+/// Why a delivery was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookFailure {
+    #[error(transparent)]
+    UnknownAccount(#[from] UnknownAccount),
+    #[error(transparent)]
+    Refused(#[from] WebhookError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How long a kept event waits for its capture before the passes stop looking for it.
+const MATCH_WINDOW_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
+
+impl Captures {
+    /// Takes one delivery to `/webhooks/{provider}[/{account}]`.
+    #[tracing::instrument(skip_all, fields(provider = %provider, event_id = tracing::field::Empty))]
+    pub async fn receive_webhook(
+        &self,
+        provider: Provider,
+        account: Option<&str>,
+        delivery: Delivery<'_>,
+    ) -> Result<Receipt, WebhookFailure> {
+        let account = account
+            .map(|name| {
+                AccountName::parse(name).map_err(|_| UnknownAccount::NoSuchAccount {
+                    provider,
+                    name: name.chars().take(64).collect(),
+                })
+            })
+            .transpose()?;
+        let (account, connector) = self.connectors.resolve(provider, account.as_ref())?;
+        let trust = connector.verify_webhook(delivery).await?;
+        let event = connector.read_webhook(delivery.body, trust)?;
+        tracing::Span::current().record("event_id", event.event_id.as_str());
+        if trust == Trust::Signed && event.change.is_none() {
+            return Ok(Receipt::Ignored);
+        }
+        let kept = self
+            .store
+            .keep_webhook(&NewWebhook {
+                provider,
+                account: &account,
+                trust,
+                event: &event,
+                body: delivery.body,
+            })
+            .await?;
+        if kept.capture_id.is_some() {
+            return Ok(Receipt::Duplicate);
+        }
+        let event_type = event.event_type.clone();
+        let receipt = self.settle(&kept, event, connector.as_ref()).await?;
+        if receipt == Receipt::Kept {
+            self.webhooks_waiting.store(true, Ordering::Relaxed);
+        }
+        info!(%event_type, receipt = receipt.as_str(), "webhook received");
+        Ok(receipt)
+    }
+
+    /// Matches a kept event to its capture and applies it; [`Receipt::Kept`] while no capture
+    /// answers to its ids.
+    async fn settle(
+        &self,
+        kept: &StoredWebhook,
+        event: WebhookEvent,
+        connector: &dyn Connector,
+    ) -> Result<Receipt, StoreError> {
+        let Some(record) = self
+            .store
+            .capture_named_by(kept.provider, &kept.account, &event.keys)
+            .await?
+        else {
+            return Ok(Receipt::Kept);
+        };
+        let before = record.status;
+        let resolution = match (kept.trust, event.change) {
+            // An event that restates the capture's status changes nothing.
+            (Trust::Signed, Some(change)) => {
+                Some(resolution_of(change, &record)).filter(|r| r.status() != Some(record.status))
+            }
+            (Trust::Signed, None) => None,
+            (Trust::Hint, _) => match self.look_up(&record, connector).await {
+                Ok(resolution) => resolution,
+                // No answer now: the event stays kept, and the passes look again.
+                Err(()) => return Ok(Receipt::Kept),
+            },
+        };
+        let after = self
+            .store
+            .apply_webhook(kept.id, record, resolution)
+            .await?;
+        Ok(if after.status != before {
+            info!(capture_id = %after.id, from = %before, to = %after.status, "capture moved by a webhook");
+            Receipt::Applied(after.status)
+        } else {
+            Receipt::Unchanged(after.status)
+        })
+    }
+
+    /// A hint's capture, looked up at the provider as the reconciler would: under this
+    /// process's claim, and only while its outcome is open.
+    async fn look_up(
+        &self,
+        record: &CaptureRecord,
+        connector: &dyn Connector,
+    ) -> Result<Option<Resolution>, ()> {
+        if !matches!(
+            record.status,
+            CaptureStatus::Processing | CaptureStatus::Pending
+        ) {
+            return Ok(None);
+        }
+        // A request of this process is calling the provider for it: that call records it.
+        let Slot::Claimed(_claim) = self.in_flight.claim(&record.id) else {
+            return Ok(None);
+        };
+        match connector.fetch_outcome(record).await {
+            Ok(outcome) if outcome.status == record.status => Ok(None),
+            Ok(outcome) => Ok(Some(Resolution::Outcome(Box::new(outcome)))),
+            Err(ProviderError::Rejected { failure, .. })
+                if record.status == CaptureStatus::Processing =>
+            {
+                Ok(Some(Resolution::Rejected(failure)))
+            }
+            Err(err) => {
+                info!(capture_id = %record.id, error = %err, "a webhook hint's capture could not be looked up");
+                Err(())
+            }
+        }
+    }
+
+    /// Applies kept events that name `record`, now that it has the ids they use; the capture
+    /// as stored afterwards. Only after this process kept an event it could not match: other
+    /// replicas' are found by the passes.
+    pub(super) async fn match_waiting_webhooks(&self, record: CaptureRecord) -> CaptureRecord {
+        if !self.webhooks_waiting.load(Ordering::Relaxed) {
+            return record;
+        }
+        let waiting = match self.store.unmatched_webhooks_of(&record).await {
+            Ok(waiting) => waiting,
+            Err(err) => {
+                warn!(capture_id = %record.id, error = %err, "could not look for waiting webhooks");
+                return record;
+            }
+        };
+        let mut matched = false;
+        for kept in waiting {
+            matched |= self.settle_kept(kept).await;
+        }
+        if !matched {
+            return record;
+        }
+        match self.store.get_any(&record.id).await {
+            Ok(current) => current,
+            Err(_) => record,
+        }
+    }
+
+    /// Tries every kept event still waiting for its capture (a reconciliation pass); how many
+    /// found theirs.
+    pub(super) async fn match_kept_webhooks(&self, limit: u64) -> Result<usize, StoreError> {
+        let since = crate::store::now_micros() - MATCH_WINDOW_MICROS;
+        let waiting = self.store.unmatched_webhooks(since, limit).await?;
+        if waiting.is_empty() {
+            self.webhooks_waiting.store(false, Ordering::Relaxed);
+        }
+        let mut matched = 0;
+        for kept in waiting {
+            if self.settle_kept(kept).await {
+                matched += 1;
+            }
+        }
+        Ok(matched)
+    }
+
+    /// Reads a kept event again through its connector and settles it; true when it found its
+    /// capture.
+    async fn settle_kept(&self, kept: StoredWebhook) -> bool {
+        let connector: Arc<dyn Connector> = match AccountName::parse(&kept.account)
+            .ok()
+            .and_then(|name| self.connectors.resolve(kept.provider, Some(&name)).ok())
+        {
+            Some((_, connector)) => connector,
+            None => return false,
+        };
+        let event = match connector.read_webhook(kept.body.as_bytes(), kept.trust) {
+            Ok(event) => event,
+            Err(err) => {
+                warn!(webhook = kept.id, error = %err, "a kept webhook can no longer be read");
+                return false;
+            }
+        };
+        match self.settle(&kept, event, connector.as_ref()).await {
+            Ok(Receipt::Kept) => false,
+            Ok(_) => true,
+            Err(err) => {
+                warn!(webhook = kept.id, error = %err, "could not apply a kept webhook");
+                false
+            }
+        }
+    }
+}
+
+/// What a signed event's change makes of `record`. A refund makes it `REFUNDED` once the
+/// refunded total reaches what was captured, `PARTIALLY_REFUNDED` before.
+fn resolution_of(change: WebhookChange, record: &CaptureRecord) -> Resolution {
+    match change {
+        WebhookChange::Outcome(outcome) => Resolution::Outcome(outcome),
+        WebhookChange::Refunded { total } => {
+            let captured = record.captured_amount.or(record.command.parts().amount);
+            let whole = captured.is_some_and(|captured| {
+                captured.currency() == total.currency()
+                    && total.minor_units() >= captured.minor_units()
+            });
+            Resolution::Refunded {
+                status: if whole {
+                    CaptureStatus::Refunded
+                } else {
+                    CaptureStatus::PartiallyRefunded
+                },
+                total,
+            }
+        }
+    }
+}

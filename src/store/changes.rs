@@ -1,0 +1,101 @@
+//! Reading the audit trail as a stream of changes: `WatchCaptures` replays and follows it.
+
+use tokio::sync::watch;
+
+use super::sql::Sql;
+use super::{Store, StoreError};
+use crate::domain::{CaptureStatus, Provider};
+use sea_orm::ConnectionTrait;
+
+/// One change of one capture, as its `capture_events` row records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The row's id: the change's cursor.
+    pub cursor: i64,
+    pub capture_id: String,
+    pub kind: String,
+    /// The capture's status after the change.
+    pub status: CaptureStatus,
+    pub source: String,
+    pub time: i64,
+}
+
+/// Which changes of a tenant's captures a watcher wants; each filter set must match.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFilter {
+    pub capture_ids: Vec<String>,
+    pub authorization_id: Option<String>,
+    pub provider: Option<Provider>,
+    pub status: Option<CaptureStatus>,
+}
+
+impl Store {
+    /// The horizon of the change feed: changes up to it may be read ([`Store::changes`]).
+    pub async fn change_horizon(&self) -> Result<watch::Receiver<i64>, StoreError> {
+        self.feed.subscribe(&self.db).await
+    }
+
+    /// A tenant's changes with a cursor in `(after, up_to]` that match `filter`, oldest first, at
+    /// most `limit`.
+    pub async fn changes(
+        &self,
+        tenant: &str,
+        filter: &ChangeFilter,
+        after: i64,
+        up_to: i64,
+        limit: u64,
+    ) -> Result<Vec<Change>, StoreError> {
+        let mut sql = String::from(
+            "SELECT e.id, e.capture_id, e.kind, e.status, e.source, e.create_time \
+             FROM capture_events e JOIN captures c ON c.id = e.capture_id \
+             WHERE e.id > $1 AND e.id <= $2 AND c.tenant = $3",
+        );
+        let mut values: Vec<sea_orm::Value> = vec![after.into(), up_to.into(), tenant.into()];
+        let placeholder = |values: &mut Vec<sea_orm::Value>, value: sea_orm::Value| {
+            values.push(value);
+            format!("${}", values.len())
+        };
+        if let Some(provider) = filter.provider {
+            let p = placeholder(&mut values, provider.as_str().into());
+            sql.push_str(&format!(" AND c.provider = {p}"));
+        }
+        if let Some(authorization_id) = &filter.authorization_id {
+            let p = placeholder(&mut values, authorization_id.as_str().into());
+            sql.push_str(&format!(" AND c.authorization_id = {p}"));
+        }
+        if let Some(status) = filter.status {
+            let p = placeholder(&mut values, status.as_str().into());
+            sql.push_str(&format!(" AND e.status = {p}"));
+        }
+        if !filter.capture_ids.is_empty() {
+            let ids: Vec<String> = filter
+                .capture_ids
+                .iter()
+                .map(|id| placeholder(&mut values, id.as_str().into()))
+                .collect();
+            sql.push_str(&format!(" AND e.capture_id IN ({})", ids.join(", ")));
+        }
+        let p = placeholder(&mut values, (limit as i64).into());
+        sql.push_str(&format!(" ORDER BY e.id LIMIT {p}"));
+        let statement = Sql::new(sql).statement(self.db.get_database_backend(), values);
+        self.db
+            .query_all(statement)
+            .await?
+            .iter()
+            .map(|row| {
+                let status: String = row.try_get_by_index(3)?;
+                Ok(Change {
+                    cursor: row.try_get_by_index(0)?,
+                    capture_id: row.try_get_by_index(1)?,
+                    kind: row.try_get_by_index(2)?,
+                    status: CaptureStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                        id: "capture_events".into(),
+                        problem: format!("status {status:?}"),
+                    })?,
+                    source: row.try_get_by_index(4)?,
+                    time: row.try_get_by_index(5)?,
+                })
+            })
+            .collect()
+    }
+}
