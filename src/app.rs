@@ -335,6 +335,10 @@ mod without_sandbox {
             match *self {}
         }
 
+        pub fn send_webhooks_to(&self, _origin: &str) {
+            match *self {}
+        }
+
         pub async fn shutdown(self) {
             match self {}
         }

@@ -27,7 +27,8 @@ use crate::proto::{self, WatchCapturesRequest};
 use crate::store::{Change, ChangeFilter, Store};
 
 /// The stream a `WatchCaptures` call answers with.
-pub type ChangeStream = Pin<Box<dyn Stream<Item = Result<proto::CaptureChange, Status>> + Send>>;
+pub type ChangeStream =
+    Pin<Box<dyn Stream<Item = Result<proto::WatchCapturesResponse, Status>> + Send>>;
 
 /// At most this many capture ids in one request.
 const MAX_CAPTURE_IDS: usize = 100;
@@ -113,7 +114,7 @@ struct Watcher {
     store: Store,
     tenant: String,
     filter: ChangeFilter,
-    tx: mpsc::Sender<Result<proto::CaptureChange, Status>>,
+    tx: mpsc::Sender<Result<proto::WatchCapturesResponse, Status>>,
 }
 
 impl Watcher {
@@ -194,8 +195,11 @@ fn resume_status(code: Code, why: &str, cursor: i64) -> Status {
     )
 }
 
-fn to_proto(change: Change, capture: Option<crate::domain::CaptureRecord>) -> proto::CaptureChange {
-    proto::CaptureChange {
+fn to_proto(
+    change: Change,
+    capture: Option<crate::domain::CaptureRecord>,
+) -> proto::WatchCapturesResponse {
+    proto::WatchCapturesResponse {
         cursor: change.cursor,
         capture_id: change.capture_id,
         status: status_to_proto(change.status) as i32,

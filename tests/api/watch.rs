@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use crate::on_both_databases;
-use capture_service::proto::{self, CaptureChange, CaptureStatus, WatchCapturesRequest};
+use capture_service::proto::{self, CaptureStatus, WatchCapturesRequest, WatchCapturesResponse};
 use tonic::{Code, Streaming};
 
 on_both_databases!(
@@ -40,9 +40,9 @@ async fn a_change_committed_on_one_replica_reaches_watchers_on_another() -> Test
 
 /// The next `n` changes (each within 5 s).
 async fn next_changes(
-    stream: &mut Streaming<CaptureChange>,
+    stream: &mut Streaming<WatchCapturesResponse>,
     n: usize,
-) -> Result<Vec<CaptureChange>, Box<dyn std::error::Error>> {
+) -> Result<Vec<WatchCapturesResponse>, Box<dyn std::error::Error>> {
     let mut changes = Vec::new();
     while changes.len() < n {
         let change = tokio::time::timeout(Duration::from_secs(5), stream.message())
@@ -55,14 +55,16 @@ async fn next_changes(
 }
 
 /// Nothing arrives for a while.
-async fn quiet(stream: &mut Streaming<CaptureChange>) -> Result<(), Box<dyn std::error::Error>> {
+async fn quiet(
+    stream: &mut Streaming<WatchCapturesResponse>,
+) -> Result<(), Box<dyn std::error::Error>> {
     match tokio::time::timeout(Duration::from_millis(500), stream.message()).await {
         Err(_) => Ok(()),
         Ok(got) => Err(format!("expected nothing, got {got:?}").into()),
     }
 }
 
-fn ids_and_statuses(changes: &[CaptureChange]) -> Vec<(String, CaptureStatus)> {
+fn ids_and_statuses(changes: &[WatchCapturesResponse]) -> Vec<(String, CaptureStatus)> {
     changes
         .iter()
         .map(|c| (c.capture_id.clone(), c.status()))

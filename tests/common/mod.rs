@@ -279,7 +279,7 @@ impl TestApp {
         &self,
         key: &str,
         request: proto::WatchCapturesRequest,
-    ) -> Result<tonic::Streaming<proto::CaptureChange>, Status> {
+    ) -> Result<tonic::Streaming<proto::WatchCapturesResponse>, Status> {
         let mut client = self.client.clone();
         client
             .watch_captures(Self::authed(request, key))
