@@ -12,7 +12,7 @@ use tonic::service::interceptor::InterceptedService;
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
-use crate::api::{ApiKeys, CaptureApi};
+use crate::api::{ApiKeys, CaptureApi, WatchLimits};
 use crate::capture::Captures;
 use crate::config::{ApiKey, Config, ProviderSources, SandboxMode};
 use crate::net::{raise_open_file_limit, serve_http1, Listener, ListenerRules, HTTP2_PREFACE_LEN};
@@ -124,6 +124,10 @@ impl App {
             tasks.clone(),
             config.limits.max_captures_in_flight as usize,
             lease,
+            config
+                .reconcile
+                .interval
+                .max(std::time::Duration::from_secs(1)),
         );
         Ok(App {
             config,
@@ -203,7 +207,10 @@ impl App {
         let api = CaptureServiceServer::new(CaptureApi::new(
             self.captures.clone(),
             limits.max_reads_in_flight as usize,
-            limits.watch_buffer as usize,
+            WatchLimits {
+                max_watchers: limits.max_watchers as usize,
+                buffer: limits.watch_buffer as usize,
+            },
             token.clone(),
         ))
         // Larger requests are refused whole, before they are decoded.
@@ -367,10 +374,10 @@ fn build_connectors(
             .collect();
         accounts.extend(missing);
     }
-    // A connector's call about one capture makes up to three transport calls (PayPal: a token,
-    // then the capture again under a new one; Checkout.com: a payment read, then the capture),
-    // and the lease must outlast it all.
-    let lease = http.longest_call().saturating_mul(3);
+    // A connector's call about one capture makes up to four transport calls (PayPal: a token,
+    // the capture, and both again after a 401; Checkout.com: a payment read, then the capture),
+    // and may first wait for another call's token: the lease must outlast it all.
+    let lease = http.longest_call().saturating_mul(5);
     Ok((Connectors::from_accounts(&accounts, &http), lease))
 }
 

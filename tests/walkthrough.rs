@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+mod common;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -139,13 +141,22 @@ impl Server {
 
     /// `POST /sandbox/{provider}/authorizations` with the README's body.
     async fn authorize_at(&self, provider: &str) -> Res<String> {
+        self.authorize_with(
+            provider,
+            r#"{"amount":{"currency_code":"USD","value":"100.00"}}"#,
+        )
+        .await
+    }
+
+    /// `POST /sandbox/{provider}/authorizations` with `body`.
+    async fn authorize_with(&self, provider: &str, body: &'static str) -> Res<String> {
         let answer: Value = reqwest::Client::new()
             .post(format!(
                 "http://localhost:{}/sandbox/{provider}/authorizations",
                 self.http_port
             ))
             .header("content-type", "application/json")
-            .body(r#"{"amount":{"currency_code":"USD","value":"100.00"}}"#)
+            .body(body)
             .send()
             .await?
             .error_for_status()?
@@ -525,10 +536,16 @@ struct StandaloneSandbox {
 
 impl StandaloneSandbox {
     fn start() -> Res<StandaloneSandbox> {
+        Self::start_with(&[])
+    }
+
+    /// `capture-service sandbox --addr 127.0.0.1:PORT ARGS...`.
+    fn start_with(args: &[&str]) -> Res<StandaloneSandbox> {
         use std::io::BufRead;
         let addr = format!("127.0.0.1:{}", free_port()?);
         let mut child = service_command(Path::new("."), &[])
             .args(["sandbox", "--addr", &addr])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
@@ -568,6 +585,17 @@ impl StandaloneSandbox {
         }
         sandbox.vars = vars;
         Ok(sandbox)
+    }
+
+    /// The variables a service captures here with, and `CAPTURE_API_KEYS` = `api_keys`.
+    fn service_env<'a>(&'a self, api_keys: &'a str) -> Vec<(&'a str, &'a str)> {
+        let mut envs: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        envs.push(("CAPTURE_API_KEYS", api_keys));
+        envs
     }
 
     /// A PayPal authorization of USD 100.00, made at the sandbox's own helper endpoint.
@@ -610,39 +638,14 @@ async fn two_services_capture_against_one_standalone_sandbox() -> TestResult {
         );
     }
     let key = "standalone-sandbox-key-0123456789";
-    let keys = format!("team:{}", hex::encode(Sha256::digest(key.as_bytes())));
-    let mut envs: Vec<(&str, &str)> = sandbox
-        .vars
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    envs.push(("CAPTURE_API_KEYS", &keys));
+    let keys = api_keys(key);
+    let envs = sandbox.service_env(&keys);
     let (a, b) = (Server::start(&envs).await?, Server::start(&envs).await?);
 
     // Both services capture from one authorization; only the shared provider knows the total.
     let auth = sandbox.authorize_paypal().await?;
-    let first = call(
-        key,
-        &capture_body(&auth, "60.00", "a-1"),
-        &a.grpc_target(),
-        CAPTURE,
-    )?
-    .json()?;
-    assert_eq!(
-        first["capture"]["status"], "CAPTURE_STATUS_COMPLETED",
-        "{first}"
-    );
-    let second = call(
-        key,
-        &capture_body(&auth, "30.00", "b-1"),
-        &b.grpc_target(),
-        CAPTURE,
-    )?
-    .json()?;
-    assert_eq!(
-        second["capture"]["status"], "CAPTURE_STATUS_COMPLETED",
-        "{second}"
-    );
+    completed_capture(key, &auth, "60.00", "a-1", &a.grpc_target())?;
+    completed_capture(key, &auth, "30.00", "b-1", &b.grpc_target())?;
     // Service A's own ledger would allow 20.00 more; PayPal (the sandbox) has only 10.00 left.
     let refused = call(
         key,
@@ -658,5 +661,247 @@ async fn two_services_capture_against_one_standalone_sandbox() -> TestResult {
             server.output()
         );
     }
+    Ok(())
+}
+
+/// `CAPTURE_API_KEYS` accepting `key` as tenant `team`.
+fn api_keys(key: &str) -> String {
+    format!("team:{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+/// A PostgreSQL database of its own, dropped with the value.
+struct PostgresDatabase {
+    name: String,
+    url: String,
+}
+
+impl PostgresDatabase {
+    async fn create() -> Res<PostgresDatabase> {
+        let (url, name) = common::create_postgres_database("capture_walk").await?;
+        Ok(PostgresDatabase { name, url })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        common::drop_postgres_database(self.name.clone());
+    }
+}
+
+/// A grpcurl Capture of `value` at `auth`, which must complete.
+fn completed_capture(
+    key: &str,
+    auth: &str,
+    value: &str,
+    request_id: &str,
+    target: &str,
+) -> Res<Value> {
+    let answer = call(key, &capture_body(auth, value, request_id), target, CAPTURE)?.json()?;
+    assert_eq!(
+        answer["capture"]["status"], "CAPTURE_STATUS_COMPLETED",
+        "{answer}"
+    );
+    Ok(answer)
+}
+
+/// Reads a capture through grpcurl until `done` holds (at most `within`); the last answer.
+async fn capture_until(
+    key: &str,
+    target: &str,
+    id: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Res<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = call(key, &format!("{{\"id\":\"{id}\"}}"), target, GET)?.json()?;
+        if done(&got["capture"]) || Instant::now() > deadline {
+            return Ok(got["capture"].clone());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Two service processes on one PostgreSQL database and one standalone sandbox whose every
+/// answer takes 1.5 s. Process B reconciles every second and looks at captures of any age.
+/// A capture whose request is in flight on A is left alone by B (A's request holds its lease);
+/// when A is killed mid-request (`kill -9`), B takes the capture over once that lease has run
+/// out (10 s: five times one 2 s attempt), and settles it with the same idempotency key.
+#[tokio::test]
+async fn a_request_in_flight_holds_its_capture_from_another_processes_reconciler_until_its_lease_runs_out(
+) -> TestResult {
+    grpcurl_path()?;
+    let database = PostgresDatabase::create().await?;
+    let sandbox = StandaloneSandbox::start_with(&["--latency-ms", "1500"])?;
+    let key = "replica-test-key-0123456789abcdef";
+    let keys = api_keys(key);
+    let mut envs = sandbox.service_env(&keys);
+    envs.extend([
+        ("CAPTURE_API_KEYS", keys.as_str()),
+        ("CAPTURE_DATABASE_URL", database.url.as_str()),
+        // One attempt of at most 2 s: a lease of 5 × 2 s.
+        ("CAPTURE_PROVIDER_TIMEOUT_SECONDS", "2"),
+        ("CAPTURE_PROVIDER_MAX_RETRIES", "0"),
+        ("CAPTURE_RECONCILE_MIN_AGE_SECONDS", "0"),
+    ]);
+    let mut a_envs = envs.clone();
+    a_envs.push(("CAPTURE_RECONCILE_INTERVAL_SECONDS", "0"));
+    let mut b_envs = envs;
+    b_envs.push(("CAPTURE_RECONCILE_INTERVAL_SECONDS", "1"));
+    let mut a = Server::start(&a_envs).await?;
+    let b = Server::start(&b_envs).await?;
+
+    // 1. A's request takes about 3 s (a token, then the capture); B's passes leave it alone.
+    let auth = sandbox.authorize_paypal().await?;
+    completed_capture(key, &auth, "10.00", "in-flight-1", &a.grpc_target())?;
+    assert!(
+        !b.output().contains("reconciliation pass"),
+        "B looked at a capture whose request was in flight:\n{}",
+        b.output()
+    );
+
+    // 2. A dies while its next request is at the provider.
+    let body = capture_body(&auth, "20.00", "in-flight-2");
+    let target = a.grpc_target();
+    let caller = std::thread::spawn(move || call(key, &body, &target, CAPTURE).is_ok());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    a.child.kill()?;
+    let _ = a.child.wait();
+    let _ = caller.join();
+    let listed = call(key, r#"{"page_size":10}"#, &b.grpc_target(), LIST)?.json()?;
+    let orphan = listed["captures"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["requestId"] == "in-flight-2"))
+        .ok_or_else(|| format!("the killed request left no capture: {listed}"))?;
+    assert_eq!(orphan["status"], "CAPTURE_STATUS_PROCESSING", "{orphan}");
+    let id = orphan["id"].as_str().ok_or("no id")?.to_owned();
+    // Its lease (10 s from its commit) still holds a few seconds on: B has not looked.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = capture_until(key, &b.grpc_target(), &id, Duration::ZERO, |_| true).await?;
+    assert_eq!(held["status"], "CAPTURE_STATUS_PROCESSING", "{held}");
+    // Then B settles it, at the provider, with the same idempotency key.
+    let settled = capture_until(key, &b.grpc_target(), &id, Duration::from_secs(20), |c| {
+        c["status"] == "CAPTURE_STATUS_COMPLETED"
+    })
+    .await?;
+    assert_eq!(
+        settled["status"],
+        "CAPTURE_STATUS_COMPLETED",
+        "{settled}\n{}",
+        b.output()
+    );
+    let store = capture_service::store::Store::connect(&database.url).await?;
+    let trail = store.events(&id).await?;
+    assert_eq!(
+        trail.last().map(|e| (e.1.as_str(), e.2.as_str())),
+        Some(("COMPLETED", "reconciler")),
+        "{trail:?}"
+    );
+    // The sandbox took the 20.00 once: 70.00 of the 100.00 are left, not 50.00.
+    completed_capture(key, &auth, "70.00", "in-flight-3", &b.grpc_target())?;
+    Ok(())
+}
+
+/// Every JSON object grpcurl printed for a stream, in order.
+fn streamed(text: &str) -> Vec<Value> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .map_while(Result::ok)
+        .collect()
+}
+
+/// The README's second part: a watcher (`WatchCaptures` through grpcurl) sees a Checkout.com
+/// capture turn COMPLETED within a second, through the sandbox's signed webhook; a watcher
+/// that comes back with its cursor gets what it missed.
+#[tokio::test]
+async fn the_readme_watch_and_webhook_walkthrough_works_with_grpcurl() -> TestResult {
+    let grpcurl_bin = grpcurl_path()?;
+    let server = Server::start(&[]).await?;
+    let target = server.grpc_target();
+    let key = std::fs::read_to_string(server.path(".capture-dev-key"))?
+        .trim()
+        .to_owned();
+    let header = format!("authorization: Bearer {key}");
+    let log = server.path("watch.log");
+    let mut watcher = Command::new(&grpcurl_bin)
+        .args(["-plaintext", "-H", &header, "-d", "{}", &target])
+        .arg("capture.v1.CaptureService/WatchCaptures")
+        .stdout(File::create(&log)?)
+        .stderr(Stdio::null())
+        .spawn()?;
+    // The watch follows changes from the moment it opens: give grpcurl that moment.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let payment = server
+        .authorize_with(
+            "checkout",
+            r#"{"amount":{"currency_code":"EUR","value":"80.00"}}"#,
+        )
+        .await?;
+    let body = format!(
+        "{{\"provider\":\"PROVIDER_CHECKOUT\",\"authorization_id\":\"{payment}\",\
+         \"amount\":{{\"currency_code\":\"EUR\",\"value\":\"30.00\"}},\
+         \"request_id\":\"walkthrough-cko-1\"}}"
+    );
+    let answered = call(&key, &body, &target, CAPTURE)?.json()?;
+    let answered_at = Instant::now();
+    let id = answered["capture"]["id"]
+        .as_str()
+        .ok_or("no id")?
+        .to_owned();
+    // Accepted (202): PENDING, unless the webhook already beat the answer.
+    let status = answered["capture"]["status"].as_str().unwrap_or_default();
+    assert!(
+        ["CAPTURE_STATUS_PENDING", "CAPTURE_STATUS_COMPLETED"].contains(&status),
+        "{answered}"
+    );
+    let completed_by_webhook = |changes: &[Value]| {
+        changes.iter().any(|c| {
+            c["captureId"] == id.as_str()
+                && c["status"] == "CAPTURE_STATUS_COMPLETED"
+                && c["source"] == "webhook"
+        })
+    };
+    loop {
+        let changes = streamed(&std::fs::read_to_string(&log)?);
+        if completed_by_webhook(&changes) {
+            break;
+        }
+        if answered_at.elapsed() > Duration::from_secs(1) {
+            return Err(
+                format!("no COMPLETED change from the webhook within 1 s: {changes:?}").into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let got = call(&key, &format!("{{\"id\":\"{id}\"}}"), &target, GET)?.json()?;
+    assert_eq!(
+        got["capture"]["status"], "CAPTURE_STATUS_COMPLETED",
+        "{got}"
+    );
+
+    // Back with the first cursor it saw: the rest replayed (grpcurl stops after 2 s).
+    let changes = streamed(&std::fs::read_to_string(&log)?);
+    let first = changes
+        .first()
+        .and_then(|c| c["cursor"].as_str())
+        .ok_or("no cursor in the first change")?
+        .to_owned();
+    let resumed = grpcurl(&[
+        "-plaintext",
+        "-max-time",
+        "2",
+        "-H",
+        &header,
+        "-d",
+        &format!("{{\"since\":{first}}}"),
+        &target,
+        "capture.v1.CaptureService/WatchCaptures",
+    ])?;
+    let replayed = streamed(&resumed.stdout);
+    assert!(completed_by_webhook(&replayed), "{}", resumed.text());
+    assert_eq!(replayed.len(), changes.len() - 1, "{}", resumed.text());
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `webhook_events`: every authenticated provider notification, kept as received (card numbers
 //! masked) with the ids it names, and which capture it was matched to. A notification for a
 //! capture the service does not know yet (it may arrive before our own commit of the answer)
-//! waits here, unmatched, until the capture appears. Unique (provider, event_id): a repeated
+//! waits here, unmatched, until the capture appears. Unique (provider, account, event_id): a repeated
 //! delivery is recognized.
 
 use sea_orm_migration::prelude::*;
@@ -86,6 +86,7 @@ impl MigrationTrait for Migration {
                     .name("webhook_events_provider_event_id")
                     .table(WebhookEvents::Table)
                     .col(WebhookEvents::Provider)
+                    .col(WebhookEvents::ProviderAccount)
                     .col(WebhookEvents::EventId)
                     .unique()
                     .to_owned(),
@@ -110,6 +111,17 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        // The passes go round the events still waiting for their capture.
+        manager
+            .create_index(
+                Index::create()
+                    .name("webhook_events_waiting")
+                    .table(WebhookEvents::Table)
+                    .col(WebhookEvents::CaptureId)
+                    .col(WebhookEvents::Id)
+                    .to_owned(),
+            )
+            .await?;
         // Events name captures by the provider's id.
         manager
             .create_index(

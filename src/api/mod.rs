@@ -8,4 +8,4 @@ pub mod service;
 pub mod watch;
 
 pub use auth::{ApiKeys, Tenant};
-pub use service::CaptureApi;
+pub use service::{CaptureApi, WatchLimits};

@@ -21,6 +21,13 @@ use crate::store::ListQuery;
 const DEFAULT_PAGE_SIZE: i32 = 50;
 const MAX_PAGE_SIZE: i32 = 1000;
 
+/// How many watches may be open, and what each holds for a slow reader.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchLimits {
+    pub max_watchers: usize,
+    pub buffer: usize,
+}
+
 /// The gRPC handlers.
 pub struct CaptureApi {
     captures: Captures,
@@ -28,6 +35,10 @@ pub struct CaptureApi {
     reads: Admission,
     /// Changes a watcher's stream holds for it.
     watch_buffer: usize,
+    /// Open watches, at most so many at once.
+    watchers: Admission,
+    /// The process's reader of new changes, shared by every watcher.
+    hub: super::watch::Hub,
     /// Cancelled at shutdown: open watches end, naming their cursor.
     stop: CancellationToken,
 }
@@ -36,13 +47,15 @@ impl CaptureApi {
     pub fn new(
         captures: Captures,
         max_reads_in_flight: usize,
-        watch_buffer: usize,
+        watch: WatchLimits,
         stop: CancellationToken,
     ) -> Self {
         CaptureApi {
             captures,
             reads: Admission::new("reads", max_reads_in_flight),
-            watch_buffer,
+            watch_buffer: watch.buffer,
+            watchers: Admission::new("watches", watch.max_watchers),
+            hub: super::watch::Hub::default(),
             stop,
         }
     }
@@ -100,11 +113,17 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<Self::WatchCapturesStream>, Status> {
         let tenant = tenant(&request)?;
         let (since, filter) = super::watch::parse_request(request.get_ref())?;
-        let stream = super::watch::open(
-            self.captures.store().clone(),
-            tenant.0,
+        let admitted = self.watchers.admit()?;
+        let watch = super::watch::Watch {
+            tenant: tenant.0,
             since,
             filter,
+            admitted,
+        };
+        let stream = super::watch::open(
+            &self.hub,
+            self.captures.store().clone(),
+            watch,
             self.watch_buffer,
             self.stop.clone(),
         )

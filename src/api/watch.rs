@@ -1,15 +1,20 @@
 //! `WatchCaptures`: a tenant's capture changes, replayed from the audit trail after a cursor and
 //! then followed live.
 //!
-//! Each stream has a task of its own that reads the trail up to the change feed's horizon and
-//! puts changes into a bounded buffer. Captures never wait for a watcher: they only move the
-//! horizon. A watcher whose buffer fills is ended with `ABORTED` and the cursor to resume from,
-//! so it loses nothing and holds nothing up.
+//! One [`Hub`] per process reads each new change once, with its capture, up to the change
+//! feed's horizon, and broadcasts it; every watcher filters the broadcast for its tenant and
+//! filters. A watcher that resumes first replays its own changes from the trail, then joins
+//! the broadcast where the replay ended (skipping what it already sent). Each watcher has a
+//! task of its own and a bounded buffer towards its caller: captures never wait for a watcher,
+//! and a watcher whose buffer fills is ended with `ABORTED` and the cursor to resume from, so
+//! it loses nothing and holds nothing up.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, watch, OnceCell};
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::tokio_stream::Stream;
@@ -20,9 +25,9 @@ use super::convert::{
     optional, provider_from_proto, status_from_proto, status_to_proto, timestamp,
 };
 use super::error::{invalid_argument, ERROR_DOMAIN};
-use crate::capture::is_capture_id;
+use crate::capture::{is_capture_id, Admitted};
 use crate::domain::capture::AuthorizationId;
-use crate::domain::Violations;
+use crate::domain::{CaptureRecord, Violations};
 use crate::proto::{self, WatchCapturesRequest};
 use crate::store::{Change, ChangeFilter, Store};
 
@@ -86,98 +91,280 @@ pub fn parse_request(request: &WatchCapturesRequest) -> Result<(i64, ChangeFilte
     ))
 }
 
+/// The process's reader of new changes, started by its first watcher.
+#[derive(Clone, Default)]
+pub struct Hub {
+    live: Arc<OnceCell<Live>>,
+}
+
+/// What the hub broadcasts, and how far it has.
+#[derive(Clone)]
+struct Live {
+    changes: broadcast::Sender<Arc<Vec<Shared>>>,
+    /// The cursor up to which every change has been broadcast.
+    position: watch::Receiver<i64>,
+}
+
+/// A change as every watcher receives it: what they filter on, and the message they send.
+struct Shared {
+    change: Change,
+    message: proto::WatchCapturesResponse,
+}
+
+/// Pages of changes the broadcast holds for a watcher's task that falls behind.
+const BROADCAST_PAGES: usize = 256;
+
+impl Hub {
+    async fn live(&self, store: &Store) -> Result<Live, Status> {
+        let live = self
+            .live
+            .get_or_try_init(|| async {
+                let horizon = store.change_horizon().await?;
+                let start = *horizon.borrow();
+                let (changes, _) = broadcast::channel(BROADCAST_PAGES);
+                let (position, read) = watch::channel(start);
+                tokio::spawn(broadcast_changes(
+                    store.clone(),
+                    horizon,
+                    changes.clone(),
+                    position,
+                ));
+                Ok::<_, crate::store::StoreError>(Live {
+                    changes,
+                    position: read,
+                })
+            })
+            .await?;
+        Ok(live.clone())
+    }
+}
+
+/// Reads every change up to the horizon once, with its capture, and broadcasts it, until no
+/// watcher is left to subscribe (the hub is dropped with its API).
+async fn broadcast_changes(
+    store: Store,
+    mut horizon: watch::Receiver<i64>,
+    changes: broadcast::Sender<Arc<Vec<Shared>>>,
+    position: watch::Sender<i64>,
+) {
+    let mut at = *position.borrow();
+    loop {
+        let up_to = *horizon.borrow_and_update();
+        while at < up_to {
+            match read_page(&store, at, up_to).await {
+                Ok((page, next)) => {
+                    if !page.is_empty() {
+                        // No receiver now is fine: a watcher joining later replays from the trail.
+                        let _ = changes.send(Arc::new(page));
+                    }
+                    at = next;
+                    position.send_replace(at);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "the watch hub could not read the trail");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+        if horizon.changed().await.is_err() || position.is_closed() {
+            return;
+        }
+    }
+}
+
+/// One page of every tenant's changes after `at`, with their captures; and where the next
+/// page starts.
+async fn read_page(
+    store: &Store,
+    at: i64,
+    up_to: i64,
+) -> Result<(Vec<Shared>, i64), crate::store::StoreError> {
+    let changes = store.all_changes(at, up_to, PAGE).await?;
+    let next = match changes.last() {
+        Some(last) if changes.len() as u64 == PAGE => last.cursor,
+        _ => up_to,
+    };
+    Ok((with_captures(store, changes).await?, next))
+}
+
+/// The changes with their captures as stored now, read in one statement.
+async fn with_captures(
+    store: &Store,
+    changes: Vec<Change>,
+) -> Result<Vec<Shared>, crate::store::StoreError> {
+    let mut ids: Vec<&str> = changes.iter().map(|c| c.capture_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let records: HashMap<String, CaptureRecord> = store
+        .records(ids.into_iter())
+        .await?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    Ok(changes
+        .into_iter()
+        .map(|change| {
+            let message = to_proto(&change, records.get(&change.capture_id));
+            Shared { change, message }
+        })
+        .collect())
+}
+
 /// Opens a stream of `tenant`'s changes after `since` (0: from now on), holding at most
 /// `buffer` changes for a slow reader; it ends when the caller leaves or `stop` is cancelled.
 pub async fn open(
+    hub: &Hub,
     store: Store,
-    tenant: String,
-    since: i64,
-    filter: ChangeFilter,
+    watch: Watch,
     buffer: usize,
     stop: CancellationToken,
 ) -> Result<ChangeStream, Status> {
-    let horizon = store.change_horizon().await?;
-    let start = if since > 0 { since } else { *horizon.borrow() };
+    let live = hub.live(&store).await?;
+    // Subscribed before the position is read: every change after it comes by the broadcast,
+    // and the replay covers the rest (one sent by both is skipped by its cursor).
+    let changes = live.changes.subscribe();
+    let joined_at = *live.position.borrow();
+    let start = if watch.since > 0 {
+        watch.since
+    } else {
+        joined_at
+    };
     // One slot more than the buffer: the last is kept for the status that ends the stream.
     let (tx, rx) = mpsc::channel(buffer.max(1) + 1);
-    let watcher = Watcher {
-        store,
-        tenant,
-        filter,
-        tx,
-    };
-    tokio::spawn(watcher.follow(start, horizon, stop));
+    let watcher = Watcher { store, watch, tx };
+    tokio::spawn(watcher.follow(start, joined_at, changes, stop));
     Ok(Box::pin(ReceiverStream::new(rx)))
+}
+
+/// What one caller watches, and its admission slot (held while the stream is open).
+pub struct Watch {
+    pub tenant: String,
+    pub since: i64,
+    pub filter: ChangeFilter,
+    pub admitted: Admitted,
 }
 
 struct Watcher {
     store: Store,
-    tenant: String,
-    filter: ChangeFilter,
+    watch: Watch,
     tx: mpsc::Sender<Result<proto::WatchCapturesResponse, Status>>,
+}
+
+/// Why a watcher stops.
+enum End {
+    /// With this status to the caller.
+    Status(Status),
+    /// The caller left.
+    Gone,
 }
 
 impl Watcher {
     async fn follow(
         self,
-        mut cursor: i64,
-        mut horizon: watch::Receiver<i64>,
+        start: i64,
+        joined_at: i64,
+        mut changes: broadcast::Receiver<Arc<Vec<Shared>>>,
         stop: CancellationToken,
     ) {
-        loop {
-            let up_to = *horizon.borrow_and_update();
-            while cursor < up_to {
-                match self.send_page(cursor, up_to).await {
-                    Ok(Some(last)) => cursor = last,
-                    // Nothing more of this tenant's up to the horizon.
-                    Ok(None) => cursor = up_to,
-                    Err(end) => {
-                        let _ = self.tx.try_send(Err(end));
-                        return;
+        let mut cursor = start;
+        let end = loop {
+            // The replay: this tenant's changes up to where the broadcast was joined.
+            if cursor < joined_at {
+                match self.replay(cursor, joined_at).await {
+                    Ok(Some(last)) => {
+                        cursor = last;
+                        continue;
                     }
+                    Ok(None) => cursor = cursor.max(joined_at),
+                    Err(end) => break end,
                 }
             }
             tokio::select! {
-                changed = horizon.changed() => if changed.is_err() { return },
-                () = self.tx.closed() => return,
-                () = stop.cancelled() => {
-                    let _ = self.tx.try_send(Err(resume_status(
+                received = changes.recv() => match received {
+                    Ok(page) => {
+                        if let Err(end) = self.send_live(&page, &mut cursor) {
+                            break end;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => break End::Status(resume_status(
+                        Code::Aborted,
+                        "the watcher fell behind the service's changes",
+                        cursor,
+                    )),
+                    Err(broadcast::error::RecvError::Closed) => break End::Status(resume_status(
                         Code::Unavailable,
                         "the service is shutting down",
                         cursor,
-                    )));
-                    return;
-                }
+                    )),
+                },
+                () = self.tx.closed() => break End::Gone,
+                () = stop.cancelled() => break End::Status(resume_status(
+                    Code::Unavailable,
+                    "the service is shutting down",
+                    cursor,
+                )),
             }
+        };
+        if let End::Status(status) = end {
+            let _ = self.tx.try_send(Err(status));
         }
     }
 
-    /// Sends the changes of one page after `after`: the cursor to read on from, or `None` when
+    /// Sends one page of the replay after `after`: the cursor to read on from, or `None` when
     /// the page was short, so nothing more matches up to `up_to`.
-    async fn send_page(&self, after: i64, up_to: i64) -> Result<Option<i64>, Status> {
+    async fn replay(&self, after: i64, up_to: i64) -> Result<Option<i64>, End> {
+        let watch = &self.watch;
         let page = self
             .store
-            .changes(&self.tenant, &self.filter, after, up_to, PAGE)
-            .await?;
+            .changes(&watch.tenant, &watch.filter, after, up_to, PAGE)
+            .await
+            .map_err(|e| End::Status(e.into()))?;
         let full = page.len() as u64 == PAGE;
+        let page = with_captures(&self.store, page)
+            .await
+            .map_err(|e| End::Status(e.into()))?;
         let mut last = after;
-        for change in page {
-            if self.tx.capacity() <= 1 {
-                return Err(resume_status(
-                    Code::Aborted,
-                    "the watcher read too slowly and its buffer is full",
-                    last,
-                ));
+        for shared in &page {
+            // The replay reads at its caller's pace: waiting here holds up no one else. (While
+            // it waits, the broadcast keeps the live changes; if it falls that far behind, the
+            // stream ends with its cursor.)
+            // Two slots, one used: the last is kept for the status that may end the stream.
+            let mut permits = self.tx.reserve_many(2).await.map_err(|_| End::Gone)?;
+            if let Some(permit) = permits.next() {
+                permit.send(Ok(shared.message.clone()));
             }
-            let capture = self.store.get(&self.tenant, &change.capture_id).await?;
-            let cursor = change.cursor;
-            if self.tx.try_send(Ok(to_proto(change, capture))).is_err() {
-                // The caller left.
-                return Err(Status::cancelled("the caller left"));
-            }
-            last = cursor;
+            last = shared.change.cursor;
         }
         Ok(full.then_some(last))
+    }
+
+    /// Sends what of a broadcast page is this watcher's and new to it.
+    fn send_live(&self, page: &[Shared], cursor: &mut i64) -> Result<(), End> {
+        for shared in page {
+            let change = &shared.change;
+            if change.cursor <= *cursor {
+                continue;
+            }
+            if change.tenant == self.watch.tenant && self.watch.filter.matches(change) {
+                self.send(shared, *cursor)?;
+            }
+            *cursor = change.cursor;
+        }
+        Ok(())
+    }
+
+    /// Puts one change in the caller's buffer; a full buffer ends the stream at `last`.
+    fn send(&self, shared: &Shared, last: i64) -> Result<(), End> {
+        if self.tx.capacity() <= 1 {
+            return Err(End::Status(resume_status(
+                Code::Aborted,
+                "the watcher read too slowly and its buffer is full",
+                last,
+            )));
+        }
+        self.tx
+            .try_send(Ok(shared.message.clone()))
+            .map_err(|_| End::Gone)
     }
 }
 
@@ -195,17 +382,14 @@ fn resume_status(code: Code, why: &str, cursor: i64) -> Status {
     )
 }
 
-fn to_proto(
-    change: Change,
-    capture: Option<crate::domain::CaptureRecord>,
-) -> proto::WatchCapturesResponse {
+fn to_proto(change: &Change, capture: Option<&CaptureRecord>) -> proto::WatchCapturesResponse {
     proto::WatchCapturesResponse {
         cursor: change.cursor,
-        capture_id: change.capture_id,
+        capture_id: change.capture_id.clone(),
         status: status_to_proto(change.status) as i32,
-        kind: change.kind,
-        source: change.source,
+        kind: change.kind.clone(),
+        source: change.source.clone(),
         change_time: Some(timestamp(change.time)),
-        capture: capture.as_ref().map(proto::Capture::from),
+        capture: capture.map(proto::Capture::from),
     }
 }

@@ -86,9 +86,13 @@ pub struct Captures {
     admission: Admission,
     /// Set when this process kept a webhook it could not match to a capture yet.
     webhooks_waiting: Arc<std::sync::atomic::AtomicBool>,
+    /// Where the passes' round of kept webhooks goes on from (a `webhook_events` id).
+    webhook_sweep: Arc<std::sync::atomic::AtomicI64>,
     /// How long one provider call about a capture may take (every connector call is bounded
     /// by it): the lease a request or a reconciler's look holds.
     lease: std::time::Duration,
+    /// The first back-off of a capture a provider's hint prompted a look at.
+    hint_backoff: std::time::Duration,
 }
 
 impl Captures {
@@ -101,6 +105,7 @@ impl Captures {
         tasks: TaskTracker,
         max_in_flight: usize,
         lease: std::time::Duration,
+        hint_backoff: std::time::Duration,
     ) -> Self {
         Captures {
             store,
@@ -109,7 +114,9 @@ impl Captures {
             tasks,
             admission: Admission::new("captures", max_in_flight),
             webhooks_waiting: Arc::default(),
+            webhook_sweep: Arc::default(),
             lease,
+            hint_backoff,
         }
     }
 
@@ -240,14 +247,26 @@ impl Captures {
                     let (_, connector) = self
                         .connectors
                         .resolve(current.command.parts().provider, account.as_ref())?;
-                    info!(capture_id = %current.id, "resuming a PROCESSING capture");
-                    self.store
-                        .lease(&current.id, self.lease_micros())
+                    let leased = self
+                        .store
+                        .take_lease(&current.id, self.lease_micros())
                         .await
                         .map_err(|source| CaptureError::Unrecorded {
                             capture_id: current.id.clone(),
                             source,
                         })?;
+                    if leased.is_none() {
+                        // Its request (or a look at it) is calling the provider on another
+                        // replica: calling again now could race it. The caller retries later.
+                        return Err(CaptureError::Provider {
+                            error: ProviderError::unknown(
+                                current.command.parts().provider,
+                                "the capture's provider call is still in flight elsewhere; retry with the same request_id",
+                            ),
+                            capture: Box::new(current),
+                        });
+                    }
+                    info!(capture_id = %current.id, "resuming a PROCESSING capture");
                     self.drive(current, connector, claim, admitted).await?
                 }
             }

@@ -71,14 +71,21 @@ impl Captures {
             webhooks_matched: self.match_kept_webhooks(config.batch).await?,
             ..PassReport::default()
         };
-        for DueCapture { record, attempts } in due {
+        for due in due {
             report.looked_at += 1;
             // Each look runs as a tracked task, so shutdown waits for it instead of cutting it.
             let this = self.clone();
-            let config = *config;
-            let looked = self
-                .tasks
-                .spawn(async move { this.reconcile_one(record, attempts, &config).await });
+            let interval = config.interval;
+            let looked = self.tasks.spawn(async move {
+                let looked = this.look(due, EventSource::Reconciler, interval).await?;
+                Ok::<_, StoreError>(match looked {
+                    Some((from, resolved)) => {
+                        let resolved = this.match_waiting_webhooks(resolved).await;
+                        resolved.status != from
+                    }
+                    None => false,
+                })
+            });
             match looked.await {
                 Ok(Ok(true)) => report.resolved += 1,
                 Ok(Ok(false)) => {}
@@ -89,39 +96,64 @@ impl Captures {
         Ok(report)
     }
 
-    /// Asks the provider about one capture; true when its status changed.
-    #[tracing::instrument(skip_all, fields(capture_id = %record.id, status = %record.status))]
-    async fn reconcile_one(
+    /// Asks the provider about one claimed capture (a reconciler's pass, or a provider's hint)
+    /// and records the answer: its status before and the capture after, when an answer was
+    /// recorded. The look starts only while the
+    /// claim's lease is still its own: a pass's later looks may start after the lease it took
+    /// for them has run out and another replica has claimed the capture.
+    #[tracing::instrument(skip_all, fields(capture_id = %due.record.id, status = %due.record.status, %source))]
+    pub(super) async fn look(
         &self,
-        record: CaptureRecord,
-        attempts: i32,
-        config: &ReconcileConfig,
-    ) -> Result<bool, StoreError> {
+        due: DueCapture,
+        source: EventSource,
+        interval: std::time::Duration,
+    ) -> Result<Option<(CaptureStatus, CaptureRecord)>, StoreError> {
+        let DueCapture {
+            record,
+            attempts,
+            lease,
+        } = due;
         // A request of this process is already calling the provider for it.
         let Slot::Claimed(_claim) = self.in_flight.claim(&record.id) else {
-            return Ok(false);
+            return Ok(None);
         };
-        // Read again under the claim: a request of this process may have settled it since the
-        // batch was read, and asking the provider again could re-send it.
-        let current = self.store.get_any(&record.id).await?;
-        if current.status != record.status {
-            return Ok(false);
+        let Some(mine) = self
+            .store
+            .renew_lease(&record.id, lease, self.lease_micros())
+            .await?
+        else {
+            return Ok(None);
+        };
+        // Read again under the lease: a request may have settled it since it was claimed, and
+        // asking the provider again could re-send it.
+        let record = self.store.get_any(&record.id).await?;
+        if !matches!(
+            record.status,
+            CaptureStatus::Processing | CaptureStatus::Pending
+        ) {
+            return Ok(None);
         }
+        let later = Later {
+            id: &record.id,
+            attempts,
+            interval,
+            mine,
+        };
         let provider = record.command.parts().provider;
         let account = crate::domain::capture::AccountName::parse(&record.account).ok();
         let connector = match self.connectors.resolve(provider, account.as_ref()) {
             Ok((_, connector)) => connector,
             Err(err) => {
                 warn!(error = %err, "the capture's provider account is no longer configured");
-                self.postpone(&record.id, attempts, config).await?;
-                return Ok(false);
+                self.postpone(later).await?;
+                return Ok(None);
             }
         };
         let resolution = match connector.fetch_outcome(&record).await {
             Ok(outcome) if outcome.status == record.status => {
                 // Still open (e.g. still PENDING): look again later.
-                self.postpone(&record.id, attempts, config).await?;
-                return Ok(false);
+                self.postpone(later).await?;
+                return Ok(None);
             }
             Ok(outcome) => Resolution::Outcome(Box::new(outcome)),
             // A refusal settles a capture that never got an answer; a failed lookup of a
@@ -133,33 +165,35 @@ impl Captures {
             }
             Err(err) => {
                 info!(error = %err, "no definite answer yet");
-                self.postpone(&record.id, attempts, config).await?;
-                return Ok(false);
+                self.postpone(later).await?;
+                return Ok(None);
             }
         };
         let from = record.status;
-        let resolved = self
-            .store
-            .resolve(record, resolution, EventSource::Reconciler)
-            .await?;
-        let resolved = self.match_waiting_webhooks(resolved).await;
+        let resolved = self.store.resolve(record, resolution, source).await?;
         info!(%from, to = %resolved.status, "capture reconciled");
-        Ok(resolved.status != from)
+        Ok(Some((from, resolved)))
     }
 
-    /// Backs off exponentially from the pass interval, up to an hour.
-    async fn postpone(
-        &self,
-        id: &str,
-        attempts: i32,
-        config: &ReconcileConfig,
-    ) -> Result<(), StoreError> {
-        let attempts = u32::try_from(attempts).unwrap_or(0).min(16);
-        let wait = config
+    /// Backs off exponentially from the pass interval, up to an hour, and releases the lease.
+    async fn postpone(&self, later: Later<'_>) -> Result<(), StoreError> {
+        let attempts = u32::try_from(later.attempts).unwrap_or(0).min(16);
+        let wait = later
             .interval
             .saturating_mul(1 << attempts)
             .min(MAX_BACKOFF);
         let after = now_micros() + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX / 2);
-        self.store.postpone_reconciliation(id, after).await
+        self.store
+            .postpone_reconciliation(later.id, after, later.mine)
+            .await
     }
+}
+
+/// When to look at a capture again.
+struct Later<'a> {
+    id: &'a str,
+    attempts: i32,
+    interval: std::time::Duration,
+    /// The lease held for the look.
+    mine: i64,
 }

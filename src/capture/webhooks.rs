@@ -10,15 +10,14 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use super::inflight::Slot;
 use super::Captures;
 use crate::domain::capture::AccountName;
 use crate::domain::notice::{Trust, WebhookChange, WebhookEvent};
 use crate::domain::{CaptureRecord, CaptureStatus, Provider};
 use crate::providers::connectors::UnknownAccount;
 use crate::providers::webhook::{Delivery, WebhookError};
-use crate::providers::{Connector, ProviderError};
-use crate::store::{NewWebhook, Resolution, StoreError, StoredWebhook};
+use crate::providers::Connector;
+use crate::store::{EventSource, NewWebhook, Resolution, StoreError, StoredWebhook};
 
 /// What became of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +84,18 @@ impl Captures {
         if trust == Trust::Signed && event.change.is_none() {
             return Ok(Receipt::Ignored);
         }
-        let kept = self
+        // A hint is kept only when it names a capture of ours: it proves nothing, and prompts
+        // no more than a look at that capture.
+        if trust == Trust::Hint
+            && self
+                .store
+                .capture_named_by(provider, &account, &event.keys)
+                .await?
+                .is_none()
+        {
+            return Ok(Receipt::Ignored);
+        }
+        let (kept, new) = self
             .store
             .keep_webhook(&NewWebhook {
                 provider,
@@ -99,7 +109,14 @@ impl Captures {
             return Ok(Receipt::Duplicate);
         }
         let event_type = event.event_type.clone();
-        let receipt = self.settle(&kept, event, connector.as_ref()).await?;
+        // What is settled is what was kept: a repeat of an event still waiting is read from
+        // the first delivery, not from the repeat.
+        let event = if new {
+            event
+        } else {
+            connector.read_webhook(kept.body.as_bytes(), kept.trust)?
+        };
+        let receipt = self.settle(&kept, event).await?;
         if receipt == Receipt::Kept {
             self.webhooks_waiting.store(true, Ordering::Relaxed);
         }
@@ -108,12 +125,12 @@ impl Captures {
     }
 
     /// Matches a kept event to its capture and applies it; [`Receipt::Kept`] while no capture
-    /// answers to its ids.
+    /// answers to its ids. A hint's capture is looked up at the provider, through the
+    /// reconciler's own look: under the capture's lease, at the reconciler's pace.
     async fn settle(
         &self,
         kept: &StoredWebhook,
         event: WebhookEvent,
-        connector: &dyn Connector,
     ) -> Result<Receipt, StoreError> {
         let Some(record) = self
             .store
@@ -129,11 +146,19 @@ impl Captures {
                 Some(resolution_of(change, &record)).filter(|r| r.status() != Some(record.status))
             }
             (Trust::Signed, None) => None,
-            (Trust::Hint, _) => match self.look_up(&record, connector).await {
-                Ok(resolution) => resolution,
-                // No answer now: the event stays kept, and the passes look again.
-                Err(()) => return Ok(Receipt::Kept),
-            },
+            (Trust::Hint, _) => {
+                // Not claimed: its request or another look is calling the provider now, or
+                // the reconciler's back-off says not yet. Either way the hint is served.
+                if let Some(due) = self
+                    .store
+                    .claim_for_look(&record.id, self.lease_micros())
+                    .await?
+                {
+                    self.look(due, EventSource::Webhook, self.hint_backoff)
+                        .await?;
+                }
+                None
+            }
         };
         let after = self
             .store
@@ -145,38 +170,6 @@ impl Captures {
         } else {
             Receipt::Unchanged(after.status)
         })
-    }
-
-    /// A hint's capture, looked up at the provider as the reconciler would: under this
-    /// process's claim, and only while its outcome is open.
-    async fn look_up(
-        &self,
-        record: &CaptureRecord,
-        connector: &dyn Connector,
-    ) -> Result<Option<Resolution>, ()> {
-        if !matches!(
-            record.status,
-            CaptureStatus::Processing | CaptureStatus::Pending
-        ) {
-            return Ok(None);
-        }
-        // A request of this process is calling the provider for it: that call records it.
-        let Slot::Claimed(_claim) = self.in_flight.claim(&record.id) else {
-            return Ok(None);
-        };
-        match connector.fetch_outcome(record).await {
-            Ok(outcome) if outcome.status == record.status => Ok(None),
-            Ok(outcome) => Ok(Some(Resolution::Outcome(Box::new(outcome)))),
-            Err(ProviderError::Rejected { failure, .. })
-                if record.status == CaptureStatus::Processing =>
-            {
-                Ok(Some(Resolution::Rejected(failure)))
-            }
-            Err(err) => {
-                info!(capture_id = %record.id, error = %err, "a webhook hint's capture could not be looked up");
-                Err(())
-            }
-        }
     }
 
     /// Applies kept events that name `record`, now that it has the ids they use; the capture
@@ -206,12 +199,21 @@ impl Captures {
         }
     }
 
-    /// Tries every kept event still waiting for its capture (a reconciliation pass); how many
-    /// found theirs.
+    /// Tries the next `limit` kept events still waiting for their capture (a reconciliation
+    /// pass); how many found theirs. Successive passes go round all of them, so events that
+    /// will never match (a capture another system made at the same provider account) cannot
+    /// keep newer ones from their turn.
     pub(super) async fn match_kept_webhooks(&self, limit: u64) -> Result<usize, StoreError> {
         let since = crate::store::now_micros() - MATCH_WINDOW_MICROS;
-        let waiting = self.store.unmatched_webhooks(since, limit).await?;
-        if waiting.is_empty() {
+        let after = self.webhook_sweep.load(Ordering::Relaxed);
+        let waiting = self.store.unmatched_webhooks(since, after, limit).await?;
+        let next = match waiting.last() {
+            Some(last) if waiting.len() as u64 == limit => last.id,
+            // The end of the round: the next pass starts from the first again.
+            _ => 0,
+        };
+        self.webhook_sweep.store(next, Ordering::Relaxed);
+        if waiting.is_empty() && after == 0 {
             self.webhooks_waiting.store(false, Ordering::Relaxed);
         }
         let mut matched = 0;
@@ -240,7 +242,7 @@ impl Captures {
                 return false;
             }
         };
-        match self.settle(&kept, event, connector.as_ref()).await {
+        match self.settle(&kept, event).await {
             Ok(Receipt::Kept) => false,
             Ok(_) => true,
             Err(err) => {

@@ -108,6 +108,9 @@ pub struct Limits {
     /// Changes a `WatchCaptures` stream holds for a caller that reads slowly; when they are
     /// full the stream ends, telling the caller the cursor to resume from.
     pub watch_buffer: u64,
+    /// `WatchCaptures` streams open at once; past it a new one is refused with
+    /// `RESOURCE_EXHAUSTED`.
+    pub max_watchers: u64,
     /// Database connections in the pool.
     pub database_max_connections: u64,
     /// Pool connections that writes may not take, so reads answer during a capture storm.
@@ -130,6 +133,7 @@ impl Default for Limits {
             max_captures_in_flight: 1024,
             max_reads_in_flight: 1024,
             watch_buffer: 256,
+            max_watchers: 1024,
             database_max_connections: 16,
             database_reserved_for_reads: 4,
             database_acquire_timeout_ms: 2000,
@@ -139,7 +143,7 @@ impl Default for Limits {
 
 impl Limits {
     /// Each field with its `CAPTURE_*` variable, for loading and for error messages.
-    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 14] {
+    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 15] {
         [
             ("CAPTURE_MAX_CONNECTIONS", &mut self.max_connections),
             (
@@ -176,6 +180,7 @@ impl Limits {
             ),
             ("CAPTURE_MAX_READS_IN_FLIGHT", &mut self.max_reads_in_flight),
             ("CAPTURE_WATCH_BUFFER", &mut self.watch_buffer),
+            ("CAPTURE_MAX_WATCHERS", &mut self.max_watchers),
             (
                 "CAPTURE_DATABASE_MAX_CONNECTIONS",
                 &mut self.database_max_connections,

@@ -4,8 +4,8 @@
 //! the delivery is kept (or needs nothing); 401 for a missing or wrong signature, with nothing
 //! changed; 404 for a provider or account we do not serve, or one without capture webhooks
 //! (PaymentOptions); 413 for a body over [`MAX_BODY_BYTES`]; 400 for a genuine delivery we
-//! cannot read; 503 when the provider's verification or our database cannot be reached now
-//! (the provider delivers again).
+//! cannot read; 503 when the provider's verification or our database cannot be reached now, or
+//! [`MAX_IN_FLIGHT`] deliveries are being handled (the provider delivers again).
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -14,41 +14,54 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 
-use crate::capture::{Captures, WebhookFailure};
+use crate::capture::{Admission, Captures, WebhookFailure};
 use crate::domain::Provider;
 use crate::providers::webhook::{Delivery, WebhookError};
 
 /// The largest body taken: provider events are a few KiB.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Deliveries handled at once; past it 503 (the provider delivers again). Each may ask the
+/// provider something (PayPal's verification, a hint's look), so a flood of them must not
+/// become a flood of provider calls.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+#[derive(Clone)]
+struct Receiver {
+    captures: Captures,
+    admission: Admission,
+}
 
 pub fn routes(captures: Captures) -> Router {
     Router::new()
         .route("/webhooks/{provider}", post(to_default_account))
         .route("/webhooks/{provider}/{account}", post(to_account))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(captures)
+        .with_state(Receiver {
+            captures,
+            admission: Admission::new("webhook deliveries", MAX_IN_FLIGHT),
+        })
 }
 
 async fn to_default_account(
-    State(captures): State<Captures>,
+    State(receiver): State<Receiver>,
     Path(provider): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    receive(&captures, &provider, None, &headers, &body).await
+    receive(&receiver, &provider, None, &headers, &body).await
 }
 
 async fn to_account(
-    State(captures): State<Captures>,
+    State(receiver): State<Receiver>,
     Path((provider, account)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    receive(&captures, &provider, Some(&account), &headers, &body).await
+    receive(&receiver, &provider, Some(&account), &headers, &body).await
 }
 
 async fn receive(
-    captures: &Captures,
+    receiver: &Receiver,
     provider: &str,
     account: Option<&str>,
     headers: &HeaderMap,
@@ -57,6 +70,19 @@ async fn receive(
     let answer = |status: StatusCode, key: &str, value: String| {
         (status, Json(serde_json::json!({ key: value }))).into_response()
     };
+    let Ok(_admitted) = receiver.admission.admit() else {
+        let mut busy = answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error",
+            "too many deliveries in progress; deliver again".into(),
+        );
+        busy.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+        return busy;
+    };
+    let captures = &receiver.captures;
     let Some(provider) = Provider::parse(provider) else {
         return answer(StatusCode::NOT_FOUND, "error", "no such provider".into());
     };

@@ -41,59 +41,65 @@ pub enum WebhookError {
     Malformed(String),
 }
 
-/// Every string under an `"id"` key, at any depth: a hint's candidate capture ids. Nothing else
-/// of a hint's body is read.
-pub fn ids_in(body: &[u8]) -> Vec<String> {
+/// The most ids a hint is taken to name: a hint names a capture or two, not hundreds.
+pub const MAX_HINT_IDS: usize = 16;
+
+/// The first [`MAX_HINT_IDS`] distinct strings under an `"id"` key, at any depth: a hint's
+/// candidate capture ids. Nothing else of a hint's body is read, and the walk stops there.
+pub fn ids_in(json: &serde_json::Value) -> Vec<String> {
     fn walk(value: &serde_json::Value, found: &mut Vec<String>) {
+        if found.len() >= MAX_HINT_IDS {
+            return;
+        }
         match value {
             serde_json::Value::Object(map) => {
                 for (key, value) in map {
                     match value {
                         serde_json::Value::String(id) if key == "id" => {
-                            if !found.contains(id) && id.len() <= 128 {
+                            if id.len() <= 128 && !found.contains(id) {
                                 found.push(id.clone());
                             }
                         }
                         _ => walk(value, found),
                     }
+                    if found.len() >= MAX_HINT_IDS {
+                        return;
+                    }
                 }
             }
-            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    walk(item, found);
+                    if found.len() >= MAX_HINT_IDS {
+                        return;
+                    }
+                }
+            }
             _ => {}
         }
     }
     let mut found = Vec::new();
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
-        walk(&json, &mut found);
-    }
-    // A hint names a few captures; a body naming hundreds is not one.
-    found.truncate(16);
+    walk(json, &mut found);
     found
 }
 
-/// A hint read from its body: only the ids it names.
-pub fn hint(body: &[u8], event_type_key: &str, event_id_key: &str) -> WebhookEvent {
+/// A hint read from its body: only the ids it names. Its own id is the digest of its bytes:
+/// an id field in an unauthenticated body could be anyone's.
+pub fn hint(body: &[u8], event_type_key: &str) -> WebhookEvent {
+    use sha2::Digest;
     let json = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
-    let text = |key: &str| {
-        json.get(key)
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .chars()
-            .take(128)
-            .collect::<String>()
-    };
-    // Without an id of its own, a delivery is known again by its bytes.
-    let event_id = Some(text(event_id_key))
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| {
-            use sha2::Digest;
-            format!("sha256:{}", hex::encode(sha2::Sha256::digest(body)))
-        });
+    let event_type = json
+        .get(event_type_key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .chars()
+        .take(128)
+        .collect();
     WebhookEvent {
-        event_id,
-        event_type: text(event_type_key),
+        event_id: format!("sha256:{}", hex::encode(sha2::Sha256::digest(body))),
+        event_type,
         keys: CaptureKeys {
-            candidates: ids_in(body),
+            candidates: ids_in(&json),
             ..CaptureKeys::default()
         },
         change: None,
@@ -107,10 +113,20 @@ mod tests {
     #[test]
     fn a_hint_names_only_the_ids_in_its_body() {
         let body = br#"{"eventType":"x","payload":[{"data":{"id":"7000","nested":{"id":"7001"}}}],"id":"7000"}"#;
-        assert_eq!(ids_in(body), vec!["7000".to_owned(), "7001".to_owned()]);
-        assert!(ids_in(b"not json").is_empty());
-        let event = hint(body, "eventType", "notificationId");
+        let event = hint(body, "eventType");
+        assert_eq!(
+            event.keys.candidates,
+            vec!["7000".to_owned(), "7001".to_owned()]
+        );
         assert_eq!(event.event_type, "x");
         assert!(event.change.is_none());
+        assert!(event.event_id.starts_with("sha256:"));
+        assert!(hint(b"not json", "eventType").keys.candidates.is_empty());
+        // A body naming thousands of ids yields the first few, without walking the rest.
+        let many: Vec<String> = (0..20_000).map(|i| format!(r#"{{"id":"{i}"}}"#)).collect();
+        let body = format!("[{}]", many.join(","));
+        let event = hint(body.as_bytes(), "eventType");
+        assert_eq!(event.keys.candidates.len(), MAX_HINT_IDS);
+        assert_eq!(event.keys.candidates[0], "0");
     }
 }

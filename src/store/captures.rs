@@ -140,6 +140,7 @@ impl Store {
             account: new.account.to_owned(),
             command: new.command.clone(),
             lease_micros: new.lease_micros,
+            lease_owner: self.lease_owner.clone(),
         };
         self.write(writer::work(move |txn| Box::pin(begin_in(txn, new))))
             .await
@@ -307,6 +308,7 @@ struct OwnedCapture {
     account: String,
     command: CaptureCommand,
     lease_micros: i64,
+    lease_owner: String,
 }
 
 /// Idempotency, ledger and the `PROCESSING` row, in the write transaction `txn`.
@@ -339,6 +341,7 @@ async fn begin_in(
     );
     // The request about to call the provider holds it.
     row.lease_until = Set(Some(now.saturating_add(new.lease_micros)));
+    row.lease_owner = Set(Some(new.lease_owner));
     if let Err(err) = captures::Entity::insert(row)
         .exec_without_returning(txn)
         .await
@@ -405,6 +408,12 @@ pub enum EventSource {
     Reconciler,
     /// A provider's notification (or the look at the provider it prompted).
     Webhook,
+}
+
+impl std::fmt::Display for EventSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl EventSource {

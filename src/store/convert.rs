@@ -126,6 +126,7 @@ pub fn new_capture_row(
         reconcile_attempts: Set(0),
         capture_sequence: Set(i32::try_from(capture_sequence).unwrap_or(i32::MAX)),
         lease_until: Set(None),
+        lease_owner: Set(None),
     }
 }
 

@@ -4,9 +4,13 @@
 //! The trail is the only source of truth; the feed only says up to which id it is safe to
 //! read, the **horizon**, and wakes watchers when it moves. On PostgreSQL, transactions take
 //! ids when they insert and may commit in another order: an id below one already committed can
-//! still appear. So the horizon stops before the first missing id, and passes it only once it
-//! has been missing for [`GAP_WAIT`] (its transaction rolled back). A watcher reading up to the
-//! horizon therefore never skips a change that is merely late.
+//! still appear. So the horizon stops before the first missing id, and passes it only once
+//! every transaction that was running when the gap was first seen has ended (the snapshot's
+//! `xmin` has reached that snapshot's `xmax`): a transaction that took the missing id was one
+//! of them, so the id is then visible, or it was rolled back and never comes. (Every write
+//! that inserts into `capture_events` writes another row first, so it holds a transaction id
+//! before it takes an event id.) On SQLite one writer commits at a time, in id order: a
+//! missing id never comes.
 //!
 //! The horizon moves when this process commits a write, and at least every [`POLL`] for writes
 //! of other processes (other replicas on one PostgreSQL): a change committed anywhere reaches
@@ -14,15 +18,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tokio::sync::{watch, Notify};
 
 use super::StoreError;
 
-/// How long a missing id holds the horizon back before it is taken as rolled back.
-pub const GAP_WAIT: Duration = Duration::from_secs(2);
 /// How often the trail is read for other processes' writes.
 pub const POLL: Duration = Duration::from_millis(200);
 
@@ -70,15 +72,15 @@ async fn advance(
     horizon: watch::Sender<i64>,
     mut at: i64,
 ) {
-    let mut gaps: HashMap<i64, Instant> = HashMap::new();
+    let mut gaps = Gaps::default();
     loop {
         let Some(inner) = feed.upgrade() else { return };
         // Woken by a commit of ours, or by the poll for everyone else's.
         let _ = tokio::time::timeout(POLL, inner.wake.notified()).await;
         drop(inner);
-        match ids_after(&db, at).await {
-            Ok(ids) => {
-                let moved = contiguous(at, &ids, &mut gaps, Instant::now());
+        match read_after(&db, at).await {
+            Ok((ids, snapshot)) => {
+                let moved = gaps.advance(at, &ids, snapshot);
                 if moved != at {
                     at = moved;
                     horizon.send_replace(at);
@@ -89,23 +91,46 @@ async fn advance(
     }
 }
 
-/// How far the horizon may move from `at`, given the ids committed after it (ascending):
-/// along consecutive ids, and over a missing one only once it has been missing for
-/// [`GAP_WAIT`].
-fn contiguous(mut at: i64, ids: &[i64], gaps: &mut HashMap<i64, Instant>, now: Instant) -> i64 {
-    for &id in ids {
-        if id != at + 1 {
-            let first_missing = at + 1;
-            let since = *gaps.entry(first_missing).or_insert(now);
-            if now.duration_since(since) < GAP_WAIT {
-                break;
+/// What PostgreSQL's snapshot of a read says about transactions: all below `xmin` had ended;
+/// all that were running are below `xmax`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Snapshot {
+    xmin: i64,
+    xmax: i64,
+}
+
+/// Missing ids, each with the `xmax` of the snapshot that first saw it missing.
+#[derive(Debug, Default)]
+struct Gaps(HashMap<i64, i64>);
+
+impl Gaps {
+    /// How far the horizon moves from `at`, given the ids committed after it (ascending) and
+    /// the snapshot they were read in (`None` on SQLite).
+    fn advance(&mut self, mut at: i64, ids: &[i64], snapshot: Option<Snapshot>) -> i64 {
+        let Some(snapshot) = snapshot else {
+            return ids.last().copied().unwrap_or(at).max(at);
+        };
+        // Every gap's clock starts when it is first seen, not when it comes first.
+        let mut previous = at;
+        for &id in ids {
+            if id > previous + 1 {
+                self.0.entry(previous + 1).or_insert(snapshot.xmax);
             }
-            gaps.remove(&first_missing);
+            previous = id;
         }
-        at = id;
+        for &id in ids {
+            if id != at + 1 {
+                let seen_running_below = self.0.get(&(at + 1)).copied().unwrap_or(i64::MAX);
+                if snapshot.xmin < seen_running_below {
+                    // A transaction that was running when it went missing may still commit it.
+                    break;
+                }
+            }
+            at = id;
+        }
+        self.0.retain(|&missing, _| missing > at);
+        at
     }
-    gaps.retain(|&missing, _| missing > at);
-    at
 }
 
 async fn max_id(db: &DatabaseConnection) -> Result<i64, StoreError> {
@@ -121,17 +146,44 @@ async fn max_id(db: &DatabaseConnection) -> Result<i64, StoreError> {
         .unwrap_or(0))
 }
 
-async fn ids_after(db: &DatabaseConnection, at: i64) -> Result<Vec<i64>, StoreError> {
-    let sql = super::sql::statement(
-        db.get_database_backend(),
-        "SELECT id FROM capture_events WHERE id > $1 ORDER BY id LIMIT 10000",
-        vec![at.into()],
+/// The ids committed after `at`, ascending, and (PostgreSQL) the snapshot they were read in.
+async fn read_after(
+    db: &DatabaseConnection,
+    at: i64,
+) -> Result<(Vec<i64>, Option<Snapshot>), StoreError> {
+    const IDS: &str = "SELECT id FROM capture_events WHERE id > $1 ORDER BY id LIMIT 10000";
+    let backend = db.get_database_backend();
+    if backend != sea_orm::DbBackend::Postgres {
+        let rows = db
+            .query_all(super::sql::statement(backend, IDS, vec![at.into()]))
+            .await?;
+        let ids = rows
+            .iter()
+            .map(|r| r.try_get_by_index::<i64>(0))
+            .collect::<Result<_, _>>()?;
+        return Ok((ids, None));
+    }
+    // One statement, so the ids and the snapshot are the same moment's.
+    let sql = format!(
+        "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS lo, \
+         pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS hi) \
+         SELECT s.lo, s.hi, e.id FROM s LEFT JOIN ({IDS}) e ON true ORDER BY e.id"
     );
-    db.query_all(sql)
-        .await?
-        .iter()
-        .map(|r| r.try_get_by_index::<i64>(0).map_err(StoreError::from))
-        .collect()
+    let rows = db
+        .query_all(super::sql::statement(backend, &sql, vec![at.into()]))
+        .await?;
+    let mut snapshot = None;
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in &rows {
+        snapshot = Some(Snapshot {
+            xmin: row.try_get_by_index(0)?,
+            xmax: row.try_get_by_index(1)?,
+        });
+        if let Some(id) = row.try_get_by_index::<Option<i64>>(2)? {
+            ids.push(id);
+        }
+    }
+    Ok((ids, snapshot))
 }
 
 #[cfg(test)]
@@ -139,23 +191,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_horizon_waits_at_a_missing_id_then_passes_it() {
-        let mut gaps = HashMap::new();
-        let t0 = Instant::now();
-        assert_eq!(contiguous(10, &[11, 12, 14, 15], &mut gaps, t0), 12);
-        // 13 is still missing a moment later: the horizon holds.
+    fn a_missing_id_holds_the_horizon_until_every_transaction_running_then_has_ended() {
+        let mut gaps = Gaps::default();
+        // 13 is missing while transactions 100..200 run.
+        let running = Snapshot {
+            xmin: 100,
+            xmax: 200,
+        };
+        assert_eq!(gaps.advance(10, &[11, 12, 14, 15], Some(running)), 12);
+        // Later, some of those still run: the horizon holds, however long it takes.
+        let later = Snapshot {
+            xmin: 150,
+            xmax: 400,
+        };
+        assert_eq!(gaps.advance(12, &[14, 15], Some(later)), 12);
+        // 13 commits: the horizon moves over it.
+        assert_eq!(gaps.advance(12, &[13, 14, 15], Some(later)), 15);
+        assert!(gaps.0.is_empty());
+        // 16 never comes: once every transaction running when it went missing has ended, it was
+        // rolled back.
         assert_eq!(
-            contiguous(12, &[14, 15], &mut gaps, t0 + Duration::from_millis(500)),
-            12
-        );
-        // It appears: the horizon moves over it.
-        assert_eq!(
-            contiguous(12, &[13, 14, 15], &mut gaps, t0 + Duration::from_secs(1)),
+            gaps.advance(
+                15,
+                &[17],
+                Some(Snapshot {
+                    xmin: 300,
+                    xmax: 500
+                })
+            ),
             15
         );
-        assert!(gaps.is_empty());
-        // 16 never comes: after GAP_WAIT it is taken as rolled back.
-        assert_eq!(contiguous(15, &[17], &mut gaps, t0), 15);
-        assert_eq!(contiguous(15, &[17], &mut gaps, t0 + GAP_WAIT), 17);
+        assert_eq!(
+            gaps.advance(
+                15,
+                &[17],
+                Some(Snapshot {
+                    xmin: 499,
+                    xmax: 600
+                })
+            ),
+            15
+        );
+        assert_eq!(
+            gaps.advance(
+                15,
+                &[17],
+                Some(Snapshot {
+                    xmin: 500,
+                    xmax: 600
+                })
+            ),
+            17
+        );
+        // A second gap's clock starts when it is first seen, behind the first.
+        let mut gaps = Gaps::default();
+        assert_eq!(
+            gaps.advance(0, &[2, 4], Some(Snapshot { xmin: 10, xmax: 20 })),
+            0
+        );
+        assert_eq!(
+            gaps.advance(0, &[2, 4], Some(Snapshot { xmin: 20, xmax: 30 })),
+            4
+        );
+    }
+
+    #[test]
+    fn on_sqlite_the_horizon_is_the_last_id() {
+        assert_eq!(Gaps::default().advance(3, &[4, 6, 9], None), 9);
+        assert_eq!(Gaps::default().advance(3, &[], None), 3);
     }
 }

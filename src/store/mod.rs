@@ -5,6 +5,7 @@ mod changes;
 mod convert;
 pub mod entities;
 mod feed;
+mod lease;
 mod ledger;
 mod read;
 mod resolve;
@@ -29,7 +30,7 @@ pub use captures::{
     Begin, EventSource, LedgerRefusal, ListPage, ListQuery, NewCapture, Resolution,
 };
 pub use changes::{Change, ChangeFilter};
-pub use resolve::DueCapture;
+pub use lease::DueCapture;
 pub use sql::statement as sql_statement;
 pub use webhooks::{NewWebhook, StoredWebhook};
 
@@ -102,6 +103,9 @@ pub struct Store {
     acquire_timeout: Duration,
     /// How far watchers may read the audit trail.
     feed: feed::Feed,
+    /// This store's name on the leases it takes: another process's lease keeps it away, its
+    /// own does not (its in-flight table guards its own calls).
+    lease_owner: String,
 }
 
 /// Held for the length of a write transaction.
@@ -147,6 +151,7 @@ impl Store {
             group_commit,
             acquire_timeout: pool.acquire_timeout,
             feed: feed::Feed::default(),
+            lease_owner: lease::new_owner(),
         })
     }
 

@@ -92,6 +92,7 @@ positional!(
         reconcile_attempts,
         capture_sequence,
         lease_until,
+        lease_owner,
     }
 );
 positional!(

@@ -1,7 +1,6 @@
 //! Recording what a provider said about a capture, and the bookkeeping of captures still
 //! waiting for a definite answer.
 
-use sea_orm::sea_query::Expr;
 use sea_orm::ActiveValue::Set;
 use std::sync::LazyLock;
 
@@ -17,13 +16,6 @@ use super::writer::{self, Written};
 use super::{now_micros, Store, StoreError};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{pan, CaptureRecord, CaptureStatus, ProviderOutcome, StatusReason};
-
-/// An open capture due for another look, and how many looks it has had.
-#[derive(Debug)]
-pub struct DueCapture {
-    pub record: CaptureRecord,
-    pub attempts: i32,
-}
 
 impl Store {
     /// Records what the provider said about a capture: status, provider fields, breakdown,
@@ -51,118 +43,6 @@ impl Store {
             // caller read it: what is stored is the truth.
             None => self.get_any(&id).await,
         }
-    }
-
-    /// Claims the captures whose outcome is still open (`PROCESSING`, `PENDING`), unchanged for
-    /// `min_age_micros`, due for another look, not given up on, and not leased, oldest first:
-    /// each is leased for `lease_micros`, so no other replica looks at it meanwhile (and none
-    /// looks at one whose request is still in flight, which holds its own lease). On
-    /// PostgreSQL the candidates are locked with `SKIP LOCKED`: two replicas claiming at once
-    /// take different captures.
-    pub async fn claim_due_for_reconciliation(
-        &self,
-        min_age_micros: i64,
-        max_attempts: i32,
-        limit: u64,
-        lease_micros: i64,
-    ) -> Result<Vec<DueCapture>, StoreError> {
-        fn claim(lock: &str) -> Sql {
-            Sql::new(format!(
-                "UPDATE captures SET lease_until = $1 WHERE id IN (\
-                 SELECT id FROM captures WHERE status IN ('{}', '{}') AND update_time <= $2 \
-                 AND (reconcile_after IS NULL OR reconcile_after <= $3) \
-                 AND reconcile_attempts < $4 AND (lease_until IS NULL OR lease_until <= $5) \
-                 ORDER BY update_time LIMIT $6{lock}) RETURNING id, reconcile_attempts",
-                CaptureStatus::Processing.as_str(),
-                CaptureStatus::Pending.as_str(),
-            ))
-        }
-        static CLAIM_POSTGRES: LazyLock<Sql> = LazyLock::new(|| claim(" FOR UPDATE SKIP LOCKED"));
-        static CLAIM_SQLITE: LazyLock<Sql> = LazyLock::new(|| claim(""));
-        let now = now_micros();
-        let backend = self.db.get_database_backend();
-        let sql = match backend {
-            sea_orm::DbBackend::Postgres => &*CLAIM_POSTGRES,
-            _ => &*CLAIM_SQLITE,
-        };
-        let values = vec![
-            now.saturating_add(lease_micros).into(),
-            (now - min_age_micros).into(),
-            now.into(),
-            max_attempts.into(),
-            now.into(),
-            (limit as i64).into(),
-        ];
-        let claimed: Vec<(String, i32)> = {
-            let _turn = self.write_turn().await?;
-            self.db
-                .query_all(sql.statement(backend, values))
-                .await?
-                .iter()
-                .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
-                .collect::<Result<_, sea_orm::DbErr>>()?
-        };
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders: Vec<String> = (1..=claimed.len()).map(|i| format!("${i}")).collect();
-        let select = read::select_where(&format!("c.id IN ({})", placeholders.join(", ")));
-        let ids = claimed.iter().map(|(id, _)| id.as_str().into()).collect();
-        let mut due: Vec<DueCapture> = read::joined(&self.db, &select, ids)
-            .await?
-            .into_iter()
-            .map(|joined| {
-                let attempts = claimed
-                    .iter()
-                    .find(|(id, _)| *id == joined.row.id)
-                    .map(|(_, attempts)| *attempts)
-                    .unwrap_or(0);
-                Ok(DueCapture {
-                    record: joined.into_record()?,
-                    attempts,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        due.sort_by_key(|d| d.record.update_time);
-        Ok(due)
-    }
-
-    /// Takes the lease of a capture whose request is about to call the provider again (a
-    /// retry resuming it).
-    pub async fn lease(&self, capture_id: &str, lease_micros: i64) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await?;
-        captures::Entity::update_many()
-            .col_expr(
-                captures::Column::LeaseUntil,
-                Expr::value(now_micros().saturating_add(lease_micros)),
-            )
-            .filter(captures::Column::Id.eq(capture_id))
-            .exec(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    /// Counts one more look at a capture that is still open, and when to look again.
-    pub async fn postpone_reconciliation(
-        &self,
-        capture_id: &str,
-        after_micros: i64,
-    ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await?;
-        captures::Entity::update_many()
-            .col_expr(captures::Column::ReconcileAfter, Expr::value(after_micros))
-            .col_expr(
-                captures::Column::LeaseUntil,
-                Expr::value(Option::<i64>::None),
-            )
-            .col_expr(
-                captures::Column::ReconcileAttempts,
-                Expr::col(captures::Column::ReconcileAttempts).add(1),
-            )
-            .filter(captures::Column::Id.eq(capture_id))
-            .exec(&self.db)
-            .await?;
-        Ok(())
     }
 }
 
@@ -243,9 +123,14 @@ pub(super) async fn resolve_in(
         update_time: Set(now),
         reconcile_after: Set(None),
         reconcile_attempts: Set(0),
-        lease_until: Set(None),
         ..Default::default()
     };
+    // The request or the look that holds the lease has its answer; a provider's notice may
+    // come while either is still calling, and leaves their lease alone.
+    if source != EventSource::Webhook {
+        update.lease_until = Set(None);
+        update.lease_owner = Set(None);
+    }
     match &resolution {
         Resolution::Outcome(outcome) => {
             apply_outcome(&mut update, outcome);

@@ -8,19 +8,31 @@ use sea_orm::{DbBackend, Statement};
 pub(crate) struct Sql {
     postgres: String,
     sqlite: String,
+    /// How many values it binds.
+    placeholders: usize,
 }
 
 impl Sql {
     /// `sql` with `$1`, `$2`… placeholders. Each is used once, in order, so SQLite's
     /// positional `?` binds the same values.
     pub fn new(sql: String) -> Sql {
+        let sqlite = positional_placeholders(&sql);
         Sql {
-            sqlite: positional_placeholders(&sql),
+            placeholders: sqlite.matches('?').count(),
+            sqlite,
             postgres: sql,
         }
     }
 
     pub fn statement(&self, backend: DbBackend, values: Vec<sea_orm::Value>) -> Statement {
+        // A value missing binds NULL on SQLite and matches nothing, silently: every test
+        // that runs a statement checks its count.
+        debug_assert_eq!(
+            values.len(),
+            self.placeholders,
+            "values for {}",
+            self.postgres
+        );
         let sql = match backend {
             DbBackend::Postgres => &self.postgres,
             _ => &self.sqlite,

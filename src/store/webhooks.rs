@@ -63,8 +63,12 @@ impl StoredWebhook {
 }
 
 impl Store {
-    /// Keeps a delivery; a delivery of an event already kept returns the kept one.
-    pub async fn keep_webhook(&self, new: &NewWebhook<'_>) -> Result<StoredWebhook, StoreError> {
+    /// Keeps a delivery: the kept event, and whether this delivery is the one kept (a delivery
+    /// of an event already kept for this account returns the first).
+    pub async fn keep_webhook(
+        &self,
+        new: &NewWebhook<'_>,
+    ) -> Result<(StoredWebhook, bool), StoreError> {
         let mut body = String::from_utf8_lossy(new.body).into_owned();
         if pan::contains_card_number(&body) {
             body = pan::mask_card_numbers(&body).into_owned();
@@ -85,27 +89,29 @@ impl Store {
             capture_id: Set(None),
             match_time: Set(None),
         };
-        {
+        let inserted = {
             let _turn = self.write_turn().await?;
             webhook_events::Entity::insert(row)
                 .on_conflict(
                     OnConflict::columns([
                         webhook_events::Column::Provider,
+                        webhook_events::Column::ProviderAccount,
                         webhook_events::Column::EventId,
                     ])
                     .do_nothing()
                     .to_owned(),
                 )
                 .exec_without_returning(&self.db)
-                .await?;
-        }
+                .await?
+        };
         let kept = webhook_events::Entity::find()
             .filter(webhook_events::Column::Provider.eq(new.provider.as_str()))
+            .filter(webhook_events::Column::ProviderAccount.eq(new.account))
             .filter(webhook_events::Column::EventId.eq(new.event.event_id.as_str()))
             .one(&self.db)
             .await?
             .ok_or_else(|| StoreError::Missing(format!("webhook event {}", new.event.event_id)))?;
-        StoredWebhook::from_row(kept)
+        Ok((StoredWebhook::from_row(kept)?, inserted == 1))
     }
 
     /// The capture of `account` at `provider` an event names: by the provider's capture id;
@@ -210,15 +216,18 @@ impl Store {
         }
     }
 
-    /// Kept events not matched to a capture yet, oldest first, received after `since`.
+    /// Kept events not matched to a capture yet, received after `since`, with an id above
+    /// `after`, in order.
     pub async fn unmatched_webhooks(
         &self,
         since: i64,
+        after: i64,
         limit: u64,
     ) -> Result<Vec<StoredWebhook>, StoreError> {
         webhook_events::Entity::find()
             .filter(webhook_events::Column::CaptureId.is_null())
             .filter(webhook_events::Column::ReceiveTime.gte(since))
+            .filter(webhook_events::Column::Id.gt(after))
             .order_by_asc(webhook_events::Column::Id)
             .limit(limit)
             .all(&self.db)

@@ -158,3 +158,50 @@ async fn two_replicas_reconciling_together_never_look_at_one_capture_twice() -> 
     one.stop().await?;
     maker.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_on_another_replica_while_the_request_is_in_flight_does_not_call_the_provider_again(
+) -> TestResult {
+    let paypal = stand_in_paypal().await?;
+    paypal.default_for(
+        http::Method::POST,
+        "/v2/payments/authorizations/AUTH-RETRY-1/capture",
+        |_| completed("CAP-RETRY-1").after(Duration::from_secs(2)),
+    );
+    let first = replica(&paypal, None, false, Duration::from_secs(10)).await?;
+    let second = replica(
+        &paypal,
+        Some(first.database_url.clone()),
+        false,
+        Duration::from_secs(10),
+    )
+    .await?;
+    let request = paypal_capture("AUTH-RETRY-1", usd("1.00"));
+    let in_flight = {
+        let request = request.clone();
+        let first = &first;
+        async move { first.capture(request).await }
+    };
+    let retry = async {
+        // The caller gave up on the first replica and retries on the second.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        second.capture(request.clone()).await
+    };
+    let (answered, retried) = tokio::join!(in_flight, retry);
+    let capture = answered?.capture.ok_or("no capture")?;
+    assert_eq!(capture.status(), CaptureStatus::Completed);
+    // The retry is told to come back later, naming the capture, and PayPal was called once.
+    let id = unknown_outcome(retried, "paypal")?;
+    assert_eq!(id, capture.id);
+    let calls = capture_calls(&paypal);
+    assert_eq!(calls.get(&capture.id), Some(&1), "{calls:?}");
+    // Once the request has its answer, the retry gets the capture.
+    let replayed = second.capture(request).await?;
+    assert!(replayed.replayed);
+    assert_eq!(
+        replayed.capture.map(|c| c.status()),
+        Some(CaptureStatus::Completed)
+    );
+    second.stop().await?;
+    first.stop().await
+}

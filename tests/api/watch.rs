@@ -252,3 +252,51 @@ async fn watch_filters_are_checked_and_applied(db: Db) -> TestResult {
     quiet(&mut completed_only).await?;
     app.stop().await
 }
+
+/// On PostgreSQL a transaction may take an event id and commit after a later id: the watcher
+/// must neither skip it nor send the later one first, however long it stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_committed_late_with_an_earlier_cursor_is_not_skipped() -> TestResult {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = TestApp::spawn(Db::Postgres).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    let first = app.captured(paypal_capture(&auth, usd("1.00"))).await?;
+    let mut watching = app
+        .watch(TENANT_A_KEY, WatchCapturesRequest::default())
+        .await?;
+    // Another writer takes the next event id and keeps its transaction open. Like every writer
+    // of the service, it writes another row first.
+    let db = sea_orm::Database::connect(app.database_url.as_str()).await?;
+    let slow = db.begin().await?;
+    slow.execute_unprepared(&format!(
+        "UPDATE captures SET update_time = update_time WHERE id = '{}'",
+        first.id
+    ))
+    .await?;
+    slow.execute_unprepared(&format!(
+        "INSERT INTO capture_events (capture_id, kind, status, detail, create_time, source) \
+         VALUES ('{}', 'NOTE', 'COMPLETED', '{{}}', 1, 'reconciler')",
+        first.id
+    ))
+    .await?;
+    // Meanwhile the service commits later ids; the watcher holds them back, for longer than
+    // any fixed wait would.
+    let second = app.captured(paypal_capture(&auth, usd("2.00"))).await?;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    quiet(&mut watching).await?;
+    slow.commit().await?;
+    let changes = next_changes(&mut watching, 3).await?;
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.capture_id.as_str(), c.kind.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (first.id.as_str(), "NOTE"),
+            (second.id.as_str(), "CREATED"),
+            (second.id.as_str(), "PROVIDER_OUTCOME"),
+        ]
+    );
+    assert!(changes.windows(2).all(|w| w[0].cursor < w[1].cursor));
+    app.stop().await
+}

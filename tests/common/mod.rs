@@ -34,6 +34,42 @@ pub enum Db {
     Postgres,
 }
 
+/// A new PostgreSQL database named `prefix` and a random suffix: its URL and name.
+pub async fn create_postgres_database(
+    prefix: &str,
+) -> Result<(String, String), Box<dyn std::error::Error>> {
+    let mut random = [0u8; 6];
+    getrandom::fill(&mut random).map_err(|e| e.to_string())?;
+    let name = format!("{prefix}_{}", hex::encode(random));
+    let admin = Database::connect(format!("{}/postgres", postgres_base())).await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    admin.close().await?;
+    Ok((format!("{}/{name}", postgres_base()), name))
+}
+
+/// Drops a database [`create_postgres_database`] made; callable outside async (from `Drop`): a
+/// short-lived runtime on a thread of its own does it.
+pub fn drop_postgres_database(name: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            if let Ok(admin) = Database::connect(format!("{}/postgres", postgres_base())).await {
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            }
+        });
+    })
+    .join();
+}
+
 fn postgres_base() -> String {
     std::env::var("CAPTURE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
@@ -104,15 +140,8 @@ impl TestApp {
                 None,
             ),
             Db::Postgres => {
-                let mut random = [0u8; 6];
-                getrandom::fill(&mut random).map_err(|e| e.to_string())?;
-                let name = format!("capture_test_{}", hex::encode(random));
-                let admin = Database::connect(format!("{}/postgres", postgres_base())).await?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await?;
-                admin.close().await?;
-                (format!("{}/{name}", postgres_base()), Some(name))
+                let (url, name) = create_postgres_database("capture_test").await?;
+                (url, Some(name))
             }
         };
         let mut config = Config::load(&HashMap::new())?;
@@ -352,27 +381,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.stop_signal();
         if let Some(name) = self.postgres_db.take() {
-            // Drop runs outside async; a short-lived runtime on its own thread drops the database.
-            let _ = std::thread::spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                runtime.block_on(async move {
-                    if let Ok(admin) =
-                        Database::connect(format!("{}/postgres", postgres_base())).await
-                    {
-                        let _ = admin
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            ))
-                            .await;
-                    }
-                });
-            })
-            .join();
+            drop_postgres_database(name);
         }
     }
 }

@@ -297,18 +297,14 @@ impl Connector for CybersourceConnector {
         Ok(crate::providers::webhook::Trust::Hint)
     }
 
-    /// The ids it names (`eventType` and `notificationId` are *unconfirmed* field names).
+    /// The ids it names (`eventType`, which names the event in logs, is an *unconfirmed* field name).
     fn read_webhook(
         &self,
         body: &[u8],
         _trust: crate::providers::webhook::Trust,
     ) -> Result<crate::providers::webhook::WebhookEvent, crate::providers::webhook::WebhookError>
     {
-        Ok(crate::providers::webhook::hint(
-            body,
-            "eventType",
-            "notificationId",
-        ))
+        Ok(crate::providers::webhook::hint(body, "eventType"))
     }
 }
 

@@ -258,14 +258,14 @@ impl Connector for StaxConnector {
         Ok(crate::providers::webhook::Trust::Hint)
     }
 
-    /// The ids it names (`event` and `id` are *unconfirmed* field names).
+    /// The ids it names (`event`, which names the event in logs, is an *unconfirmed* field name).
     fn read_webhook(
         &self,
         body: &[u8],
         _trust: crate::providers::webhook::Trust,
     ) -> Result<crate::providers::webhook::WebhookEvent, crate::providers::webhook::WebhookError>
     {
-        Ok(crate::providers::webhook::hint(body, "event", "id"))
+        Ok(crate::providers::webhook::hint(body, "event"))
     }
 }
 

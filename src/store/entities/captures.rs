@@ -59,6 +59,8 @@ pub struct Model {
     /// Until when (µs since the epoch) a request or a reconciler is calling the provider about
     /// it; no one else looks at it before.
     pub lease_until: Option<i64>,
+    /// The process that holds the lease ([`Store`](crate::store::Store)'s owner token).
+    pub lease_owner: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
