@@ -279,6 +279,22 @@ impl App {
             (Some(_), None) => info!("development API key (tenant dev) from CAPTURE_DEV_API_KEY"),
             (None, _) => {}
         }
+        // A peer that stops reading (a watcher's stream it never drains) must not hold the
+        // shutdown: calls get the grace period to finish, then the connections are dropped.
+        let drain_token = token.clone();
+        let grace = self.config.shutdown_grace;
+        let grpc = async move {
+            tokio::select! {
+                served = grpc => served,
+                () = async {
+                    drain_token.cancelled().await;
+                    tokio::time::sleep(grace).await;
+                } => {
+                    warn!("gRPC calls still open after the shutdown grace; closing their connections");
+                    Ok(())
+                }
+            }
+        };
         let (grpc_result, ()) = tokio::join!(grpc, http);
         if let Err(err) = reconciler.await {
             warn!(error = %err, "the reconciler stopped abnormally");

@@ -153,12 +153,15 @@ async fn broadcast_changes(
         while at < up_to {
             match read_page(&store, at, up_to).await {
                 Ok((page, next)) => {
+                    // The position moves first: a watcher that joins between the two replays
+                    // up to it and also gets the page (and skips what it already sent), rather
+                    // than missing the page.
+                    at = next;
+                    position.send_replace(at);
                     if !page.is_empty() {
                         // No receiver now is fine: a watcher joining later replays from the trail.
                         let _ = changes.send(Arc::new(page));
                     }
-                    at = next;
-                    position.send_replace(at);
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "the watch hub could not read the trail");
@@ -166,8 +169,10 @@ async fn broadcast_changes(
                 }
             }
         }
-        if horizon.changed().await.is_err() || position.is_closed() {
-            return;
+        tokio::select! {
+            changed = horizon.changed() => if changed.is_err() { return },
+            // The API that owned the hub is gone.
+            () = position.closed() => return,
         }
     }
 }
@@ -231,8 +236,13 @@ pub async fn open(
     };
     // One slot more than the buffer: the last is kept for the status that ends the stream.
     let (tx, rx) = mpsc::channel(buffer.max(1) + 1);
-    let watcher = Watcher { store, watch, tx };
-    tokio::spawn(watcher.follow(start, joined_at, changes, stop));
+    let watcher = Watcher {
+        store,
+        watch,
+        tx,
+        stop,
+    };
+    tokio::spawn(watcher.follow(start, joined_at, changes));
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
@@ -248,6 +258,7 @@ struct Watcher {
     store: Store,
     watch: Watch,
     tx: mpsc::Sender<Result<proto::WatchCapturesResponse, Status>>,
+    stop: CancellationToken,
 }
 
 /// Why a watcher stops.
@@ -264,7 +275,6 @@ impl Watcher {
         start: i64,
         joined_at: i64,
         mut changes: broadcast::Receiver<Arc<Vec<Shared>>>,
-        stop: CancellationToken,
     ) {
         let mut cursor = start;
         let end = loop {
@@ -298,7 +308,7 @@ impl Watcher {
                     )),
                 },
                 () = self.tx.closed() => break End::Gone,
-                () = stop.cancelled() => break End::Status(resume_status(
+                () = self.stop.cancelled() => break End::Status(resume_status(
                     Code::Unavailable,
                     "the service is shutting down",
                     cursor,
@@ -329,7 +339,15 @@ impl Watcher {
             // it waits, the broadcast keeps the live changes; if it falls that far behind, the
             // stream ends with its cursor.)
             // Two slots, one used: the last is kept for the status that may end the stream.
-            let mut permits = self.tx.reserve_many(2).await.map_err(|_| End::Gone)?;
+            // A caller that stops reading holds up only itself, until it leaves or shutdown.
+            let mut permits = tokio::select! {
+                permits = self.tx.reserve_many(2) => permits.map_err(|_| End::Gone)?,
+                () = self.stop.cancelled() => return Err(End::Status(resume_status(
+                    Code::Unavailable,
+                    "the service is shutting down",
+                    last,
+                ))),
+            };
             if let Some(permit) = permits.next() {
                 permit.send(Ok(shared.message.clone()));
             }

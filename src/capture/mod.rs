@@ -256,6 +256,19 @@ impl Captures {
                             source,
                         })?;
                     if leased.is_none() {
+                        // Settled since it was read: that is the answer.
+                        let current = self.store.get_any(&current.id).await.map_err(|source| {
+                            CaptureError::Unrecorded {
+                                capture_id: current.id.clone(),
+                                source,
+                            }
+                        })?;
+                        if current.status != CaptureStatus::Processing {
+                            return Ok(CaptureResult {
+                                record: current,
+                                replayed: true,
+                            });
+                        }
                         // Its request (or a look at it) is calling the provider on another
                         // replica: calling again now could race it. The caller retries later.
                         return Err(CaptureError::Provider {

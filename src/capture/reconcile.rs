@@ -171,6 +171,10 @@ impl Captures {
         };
         let from = record.status;
         let resolved = self.store.resolve(record, resolution, source).await?;
+        if source == EventSource::Webhook {
+            // Recording a notice's change leaves leases alone; this look's is its own to end.
+            self.store.release_lease(&resolved.id, mine).await?;
+        }
         info!(%from, to = %resolved.status, "capture reconciled");
         Ok(Some((from, resolved)))
     }

@@ -84,16 +84,17 @@ impl Captures {
         if trust == Trust::Signed && event.change.is_none() {
             return Ok(Receipt::Ignored);
         }
-        // A hint is kept only when it names a capture of ours: it proves nothing, and prompts
-        // no more than a look at that capture.
-        if trust == Trust::Hint
-            && self
+        // A hint proves nothing and is not kept: it prompts no more than a look at the capture
+        // it names, if it names one of this account's.
+        if trust == Trust::Hint {
+            return match self
                 .store
                 .capture_named_by(provider, &account, &event.keys)
                 .await?
-                .is_none()
-        {
-            return Ok(Receipt::Ignored);
+            {
+                Some(record) => self.look_for_hint(record).await,
+                None => Ok(Receipt::Ignored),
+            };
         }
         let (kept, new) = self
             .store
@@ -124,9 +125,33 @@ impl Captures {
         Ok(receipt)
     }
 
-    /// Matches a kept event to its capture and applies it; [`Receipt::Kept`] while no capture
-    /// answers to its ids. A hint's capture is looked up at the provider, through the
-    /// reconciler's own look: under the capture's lease, at the reconciler's pace.
+    /// A hint's capture, looked up at the provider through the reconciler's own look: under the
+    /// capture's lease (never while its request or another look is calling the provider), and
+    /// only when the reconciler's back-off would look now, so hints make no more provider calls
+    /// than the passes would.
+    async fn look_for_hint(&self, record: CaptureRecord) -> Result<Receipt, WebhookFailure> {
+        let before = record.status;
+        let Some(due) = self
+            .store
+            .claim_for_look(&record.id, self.lease_micros())
+            .await?
+        else {
+            return Ok(Receipt::Unchanged(before));
+        };
+        Ok(
+            match self
+                .look(due, EventSource::Webhook, self.hint_backoff)
+                .await?
+            {
+                Some((from, after)) if after.status != from => Receipt::Applied(after.status),
+                Some((_, after)) => Receipt::Unchanged(after.status),
+                None => Receipt::Unchanged(before),
+            },
+        )
+    }
+
+    /// Matches a kept (signed) event to its capture and applies it; [`Receipt::Kept`] while no
+    /// capture answers to its ids.
     async fn settle(
         &self,
         kept: &StoredWebhook,
@@ -146,19 +171,8 @@ impl Captures {
                 Some(resolution_of(change, &record)).filter(|r| r.status() != Some(record.status))
             }
             (Trust::Signed, None) => None,
-            (Trust::Hint, _) => {
-                // Not claimed: its request or another look is calling the provider now, or
-                // the reconciler's back-off says not yet. Either way the hint is served.
-                if let Some(due) = self
-                    .store
-                    .claim_for_look(&record.id, self.lease_micros())
-                    .await?
-                {
-                    self.look(due, EventSource::Webhook, self.hint_backoff)
-                        .await?;
-                }
-                None
-            }
+            // Hints are not kept (see `receive_webhook`).
+            (Trust::Hint, _) => None,
         };
         let after = self
             .store

@@ -15,7 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 
 use crate::capture::{Admission, Captures, WebhookFailure};
-use crate::domain::Provider;
+use crate::domain::{pan, Provider};
 use crate::providers::webhook::{Delivery, WebhookError};
 
 /// The largest body taken: provider events are a few KiB.
@@ -105,13 +105,15 @@ async fn receive(
                 }
                 WebhookFailure::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            tracing::warn!(%provider, status = status.as_u16(), error = %failure, "webhook refused");
+            // A parse error may quote what the provider sent: no card number may leave here.
+            let error = pan::mask_card_numbers(&failure.to_string()).into_owned();
+            tracing::warn!(%provider, status = status.as_u16(), %error, "webhook refused");
             let message = match &failure {
                 // Our own failures say nothing of our internals.
                 WebhookFailure::Store(_) => {
                     "the delivery could not be recorded; deliver again".into()
                 }
-                other => other.to_string(),
+                _ => error,
             };
             answer(status, "error", message)
         }

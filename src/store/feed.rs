@@ -4,13 +4,17 @@
 //! The trail is the only source of truth; the feed only says up to which id it is safe to
 //! read, the **horizon**, and wakes watchers when it moves. On PostgreSQL, transactions take
 //! ids when they insert and may commit in another order: an id below one already committed can
-//! still appear. So the horizon stops before the first missing id, and passes it only once
-//! every transaction that was running when the gap was first seen has ended (the snapshot's
-//! `xmin` has reached that snapshot's `xmax`): a transaction that took the missing id was one
-//! of them, so the id is then visible, or it was rolled back and never comes. (Every write
-//! that inserts into `capture_events` writes another row first, so it holds a transaction id
-//! before it takes an event id.) On SQLite one writer commits at a time, in id order: a
-//! missing id never comes.
+//! still appear. So the horizon stops before the first missing id. When it first sees the gap,
+//! it takes a fresh transaction id (`pg_current_xact_id()`), higher than that of every
+//! transaction begun before; it passes the gap once the oldest running transaction
+//! (`pg_snapshot_xmin`) is past that id. The transaction that took the missing id was one of
+//! those (every write that inserts into `capture_events` writes another row first, so it
+//! holds a transaction id before it takes an event id), so the id is then visible, or it was
+//! rolled back and never comes. The first horizon is settled the same way. One bound: a
+//! transaction anyone keeps open for more than [`GAP_LIMIT`] (on the whole server) would hold
+//! the horizon up for that long, so after it the gap is passed with a warning; a change whose
+//! own transaction commits later is still in the trail, for a replay, but reaches no live
+//! watcher. On SQLite one writer commits at a time, in id order: a missing id never comes.
 //!
 //! The horizon moves when this process commits a write, and at least every [`POLL`] for writes
 //! of other processes (other replicas on one PostgreSQL): a change committed anywhere reaches
@@ -18,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tokio::sync::{watch, Notify};
@@ -27,6 +31,8 @@ use super::StoreError;
 
 /// How often the trail is read for other processes' writes.
 pub const POLL: Duration = Duration::from_millis(200);
+/// The longest the horizon waits at a missing id (see the module's notes).
+pub const GAP_LIMIT: Duration = Duration::from_secs(30);
 
 /// The feed of one store; started by its first watcher.
 #[derive(Clone, Default)]
@@ -56,7 +62,7 @@ impl Feed {
         if let Some(horizon) = self.inner.horizon.get() {
             return Ok(horizon.clone());
         }
-        let start = max_id(db).await?;
+        let start = settled_start(db).await?;
         let (tx, rx) = watch::channel(start);
         if self.inner.horizon.set(rx.clone()).is_ok() {
             tokio::spawn(advance(db.clone(), Arc::downgrade(&self.inner), tx, start));
@@ -79,10 +85,22 @@ async fn advance(
         let _ = tokio::time::timeout(POLL, inner.wake.notified()).await;
         drop(inner);
         match read_after(&db, at).await {
-            Ok((ids, snapshot)) => {
-                let moved = gaps.advance(at, &ids, snapshot);
-                if moved != at {
-                    at = moved;
+            Ok((ids, oldest_running)) => {
+                if let Some(oldest_running) = oldest_running {
+                    if gaps.unseen(at, &ids) {
+                        match fresh_xid(&db).await {
+                            Ok(fresh) => gaps.note(at, &ids, fresh, Instant::now()),
+                            Err(err) => {
+                                tracing::debug!(error = %err, "the change feed could not take a transaction id");
+                                continue;
+                            }
+                        }
+                    }
+                    at = gaps.advance(at, &ids, oldest_running, Instant::now());
+                } else if let Some(&last) = ids.last() {
+                    at = at.max(last);
+                }
+                if *horizon.borrow() != at {
                     horizon.send_replace(at);
                 }
             }
@@ -91,53 +109,109 @@ async fn advance(
     }
 }
 
-/// What PostgreSQL's snapshot of a read says about transactions: all below `xmin` had ended;
-/// all that were running are below `xmax`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Snapshot {
-    xmin: i64,
-    xmax: i64,
+/// A missing id: the fresh transaction id taken when it was first seen, and when that was.
+#[derive(Debug, Clone, Copy)]
+struct Gap {
+    fresh: i64,
+    seen: Instant,
 }
 
-/// Missing ids, each with the `xmax` of the snapshot that first saw it missing.
+/// The missing ids after the horizon, by the first id of each run of them.
 #[derive(Debug, Default)]
-struct Gaps(HashMap<i64, i64>);
+struct Gaps(HashMap<i64, Gap>);
 
 impl Gaps {
-    /// How far the horizon moves from `at`, given the ids committed after it (ascending) and
-    /// the snapshot they were read in (`None` on SQLite).
-    fn advance(&mut self, mut at: i64, ids: &[i64], snapshot: Option<Snapshot>) -> i64 {
-        let Some(snapshot) = snapshot else {
-            return ids.last().copied().unwrap_or(at).max(at);
-        };
-        // Every gap's clock starts when it is first seen, not when it comes first.
+    /// The first ids of the gaps in `ids` after `at`.
+    fn starts(at: i64, ids: &[i64]) -> impl Iterator<Item = i64> + '_ {
         let mut previous = at;
-        for &id in ids {
-            if id > previous + 1 {
-                self.0.entry(previous + 1).or_insert(snapshot.xmax);
-            }
+        ids.iter().filter_map(move |&id| {
+            let start = (id > previous + 1).then_some(previous + 1);
             previous = id;
+            start
+        })
+    }
+
+    /// Whether `ids` show a gap not seen before.
+    fn unseen(&self, at: i64, ids: &[i64]) -> bool {
+        Self::starts(at, ids).any(|start| !self.0.contains_key(&start))
+    }
+
+    /// Notes the gaps not seen before, with the transaction id taken after they were seen.
+    fn note(&mut self, at: i64, ids: &[i64], fresh: i64, now: Instant) {
+        for start in Self::starts(at, ids) {
+            self.0.entry(start).or_insert(Gap { fresh, seen: now });
         }
+    }
+
+    /// How far the horizon moves from `at` over `ids` (ascending), given the oldest running
+    /// transaction id now: along consecutive ids, and over a gap once every transaction begun
+    /// before it was seen has ended (or it has waited [`GAP_LIMIT`]).
+    fn advance(&mut self, mut at: i64, ids: &[i64], oldest_running: i64, now: Instant) -> i64 {
         for &id in ids {
             if id != at + 1 {
-                let seen_running_below = self.0.get(&(at + 1)).copied().unwrap_or(i64::MAX);
-                if snapshot.xmin < seen_running_below {
-                    // A transaction that was running when it went missing may still commit it.
+                let Some(gap) = self.0.get(&(at + 1)) else {
                     break;
+                };
+                if oldest_running <= gap.fresh {
+                    if now.duration_since(gap.seen) < GAP_LIMIT {
+                        break;
+                    }
+                    tracing::warn!(
+                        missing_from = at + 1,
+                        missing_to = id - 1,
+                        "a transaction has been open for over {GAP_LIMIT:?}: passing event ids \
+                         still missing; if one commits later, live watchers will not see it \
+                         (a replay from an earlier cursor will)"
+                    );
                 }
             }
             at = id;
         }
-        self.0.retain(|&missing, _| missing > at);
+        self.0.retain(|&start, _| start > at);
         at
     }
 }
 
-async fn max_id(db: &DatabaseConnection) -> Result<i64, StoreError> {
+/// The first horizon: the last id, once everything below it is settled. On PostgreSQL, ids
+/// below it may belong to transactions still open: wait (at most [`GAP_LIMIT`]) until every
+/// transaction begun before it was read has ended.
+async fn settled_start(db: &DatabaseConnection) -> Result<i64, StoreError> {
+    let backend = db.get_database_backend();
+    if backend != sea_orm::DbBackend::Postgres {
+        let row = db
+            .query_one(Statement::from_string(
+                backend,
+                "SELECT COALESCE(MAX(id), 0) FROM capture_events",
+            ))
+            .await?;
+        return Ok(row
+            .map(|r| r.try_get_by_index::<i64>(0))
+            .transpose()?
+            .unwrap_or(0));
+    }
+    let row = db
+        .query_one(Statement::from_string(
+            backend,
+            "SELECT COALESCE(MAX(id), 0), pg_current_xact_id()::text::bigint FROM capture_events",
+        ))
+        .await?;
+    let (start, fresh): (i64, i64) = match row {
+        Some(row) => (row.try_get_by_index(0)?, row.try_get_by_index(1)?),
+        None => (0, 0),
+    };
+    let since = Instant::now();
+    while oldest_running(db).await? <= fresh && since.elapsed() < GAP_LIMIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(start)
+}
+
+/// `pg_snapshot_xmin` now: every transaction with a lower id has ended.
+async fn oldest_running(db: &DatabaseConnection) -> Result<i64, StoreError> {
     let row = db
         .query_one(Statement::from_string(
             db.get_database_backend(),
-            "SELECT COALESCE(MAX(id), 0) FROM capture_events",
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
         ))
         .await?;
     Ok(row
@@ -146,11 +220,26 @@ async fn max_id(db: &DatabaseConnection) -> Result<i64, StoreError> {
         .unwrap_or(0))
 }
 
-/// The ids committed after `at`, ascending, and (PostgreSQL) the snapshot they were read in.
+/// A transaction id higher than that of every transaction begun so far.
+async fn fresh_xid(db: &DatabaseConnection) -> Result<i64, StoreError> {
+    let row = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT pg_current_xact_id()::text::bigint",
+        ))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+/// The ids committed after `at`, ascending, and (PostgreSQL) the oldest transaction id still
+/// running when they were read.
 async fn read_after(
     db: &DatabaseConnection,
     at: i64,
-) -> Result<(Vec<i64>, Option<Snapshot>), StoreError> {
+) -> Result<(Vec<i64>, Option<i64>), StoreError> {
     const IDS: &str = "SELECT id FROM capture_events WHERE id > $1 ORDER BY id LIMIT 10000";
     let backend = db.get_database_backend();
     if backend != sea_orm::DbBackend::Postgres {
@@ -165,99 +254,59 @@ async fn read_after(
     }
     // One statement, so the ids and the snapshot are the same moment's.
     let sql = format!(
-        "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS lo, \
-         pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS hi) \
-         SELECT s.lo, s.hi, e.id FROM s LEFT JOIN ({IDS}) e ON true ORDER BY e.id"
+        "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS lo) \
+         SELECT s.lo, e.id FROM s LEFT JOIN ({IDS}) e ON true ORDER BY e.id"
     );
     let rows = db
         .query_all(super::sql::statement(backend, &sql, vec![at.into()]))
         .await?;
-    let mut snapshot = None;
+    let mut oldest = None;
     let mut ids = Vec::with_capacity(rows.len());
     for row in &rows {
-        snapshot = Some(Snapshot {
-            xmin: row.try_get_by_index(0)?,
-            xmax: row.try_get_by_index(1)?,
-        });
-        if let Some(id) = row.try_get_by_index::<Option<i64>>(2)? {
+        oldest = Some(row.try_get_by_index(0)?);
+        if let Some(id) = row.try_get_by_index::<Option<i64>>(1)? {
             ids.push(id);
         }
     }
-    Ok((ids, snapshot))
+    Ok((ids, oldest))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_missing_id_holds_the_horizon_until_every_transaction_running_then_has_ended() {
-        let mut gaps = Gaps::default();
-        // 13 is missing while transactions 100..200 run.
-        let running = Snapshot {
-            xmin: 100,
-            xmax: 200,
-        };
-        assert_eq!(gaps.advance(10, &[11, 12, 14, 15], Some(running)), 12);
-        // Later, some of those still run: the horizon holds, however long it takes.
-        let later = Snapshot {
-            xmin: 150,
-            xmax: 400,
-        };
-        assert_eq!(gaps.advance(12, &[14, 15], Some(later)), 12);
-        // 13 commits: the horizon moves over it.
-        assert_eq!(gaps.advance(12, &[13, 14, 15], Some(later)), 15);
-        assert!(gaps.0.is_empty());
-        // 16 never comes: once every transaction running when it went missing has ended, it was
-        // rolled back.
-        assert_eq!(
-            gaps.advance(
-                15,
-                &[17],
-                Some(Snapshot {
-                    xmin: 300,
-                    xmax: 500
-                })
-            ),
-            15
-        );
-        assert_eq!(
-            gaps.advance(
-                15,
-                &[17],
-                Some(Snapshot {
-                    xmin: 499,
-                    xmax: 600
-                })
-            ),
-            15
-        );
-        assert_eq!(
-            gaps.advance(
-                15,
-                &[17],
-                Some(Snapshot {
-                    xmin: 500,
-                    xmax: 600
-                })
-            ),
-            17
-        );
-        // A second gap's clock starts when it is first seen, behind the first.
-        let mut gaps = Gaps::default();
-        assert_eq!(
-            gaps.advance(0, &[2, 4], Some(Snapshot { xmin: 10, xmax: 20 })),
-            0
-        );
-        assert_eq!(
-            gaps.advance(0, &[2, 4], Some(Snapshot { xmin: 20, xmax: 30 })),
-            4
-        );
+    /// Notes what `ids` show after `at`, as the feed does, and advances.
+    fn step(gaps: &mut Gaps, at: i64, ids: &[i64], fresh: i64, oldest: i64, now: Instant) -> i64 {
+        if gaps.unseen(at, ids) {
+            gaps.note(at, ids, fresh, now);
+        }
+        gaps.advance(at, ids, oldest, now)
     }
 
     #[test]
-    fn on_sqlite_the_horizon_is_the_last_id() {
-        assert_eq!(Gaps::default().advance(3, &[4, 6, 9], None), 9);
-        assert_eq!(Gaps::default().advance(3, &[], None), 3);
+    fn a_missing_id_holds_the_horizon_until_every_transaction_begun_before_has_ended() {
+        let t0 = Instant::now();
+        let mut gaps = Gaps::default();
+        // 13 is missing; the fresh id then is 200.
+        assert_eq!(step(&mut gaps, 10, &[11, 12, 14, 15], 200, 150, t0), 12);
+        // Later, a transaction begun before is still running: the horizon holds.
+        let later = t0 + Duration::from_secs(5);
+        assert_eq!(step(&mut gaps, 12, &[14, 15], 999, 200, later), 12);
+        // 13 commits: the horizon moves over it.
+        assert_eq!(step(&mut gaps, 12, &[13, 14, 15], 999, 200, later), 15);
+        assert!(gaps.0.is_empty());
+        // 16 never comes: once every transaction begun before it was seen has ended, it was
+        // rolled back.
+        assert_eq!(step(&mut gaps, 15, &[17], 300, 250, t0), 15);
+        assert_eq!(step(&mut gaps, 15, &[17], 999, 300, t0), 15);
+        assert_eq!(step(&mut gaps, 15, &[17], 999, 301, t0), 17);
+        // A second gap's clock starts when it is first seen, behind the first.
+        let mut gaps = Gaps::default();
+        assert_eq!(step(&mut gaps, 0, &[2, 4], 20, 10, t0), 0);
+        assert_eq!(step(&mut gaps, 0, &[2, 4], 99, 21, t0), 4);
+        // A transaction open past the limit no longer holds the horizon.
+        let mut gaps = Gaps::default();
+        assert_eq!(step(&mut gaps, 0, &[2], 20, 10, t0), 0);
+        assert_eq!(step(&mut gaps, 0, &[2], 99, 10, t0 + GAP_LIMIT), 2);
     }
 }

@@ -37,9 +37,13 @@ fn open() -> String {
     )
 }
 
-/// Leased by no one, by someone whose lease has run out (`now` is the placeholder of now), or by
-/// this store (`me`).
-fn free(now: &str, me: &str) -> String {
+/// Leased by no one, or by someone whose lease has run out (`now` is the placeholder of now).
+fn free(now: &str) -> String {
+    format!("(lease_until IS NULL OR lease_until <= {now})")
+}
+
+/// [`free`], or leased by this store (`me`): its own request ended without recording an answer.
+fn free_for_me(now: &str, me: &str) -> String {
     format!("(lease_until IS NULL OR lease_until <= {now} OR lease_owner = {me})")
 }
 
@@ -71,9 +75,9 @@ impl Store {
                  SELECT id FROM captures WHERE {} AND update_time <= $3 \
                  AND (reconcile_after IS NULL OR reconcile_after <= $4) \
                  AND reconcile_attempts < $5 AND {} \
-                 ORDER BY update_time LIMIT $8{lock}) RETURNING id, reconcile_attempts",
+                 ORDER BY update_time LIMIT $7{lock}) RETURNING id, reconcile_attempts",
                 open(),
-                free("$6", "$7"),
+                free("$6"),
             ))
         }
         static CLAIM_POSTGRES: LazyLock<Sql> = LazyLock::new(|| claim(" FOR UPDATE SKIP LOCKED"));
@@ -87,7 +91,6 @@ impl Store {
             now.into(),
             max_attempts.into(),
             now.into(),
-            self.lease_owner.as_str().into(),
             (limit as i64).into(),
         ];
         let claimed = self.leasing(&CLAIM_POSTGRES, &CLAIM_SQLITE, values).await?;
@@ -126,10 +129,10 @@ impl Store {
         static CLAIM: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(format!(
                 "UPDATE captures SET lease_until = $1, lease_owner = $2 WHERE id = $3 AND {} \
-                 AND {} AND (reconcile_after IS NULL OR reconcile_after <= $6) \
+                 AND {} AND (reconcile_after IS NULL OR reconcile_after <= $5) \
                  RETURNING reconcile_attempts",
                 open(),
-                free("$4", "$5"),
+                free("$4"),
             ))
         });
         let now = now_micros();
@@ -140,7 +143,6 @@ impl Store {
             me.into(),
             capture_id.into(),
             now.into(),
-            me.into(),
             now.into(),
         ];
         let rows = self.leasing(&CLAIM, &CLAIM, values).await?;
@@ -156,8 +158,9 @@ impl Store {
         }))
     }
 
-    /// Takes the lease of a capture whose request is about to call the provider again (a retry
-    /// resuming it): the new lease, or `None` while someone else holds it.
+    /// Takes the lease of a `PROCESSING` capture whose request is about to call the provider
+    /// again (a retry resuming it): the new lease, or `None` while someone else holds it (or it
+    /// is no longer `PROCESSING`).
     pub async fn take_lease(
         &self,
         capture_id: &str,
@@ -165,9 +168,10 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         static TAKE: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(format!(
-                "UPDATE captures SET lease_until = $1, lease_owner = $2 WHERE id = $3 AND {} \
-                 RETURNING id",
-                free("$4", "$5")
+                "UPDATE captures SET lease_until = $1, lease_owner = $2 WHERE id = $3 \
+                 AND status = '{}' AND {} RETURNING id",
+                CaptureStatus::Processing.as_str(),
+                free_for_me("$4", "$5")
             ))
         });
         let now = now_micros();
@@ -217,6 +221,28 @@ impl Store {
             )
             .await?;
         Ok((!rows.is_empty()).then_some(lease))
+    }
+
+    /// Gives back a lease its holder still holds (`mine`).
+    pub async fn release_lease(&self, capture_id: &str, mine: i64) -> Result<(), StoreError> {
+        static RELEASE: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(
+                "UPDATE captures SET lease_until = NULL, lease_owner = NULL \
+                 WHERE id = $1 AND lease_until = $2 AND lease_owner = $3 RETURNING id"
+                    .to_owned(),
+            )
+        });
+        self.leasing(
+            &RELEASE,
+            &RELEASE,
+            vec![
+                capture_id.into(),
+                mine.into(),
+                self.lease_owner.as_str().into(),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Counts one more look at a capture that is still open, says when to look again, and

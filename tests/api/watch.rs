@@ -300,3 +300,44 @@ async fn a_change_committed_late_with_an_earlier_cursor_is_not_skipped() -> Test
     assert!(changes.windows(2).all(|w| w[0].cursor < w[1].cursor));
     app.stop().await
 }
+
+/// The order PostgreSQL's snapshot alone cannot tell apart: the transaction holding the
+/// missing id began after one that has already committed, so no snapshot's `xmax` covers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_id_of_a_transaction_begun_after_a_committed_one_is_not_skipped() -> TestResult {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = TestApp::spawn(Db::Postgres).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    let first = app.captured(paypal_capture(&auth, usd("1.00"))).await?;
+    let second = app.captured(paypal_capture(&auth, usd("2.00"))).await?;
+    let mut watching = app.watch(TENANT_A_KEY, WatchCapturesRequest::default()).await?;
+    let note = |id: &str, kind: &str| {
+        format!(
+            "INSERT INTO capture_events (capture_id, kind, status, detail, create_time, source) \
+             VALUES ('{id}', '{kind}', 'COMPLETED', '{{}}', 1, 'reconciler')"
+        )
+    };
+    let touch = |id: &str| format!("UPDATE captures SET update_time = update_time WHERE id = '{id}'");
+    let (one, two) = (
+        sea_orm::Database::connect(app.database_url.as_str()).await?,
+        sea_orm::Database::connect(app.database_url.as_str()).await?,
+    );
+    // T1 takes a transaction id, then T2 a later one; T2 takes the earlier event id.
+    let t1 = one.begin().await?;
+    t1.execute_unprepared(&touch(&first.id)).await?;
+    let t2 = two.begin().await?;
+    t2.execute_unprepared(&touch(&second.id)).await?;
+    t2.execute_unprepared(&note(&second.id, "EARLY")).await?;
+    t1.execute_unprepared(&note(&first.id, "LATE")).await?;
+    t1.commit().await?;
+    // T1's event is committed, T2's earlier one is not: nothing may come yet.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    quiet(&mut watching).await?;
+    t2.commit().await?;
+    let changes = next_changes(&mut watching, 2).await?;
+    assert_eq!(
+        changes.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
+        ["EARLY", "LATE"]
+    );
+    app.stop().await
+}

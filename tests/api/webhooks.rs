@@ -611,10 +611,11 @@ async fn cybersource_and_stax_notifications_are_hints_looked_up_at_the_provider(
             "ignored",
             "{provider}"
         );
-        // The notice that named the capture, again: known again by its bytes.
+        // The notice that named the capture, again: hints are not kept, and the capture is
+        // settled, so nothing more happens.
         assert_eq!(
             deliver_hint(&app, provider, &hint).await?,
-            "duplicate",
+            "unchanged",
             "{provider}"
         );
     }
@@ -635,6 +636,18 @@ async fn oversized_and_unknown_deliveries_are_refused(db: Db) -> TestResult {
     )
     .await?;
     assert_eq!(status, 413);
+    // Signed, but not an event we can read: 400, and the answer quotes no card number.
+    let malformed = br#"{"id":"evt_bad","type":"payment_captured","data":{"action_id":"act_x","amount":"4111111111111111"}}"#.to_vec();
+    let signature = hmac_hex(&secret, &malformed)?;
+    let (status, answer) = deliver(
+        &app,
+        "/webhooks/checkout",
+        &[("Cko-Signature", signature)],
+        malformed,
+    )
+    .await?;
+    assert_eq!(status, 400, "{answer}");
+    assert!(!answer.to_string().contains("4111111111111111"), "{answer}");
     let (status, answer) = deliver(&app, "/webhooks/payment_options", &[], b"{}".to_vec()).await?;
     assert_eq!(
         status, 404,
