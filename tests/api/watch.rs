@@ -310,14 +310,17 @@ async fn a_missing_id_of_a_transaction_begun_after_a_committed_one_is_not_skippe
     let auth = app.authorize("USD", "100.00", "APPROVE").await?;
     let first = app.captured(paypal_capture(&auth, usd("1.00"))).await?;
     let second = app.captured(paypal_capture(&auth, usd("2.00"))).await?;
-    let mut watching = app.watch(TENANT_A_KEY, WatchCapturesRequest::default()).await?;
+    let mut watching = app
+        .watch(TENANT_A_KEY, WatchCapturesRequest::default())
+        .await?;
     let note = |id: &str, kind: &str| {
         format!(
             "INSERT INTO capture_events (capture_id, kind, status, detail, create_time, source) \
              VALUES ('{id}', '{kind}', 'COMPLETED', '{{}}', 1, 'reconciler')"
         )
     };
-    let touch = |id: &str| format!("UPDATE captures SET update_time = update_time WHERE id = '{id}'");
+    let touch =
+        |id: &str| format!("UPDATE captures SET update_time = update_time WHERE id = '{id}'");
     let (one, two) = (
         sea_orm::Database::connect(app.database_url.as_str()).await?,
         sea_orm::Database::connect(app.database_url.as_str()).await?,
