@@ -5,13 +5,13 @@ use std::time::Duration;
 pub const USAGE: &str = "usage: capture-bench --scenario all|NAME --db sqlite|postgres \
 [--database-url URL] [--concurrency N] [--seconds S]
 scenarios: echo db_ceiling db_read_ceiling capture capture_replay get list_10k list_1m \
-capture_slow_provider idle
+capture_slow_provider capture_watched idle
 --db postgres without --database-url makes a fresh database per scenario on the local server \
 (CAPTURE_BENCH_POSTGRES_ADMIN_URL, default postgres://postgres@127.0.0.1:5432/postgres) and \
 drops it afterwards";
 
 /// Every scenario, in the order `all` runs them: each ceiling before what it bounds.
-pub const ALL: [Scenario; 10] = [
+pub const ALL: [Scenario; 11] = [
     Scenario::Echo,
     Scenario::DbCeiling,
     Scenario::DbReadCeiling,
@@ -21,6 +21,7 @@ pub const ALL: [Scenario; 10] = [
     Scenario::List10k,
     Scenario::List1m,
     Scenario::CaptureSlowProvider,
+    Scenario::CaptureWatched,
     Scenario::Idle,
 ];
 
@@ -35,6 +36,8 @@ pub enum Scenario {
     List10k,
     List1m,
     CaptureSlowProvider,
+    /// `capture` while watchers follow every change (and some never read).
+    CaptureWatched,
     Idle,
 }
 
@@ -50,6 +53,7 @@ impl Scenario {
             Scenario::List10k => "list_10k",
             Scenario::List1m => "list_1m",
             Scenario::CaptureSlowProvider => "capture_slow_provider",
+            Scenario::CaptureWatched => "capture_watched",
             Scenario::Idle => "idle",
         }
     }

@@ -26,6 +26,9 @@ use crate::report::{Report, ServerUse};
 const SLOW_PROVIDER_LATENCY: Duration = Duration::from_millis(300);
 /// Captures made before the replay and get scenarios, which then read them at random.
 const STORED_CAPTURES: usize = 1000;
+/// `capture_watched`: watchers that read every change, and watchers that never read.
+const READING_WATCHERS: usize = 10;
+const SILENT_WATCHERS: usize = 10;
 /// Pages a list caller follows before it starts again from the newest capture.
 const LIST_DEPTH: u64 = 50;
 const LIST_PAGE_SIZE: i32 = 100;
@@ -38,7 +41,9 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
         Scenario::Echo => echo(options).await,
         Scenario::DbCeiling => db_ceiling(options).await,
         Scenario::DbReadCeiling => db_read_ceiling(options).await,
-        Scenario::Capture => capture(scenario, options, Duration::ZERO, DEFAULT_CONCURRENCY).await,
+        Scenario::Capture | Scenario::CaptureWatched => {
+            capture(scenario, options, Duration::ZERO, DEFAULT_CONCURRENCY).await
+        }
         Scenario::CaptureSlowProvider => {
             capture(
                 scenario,
@@ -349,6 +354,10 @@ async fn capture(
     let authorizations = Arc::new(Authorizations::make(&origin, needed).await?);
     let call = capturing(channels, Arc::clone(&authorizations), nonce()?)?;
 
+    let watchers = match scenario {
+        Scenario::CaptureWatched => Some(Watchers::open(stage.service.grpc).await?),
+        _ => None,
+    };
     let server = &stage.service.process;
     let cpu_before = server.cpu_time();
     let peak = PeakRss::watch(server.pid());
@@ -357,11 +366,89 @@ async fn capture(
         cpu: server.cpu_time().saturating_sub(cpu_before),
         peak_rss_mb: peak.mb(),
     };
-    Ok(
-        Report::new(scenario, options, concurrency, measured, Some(used))
-            .with("provider_latency_ms", latency.as_millis() as u64)
-            .with("authorizations_used", authorizations.used() as u64),
-    )
+    let mut report = Report::new(scenario, options, concurrency, measured, Some(used))
+        .with("provider_latency_ms", latency.as_millis() as u64)
+        .with("authorizations_used", authorizations.used() as u64);
+    if let Some(watchers) = watchers {
+        let (delivered, ended) = watchers.close().await;
+        report = report
+            .with("reading_watchers", READING_WATCHERS as u64)
+            .with("silent_watchers", SILENT_WATCHERS as u64)
+            .with("changes_delivered", delivered)
+            .with("watches_ended_early", ended);
+    }
+    Ok(report)
+}
+
+/// `WatchCaptures` streams open on the bench tenant: some read every change, some never read.
+struct Watchers {
+    delivered: Arc<std::sync::atomic::AtomicU64>,
+    ended: Arc<std::sync::atomic::AtomicU64>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    _silent: Vec<tonic::Streaming<proto::WatchCapturesResponse>>,
+}
+
+impl Watchers {
+    async fn open(grpc: std::net::SocketAddr) -> anyhow::Result<Watchers> {
+        let bearer = bearer()?;
+        // Each on its own connection: HTTP/2's connection window is shared by a connection's
+        // streams, so a client's silent stream would stall its other streams (a client's
+        // matter, not the service's).
+        let mut channels = Vec::new();
+        for _ in 0..READING_WATCHERS + SILENT_WATCHERS {
+            channels.extend(crate::load::channels(grpc, 1).await?);
+        }
+        let delivered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let ended = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut readers = Vec::new();
+        let mut silent = Vec::new();
+        for i in 0..READING_WATCHERS + SILENT_WATCHERS {
+            let mut client = CaptureServiceClient::new(channels[i % channels.len()].clone());
+            let stream = client
+                .watch_captures(authed(proto::WatchCapturesRequest::default(), &bearer))
+                .await
+                .context("opening a watch")?
+                .into_inner();
+            if i >= READING_WATCHERS {
+                silent.push(stream);
+                continue;
+            }
+            let (delivered, ended) = (Arc::clone(&delivered), Arc::clone(&ended));
+            readers.push(tokio::spawn(async move {
+                let mut stream = stream;
+                loop {
+                    match stream.message().await {
+                        Ok(Some(_)) => {
+                            delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(None) | Err(_) => {
+                            ended.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(Watchers {
+            delivered,
+            ended,
+            readers,
+            _silent: silent,
+        })
+    }
+
+    /// Changes the reading watchers received, and how many of their streams ended early.
+    async fn close(self) -> (u64, u64) {
+        // What is in flight still arrives.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for reader in &self.readers {
+            reader.abort();
+        }
+        (
+            self.delivered.load(Ordering::Relaxed),
+            self.ended.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// `capture_replay` and `get`: reads of captures made before the run.
