@@ -209,6 +209,7 @@ impl App {
             limits.max_reads_in_flight as usize,
             WatchLimits {
                 max_watchers: limits.max_watchers as usize,
+                max_watchers_per_tenant: limits.max_watchers_per_tenant as usize,
                 buffer: limits.watch_buffer as usize,
             },
             token.clone(),

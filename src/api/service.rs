@@ -25,6 +25,7 @@ const MAX_PAGE_SIZE: i32 = 1000;
 #[derive(Debug, Clone, Copy)]
 pub struct WatchLimits {
     pub max_watchers: usize,
+    pub max_watchers_per_tenant: usize,
     pub buffer: usize,
 }
 
@@ -35,8 +36,9 @@ pub struct CaptureApi {
     reads: Admission,
     /// Changes a watcher's stream holds for it.
     watch_buffer: usize,
-    /// Open watches, at most so many at once.
+    /// Open watches, at most so many at once, and so many per tenant.
     watchers: Admission,
+    tenant_watchers: super::watch::TenantWatches,
     /// The process's reader of new changes, shared by every watcher.
     hub: super::watch::Hub,
     /// Cancelled at shutdown: open watches end, naming their cursor.
@@ -55,6 +57,7 @@ impl CaptureApi {
             reads: Admission::new("reads", max_reads_in_flight),
             watch_buffer: watch.buffer,
             watchers: Admission::new("watches", watch.max_watchers),
+            tenant_watchers: super::watch::TenantWatches::new(watch.max_watchers_per_tenant),
             hub: super::watch::Hub::default(),
             stop,
         }
@@ -113,12 +116,14 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<Self::WatchCapturesStream>, Status> {
         let tenant = tenant(&request)?;
         let (since, filter) = super::watch::parse_request(request.get_ref())?;
+        let tenant_slot = self.tenant_watchers.admit(&tenant.0)?;
         let admitted = self.watchers.admit()?;
         let watch = super::watch::Watch {
             tenant: tenant.0,
             since,
             filter,
             admitted,
+            tenant_slot,
         };
         let stream = super::watch::open(
             &self.hub,

@@ -100,9 +100,18 @@ pub struct Hub {
 /// What the hub broadcasts, and how far it has.
 #[derive(Clone)]
 struct Live {
-    changes: broadcast::Sender<Arc<Vec<Shared>>>,
+    changes: broadcast::Sender<Arc<Broadcast>>,
     /// The cursor up to which every change has been broadcast.
     position: watch::Receiver<i64>,
+}
+
+/// What the hub sends its watchers.
+enum Broadcast {
+    /// Changes, oldest first.
+    Page(Vec<Shared>),
+    /// The hub cannot read the trail now: watchers end, naming their cursor, rather than wait
+    /// without a word.
+    Unavailable,
 }
 
 /// A change as every watcher receives it: what they filter on, and the message they send.
@@ -144,7 +153,7 @@ impl Hub {
 async fn broadcast_changes(
     store: Store,
     mut horizon: watch::Receiver<i64>,
-    changes: broadcast::Sender<Arc<Vec<Shared>>>,
+    changes: broadcast::Sender<Arc<Broadcast>>,
     position: watch::Sender<i64>,
 ) {
     let mut at = *position.borrow();
@@ -160,11 +169,15 @@ async fn broadcast_changes(
                     position.send_replace(at);
                     if !page.is_empty() {
                         // No receiver now is fine: a watcher joining later replays from the trail.
-                        let _ = changes.send(Arc::new(page));
+                        let _ = changes.send(Arc::new(Broadcast::Page(page)));
                     }
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "the watch hub could not read the trail");
+                    let _ = changes.send(Arc::new(Broadcast::Unavailable));
+                    if position.is_closed() {
+                        return;
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
             }
@@ -246,12 +259,70 @@ pub async fn open(
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
-/// What one caller watches, and its admission slot (held while the stream is open).
+/// What one caller watches, and its admission slots (held while the stream is open).
 pub struct Watch {
     pub tenant: String,
     pub since: i64,
     pub filter: ChangeFilter,
     pub admitted: Admitted,
+    pub tenant_slot: TenantSlot,
+}
+
+/// Watches open per tenant, so that one tenant cannot take every watch of the service.
+#[derive(Clone)]
+pub struct TenantWatches {
+    open: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    limit: usize,
+}
+
+/// One open watch of a tenant; given back when dropped.
+pub struct TenantSlot {
+    open: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    tenant: String,
+}
+
+impl TenantWatches {
+    pub fn new(limit: usize) -> Self {
+        TenantWatches {
+            open: Arc::default(),
+            limit,
+        }
+    }
+
+    /// A slot for one more watch of `tenant`, unless it has `limit` open.
+    pub fn admit(&self, tenant: &str) -> Result<TenantSlot, crate::capture::Overloaded> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(tenant.to_owned()).or_default();
+        if *count >= self.limit {
+            return Err(crate::capture::Overloaded {
+                kind: "watches of this tenant",
+                limit: self.limit,
+            });
+        }
+        *count += 1;
+        Ok(TenantSlot {
+            open: Arc::clone(&self.open),
+            tenant: tenant.to_owned(),
+        })
+    }
+}
+
+impl Drop for TenantSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.tenant) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.tenant);
+            }
+        }
+    }
 }
 
 struct Watcher {
@@ -274,7 +345,7 @@ impl Watcher {
         self,
         start: i64,
         joined_at: i64,
-        mut changes: broadcast::Receiver<Arc<Vec<Shared>>>,
+        mut changes: broadcast::Receiver<Arc<Broadcast>>,
     ) {
         let mut cursor = start;
         let end = loop {
@@ -291,11 +362,18 @@ impl Watcher {
             }
             tokio::select! {
                 received = changes.recv() => match received {
-                    Ok(page) => {
-                        if let Err(end) = self.send_live(&page, &mut cursor) {
-                            break end;
+                    Ok(broadcast) => match &*broadcast {
+                        Broadcast::Page(page) => {
+                            if let Err(end) = self.send_live(page, &mut cursor) {
+                                break end;
+                            }
                         }
-                    }
+                        Broadcast::Unavailable => break End::Status(resume_status(
+                            Code::Unavailable,
+                            "the service cannot read its audit trail now",
+                            cursor,
+                        )),
+                    },
                     Err(broadcast::error::RecvError::Lagged(_)) => break End::Status(resume_status(
                         Code::Aborted,
                         "the watcher fell behind the service's changes",

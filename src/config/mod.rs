@@ -111,6 +111,8 @@ pub struct Limits {
     /// `WatchCaptures` streams open at once; past it a new one is refused with
     /// `RESOURCE_EXHAUSTED`.
     pub max_watchers: u64,
+    /// `WatchCaptures` streams one tenant may have open at once.
+    pub max_watchers_per_tenant: u64,
     /// Database connections in the pool.
     pub database_max_connections: u64,
     /// Pool connections that writes may not take, so reads answer during a capture storm.
@@ -134,6 +136,7 @@ impl Default for Limits {
             max_reads_in_flight: 1024,
             watch_buffer: 256,
             max_watchers: 1024,
+            max_watchers_per_tenant: 128,
             database_max_connections: 16,
             database_reserved_for_reads: 4,
             database_acquire_timeout_ms: 2000,
@@ -143,7 +146,7 @@ impl Default for Limits {
 
 impl Limits {
     /// Each field with its `CAPTURE_*` variable, for loading and for error messages.
-    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 15] {
+    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 16] {
         [
             ("CAPTURE_MAX_CONNECTIONS", &mut self.max_connections),
             (
@@ -181,6 +184,10 @@ impl Limits {
             ("CAPTURE_MAX_READS_IN_FLIGHT", &mut self.max_reads_in_flight),
             ("CAPTURE_WATCH_BUFFER", &mut self.watch_buffer),
             ("CAPTURE_MAX_WATCHERS", &mut self.max_watchers),
+            (
+                "CAPTURE_MAX_WATCHERS_PER_TENANT",
+                &mut self.max_watchers_per_tenant,
+            ),
             (
                 "CAPTURE_DATABASE_MAX_CONNECTIONS",
                 &mut self.database_max_connections,

@@ -13,6 +13,7 @@ on_both_databases!(
     a_watcher_sees_its_own_tenants_changes_live_and_resumes_from_its_cursor,
     a_slow_watcher_is_ended_with_its_resume_cursor_and_slows_nobody,
     watch_filters_are_checked_and_applied,
+    one_tenant_cannot_take_every_watch,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,5 +343,43 @@ async fn a_missing_id_of_a_transaction_begun_after_a_committed_one_is_not_skippe
         changes.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
         ["EARLY", "LATE"]
     );
+    app.stop().await
+}
+
+async fn one_tenant_cannot_take_every_watch(db: Db) -> TestResult {
+    let app = TestApp::spawn_with(db, |config| config.limits.max_watchers_per_tenant = 2).await?;
+    let first = app
+        .watch(TENANT_A_KEY, WatchCapturesRequest::default())
+        .await?;
+    let _second = app
+        .watch(TENANT_A_KEY, WatchCapturesRequest::default())
+        .await?;
+    let third = app
+        .watch(TENANT_A_KEY, WatchCapturesRequest::default())
+        .await;
+    let status = third
+        .err()
+        .ok_or("a third watch of one tenant was opened")?;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // Another tenant still watches.
+    let _other = app
+        .watch(TENANT_B_KEY, WatchCapturesRequest::default())
+        .await?;
+    // A watch closed gives its slot back.
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match app
+            .watch(TENANT_A_KEY, WatchCapturesRequest::default())
+            .await
+        {
+            Ok(_) => break,
+            Err(status) if std::time::Instant::now() < deadline => {
+                assert_eq!(status.code(), Code::ResourceExhausted);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => return Err(format!("the slot never came back: {status:?}").into()),
+        }
+    }
     app.stop().await
 }
