@@ -68,6 +68,7 @@ impl App {
             max_connections: limits.database_max_connections as u32,
             reserved_for_reads: limits.database_reserved_for_reads as u32,
             acquire_timeout: limits.database_acquire_timeout(),
+            change_poll: config.change_poll,
         };
         let store = if config.migrate_on_start {
             Store::connect_migrated(&config.database_url, pool)

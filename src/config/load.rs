@@ -145,6 +145,13 @@ impl Config {
         if let Some(v) = get("CAPTURE_SANDBOX") {
             self.sandbox = parse_word("CAPTURE_SANDBOX", v)?;
         }
+        if let Some(v) = get("CAPTURE_CHANGE_POLL_MS") {
+            let ms = parse_num("CAPTURE_CHANGE_POLL_MS", v)?;
+            if ms == 0 {
+                return Err(bad("CAPTURE_CHANGE_POLL_MS", "must be at least 1"));
+            }
+            self.change_poll = Duration::from_millis(ms);
+        }
         if let Some(v) = get("CAPTURE_SANDBOX_WEBHOOKS") {
             self.sandbox_webhooks = match v {
                 "true" | "on" => true,

@@ -271,6 +271,9 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// Whether the built-in sandbox delivers its providers' webhooks to this service.
     pub sandbox_webhooks: bool,
+    /// How often the change feed reads the trail for changes other replicas committed,
+    /// besides their notices.
+    pub change_poll: Duration,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub api_keys: Vec<ApiKey>,
@@ -306,6 +309,7 @@ impl Default for Config {
             database_url: DatabaseUrl::from("sqlite://capture.db?mode=rwc".to_owned()),
             migrate_on_start: true,
             sandbox_webhooks: true,
+            change_poll: Duration::from_millis(200),
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
             api_keys: Vec::new(),

@@ -134,3 +134,14 @@ fn the_sandbox_webhooks_can_be_turned_off() {
     );
     assert!(Config::load(&env(&[])).is_ok_and(|c| c.sandbox_webhooks));
 }
+
+#[test]
+fn the_change_poll_is_read_in_milliseconds_and_never_zero() {
+    let config = Config::load(&env(&[("CAPTURE_CHANGE_POLL_MS", "50")]));
+    assert!(config.is_ok_and(|c| c.change_poll == std::time::Duration::from_millis(50)));
+    let err = Config::load(&env(&[("CAPTURE_CHANGE_POLL_MS", "0")])).err();
+    assert_eq!(
+        err.map(|e| e.setting),
+        Some("CAPTURE_CHANGE_POLL_MS".to_owned())
+    );
+}

@@ -16,16 +16,19 @@
 //! own transaction commits later is still in the trail, for a replay, but reaches no live
 //! watcher. On SQLite one writer commits at a time, in id order: a missing id never comes.
 //!
-//! The horizon moves when this process commits a write, and at least every [`POLL`] for writes
-//! of other processes (other replicas on one PostgreSQL): a change committed anywhere reaches
-//! every replica's watchers within that.
+//! The horizon moves when this process commits a write. On PostgreSQL every process also tells
+//! the others (`NOTIFY capture_events`, sent after its commits by a task of its own, at most
+//! every [`NOTIFY_SPACING`], so no data transaction notifies) and listens for theirs
+//! (`LISTEN`); and it reads the trail at least every poll interval ([`POLL`] by default)
+//! whatever it hears, so a notice lost to a dropped connection delays a change, never loses it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
 
@@ -34,24 +37,74 @@ pub const POLL: Duration = Duration::from_millis(200);
 /// The longest the horizon waits at a missing id (see the module's notes).
 pub const GAP_LIMIT: Duration = Duration::from_secs(30);
 
-/// The feed of one store; started by its first watcher.
-#[derive(Clone, Default)]
+/// The channel of PostgreSQL's notices that a write committed.
+const CHANNEL: &str = "capture_events";
+/// The shortest time between two notices this process sends: a busy process sends at most ~50
+/// a second, however many writes it commits.
+pub const NOTIFY_SPACING: Duration = Duration::from_millis(20);
+
+/// The feed of one store; its horizon starts with its first watcher.
+#[derive(Clone)]
 pub(super) struct Feed {
     inner: Arc<FeedInner>,
 }
 
-#[derive(Default)]
 struct FeedInner {
+    db: DatabaseConnection,
+    url: String,
+    poll: Duration,
     horizon: OnceLock<watch::Receiver<i64>>,
-    wake: Notify,
+    /// Wakes the horizon's task.
+    wake: Arc<Notify>,
+    /// Wakes the task that tells other processes (PostgreSQL), started by the first commit.
+    tell: OnceLock<Arc<Notify>>,
+    /// Cancelled when the store is dropped: its tasks end.
+    dropped: CancellationToken,
+}
+
+impl Drop for FeedInner {
+    fn drop(&mut self) {
+        self.dropped.cancel();
+    }
 }
 
 impl Feed {
+    pub fn new(db: DatabaseConnection, url: &str, poll: Duration) -> Feed {
+        Feed {
+            inner: Arc::new(FeedInner {
+                db,
+                url: url.to_owned(),
+                poll,
+                horizon: OnceLock::new(),
+                wake: Arc::new(Notify::new()),
+                tell: OnceLock::new(),
+                dropped: CancellationToken::new(),
+            }),
+        }
+    }
+
     /// A write of this process committed.
     pub fn committed(&self) {
-        if self.inner.horizon.get().is_some() {
-            self.inner.wake.notify_one();
+        let inner = &self.inner;
+        if inner.horizon.get().is_some() {
+            inner.wake.notify_one();
         }
+        if inner.db.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        let mut started = false;
+        let tell = inner.tell.get_or_init(|| {
+            started = true;
+            Arc::new(Notify::new())
+        });
+        if started {
+            tokio::spawn(tell_others(
+                inner.db.clone(),
+                Arc::clone(tell),
+                inner.dropped.clone(),
+            ));
+        }
+        tell.notify_one();
     }
 
     /// The horizon, starting the task that moves it.
@@ -65,25 +118,50 @@ impl Feed {
         let start = settled_start(db).await?;
         let (tx, rx) = watch::channel(start);
         if self.inner.horizon.set(rx.clone()).is_ok() {
-            tokio::spawn(advance(db.clone(), Arc::downgrade(&self.inner), tx, start));
+            let inner = &self.inner;
+            let woken = Woken {
+                wake: Arc::clone(&inner.wake),
+                poll: inner.poll,
+                dropped: inner.dropped.clone(),
+            };
+            tokio::spawn(advance(db.clone(), woken, tx, start));
+            if db.get_database_backend() == DbBackend::Postgres {
+                // Listening before the first watcher is answered: no notice after it is missed.
+                let listener = match listener(&inner.url).await {
+                    Ok(listener) => Some(listener),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the change feed is not listening yet; retrying");
+                        None
+                    }
+                };
+                tokio::spawn(listen(
+                    inner.url.clone(),
+                    listener,
+                    Arc::clone(&inner.wake),
+                    inner.dropped.clone(),
+                ));
+            }
         }
         Ok(self.inner.horizon.get().cloned().unwrap_or(rx))
     }
 }
 
+/// What wakes the horizon's task, and when it ends.
+struct Woken {
+    wake: Arc<Notify>,
+    poll: Duration,
+    dropped: CancellationToken,
+}
+
 /// Moves the horizon until the store is dropped.
-async fn advance(
-    db: DatabaseConnection,
-    feed: Weak<FeedInner>,
-    horizon: watch::Sender<i64>,
-    mut at: i64,
-) {
+async fn advance(db: DatabaseConnection, woken: Woken, horizon: watch::Sender<i64>, mut at: i64) {
     let mut gaps = Gaps::default();
     loop {
-        let Some(inner) = feed.upgrade() else { return };
-        // Woken by a commit of ours, or by the poll for everyone else's.
-        let _ = tokio::time::timeout(POLL, inner.wake.notified()).await;
-        drop(inner);
+        // Woken by a commit of ours or another process's notice, or by the poll.
+        tokio::select! {
+            _ = tokio::time::timeout(woken.poll, woken.wake.notified()) => {}
+            () = woken.dropped.cancelled() => return,
+        }
         match read_after(&db, at).await {
             Ok((ids, oldest_running)) => {
                 if let Some(oldest_running) = oldest_running {
@@ -105,6 +183,64 @@ async fn advance(
                 }
             }
             Err(err) => tracing::debug!(error = %err, "the change feed could not read the trail"),
+        }
+    }
+}
+
+/// Tells other processes that this one committed writes: one `NOTIFY` for all the commits
+/// since the last, at most every [`NOTIFY_SPACING`], on a statement of its own.
+async fn tell_others(db: DatabaseConnection, tell: Arc<Notify>, dropped: CancellationToken) {
+    let notify = format!("SELECT pg_notify('{CHANNEL}', '')");
+    loop {
+        tokio::select! {
+            () = tell.notified() => {}
+            () = dropped.cancelled() => return,
+        }
+        if let Err(err) = db.execute_unprepared(&notify).await {
+            tracing::debug!(error = %err, "could not tell other processes of a commit");
+        }
+        tokio::time::sleep(NOTIFY_SPACING).await;
+    }
+}
+
+/// A connection listening for other processes' notices.
+async fn listener(url: &str) -> Result<sea_orm::sqlx::postgres::PgListener, sea_orm::sqlx::Error> {
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Hears other processes' notices and wakes the horizon's task. A connection lost is made
+/// again; what was said meanwhile is caught up by the poll.
+async fn listen(
+    url: String,
+    mut ready: Option<sea_orm::sqlx::postgres::PgListener>,
+    wake: Arc<Notify>,
+    dropped: CancellationToken,
+) {
+    loop {
+        let listening = async {
+            let mut listener = match ready.take() {
+                Some(listener) => listener,
+                None => listener(&url).await?,
+            };
+            loop {
+                // `None`: the connection was lost (and is made again); the poll catches up.
+                let _ = listener.try_recv().await?;
+                wake.notify_one();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sea_orm::sqlx::Error>(())
+        };
+        tokio::select! {
+            ended = listening => if let Err(err) = ended {
+                tracing::debug!(error = %err, "the change feed is not listening; retrying");
+            },
+            () = dropped.cancelled() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = dropped.cancelled() => return,
         }
     }
 }

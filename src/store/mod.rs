@@ -77,6 +77,9 @@ pub struct PoolSettings {
     /// How long a statement waits for a connection (or a write for its turn) before the store
     /// reports the database unavailable.
     pub acquire_timeout: Duration,
+    /// How often the change feed reads the trail for other processes' writes, besides their
+    /// notices (PostgreSQL `NOTIFY`).
+    pub change_poll: Duration,
 }
 
 impl Default for PoolSettings {
@@ -85,6 +88,7 @@ impl Default for PoolSettings {
             max_connections: 16,
             reserved_for_reads: 4,
             acquire_timeout: Duration::from_secs(2),
+            change_poll: feed::POLL,
         }
     }
 }
@@ -143,6 +147,7 @@ impl Store {
                 .max(1),
         };
         let writers = Arc::new(Semaphore::new(writers as usize));
+        let feed = feed::Feed::new(db.clone(), url, pool.change_poll);
         let group_commit = (db.get_database_backend() == DbBackend::Sqlite)
             .then(|| writer::GroupCommit::start(db.clone(), Arc::clone(&writers)));
         Ok(Store {
@@ -150,7 +155,7 @@ impl Store {
             writers,
             group_commit,
             acquire_timeout: pool.acquire_timeout,
-            feed: feed::Feed::default(),
+            feed,
             lease_owner: lease::new_owner(),
         })
     }

@@ -20,8 +20,13 @@ on_both_databases!(
 async fn a_change_committed_on_one_replica_reaches_watchers_on_another() -> TestResult {
     let first = TestApp::spawn(Db::Postgres).await?;
     let url = first.database_url.clone();
-    let second =
-        TestApp::spawn_with(Db::Postgres, move |config| config.database_url = url.into()).await?;
+    // The second replica reads the trail only once a minute: what reaches it within the few
+    // seconds below came by the first one's NOTIFY.
+    let second = TestApp::spawn_with(Db::Postgres, move |config| {
+        config.database_url = url.into();
+        config.change_poll = Duration::from_secs(60);
+    })
+    .await?;
     let mut watching = second
         .watch(TENANT_A_KEY, WatchCapturesRequest::default())
         .await?;
