@@ -112,6 +112,26 @@ fn money(violations: &mut Violations, field: &str, money: &proto::Money) -> Opti
     }
 }
 
+/// A request's optional provider filter (0: none); an unknown value is a violation.
+pub(super) fn provider_filter(violations: &mut Violations, value: i32) -> Option<Provider> {
+    if value == 0 {
+        return None;
+    }
+    let provider = provider_from_proto(value);
+    if provider.is_none() {
+        violations.add("provider", "unknown provider");
+    }
+    provider
+}
+
+/// A request's optional status filter (0: none); an unknown value is a violation.
+pub(super) fn status_filter(violations: &mut Violations, value: i32) -> Option<CaptureStatus> {
+    status_from_proto(value).unwrap_or_else(|_| {
+        violations.add("status", "unknown status");
+        None
+    })
+}
+
 /// An optional text field: empty means absent.
 pub(super) fn optional<T>(
     violations: &mut Violations,

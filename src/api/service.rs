@@ -5,7 +5,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::auth::tenant;
-use super::convert::{micros, optional, provider_from_proto, status_from_proto};
+use super::convert::{micros, optional, provider_filter, status_filter};
 use super::error::invalid_argument;
 use super::page_token;
 use crate::capture::{is_capture_id, Admission, Captures};
@@ -166,20 +166,8 @@ fn list_query(request: &ListCapturesRequest) -> Result<(ListQuery, String), Stat
         0 => DEFAULT_PAGE_SIZE,
         n => n.min(MAX_PAGE_SIZE),
     };
-    let provider = match request.provider {
-        0 => None,
-        n => {
-            let provider = provider_from_proto(n);
-            if provider.is_none() {
-                violations.add("provider", "unknown provider");
-            }
-            provider
-        }
-    };
-    let status = status_from_proto(request.status).unwrap_or_else(|_| {
-        violations.add("status", "unknown status");
-        None
-    });
+    let provider = provider_filter(&mut violations, request.provider);
+    let status = status_filter(&mut violations, request.status);
     // The filters follow the rules of the fields they match, so a value no capture can hold
     // (a NUL byte, a card number) is refused here instead of reaching the database.
     let authorization_id = optional(

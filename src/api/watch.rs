@@ -21,9 +21,7 @@ use tonic::codegen::tokio_stream::Stream;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::convert::{
-    optional, provider_from_proto, status_from_proto, status_to_proto, timestamp,
-};
+use super::convert::{optional, provider_filter, status_filter, status_to_proto, timestamp};
 use super::error::{invalid_argument, ERROR_DOMAIN};
 use crate::capture::{is_capture_id, Admitted};
 use crate::domain::capture::AuthorizationId;
@@ -57,20 +55,8 @@ pub fn parse_request(request: &WatchCapturesRequest) -> Result<(i64, ChangeFilte
             );
         }
     }
-    let provider = match request.provider {
-        0 => None,
-        n => {
-            let provider = provider_from_proto(n);
-            if provider.is_none() {
-                violations.add("provider", "unknown provider");
-            }
-            provider
-        }
-    };
-    let status = status_from_proto(request.status).unwrap_or_else(|_| {
-        violations.add("status", "unknown status");
-        None
-    });
+    let provider = provider_filter(&mut violations, request.provider);
+    let status = status_filter(&mut violations, request.status);
     let authorization_id = optional(
         &mut violations,
         "authorization_id",

@@ -1,7 +1,6 @@
 //! Capture queries: start a capture (idempotency + ledger), record the provider's answer, read,
 //! list. Each write is one transaction; nothing is ever half-written.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use sea_orm::sea_query::Expr;
@@ -12,7 +11,7 @@ use sea_orm::{
 };
 
 use super::convert::{self, FEE_REQUESTED};
-use super::entities::{capture_events, captures, platform_fees, seller_receivable_breakdowns};
+use super::entities::{capture_events, captures, platform_fees};
 use super::ledger::{self, LedgerKey};
 use super::read;
 use super::sql::Sql;
@@ -228,57 +227,6 @@ impl Store {
                 .collect::<Result<_, _>>()?,
             next,
         })
-    }
-
-    /// Rows with their breakdowns and fees, in two queries whatever the page size.
-    pub(super) async fn load_many(
-        &self,
-        rows: Vec<captures::Model>,
-    ) -> Result<Vec<CaptureRecord>, StoreError> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let breakdowns: HashMap<String, seller_receivable_breakdowns::Model> =
-            seller_receivable_breakdowns::Entity::find()
-                .filter(seller_receivable_breakdowns::Column::CaptureId.is_in(ids.clone()))
-                .all(&self.db)
-                .await?
-                .into_iter()
-                .map(|b| (b.capture_id.clone(), b))
-                .collect();
-        let mut fees: HashMap<String, Vec<platform_fees::Model>> = HashMap::new();
-        for fee in platform_fees::Entity::find()
-            .filter(platform_fees::Column::CaptureId.is_in(ids))
-            .order_by_asc(platform_fees::Column::Id)
-            .all(&self.db)
-            .await?
-        {
-            fees.entry(fee.capture_id.clone()).or_default().push(fee);
-        }
-        rows.into_iter()
-            .map(|row| {
-                let breakdown = breakdowns.get(&row.id);
-                let fees = fees.get(&row.id).map(Vec::as_slice).unwrap_or_default();
-                convert::record_from_rows(row, breakdown, fees)
-            })
-            .collect()
-    }
-
-    /// Captures still `PROCESSING` whose last change is older than `before` (for recovery).
-    pub async fn processing_before(
-        &self,
-        before: i64,
-        limit: u64,
-    ) -> Result<Vec<CaptureRecord>, StoreError> {
-        let rows = captures::Entity::find()
-            .filter(captures::Column::Status.eq(CaptureStatus::Processing.as_str()))
-            .filter(captures::Column::UpdateTime.lt(before))
-            .order_by_asc(captures::Column::UpdateTime)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
-        self.load_many(rows).await
     }
 
     /// The audit trail of a capture, oldest first, as (kind, status, source).

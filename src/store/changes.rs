@@ -54,7 +54,7 @@ const SELECT_CHANGES: &str = "SELECT e.id, e.capture_id, e.kind, e.status, e.sou
 impl Store {
     /// The horizon of the change feed: changes up to it may be read ([`Store::changes`]).
     pub async fn change_horizon(&self) -> Result<watch::Receiver<i64>, StoreError> {
-        self.feed.subscribe(&self.db).await
+        self.feed.subscribe().await
     }
 
     /// Every tenant's changes with a cursor in `(after, up_to]`, oldest first, at most `limit`.

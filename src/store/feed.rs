@@ -108,10 +108,8 @@ impl Feed {
     }
 
     /// The horizon, starting the task that moves it.
-    pub async fn subscribe(
-        &self,
-        db: &DatabaseConnection,
-    ) -> Result<watch::Receiver<i64>, StoreError> {
+    pub async fn subscribe(&self) -> Result<watch::Receiver<i64>, StoreError> {
+        let db = &self.inner.db;
         if let Some(horizon) = self.inner.horizon.get() {
             return Ok(horizon.clone());
         }

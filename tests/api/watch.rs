@@ -14,6 +14,7 @@ on_both_databases!(
     a_slow_watcher_is_ended_with_its_resume_cursor_and_slows_nobody,
     watch_filters_are_checked_and_applied,
     one_tenant_cannot_take_every_watch,
+    at_shutdown_a_watch_ends_naming_its_cursor,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,4 +388,24 @@ async fn one_tenant_cannot_take_every_watch(db: Db) -> TestResult {
         }
     }
     app.stop().await
+}
+
+async fn at_shutdown_a_watch_ends_naming_its_cursor(db: Db) -> TestResult {
+    let mut app = TestApp::spawn(db).await?;
+    let mut watching = app
+        .watch(TENANT_A_KEY, WatchCapturesRequest::default())
+        .await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    app.captured(paypal_capture(&auth, usd("1.00"))).await?;
+    let seen = next_changes(&mut watching, 2).await?;
+    app.stop_signal();
+    let ended = tokio::time::timeout(Duration::from_secs(5), watching.message())
+        .await?
+        .err()
+        .ok_or("the stream did not end with a status")?;
+    assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
+    let (_, metadata) = error_info(&ended).ok_or("no error info")?;
+    let cursor = seen.last().map(|c| c.cursor.to_string());
+    assert_eq!(metadata.get("resume_cursor"), cursor.as_ref());
+    app.stopped().await
 }
