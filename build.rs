@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        // Undecodable requests are INVALID_ARGUMENT, not INTERNAL (src/api/codec.rs).
+        .codec_path("crate::api::codec::StrictCodec")
         .file_descriptor_set_path(out_dir.join("capture_descriptor.bin"))
         .compile_protos(
             &[PathBuf::from("proto/capture/v1/capture_service.proto")],

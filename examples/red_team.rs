@@ -7,10 +7,15 @@
 //! cargo build --release
 //! cargo run --release --example red_team -- silent target/release/capture-service 2000
 //! cargo run --release --example red_team -- storm  target/release/capture-service 6000 [postgres]
+//! cargo run --release --example red_team -- slowbody target/release/capture-service 1030
 //! ```
 //! - `silent N`: N TCP connections to the gRPC port that never send a byte and N to the HTTP
 //!   port that send half a request head; then, 15 s later, how many are still open, whether a
 //!   new `/healthz` and a new gRPC channel get an answer, and the service's open files.
+//! - `slowbody N`: N connections to the HTTP port that send the whole head of a webhook
+//!   delivery announcing a 100,000-byte body, one byte of it, then a byte a second; whether a
+//!   new `/healthz` answers (within 5 s) while they do, and how many are still open 15 s and
+//!   45 s on.
 //! - `storm N`: N concurrent captures against a provider that answers after 1 s (the service's
 //!   provider timeout is 2 s); the codes they got, their p50/p99, the service's peak RSS and
 //!   open files, and GetCapture's latency during the storm.
@@ -258,6 +263,78 @@ async fn silent(binary: &str, n: usize) -> Result<serde_json::Value> {
     }))
 }
 
+async fn slowbody(binary: &str, n: usize) -> Result<serde_json::Value> {
+    let service = start_service(binary, None).await?;
+    let head = b"POST /webhooks/checkout HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Cko-Signature: 00\r\nContent-Length: 100000\r\n\r\n{";
+    let mut senders = Vec::with_capacity(n);
+    let mut refused = 0;
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for batch in (0..n).collect::<Vec<_>>().chunks(200) {
+        let opened = futures_util::future::join_all(batch.iter().map(|_| async {
+            let mut stream =
+                tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(service.http))
+                    .await
+                    .ok()?
+                    .ok()?;
+            stream.write_all(head).await.ok()?;
+            Some(stream)
+        }))
+        .await;
+        for stream in opened {
+            let Some(mut stream) = stream else {
+                refused += 1;
+                continue;
+            };
+            let open = Arc::clone(&open);
+            open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // A byte a second until the server closes the connection.
+            senders.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if closed_by_server(&mut stream).await || stream.write_all(b" ").await.is_err()
+                    {
+                        open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }));
+        }
+    }
+    let started = Instant::now();
+    let healthz_during = {
+        let began = Instant::now();
+        let answered = reqwest::Client::new()
+            .get(format!("http://{}/healthz", service.http))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        (answered, began.elapsed().as_millis() as u64)
+    };
+    let open_at = |at: Duration| {
+        let open = Arc::clone(&open);
+        async move {
+            tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
+            open.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    };
+    let after_15s = open_at(Duration::from_secs(15)).await;
+    let after_45s = open_at(Duration::from_secs(45)).await;
+    let healthz_after = healthz(service.http).await;
+    for sender in senders {
+        sender.abort();
+    }
+    Ok(serde_json::json!({
+        "scenario": "slowbody", "connections": n, "connect_failed": refused,
+        "new_healthz_answered_during": healthz_during.0,
+        "new_healthz_ms_during": healthz_during.1,
+        "still_open_after_15s": after_15s,
+        "still_open_after_45s": after_45s,
+        "new_healthz_answered_after": healthz_after,
+    }))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -383,7 +460,7 @@ async fn fresh_postgres() -> Result<String> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: red_team silent|storm BINARY N [postgres]";
+    let usage = "usage: red_team silent|slowbody|storm BINARY N [postgres]";
     let (mode, binary) = (
         args.first().ok_or(usage)?,
         args.get(1).ok_or(usage)?.clone(),
@@ -392,6 +469,7 @@ async fn main() -> Result<()> {
     let postgres = args.get(3).is_some_and(|a| a == "postgres");
     let report = match mode.as_str() {
         "silent" => silent(&binary, n).await?,
+        "slowbody" => slowbody(&binary, n).await?,
         "storm" => {
             let url = if postgres {
                 Some(fresh_postgres().await?)

@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
 use crate::api::{ApiKeys, CaptureApi, WatchLimits};
-use crate::capture::Captures;
+use crate::capture::{Captures, WebhookLimits};
 use crate::config::{ApiKey, Config, ProviderSources, SandboxMode};
 use crate::net::{raise_open_file_limit, serve_http1, Listener, ListenerRules, HTTP2_PREFACE_LEN};
 use crate::proto::capture_service_server::CaptureServiceServer;
@@ -69,6 +69,7 @@ impl App {
             reserved_for_reads: limits.database_reserved_for_reads as u32,
             acquire_timeout: limits.database_acquire_timeout(),
             change_poll: config.change_poll,
+            statement_timeout: Some(limits.database_statement_timeout()),
         };
         let store = if config.migrate_on_start {
             Store::connect_migrated(&config.database_url, pool)
@@ -80,7 +81,7 @@ impl App {
                 .context("Failed to connect to the database")?
         };
 
-        let (connectors, lease) = build_connectors(&config, configured, sandbox.as_ref())?;
+        let connectors = build_connectors(&config, configured, sandbox.as_ref())?;
 
         let mut keys = config.api_keys.clone();
         let dev_api_key = if keys.is_empty() && sandbox.is_some() {
@@ -124,12 +125,16 @@ impl App {
             connectors,
             tasks.clone(),
             config.limits.max_captures_in_flight as usize,
-            lease,
+            config.reconcile.lease,
             config
                 .reconcile
                 .interval
                 .max(std::time::Duration::from_secs(1)),
-        );
+        )
+        .with_webhook_limits(WebhookLimits::new(
+            config.limits.webhook_max_in_flight_per_provider as usize,
+            config.limits.webhook_verify_timeout(),
+        ));
         Ok(App {
             config,
             grpc,
@@ -246,7 +251,7 @@ impl App {
             .http2_keepalive_interval(Some(limits.grpc_keepalive_interval()))
             .http2_keepalive_timeout(Some(limits.grpc_keepalive_timeout()))
             .max_concurrent_streams(limits.grpc_max_concurrent_streams as u32)
-            .layer(TraceLayer::new_for_grpc())
+            .layer(TraceLayer::new_for_grpc().on_failure(crate::telemetry::calls::GrpcFailures))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -256,7 +261,15 @@ impl App {
             });
 
         let sandbox_routes = self.sandbox.as_ref().map(Sandbox::admin_router);
-        let http_router = crate::http::router(self.captures.clone(), sandbox_routes);
+        let http_router = crate::http::router(
+            self.captures.clone(),
+            sandbox_routes,
+            crate::http::webhooks::ReceiveLimits {
+                max_receiving: limits.webhook_max_receiving as usize,
+                body_timeout: limits.http_body_timeout(),
+            },
+            limits.http_request_timeout(),
+        );
         let http_token = token.clone();
         let http = serve_http1(
             http_listener,
@@ -265,6 +278,13 @@ impl App {
             async move { http_token.cancelled().await },
         );
 
+        // Its own token: leases are renewed until the last call in flight has ended.
+        let keeper_stop = CancellationToken::new();
+        let keeper = {
+            let captures = self.captures.clone();
+            let stop = keeper_stop.clone();
+            tokio::spawn(async move { captures.keep_leases_until(stop).await })
+        };
         let reconciler = {
             let captures = self.captures.clone();
             let config = self.config.reconcile;
@@ -313,6 +333,8 @@ impl App {
         {
             warn!("shutdown grace elapsed with captures in flight; they stay PROCESSING and are resumed on retry");
         }
+        keeper_stop.cancel();
+        let _ = keeper.await;
         if let Some(sandbox) = self.sandbox {
             sandbox.shutdown().await;
         }
@@ -377,7 +399,7 @@ fn build_connectors(
     config: &Config,
     mut accounts: Vec<Arc<dyn Account>>,
     sandbox: Option<&Sandbox>,
-) -> anyhow::Result<(Connectors, std::time::Duration)> {
+) -> anyhow::Result<Connectors> {
     let http = ProviderHttp::new(
         config.providers.request_timeout,
         config.providers.max_retries,
@@ -392,11 +414,7 @@ fn build_connectors(
             .collect();
         accounts.extend(missing);
     }
-    // A connector's call about one capture makes up to four transport calls (PayPal: a token,
-    // the capture, and both again after a 401; Checkout.com: a payment read, then the capture),
-    // and may first wait for another call's token: the lease must outlast it all.
-    let lease = http.longest_call().saturating_mul(5);
-    Ok((Connectors::from_accounts(&accounts, &http), lease))
+    Ok(Connectors::from_accounts(&accounts, &http))
 }
 
 fn dev_api_key() -> anyhow::Result<String> {

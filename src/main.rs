@@ -4,7 +4,7 @@ use anyhow::Context;
 use capture_service::app::App;
 use capture_service::config::Config;
 use capture_service::providers::load_accounts;
-use capture_service::store::Store;
+use capture_service::store::{PoolSettings, Store};
 use capture_service::{api, telemetry};
 
 /// mimalloc: per-thread free lists instead of glibc's arenas, whose consolidation of freed
@@ -47,7 +47,12 @@ async fn main() -> anyhow::Result<()> {
             app.run(shutdown_signal()).await
         }
         "migrate" => {
-            let store = Store::connect(&config.database_url).await?;
+            // Migrations may take long: no statement bound.
+            let pool = PoolSettings {
+                statement_timeout: None,
+                ..PoolSettings::default()
+            };
+            let store = Store::connect_with(&config.database_url, pool).await?;
             store.migrate().await?;
             println!("migrations applied to {}", config.database_url.redacted());
             Ok(())

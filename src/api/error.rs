@@ -10,7 +10,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tracing::error;
 
 use crate::capture::{CaptureError, Overloaded};
-use crate::domain::FieldViolation;
+use crate::domain::{pan, FieldViolation};
 use crate::providers::connectors::UnknownAccount;
 use crate::providers::{ProviderError, Rejection};
 use crate::store::{LedgerRefusal, StoreError};
@@ -37,9 +37,14 @@ pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
     let mut field_violations: Vec<tonic_types::FieldViolation> = shown
         .iter()
         .map(|v| {
+            // A field path or description may quote what the caller sent (a metadata key):
+            // no card number leaves in a refusal.
             tonic_types::FieldViolation::new(
-                truncate(&v.field, MAX_FIELD_CHARS),
-                truncate(&v.description, MAX_DESCRIPTION_CHARS),
+                truncate(&pan::mask_card_numbers(&v.field), MAX_FIELD_CHARS),
+                truncate(
+                    &pan::mask_card_numbers(&v.description),
+                    MAX_DESCRIPTION_CHARS,
+                ),
             )
         })
         .collect();
@@ -116,14 +121,18 @@ fn store_error(err: StoreError, recorded: Option<&str>) -> Status {
             }
         };
     }
-    tracing::warn!(error = %err, capture_id = recorded, "database unavailable");
+    match recorded {
+        // A capture left PROCESSING is worth its own line; the rest are counted.
+        Some(capture_id) => tracing::warn!(error = %err, capture_id, "database unavailable"),
+        None => crate::telemetry::store_unavailable().record(&err),
+    }
     let (message, metadata) = match recorded {
         None => (
             "the database is unavailable: retry with the same request_id".to_owned(),
             HashMap::new(),
         ),
         Some(capture_id) => (
-            format!("the database became unavailable after capture {capture_id} was recorded; its outcome will be recorded later: retry with the same request_id"),
+            format!("the database became unavailable while capture {capture_id} was being recorded; its outcome will be recorded later: retry with the same request_id"),
             HashMap::from([("capture_id".to_owned(), capture_id.to_owned())]),
         ),
     };
@@ -171,6 +180,7 @@ const RETRY_OVERLOADED_AFTER: Duration = Duration::from_secs(1);
 impl From<Overloaded> for Status {
     /// `RESOURCE_EXHAUSTED` + `RetryInfo`: shed before anything was written.
     fn from(overloaded: Overloaded) -> Self {
+        crate::telemetry::shed().record(&overloaded);
         let mut details = ErrorDetails::with_error_info(
             "OVERLOADED",
             ERROR_DOMAIN,

@@ -228,6 +228,15 @@ pub async fn open(
     // and the replay covers the rest (one sent by both is skipped by its cursor).
     let changes = live.changes.subscribe();
     let joined_at = *live.position.borrow();
+    // A cursor past what this process has seen may come from a replica that is ahead; one past
+    // the trail's head was never sent, and would wait in silence for changes that may never
+    // come.
+    if watch.since > joined_at {
+        let head = store.last_change().await.map_err(Status::from)?;
+        if watch.since > head {
+            return Err(beyond_head(watch.since, head));
+        }
+    }
     let start = if watch.since > 0 {
         watch.since
     } else {
@@ -448,6 +457,16 @@ impl Watcher {
             .try_send(Ok(shared.message.clone()))
             .map_err(|_| End::Gone)
     }
+}
+
+/// `since` is past the newest change: `OUT_OF_RANGE`, naming the head.
+fn beyond_head(since: i64, head: i64) -> Status {
+    let metadata = HashMap::from([("head_cursor".to_owned(), head.to_string())]);
+    Status::with_error_details(
+        Code::OutOfRange,
+        format!("since = {since} is beyond the newest change ({head}): resume from a cursor the service sent, or 0"),
+        ErrorDetails::with_error_info("CURSOR_BEYOND_HEAD", ERROR_DOMAIN, metadata),
+    )
 }
 
 /// Ends a stream, naming the cursor a new call resumes from.

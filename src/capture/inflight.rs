@@ -53,6 +53,17 @@ impl InFlight {
     }
 }
 
+impl InFlight {
+    /// The capture ids whose calls are running now.
+    pub fn ids(&self) -> Vec<String> {
+        let running = match self.running.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        running.keys().cloned().collect()
+    }
+}
+
 /// Waits until the claim behind `rx` is dropped.
 pub async fn finished(mut rx: watch::Receiver<()>) {
     // `changed` errors once the sender (the claim) is gone, which is the signal.

@@ -25,7 +25,7 @@ pub use admission::{Admission, Admitted, Overloaded};
 pub use ids::{is_capture_id, new_capture_id};
 use inflight::{InFlight, Slot};
 pub use reconcile::PassReport;
-pub use webhooks::{Receipt, WebhookFailure};
+pub use webhooks::{Receipt, WebhookFailure, WebhookLimits};
 
 /// A capture and whether it was found again rather than made.
 #[derive(Debug)]
@@ -88,17 +88,17 @@ pub struct Captures {
     webhooks_waiting: Arc<std::sync::atomic::AtomicBool>,
     /// Where the passes' round of kept webhooks goes on from (a `webhook_events` id).
     webhook_sweep: Arc<std::sync::atomic::AtomicI64>,
-    /// How long one provider call about a capture may take (every connector call is bounded
-    /// by it): the lease a request or a reconciler's look holds.
+    /// How long a lease lasts unless renewed: the request or look holding it renews it while
+    /// its call runs ([`Captures::keep_leases_until`]).
     lease: std::time::Duration,
     /// The first back-off of a capture a provider's hint prompted a look at.
     hint_backoff: std::time::Duration,
+    webhooks: WebhookLimits,
 }
 
 impl Captures {
     /// `max_in_flight` captures may be in progress at once; more are refused at once. `lease`
-    /// bounds one provider call about a capture (a connector makes at most a few transport
-    /// calls of [`ProviderHttp::longest_call`](crate::providers::http::ProviderHttp)).
+    /// is how long a lease lasts without renewal (see `store::lease`).
     pub fn new(
         store: Store,
         connectors: Connectors,
@@ -117,7 +117,14 @@ impl Captures {
             webhook_sweep: Arc::default(),
             lease,
             hint_backoff,
+            webhooks: WebhookLimits::default(),
         }
+    }
+
+    /// Replaces the default bounds on webhook deliveries.
+    pub fn with_webhook_limits(mut self, webhooks: WebhookLimits) -> Self {
+        self.webhooks = webhooks;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -186,7 +193,20 @@ impl Captures {
             command: &command,
             lease_micros: self.lease_micros(),
         };
-        match self.store.begin_capture(&new).await? {
+        let begun = self
+            .store
+            .begin_capture(&new)
+            .await
+            .map_err(|err| match err {
+                // The commit may have landed after the bound: name the capture, so a retry (or a
+                // read) finds it.
+                StoreError::TimedOut(_) => CaptureError::Unrecorded {
+                    capture_id: id.clone(),
+                    source: err,
+                },
+                err => CaptureError::Store(err),
+            })?;
+        match begun {
             Begin::Created(record) => {
                 info!(capture_id = %record.id, "capture recorded as PROCESSING; calling provider");
                 let result = self.drive(record, connector, claim, admitted).await?;
@@ -255,7 +275,7 @@ impl Captures {
                             capture_id: current.id.clone(),
                             source,
                         })?;
-                    if leased.is_none() {
+                    if !leased {
                         // Settled since it was read: that is the answer.
                         let current = self.store.get_any(&current.id).await.map_err(|source| {
                             CaptureError::Unrecorded {

@@ -55,6 +55,28 @@ impl Captures {
         }
     }
 
+    /// Renews the leases of this process's provider calls in flight every third of a lease,
+    /// until `stop` is cancelled: while this process lives, its calls keep their leases; when
+    /// it dies, they run out within one lease.
+    pub async fn keep_leases_until(&self, stop: CancellationToken) {
+        let every = self.lease / 3;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let ids = self.in_flight.ids();
+            if ids.is_empty() {
+                continue;
+            }
+            if let Err(err) = self.store.renew_leases(&ids, self.lease_micros()).await {
+                // The leases may run out and another replica look too: with the same
+                // idempotency key, which the provider answers with the same capture.
+                warn!(error = %err, in_flight = ids.len(), "could not renew the leases of calls in flight");
+            }
+        }
+    }
+
     /// Looks once at every capture that is due.
     pub async fn reconcile_pass(&self, config: &ReconcileConfig) -> Result<PassReport, StoreError> {
         let min_age = i64::try_from(config.min_age.as_micros()).unwrap_or(i64::MAX);
@@ -108,22 +130,20 @@ impl Captures {
         source: EventSource,
         interval: std::time::Duration,
     ) -> Result<Option<(CaptureStatus, CaptureRecord)>, StoreError> {
-        let DueCapture {
-            record,
-            attempts,
-            lease,
-        } = due;
+        let DueCapture { record, attempts } = due;
         // A request of this process is already calling the provider for it.
         let Slot::Claimed(_claim) = self.in_flight.claim(&record.id) else {
             return Ok(None);
         };
-        let Some(mine) = self
+        // The claim may have run out while earlier looks of the pass ran, and gone to another
+        // replica.
+        if !self
             .store
-            .renew_lease(&record.id, lease, self.lease_micros())
+            .renew_lease(&record.id, self.lease_micros())
             .await?
-        else {
+        {
             return Ok(None);
-        };
+        }
         // Read again under the lease: a request may have settled it since it was claimed, and
         // asking the provider again could re-send it.
         let record = self.store.get_any(&record.id).await?;
@@ -137,7 +157,6 @@ impl Captures {
             id: &record.id,
             attempts,
             interval,
-            mine,
         };
         let provider = record.command.parts().provider;
         let account = crate::domain::capture::AccountName::parse(&record.account).ok();
@@ -173,7 +192,7 @@ impl Captures {
         let resolved = self.store.resolve(record, resolution, source).await?;
         if source == EventSource::Webhook {
             // Recording a notice's change leaves leases alone; this look's is its own to end.
-            self.store.release_lease(&resolved.id, mine).await?;
+            self.store.release_lease(&resolved.id).await?;
         }
         info!(%from, to = %resolved.status, "capture reconciled");
         Ok(Some((from, resolved)))
@@ -187,9 +206,7 @@ impl Captures {
             .saturating_mul(1 << attempts)
             .min(MAX_BACKOFF);
         let after = now_micros() + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX / 2);
-        self.store
-            .postpone_reconciliation(later.id, after, later.mine)
-            .await
+        self.store.postpone_reconciliation(later.id, after).await
     }
 }
 
@@ -198,6 +215,4 @@ struct Later<'a> {
     id: &'a str,
     attempts: i32,
     interval: std::time::Duration,
-    /// The lease held for the look.
-    mine: i64,
 }

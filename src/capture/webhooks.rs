@@ -7,15 +7,16 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::Captures;
+use super::{Admission, Admitted, Captures, Overloaded};
 use crate::domain::capture::AccountName;
 use crate::domain::notice::{Trust, WebhookChange, WebhookEvent};
 use crate::domain::{CaptureRecord, CaptureStatus, Provider};
 use crate::providers::connectors::UnknownAccount;
-use crate::providers::webhook::{Delivery, WebhookError};
+use crate::providers::webhook::{Delivery, Screened, WebhookError};
 use crate::providers::Connector;
 use crate::store::{EventSource, NewWebhook, Resolution, StoreError, StoredWebhook};
 
@@ -55,6 +56,44 @@ pub enum WebhookFailure {
     Refused(#[from] WebhookError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// This provider's deliveries already fill their slots: the provider delivers again.
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+}
+
+/// Bounds on webhook deliveries: slots per provider, and how long a provider's verification
+/// call may take.
+#[derive(Clone)]
+pub struct WebhookLimits {
+    slots: Arc<[Admission; Provider::ALL.len()]>,
+    verify_timeout: Duration,
+}
+
+impl WebhookLimits {
+    /// `per_provider` deliveries of each provider at once; `verify_timeout` for each
+    /// verification call.
+    pub fn new(per_provider: usize, verify_timeout: Duration) -> Self {
+        WebhookLimits {
+            slots: Arc::new(
+                Provider::ALL.map(|_| Admission::new("webhook deliveries", per_provider)),
+            ),
+            verify_timeout,
+        }
+    }
+
+    fn admit(&self, provider: Provider) -> Result<Admitted, Overloaded> {
+        let index = Provider::ALL
+            .iter()
+            .position(|p| *p == provider)
+            .unwrap_or_default();
+        self.slots[index].admit()
+    }
+}
+
+impl Default for WebhookLimits {
+    fn default() -> Self {
+        WebhookLimits::new(64, Duration::from_secs(5))
+    }
 }
 
 /// How long a kept event waits for its capture before the passes stop looking for it.
@@ -78,7 +117,24 @@ impl Captures {
             })
             .transpose()?;
         let (account, connector) = self.connectors.resolve(provider, account.as_ref())?;
-        let trust = connector.verify_webhook(delivery).await?;
+        // Cheap refusals first: a forged or malformed delivery never holds a slot.
+        let screened = connector.screen_webhook(delivery)?;
+        // Then one of this provider's slots, so that one provider's hang or flood cannot take
+        // the deliveries of the others.
+        let _admitted = self.webhooks.admit(provider)?;
+        let trust = match screened {
+            Screened::Trusted(trust) => trust,
+            Screened::AskProvider => {
+                let deadline = self.webhooks.verify_timeout;
+                tokio::time::timeout(deadline, connector.verify_webhook(delivery))
+                    .await
+                    .map_err(|_| {
+                        WebhookError::VerifierUnavailable(format!(
+                            "the provider's verification did not answer within {deadline:?}"
+                        ))
+                    })??
+            }
+        };
         let event = connector.read_webhook(delivery.body, trust)?;
         tracing::Span::current().record("event_id", event.event_id.as_str());
         if trust == Trust::Signed && event.change.is_none() {

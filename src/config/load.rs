@@ -29,6 +29,7 @@ struct FileConfig {
     shutdown_grace_seconds: Option<u64>,
     reconcile_interval_seconds: Option<u64>,
     reconcile_min_age_seconds: Option<u64>,
+    lease_seconds: Option<u64>,
     #[serde(default)]
     api_keys: Vec<ApiKeyFile>,
     #[serde(default)]
@@ -101,6 +102,9 @@ impl Config {
         if let Some(v) = file.reconcile_min_age_seconds {
             self.reconcile.min_age = Duration::from_secs(v);
         }
+        if let Some(v) = file.lease_seconds {
+            self.reconcile.lease = Duration::from_secs(v);
+        }
         if let Some(limits) = file.limits {
             self.limits = limits;
         }
@@ -167,7 +171,12 @@ impl Config {
             self.reconcile.min_age =
                 Duration::from_secs(parse_num("CAPTURE_RECONCILE_MIN_AGE_SECONDS", v)?);
         }
+        if let Some(v) = get("CAPTURE_LEASE_SECONDS") {
+            self.reconcile.lease = Duration::from_secs(parse_num("CAPTURE_LEASE_SECONDS", v)?);
+        }
         if let Some(v) = get("CAPTURE_DEV_API_KEY") {
+            // The same rule as every API key (`hash-key`): a short key is guessable.
+            crate::api::auth::key_digest_hex(v).map_err(|e| bad("CAPTURE_DEV_API_KEY", e))?;
             self.dev_api_key = Some(Secret::new(v));
         }
         if let Some(v) = env.get("CAPTURE_DEV_API_KEY_FILE") {
@@ -226,6 +235,9 @@ impl Config {
                 "CAPTURE_PROVIDER_TIMEOUT_SECONDS",
                 "must be at least 1",
             ));
+        }
+        if self.reconcile.lease < Duration::from_secs(1) {
+            return Err(bad("CAPTURE_LEASE_SECONDS", "must be at least 1"));
         }
         self.validate_limits()?;
         Ok(())

@@ -65,15 +65,20 @@ pub struct ReconcileConfig {
     pub max_attempts: i32,
     /// Captures looked at per pass.
     pub batch: u64,
+    /// How long a lease on a capture lasts unless its holder renews it. A process renews the
+    /// leases of its calls in flight every third of it, so a process that dies loses its
+    /// leases within one period, and its captures are settled elsewhere then.
+    pub lease: Duration,
 }
 
 impl Default for ReconcileConfig {
     fn default() -> Self {
         ReconcileConfig {
-            interval: Duration::from_secs(30),
+            interval: Duration::from_secs(10),
             min_age: Duration::from_secs(60),
             max_attempts: 24,
             batch: 100,
+            lease: Duration::from_secs(10),
         }
     }
 }
@@ -119,6 +124,23 @@ pub struct Limits {
     pub database_reserved_for_reads: u64,
     /// Milliseconds a statement waits for a database connection before `UNAVAILABLE`.
     pub database_acquire_timeout_ms: u64,
+    /// Milliseconds one store operation (a transaction, or a read) may take before it is given
+    /// up as `UNAVAILABLE`; also PostgreSQL's `statement_timeout` and
+    /// `idle_in_transaction_session_timeout` of the service's sessions. A database that stops
+    /// answering without closing anything (a dropped network) is noticed by this bound alone.
+    pub database_statement_timeout_ms: u64,
+    /// Seconds an HTTP request has to send its whole body (webhooks); then 408.
+    pub http_body_timeout_seconds: u64,
+    /// Seconds an HTTP request may take in all, from its head to its answer; then 408.
+    pub http_request_timeout_seconds: u64,
+    /// Webhook deliveries being received and handled at once, all providers together; past it
+    /// 503 before the body is read, so slow senders cannot take the HTTP port's connections
+    /// from the health checks.
+    pub webhook_max_receiving: u64,
+    /// Webhook deliveries of one provider verified and applied at once; past it 503.
+    pub webhook_max_in_flight_per_provider: u64,
+    /// Milliseconds a provider's webhook verification call (PayPal's) may take; then 503.
+    pub webhook_verify_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -140,13 +162,19 @@ impl Default for Limits {
             database_max_connections: 16,
             database_reserved_for_reads: 4,
             database_acquire_timeout_ms: 2000,
+            database_statement_timeout_ms: 5000,
+            http_body_timeout_seconds: 10,
+            http_request_timeout_seconds: 30,
+            webhook_max_receiving: 256,
+            webhook_max_in_flight_per_provider: 64,
+            webhook_verify_timeout_ms: 5000,
         }
     }
 }
 
 impl Limits {
     /// Each field with its `CAPTURE_*` variable, for loading and for error messages.
-    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 16] {
+    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 22] {
         [
             ("CAPTURE_MAX_CONNECTIONS", &mut self.max_connections),
             (
@@ -200,6 +228,30 @@ impl Limits {
                 "CAPTURE_DATABASE_ACQUIRE_TIMEOUT_MS",
                 &mut self.database_acquire_timeout_ms,
             ),
+            (
+                "CAPTURE_DATABASE_STATEMENT_TIMEOUT_MS",
+                &mut self.database_statement_timeout_ms,
+            ),
+            (
+                "CAPTURE_HTTP_BODY_TIMEOUT_SECONDS",
+                &mut self.http_body_timeout_seconds,
+            ),
+            (
+                "CAPTURE_HTTP_REQUEST_TIMEOUT_SECONDS",
+                &mut self.http_request_timeout_seconds,
+            ),
+            (
+                "CAPTURE_WEBHOOK_MAX_RECEIVING",
+                &mut self.webhook_max_receiving,
+            ),
+            (
+                "CAPTURE_WEBHOOK_MAX_IN_FLIGHT_PER_PROVIDER",
+                &mut self.webhook_max_in_flight_per_provider,
+            ),
+            (
+                "CAPTURE_WEBHOOK_VERIFY_TIMEOUT_MS",
+                &mut self.webhook_verify_timeout_ms,
+            ),
         ]
     }
 
@@ -225,6 +277,22 @@ impl Limits {
 
     pub fn database_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.database_acquire_timeout_ms)
+    }
+
+    pub fn database_statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_statement_timeout_ms)
+    }
+
+    pub fn http_body_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_body_timeout_seconds)
+    }
+
+    pub fn http_request_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_request_timeout_seconds)
+    }
+
+    pub fn webhook_verify_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook_verify_timeout_ms)
     }
 
     /// These limits lowered, where they must be, so that everything they allow at once fits

@@ -145,3 +145,14 @@ fn the_change_poll_is_read_in_milliseconds_and_never_zero() {
         Some("CAPTURE_CHANGE_POLL_MS".to_owned())
     );
 }
+
+#[test]
+fn a_development_key_shorter_than_any_api_key_is_refused() {
+    let err = Config::load(&env(&[("CAPTURE_DEV_API_KEY", "x")])).err();
+    assert_eq!(
+        err.map(|e| e.setting),
+        Some("CAPTURE_DEV_API_KEY".to_owned())
+    );
+    let long = Config::load(&env(&[("CAPTURE_DEV_API_KEY", "dev_0123456789abcdef")]));
+    assert!(long.is_ok_and(|c| c.dev_api_key.is_some()));
+}

@@ -7,7 +7,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use super::money::Money;
-use super::pan::check_no_card_number;
+use super::pan::{check_id_not_card_number, check_no_card_number};
 use super::validation::{check_length, check_printable, quote};
 
 /// The five providers the service captures at.
@@ -110,7 +110,7 @@ text_type!(
         if !is_path_segment(v) {
             return Err("must not be '.' or '..' (or dots alone)".to_owned());
         }
-        Ok(())
+        check_id_not_card_number(v)
     }
 );
 
@@ -132,7 +132,7 @@ text_type!(
         if !v.chars().all(|c| c.is_ascii_graphic()) {
             return Err("must be printable ASCII without spaces".to_owned());
         }
-        Ok(())
+        check_id_not_card_number(v)
     }
 );
 text_type!(

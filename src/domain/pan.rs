@@ -121,6 +121,48 @@ pub fn check_no_card_number(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses an identifier that carries a card number a card network could have issued: a
+/// Luhn-valid run of 13 to 19 digits whose prefix and length are a network's ([`issuable`]).
+///
+/// Ids are narrower than free text on purpose. Callers legitimately send numeric ids
+/// (snowflakes, order numbers), and one in ten of those is Luhn-valid; today's snowflakes are
+/// 18 to 19 digits starting with 1, which no network issues, so they pass. A card number a
+/// caller mistook for an id does not, and is never stored, logged or answered.
+pub fn check_id_not_card_number(text: &str) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let found = candidates(bytes).iter().any(|digits| {
+        is_card_number(bytes, digits) && issuable(digits.iter().map(|&i| bytes[i] - b'0'))
+    });
+    if found {
+        return Err(
+            "must not contain a card number (a Luhn-valid 13 to 19 digit card-network number): card data is never stored"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether `digits` have the prefix and length of a card network's numbers (ISO/IEC 7812 IIN
+/// ranges of Visa, Mastercard, American Express, Discover, JCB, Diners Club, UnionPay and
+/// Maestro). Prefixes 1, 7, 8, 9 and 0 belong to no card network here.
+fn issuable(digits: impl Iterator<Item = u8>) -> bool {
+    let digits: Vec<u32> = digits.map(u32::from).collect();
+    let len = digits.len();
+    let prefix = |n: usize| digits.iter().take(n).fold(0u32, |acc, d| acc * 10 + d);
+    let (p1, p2, p3, p4) = (prefix(1), prefix(2), prefix(3), prefix(4));
+    let visa = p1 == 4 && matches!(len, 13 | 16 | 19);
+    let mastercard = ((51..=55).contains(&p2) || (2221..=2720).contains(&p4)) && len == 16;
+    let amex = matches!(p2, 34 | 37) && len == 15;
+    let discover =
+        (p4 == 6011 || (644..=649).contains(&p3) || p2 == 65) && (16..=19).contains(&len);
+    let jcb = (3528..=3589).contains(&p4) && (16..=19).contains(&len);
+    let diners =
+        ((300..=305).contains(&p3) || matches!(p2, 36 | 38 | 39)) && (14..=19).contains(&len);
+    let unionpay = p2 == 62 && (16..=19).contains(&len);
+    let maestro = (p2 == 50 || (56..=69).contains(&p2)) && (13..=19).contains(&len);
+    visa || mastercard || amex || discover || jcb || diners || unionpay || maestro
+}
+
 /// `text` with every card number in it masked to its first six and last four digits
 /// (`4111 11** **** 1111`); separators stay where they were.
 pub fn mask_card_numbers(text: &str) -> Cow<'_, str> {
@@ -219,6 +261,31 @@ mod tests {
         assert_eq!(body["note"], "paid with 411111******1111");
         assert_eq!(body["nested"][0]["pan"], "411111******1111");
         assert_eq!(body["amount"], 1000);
+    }
+
+    #[test]
+    fn ids_refuse_network_card_numbers_but_not_snowflakes() {
+        for id in [
+            "4111111111111111",
+            "order-5555555555554444",
+            "378282246310005",
+            "6011111111111117",
+            "3530111333300000",
+            "4111-1111-1111-1111",
+        ] {
+            assert!(check_id_not_card_number(id).is_err(), "{id}");
+        }
+        for id in [
+            "1541815603606036480",  // a Twitter snowflake (Luhn-valid, prefix 1)
+            "1234567890123452",     // Luhn-valid, no network starts with 1
+            "9999999999999995",     // Luhn-valid, prefix 9
+            "41111111111111111111", // 20 digits
+            "4111111111111112",     // fails Luhn
+            "0VF52814937998046",    // a PayPal authorization id
+            "req-1",
+        ] {
+            assert!(check_id_not_card_number(id).is_ok(), "{id}");
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! sandbox mode, the emulator's helper endpoints under `/sandbox/`; provider webhooks under
 //! `/webhooks/` ([`webhooks`]).
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -9,6 +11,7 @@ use axum::{Json, Router};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::capture::Captures;
@@ -30,8 +33,15 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
-/// The router of the HTTP port; `extra` carries optional routes (the sandbox's).
-pub fn router(captures: Captures, extra: Option<Router>) -> Router {
+/// The router of the HTTP port; `extra` carries optional routes (the sandbox's). Every request
+/// has `request_timeout` from its head to its answer (408, and the connection closes), and
+/// webhook bodies their own bounds ([`webhooks::ReceiveLimits`]).
+pub fn router(
+    captures: Captures,
+    extra: Option<Router>,
+    webhook_limits: webhooks::ReceiveLimits,
+    request_timeout: Duration,
+) -> Router {
     let store = captures.store().clone();
     let mut app = Router::new()
         .route(
@@ -40,13 +50,29 @@ pub fn router(captures: Captures, extra: Option<Router>) -> Router {
         )
         .route("/readyz", get(readyz))
         .with_state(store)
-        .merge(webhooks::routes(captures));
+        .merge(webhooks::routes(captures, webhook_limits));
     if let Some(extra) = extra {
         app = app.merge(extra);
     }
-    app.layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
+    app.layer(axum::middleware::map_response(close_after_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().on_failure(crate::telemetry::calls::HttpFailures))
         .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+}
+
+/// A request cut off by its deadline may not have sent its whole body: its connection closes.
+async fn close_after_timeout(mut response: axum::response::Response) -> axum::response::Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 async fn readyz(State(store): State<Store>) -> (StatusCode, Json<serde_json::Value>) {

@@ -4,11 +4,19 @@
 //! the delivery is kept (or needs nothing); 401 for a missing or wrong signature, with nothing
 //! changed; 404 for a provider or account we do not serve, or one without capture webhooks
 //! (PaymentOptions); 413 for a body over [`MAX_BODY_BYTES`]; 400 for a genuine delivery we
-//! cannot read; 503 when the provider's verification or our database cannot be reached now, or
-//! [`MAX_IN_FLIGHT`] deliveries are being handled (the provider delivers again).
+//! cannot read; 408 for a body not sent whole in time; 503 when the provider's verification or
+//! our database cannot be reached now, or too many deliveries are in progress (the provider
+//! delivers again).
+//!
+//! The order keeps cheap refusals cheap: at most `max_receiving` deliveries are read at once
+//! (the rest get 503 before their body is read, and the connection closes), each body within its
+//! deadline; then the connector's local checks (a missing signature, a wrong HMAC) refuse
+//! forgeries before they hold one of the provider's slots ([`crate::capture::WebhookLimits`]).
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -20,25 +28,32 @@ use crate::providers::webhook::{Delivery, WebhookError};
 
 /// The largest body taken: provider events are a few KiB.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Deliveries handled at once; past it 503 (the provider delivers again). Each may ask the
-/// provider something (PayPal's verification, a hint's look), so a flood of them must not
-/// become a flood of provider calls.
-pub const MAX_IN_FLIGHT: usize = 64;
+
+/// How deliveries are received.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiveLimits {
+    /// Deliveries being received and handled at once (all providers); past it 503 before the
+    /// body is read.
+    pub max_receiving: usize,
+    /// How long a delivery has to send its whole body.
+    pub body_timeout: Duration,
+}
 
 #[derive(Clone)]
 struct Receiver {
     captures: Captures,
-    admission: Admission,
+    receiving: Admission,
+    body_timeout: Duration,
 }
 
-pub fn routes(captures: Captures) -> Router {
+pub fn routes(captures: Captures, limits: ReceiveLimits) -> Router {
     Router::new()
         .route("/webhooks/{provider}", post(to_default_account))
         .route("/webhooks/{provider}/{account}", post(to_account))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Receiver {
             captures,
-            admission: Admission::new("webhook deliveries", MAX_IN_FLIGHT),
+            receiving: Admission::new("webhook deliveries received", limits.max_receiving),
+            body_timeout: limits.body_timeout,
         })
 }
 
@@ -46,18 +61,43 @@ async fn to_default_account(
     State(receiver): State<Receiver>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    receive(&receiver, &provider, None, &headers, &body).await
+    receive(&receiver, &provider, None, &headers, body).await
 }
 
 async fn to_account(
     State(receiver): State<Receiver>,
     Path((provider, account)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    receive(&receiver, &provider, Some(&account), &headers, &body).await
+    receive(&receiver, &provider, Some(&account), &headers, body).await
+}
+
+fn answer(status: StatusCode, key: &str, value: String) -> Response {
+    (status, Json(serde_json::json!({ key: value }))).into_response()
+}
+
+/// An answer given before the body was read whole: the connection closes after it, so that a
+/// sender that is still sending (or never will) holds nothing.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// 503 with `Retry-After: 1`: the provider delivers again.
+fn busy(message: &str) -> Response {
+    crate::telemetry::shed().record(&message);
+    let mut busy = answer(StatusCode::SERVICE_UNAVAILABLE, "error", message.into());
+    busy.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    busy
 }
 
 async fn receive(
@@ -65,27 +105,56 @@ async fn receive(
     provider: &str,
     account: Option<&str>,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Body,
 ) -> Response {
-    let answer = |status: StatusCode, key: &str, value: String| {
-        (status, Json(serde_json::json!({ key: value }))).into_response()
-    };
-    let Ok(_admitted) = receiver.admission.admit() else {
-        let mut busy = answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "error",
-            "too many deliveries in progress; deliver again".into(),
-        );
-        busy.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("1"),
-        );
-        return busy;
-    };
-    let captures = &receiver.captures;
     let Some(provider) = Provider::parse(provider) else {
-        return answer(StatusCode::NOT_FOUND, "error", "no such provider".into());
+        return closing(answer(
+            StatusCode::NOT_FOUND,
+            "error",
+            "no such provider".into(),
+        ));
     };
+    let Ok(_receiving) = receiver.receiving.admit() else {
+        return closing(busy("too many deliveries in progress; deliver again"));
+    };
+    let body = match tokio::time::timeout(
+        receiver.body_timeout,
+        axum::body::to_bytes(body, MAX_BODY_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(err)) => {
+            let too_large = std::error::Error::source(&err)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            return closing(if too_large {
+                answer(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "error",
+                    format!("the body is over {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                answer(
+                    StatusCode::BAD_REQUEST,
+                    "error",
+                    "the body could not be read".into(),
+                )
+            });
+        }
+        Err(_) => {
+            tracing::info!(%provider, "webhook body not received in time");
+            return closing(answer(
+                StatusCode::REQUEST_TIMEOUT,
+                "error",
+                format!(
+                    "the body was not received within {:?}",
+                    receiver.body_timeout
+                ),
+            ));
+        }
+    };
+    let body: &[u8] = &body;
+    let captures = &receiver.captures;
     let delivery = Delivery { headers, body };
     match captures.receive_webhook(provider, account, delivery).await {
         Ok(receipt) => answer(StatusCode::OK, "result", receipt.as_str().into()),
@@ -104,10 +173,20 @@ async fn receive(
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 WebhookFailure::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                WebhookFailure::Overloaded(_) => {
+                    return busy("too many deliveries of this provider in progress; deliver again");
+                }
             };
             // A parse error may quote what the provider sent: no card number may leave here.
             let error = pan::mask_card_numbers(&failure.to_string()).into_owned();
-            tracing::warn!(%provider, status = status.as_u16(), %error, "webhook refused");
+            // A verifier or a database away comes in storms: each is one episode.
+            if let WebhookFailure::Refused(WebhookError::VerifierUnavailable(_)) = &failure {
+                crate::telemetry::verifier_unavailable().record(&error);
+            } else if status == StatusCode::SERVICE_UNAVAILABLE {
+                crate::telemetry::store_unavailable().record(&error);
+            } else {
+                tracing::warn!(%provider, status = status.as_u16(), %error, "webhook refused");
+            }
             let message = match &failure {
                 // Our own failures say nothing of our internals.
                 WebhookFailure::Store(_) => {

@@ -187,15 +187,33 @@ pub trait Connector: Send + Sync + 'static {
         capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError>;
 
-    /// Decides how far a webhook delivery can be trusted: a signed one whose signature checks
-    /// out, or a mere hint. A provider without webhooks refuses every delivery.
-    async fn verify_webhook(
+    /// The checks a delivery's own headers and bytes allow, made here and at once: a local
+    /// signature (an HMAC) decides; a delivery that only the provider can vouch for
+    /// ([`webhook::Screened::AskProvider`]) must at least carry what that question needs. What
+    /// fails here is refused before it holds a slot or is kept. A provider without webhooks
+    /// refuses every delivery.
+    fn screen_webhook(
         &self,
         _delivery: webhook::Delivery<'_>,
-    ) -> Result<webhook::Trust, webhook::WebhookError> {
+    ) -> Result<webhook::Screened, webhook::WebhookError> {
         Err(webhook::WebhookError::NotSupported(
             "this provider documents no capture webhook",
         ))
+    }
+
+    /// Decides how far a webhook delivery can be trusted: a signed one whose signature checks
+    /// out, or a mere hint. Asks the provider where [`Connector::screen_webhook`] says so
+    /// (providers that do override this).
+    async fn verify_webhook(
+        &self,
+        delivery: webhook::Delivery<'_>,
+    ) -> Result<webhook::Trust, webhook::WebhookError> {
+        match self.screen_webhook(delivery)? {
+            webhook::Screened::Trusted(trust) => Ok(trust),
+            webhook::Screened::AskProvider => Err(webhook::WebhookError::VerifierUnavailable(
+                "this connector has no verification call".into(),
+            )),
+        }
     }
 
     /// Reads the event of a delivery [`Connector::verify_webhook`] took (again, from the stored

@@ -23,6 +23,17 @@ impl Delivery<'_> {
     }
 }
 
+/// What the local checks of a delivery found ([`Connector::screen_webhook`]).
+///
+/// [`Connector::screen_webhook`]: crate::providers::Connector::screen_webhook
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screened {
+    /// Decided here: signed (the local signature checks out) or a hint.
+    Trusted(Trust),
+    /// Well-formed, but only the provider's verification call can say it is genuine.
+    AskProvider,
+}
+
 /// Why a delivery is not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {

@@ -153,23 +153,32 @@ impl Store {
     ) -> Result<Option<read::Joined>, StoreError> {
         static SQL: LazyLock<Sql> =
             LazyLock::new(|| read::select_where("c.tenant = $1 AND c.request_id = $2"));
-        read::joined_one(&self.db, &SQL, vec![tenant.into(), request_id.into()]).await
+        self.bounded(read::joined_one(
+            &self.db,
+            &SQL,
+            vec![tenant.into(), request_id.into()],
+        ))
+        .await
     }
 
     /// One capture of a tenant; another tenant's capture is `None`.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<CaptureRecord>, StoreError> {
         static SQL: LazyLock<Sql> =
             LazyLock::new(|| read::select_where("c.id = $1 AND c.tenant = $2"));
-        read::joined_one(&self.db, &SQL, vec![id.into(), tenant.into()])
-            .await?
-            .map(read::Joined::into_record)
-            .transpose()
+        self.bounded(read::joined_one(
+            &self.db,
+            &SQL,
+            vec![id.into(), tenant.into()],
+        ))
+        .await?
+        .map(read::Joined::into_record)
+        .transpose()
     }
 
     /// One capture, whatever its tenant (for the service's own bookkeeping).
     pub async fn get_any(&self, id: &str) -> Result<CaptureRecord, StoreError> {
         static SQL: LazyLock<Sql> = LazyLock::new(|| read::select_where("c.id = $1"));
-        read::joined_one(&self.db, &SQL, vec![id.into()])
+        self.bounded(read::joined_one(&self.db, &SQL, vec![id.into()]))
             .await?
             .ok_or_else(|| StoreError::Missing(id.to_owned()))?
             .into_record()
@@ -213,7 +222,7 @@ impl Store {
             .order_by_desc(captures::Column::Id)
             .limit(query.page_size + 1)
             .build(self.db.get_database_backend());
-        let mut rows = read::joined_page(&self.db, page).await?;
+        let mut rows = self.bounded(read::joined_page(&self.db, page)).await?;
         let next = if rows.len() as u64 > query.page_size {
             rows.truncate(query.page_size as usize);
             rows.last().map(|r| (r.row.create_time, r.row.id.clone()))

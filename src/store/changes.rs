@@ -57,6 +57,20 @@ impl Store {
         self.feed.subscribe().await
     }
 
+    /// The newest change's cursor in the trail (0 when it is empty): no cursor the service sent
+    /// can be beyond it.
+    pub async fn last_change(&self) -> Result<i64, StoreError> {
+        let statement = Sql::new("SELECT COALESCE(MAX(id), 0) FROM capture_events".to_owned())
+            .statement(self.db.get_database_backend(), Vec::new());
+        let row = self
+            .bounded(async { Ok(self.db.query_one(statement).await?) })
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get_by_index::<i64>(0)?,
+            None => 0,
+        })
+    }
+
     /// Every tenant's changes with a cursor in `(after, up_to]`, oldest first, at most `limit`.
     pub async fn all_changes(
         &self,
@@ -116,8 +130,7 @@ impl Store {
         values: Vec<sea_orm::Value>,
     ) -> Result<Vec<Change>, StoreError> {
         let statement = Sql::new(sql).statement(self.db.get_database_backend(), values);
-        self.db
-            .query_all(statement)
+        self.bounded(async { Ok(self.db.query_all(statement).await?) })
             .await?
             .iter()
             .map(|row| {

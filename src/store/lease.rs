@@ -4,11 +4,20 @@
 //! before it calls. With several replicas, two never call about one capture at once, and none
 //! calls about a capture whose request is still in flight elsewhere.
 //!
+//! A lease proves its holder is alive: it is short ([`ReconcileConfig::lease`], 10 s by
+//! default), and the holding process renews the leases of all its calls in flight, in one
+//! statement, every third of it ([`Store::renew_leases`]). A process that dies loses its
+//! leases within one period; a lease that ran out (rather than was given back) marks a capture
+//! whose holder died mid-call, due for a look at once. A live call, however slow, keeps its
+//! lease.
+//!
 //! A lease names its holder's process (`lease_owner`) and keeps only *other* processes away:
 //! within one, the in-flight table guards its calls, and a request whose answer could not be
-//! recorded (the database was away) does not lock its own retry out. Renewing and releasing a
-//! lease are compare-and-set on its value and owner, so a holder whose lease ran out (and was
-//! taken by someone else) changes nothing.
+//! recorded (the database was away) does not lock its own retry out. Renewing, releasing and
+//! postponing are compare-and-set on the owner, so a holder whose lease ran out and was taken
+//! by someone else changes nothing.
+//!
+//! [`ReconcileConfig::lease`]: crate::config::ReconcileConfig::lease
 
 use std::sync::LazyLock;
 
@@ -19,13 +28,11 @@ use super::sql::Sql;
 use super::{now_micros, Store, StoreError};
 use crate::domain::{CaptureRecord, CaptureStatus};
 
-/// An open capture claimed for a look: the record, how many looks it has had, and the lease.
+/// An open capture claimed for a look: the record, and how many looks it has had.
 #[derive(Debug)]
 pub struct DueCapture {
     pub record: CaptureRecord,
     pub attempts: i32,
-    /// The lease's value, the holder's token.
-    pub lease: i64,
 }
 
 /// `status IN ('PROCESSING', 'PENDING')`.
@@ -58,10 +65,11 @@ pub(super) fn new_owner() -> String {
 }
 
 impl Store {
-    /// Claims the captures whose outcome is still open (`PROCESSING`, `PENDING`), unchanged for
-    /// `min_age_micros`, due for another look, not given up on, and not leased, oldest first:
-    /// each is leased for `lease_micros`. On PostgreSQL the candidates are locked with
-    /// `SKIP LOCKED`: two replicas claiming at once take different captures.
+    /// Claims the captures whose outcome is still open (`PROCESSING`, `PENDING`), due for another
+    /// look, not given up on, and not leased, oldest first: each is leased for `lease_micros`.
+    /// A capture left unleased waits `min_age_micros` after its last change; one whose lease ran
+    /// out is due at once (its holder died mid-call). On PostgreSQL the candidates are locked
+    /// with `SKIP LOCKED`: two replicas claiming at once take different captures.
     pub async fn claim_due_for_reconciliation(
         &self,
         min_age_micros: i64,
@@ -72,12 +80,13 @@ impl Store {
         fn claim(lock: &str) -> Sql {
             Sql::new(format!(
                 "UPDATE captures SET lease_until = $1, lease_owner = $2 WHERE id IN (\
-                 SELECT id FROM captures WHERE {} AND update_time <= $3 \
-                 AND (reconcile_after IS NULL OR reconcile_after <= $4) \
-                 AND reconcile_attempts < $5 AND {} \
-                 ORDER BY update_time LIMIT $7{lock}) RETURNING id, reconcile_attempts",
+                 SELECT id FROM captures WHERE {} \
+                 AND (update_time <= $3 OR lease_until <= $4) \
+                 AND (reconcile_after IS NULL OR reconcile_after <= $5) \
+                 AND reconcile_attempts < $6 AND {} \
+                 ORDER BY update_time LIMIT $8{lock}) RETURNING id, reconcile_attempts",
                 open(),
-                free("$6"),
+                free("$7"),
             ))
         }
         static CLAIM_POSTGRES: LazyLock<Sql> = LazyLock::new(|| claim(" FOR UPDATE SKIP LOCKED"));
@@ -88,6 +97,7 @@ impl Store {
             lease.into(),
             self.lease_owner.as_str().into(),
             (now - min_age_micros).into(),
+            now.into(),
             now.into(),
             max_attempts.into(),
             now.into(),
@@ -108,11 +118,7 @@ impl Store {
                 .find(|(id, _)| *id == record.id)
                 .map(|(_, attempts)| *attempts)
                 .unwrap_or(0);
-            due.push(DueCapture {
-                record,
-                attempts,
-                lease,
-            });
+            due.push(DueCapture { record, attempts });
         }
         due.sort_by_key(|d| d.record.update_time);
         Ok(due)
@@ -151,21 +157,17 @@ impl Store {
         };
         let attempts: i32 = row.try_get_by_index(0)?;
         let record = self.get_any(capture_id).await?;
-        Ok(Some(DueCapture {
-            record,
-            attempts,
-            lease,
-        }))
+        Ok(Some(DueCapture { record, attempts }))
     }
 
     /// Takes the lease of a `PROCESSING` capture whose request is about to call the provider
-    /// again (a retry resuming it): the new lease, or `None` while someone else holds it (or it
-    /// is no longer `PROCESSING`).
+    /// again (a retry resuming it): whether it was taken; not while someone else holds it (or
+    /// once it is no longer `PROCESSING`).
     pub async fn take_lease(
         &self,
         capture_id: &str,
         lease_micros: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<bool, StoreError> {
         static TAKE: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(format!(
                 "UPDATE captures SET lease_until = $1, lease_owner = $2 WHERE id = $3 \
@@ -189,25 +191,23 @@ impl Store {
                 ],
             )
             .await?;
-        Ok((!rows.is_empty()).then_some(lease))
+        Ok(!rows.is_empty())
     }
 
-    /// Extends a lease its holder still holds (`mine`): the new lease, or `None` when it is no
-    /// longer the holder's.
+    /// Extends the lease of one capture while this process still holds it: whether it does.
     pub async fn renew_lease(
         &self,
         capture_id: &str,
-        mine: i64,
         lease_micros: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<bool, StoreError> {
         static RENEW: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(
-                "UPDATE captures SET lease_until = $1 WHERE id = $2 AND lease_until = $3 \
-                 AND lease_owner = $4 RETURNING id"
+                "UPDATE captures SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 \
+                 RETURNING id"
                     .to_owned(),
             )
         });
-        let lease = now_micros().saturating_add(lease_micros).max(mine + 1);
+        let lease = now_micros().saturating_add(lease_micros);
         let rows = self
             .leasing(
                 &RENEW,
@@ -215,49 +215,70 @@ impl Store {
                 vec![
                     lease.into(),
                     capture_id.into(),
-                    mine.into(),
                     self.lease_owner.as_str().into(),
                 ],
             )
             .await?;
-        Ok((!rows.is_empty()).then_some(lease))
+        Ok(!rows.is_empty())
     }
 
-    /// Gives back a lease its holder still holds (`mine`).
-    pub async fn release_lease(&self, capture_id: &str, mine: i64) -> Result<(), StoreError> {
+    /// Extends, in one statement, every lease this process holds on `capture_ids` (its calls
+    /// in flight): the heartbeat that keeps a live holder's leases from running out. How many
+    /// were renewed.
+    pub async fn renew_leases(
+        &self,
+        capture_ids: &[String],
+        lease_micros: i64,
+    ) -> Result<usize, StoreError> {
+        let mut renewed = 0;
+        // Well under every backend's limit of bound values.
+        for chunk in capture_ids.chunks(500) {
+            let placeholders: Vec<String> = (3..chunk.len() + 3).map(|i| format!("${i}")).collect();
+            let sql = Sql::new(format!(
+                "UPDATE captures SET lease_until = $1 WHERE lease_owner = $2 AND id IN ({}) \
+                 RETURNING id",
+                placeholders.join(", ")
+            ));
+            let mut values = vec![
+                now_micros().saturating_add(lease_micros).into(),
+                self.lease_owner.as_str().into(),
+            ];
+            values.extend(chunk.iter().map(|id| id.as_str().into()));
+            renewed += self.leasing(&sql, &sql, values).await?.len();
+        }
+        Ok(renewed)
+    }
+
+    /// Gives back a lease this process still holds.
+    pub async fn release_lease(&self, capture_id: &str) -> Result<(), StoreError> {
         static RELEASE: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(
                 "UPDATE captures SET lease_until = NULL, lease_owner = NULL \
-                 WHERE id = $1 AND lease_until = $2 AND lease_owner = $3 RETURNING id"
+                 WHERE id = $1 AND lease_owner = $2 RETURNING id"
                     .to_owned(),
             )
         });
         self.leasing(
             &RELEASE,
             &RELEASE,
-            vec![
-                capture_id.into(),
-                mine.into(),
-                self.lease_owner.as_str().into(),
-            ],
+            vec![capture_id.into(), self.lease_owner.as_str().into()],
         )
         .await?;
         Ok(())
     }
 
     /// Counts one more look at a capture that is still open, says when to look again, and
-    /// releases the lease `mine` — all only while it is still the holder's.
+    /// releases the lease — all only while this process still holds it.
     pub async fn postpone_reconciliation(
         &self,
         capture_id: &str,
         after_micros: i64,
-        mine: i64,
     ) -> Result<(), StoreError> {
         static POSTPONE: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(
                 "UPDATE captures SET reconcile_after = $1, lease_until = NULL, \
                  lease_owner = NULL, reconcile_attempts = reconcile_attempts + 1 \
-                 WHERE id = $2 AND lease_until = $3 AND lease_owner = $4 RETURNING id"
+                 WHERE id = $2 AND lease_owner = $3 RETURNING id"
                     .to_owned(),
             )
         });
@@ -267,7 +288,6 @@ impl Store {
             vec![
                 after_micros.into(),
                 capture_id.into(),
-                mine.into(),
                 self.lease_owner.as_str().into(),
             ],
         )
@@ -287,8 +307,11 @@ impl Store {
             DbBackend::Postgres => postgres,
             _ => sqlite,
         };
-        let _turn = self.write_turn().await?;
-        Ok(self.db.query_all(sql.statement(backend, values)).await?)
+        self.bounded(async {
+            let _turn = self.write_turn().await?;
+            Ok(self.db.query_all(sql.statement(backend, values)).await?)
+        })
+        .await
     }
 
     /// Whole records of `ids` (any tenant's), in one statement.
@@ -302,7 +325,7 @@ impl Store {
         }
         let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let select = read::select_where(&format!("c.id IN ({})", placeholders.join(", ")));
-        read::joined(&self.db, &select, ids)
+        self.bounded(read::joined(&self.db, &select, ids))
             .await?
             .into_iter()
             .map(read::Joined::into_record)

@@ -48,6 +48,11 @@ pub enum StoreError {
     Corrupt { id: String, problem: String },
     #[error("capture {0} does not exist")]
     Missing(String),
+    /// The operation did not finish within its bound ([`PoolSettings::statement_timeout`]): the
+    /// database stopped answering, or answers too slowly. Whether a write took effect is not
+    /// known; a retry finds out.
+    #[error("database unavailable: no answer within {0:?}")]
+    TimedOut(Duration),
 }
 
 impl From<DbErr> for StoreError {
@@ -63,7 +68,7 @@ impl From<DbErr> for StoreError {
 impl StoreError {
     /// Whether a retry of the same request may succeed once the database is back.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::TimedOut(_))
     }
 }
 
@@ -80,6 +85,10 @@ pub struct PoolSettings {
     /// How often the change feed reads the trail for other processes' writes, besides their
     /// notices (PostgreSQL `NOTIFY`).
     pub change_poll: Duration,
+    /// The longest one operation (a transaction, a read) may take, here and, on PostgreSQL, as
+    /// the sessions' `statement_timeout` and `idle_in_transaction_session_timeout`; `None` for
+    /// migrations, which may take long.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PoolSettings {
@@ -89,6 +98,7 @@ impl Default for PoolSettings {
             reserved_for_reads: 4,
             acquire_timeout: Duration::from_secs(2),
             change_poll: feed::POLL,
+            statement_timeout: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -105,6 +115,8 @@ pub struct Store {
     /// SQLite's writes, committed in groups (`writer`); `None` on PostgreSQL.
     group_commit: Option<writer::GroupCommit>,
     acquire_timeout: Duration,
+    /// The bound of one operation ([`PoolSettings::statement_timeout`]).
+    operation_timeout: Option<Duration>,
     /// How far watchers may read the audit trail.
     feed: feed::Feed,
     /// This store's name on the leases it takes: another process's lease keeps it away, its
@@ -138,6 +150,22 @@ impl Store {
                     .busy_timeout(pool.acquire_timeout)
                     .foreign_keys(true)
             });
+        if let Some(timeout) = pool.statement_timeout {
+            // The server ends a statement, and a transaction left idle by a client that went
+            // away, at the bound (so it releases the rows it locked); its keepalives notice a
+            // client that vanished. The client side bounds each operation itself (`bounded`):
+            // a network that drops packets never lets the server's answer reach it.
+            let millis = timeout.as_millis().to_string();
+            options.map_sqlx_postgres_opts(move |o| {
+                o.options([
+                    ("statement_timeout", millis.as_str()),
+                    ("idle_in_transaction_session_timeout", millis.as_str()),
+                    ("tcp_keepalives_idle", "30"),
+                    ("tcp_keepalives_interval", "10"),
+                    ("tcp_keepalives_count", "3"),
+                ])
+            });
+        }
         let db = Database::connect(options).await?;
         let writers = match db.get_database_backend() {
             DbBackend::Sqlite => 1,
@@ -155,6 +183,7 @@ impl Store {
             writers,
             group_commit,
             acquire_timeout: pool.acquire_timeout,
+            operation_timeout: pool.statement_timeout,
             feed,
             lease_owner: lease::new_owner(),
         })
@@ -167,6 +196,7 @@ impl Store {
     pub async fn connect_migrated(url: &str, pool: PoolSettings) -> Result<Self, StoreError> {
         let single = PoolSettings {
             max_connections: 1,
+            statement_timeout: None,
             ..pool
         };
         let migrator = Self::connect_with(url, single).await?;
@@ -182,10 +212,30 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the database answers (readiness).
+    /// Whether the database answers (readiness), within the operation bound.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.db.execute_unprepared("SELECT 1").await?;
-        Ok(())
+        self.bounded(async {
+            self.db.execute_unprepared("SELECT 1").await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs one operation within the bound of [`PoolSettings::statement_timeout`]. A database
+    /// behind a network that drops packets answers nothing and closes nothing: only this bound
+    /// ends the wait. The operation is dropped there (a transaction is rolled back, or its
+    /// connection closed when the ping sqlx makes on its return fails).
+    async fn bounded<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(bound) = self.operation_timeout else {
+            return operation.await;
+        };
+        match tokio::time::timeout(bound, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::TimedOut(bound)),
+        }
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

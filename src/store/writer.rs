@@ -62,7 +62,7 @@ impl Store {
     /// Runs `work` in a write transaction and returns its result once that is committed (or
     /// at once, for work that discards what it wrote).
     pub(super) async fn write<T: Send + 'static>(&self, work: Work<T>) -> Result<T, StoreError> {
-        let written = self.write_once(work).await;
+        let written = self.bounded(self.write_once(work)).await;
         if written.is_ok() {
             self.feed.committed();
         }

@@ -80,7 +80,55 @@ async fn a_card_number_in_a_provider_answer_is_stored_masked(db: Db) -> TestResu
     Ok(())
 }
 
+/// Everything a refusal carries, as text: message and encoded details.
+fn refusal_text(status: &tonic::Status) -> String {
+    format!(
+        "{} {:?} {}",
+        status.message(),
+        status.get_details_bad_request(),
+        String::from_utf8_lossy(status.details())
+    )
+}
+
+/// A card number as a metadata key, a request_id or an authorization_id is refused, and the
+/// refusal quotes none of it; numeric ids that no card network issues (snowflakes) are taken.
+async fn card_numbers_as_ids_and_keys_are_refused_without_being_quoted(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+
+    let mut keyed = paypal_capture(&auth, usd("10.00"));
+    keyed.metadata = [("4111111111111111".to_owned(), "x".to_owned())].into();
+    let mut requested = paypal_capture(&auth, usd("10.00"));
+    requested.request_id = "4111111111111111".into();
+    let authorized = paypal_capture("5555555555554444", usd("10.00"));
+    for (request, field) in [
+        (keyed, "metadata[411111******1111]"),
+        (requested, "request_id"),
+        (authorized, "authorization_id"),
+    ] {
+        let status = error_of(app.capture(request).await)?;
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert_eq!(bad_fields(&status), [field]);
+        let text = refusal_text(&status);
+        for pan in ["4111111111111111", "5555555555554444"] {
+            assert!(!text.contains(pan), "{text}");
+        }
+    }
+    let listed = app
+        .list(TENANT_A_KEY, proto::ListCapturesRequest::default())
+        .await?;
+    assert!(listed.captures.is_empty());
+
+    // A Luhn-valid snowflake id is no card number any network issues.
+    let mut snowflake = paypal_capture(&auth, usd("10.00"));
+    snowflake.request_id = "1541815603606036480".into();
+    let capture = app.captured(snowflake).await?;
+    assert_eq!(capture.request_id, "1541815603606036480");
+    Ok(())
+}
+
 on_both_databases!(
+    card_numbers_as_ids_and_keys_are_refused_without_being_quoted,
     free_text_with_a_card_number_is_refused_and_nothing_is_written,
     a_card_number_in_a_provider_answer_is_stored_masked,
 );

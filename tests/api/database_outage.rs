@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tonic::Code;
 
@@ -67,9 +67,11 @@ async fn a_capture_while_the_database_is_away_is_unavailable_and_a_retry_capture
     Ok(())
 }
 
-/// A PayPal whose first capture call takes the database away before it answers.
+/// A PayPal whose first call takes the database away before it answers: a reset outage, or a
+/// blackhole (`blackhole`).
 async fn paypal_that_breaks_the_database(
     outage: Arc<Outage>,
+    blackhole: bool,
 ) -> Result<(String, Counter), std::io::Error> {
     let once = Arc::new(AtomicBool::new(false));
     counting_paypal::start_with(Behaviour {
@@ -77,7 +79,9 @@ async fn paypal_that_breaks_the_database(
             let outage = Arc::clone(&outage);
             let first = !once.swap(true, Ordering::SeqCst);
             Box::pin(async move {
-                if first {
+                if first && blackhole {
+                    let _ = outage.begin_blackhole().await;
+                } else if first {
                     let _ = outage.begin().await;
                 }
             })
@@ -87,11 +91,32 @@ async fn paypal_that_breaks_the_database(
     .await
 }
 
+/// A retry of `request` settles `capture_id` as COMPLETED, and every PayPal call carried that
+/// capture's own key.
+async fn settles_on_retry_captured_once(
+    app: &TestApp,
+    request: proto::CaptureRequest,
+    capture_id: &str,
+    counter: &Counter,
+) -> TestResult {
+    let settled = app.replayed(request).await?;
+    assert_eq!(settled.id, capture_id);
+    assert_eq!(settled.status(), proto::CaptureStatus::Completed);
+    let mut ids = counter.request_ids();
+    ids.dedup();
+    assert_eq!(
+        ids,
+        [capture_id],
+        "every PayPal call carried the capture's own key"
+    );
+    Ok(())
+}
+
 async fn a_capture_the_provider_took_while_the_database_went_away_names_its_id_and_settles_on_retry(
     db: Db,
 ) -> TestResult {
     let outage = Arc::new(Outage::prepare(db).await?);
-    let (paypal, counter) = paypal_that_breaks_the_database(Arc::clone(&outage)).await?;
+    let (paypal, counter) = paypal_that_breaks_the_database(Arc::clone(&outage), false).await?;
     let app = app_through(db, &outage, &paypal).await?;
     let request = paypal_capture("0VF52814937998046", usd("25.00"));
 
@@ -107,17 +132,7 @@ async fn a_capture_the_provider_took_while_the_database_went_away_names_its_id_a
     // to the same PayPal-Request-Id.
     let stored = app.get(TENANT_A_KEY, &capture_id).await?;
     assert_eq!(stored.status(), proto::CaptureStatus::Processing);
-    let settled = app.replayed(request).await?;
-    assert_eq!(settled.id, capture_id);
-    assert_eq!(settled.status(), proto::CaptureStatus::Completed);
-    let mut ids = counter.request_ids();
-    ids.dedup();
-    assert_eq!(
-        ids,
-        [capture_id],
-        "every PayPal call carried the capture's own key"
-    );
-    Ok(())
+    settles_on_retry_captured_once(&app, request, &capture_id, &counter).await
 }
 
 async fn reads_while_the_database_is_away_are_unavailable(db: Db) -> TestResult {
@@ -160,7 +175,59 @@ async fn reads_while_the_database_is_away_are_unavailable(db: Db) -> TestResult 
     Ok(())
 }
 
+/// The database stops answering (PostgreSQL: every packet dropped, nothing closed) while the
+/// provider takes the capture: the caller hears `UNAVAILABLE` with the capture id within the
+/// statement bound, not at the end of the outage; readiness says not ready just as fast; once
+/// the database is back a retry settles the capture, taken once.
+async fn a_blackholed_database_answers_unavailable_with_the_capture_id_within_the_bound(
+    db: Db,
+) -> TestResult {
+    let outage = Arc::new(Outage::prepare(db).await?);
+    let (paypal, counter) = paypal_that_breaks_the_database(Arc::clone(&outage), true).await?;
+    let paypal_url = paypal.clone();
+    let app = TestApp::spawn_with(db, |config| {
+        config.database_url = outage.route(&config.database_url).into();
+        config.limits.database_acquire_timeout_ms = 500;
+        config.limits.database_statement_timeout_ms = 1000;
+        use_paypal_at(config, paypal_url);
+    })
+    .await?;
+    let request = paypal_capture("0VF52814937998046", usd("25.00"));
+
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(15), app.capture(request.clone()))
+        .await
+        .map_err(|_| "no answer within 15 s of a blackholed database")?;
+    let took = started.elapsed();
+    let metadata = store_unavailable(result)?;
+    let capture_id = detail(&metadata, "capture_id")
+        .ok_or("no capture id")?
+        .to_owned();
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    assert_eq!(counter.captures(), 1, "PayPal was called once");
+    if db == Db::Postgres {
+        let started = Instant::now();
+        let ready = tokio::time::timeout(
+            Duration::from_secs(10),
+            reqwest::get(format!("http://{}/readyz", app.http_addr)),
+        )
+        .await
+        .map_err(|_| "/readyz did not answer within 10 s")??
+        .status();
+        assert_eq!(ready, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "/readyz answered after {:?}",
+            started.elapsed()
+        );
+    }
+    outage.end().await?;
+
+    settles_on_retry_captured_once(&app, request, &capture_id, &counter).await
+}
+
 on_both_databases!(
+    a_blackholed_database_answers_unavailable_with_the_capture_id_within_the_bound,
     a_capture_while_the_database_is_away_is_unavailable_and_a_retry_captures_once,
     a_capture_the_provider_took_while_the_database_went_away_names_its_id_and_settles_on_retry,
     reads_while_the_database_is_away_are_unavailable,

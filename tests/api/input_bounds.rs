@@ -190,3 +190,109 @@ on_both_databases!(
     amounts_the_ledger_cannot_sum_are_refused_and_the_largest_still_add_up,
     amounts_outside_the_documented_syntax_are_refused,
 );
+
+/// Passes bytes through as they are: a client that sends what no generated stub would.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let bytes = bytes::Buf::chunk(buf).to_vec();
+        bytes::Buf::advance(buf, bytes.len());
+        Ok(Some(bytes))
+    }
+}
+
+/// A message that does not decode is the caller's mistake on every RPC: `INVALID_ARGUMENT`
+/// saying so, never `INTERNAL` (which README keeps for bugs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_are_not_valid_protobuf_are_invalid_arguments() -> TestResult {
+    let app = TestApp::spawn(Db::Sqlite).await?;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr))?
+        .connect()
+        .await?;
+    let not_utf8_authorization_id = vec![0x1a, 0x02, 0xff, 0xfe];
+    let broken_varint = vec![0x08, 0xff];
+    for (method, body, streaming) in [
+        ("Capture", &not_utf8_authorization_id, false),
+        ("Capture", &broken_varint, false),
+        ("GetCapture", &broken_varint, false),
+        ("ListCaptures", &broken_varint, false),
+        ("WatchCaptures", &broken_varint, true),
+    ] {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await?;
+        let mut request = tonic::Request::new(body.clone());
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {TENANT_A_KEY}").parse()?);
+        let path: http::uri::PathAndQuery =
+            format!("/capture.v1.CaptureService/{method}").parse()?;
+        let status = if streaming {
+            match grpc.server_streaming(request, path, RawCodec).await {
+                Ok(response) => {
+                    let mut stream = response.into_inner();
+                    match stream.message().await {
+                        Err(status) => status,
+                        Ok(message) => return Err(format!("{method}: {message:?}").into()),
+                    }
+                }
+                Err(status) => status,
+            }
+        } else {
+            match grpc.unary(request, path, RawCodec).await {
+                Err(status) => status,
+                Ok(answer) => return Err(format!("{method}: {answer:?}").into()),
+            }
+        };
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{method}: {status:?}"
+        );
+        assert!(
+            status.message().contains("not a valid protobuf"),
+            "{status:?}"
+        );
+    }
+    let listed = app
+        .list(TENANT_A_KEY, proto::ListCapturesRequest::default())
+        .await?;
+    assert!(listed.captures.is_empty());
+    app.stop().await
+}

@@ -20,4 +20,5 @@ mod payment_options;
 mod paypal;
 mod stax;
 mod watch;
+mod webhook_limits;
 mod webhooks;

@@ -15,7 +15,64 @@ on_both_databases!(
     watch_filters_are_checked_and_applied,
     one_tenant_cannot_take_every_watch,
     at_shutdown_a_watch_ends_naming_its_cursor,
+    a_watch_from_beyond_the_newest_change_is_out_of_range,
 );
+
+/// A cursor no change has reached yet was never sent: `OUT_OF_RANGE` naming the newest one,
+/// not a watch that stays silent for ever. The newest cursor itself is a fine place to start.
+async fn a_watch_from_beyond_the_newest_change_is_out_of_range(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    app.captured(paypal_capture(&auth, usd("1.00"))).await?;
+    let mut from_start = app
+        .watch(
+            TENANT_A_KEY,
+            WatchCapturesRequest {
+                since: 0,
+                ..Default::default()
+            },
+        )
+        .await?;
+    // Any watcher's first change tells the newest cursor: replay from 1.
+    let mut replay = app
+        .watch(
+            TENANT_A_KEY,
+            WatchCapturesRequest {
+                since: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let seen = next_changes(&mut replay, 1).await?;
+    let newest = seen.last().map(|c| c.cursor).ok_or("no change replayed")?;
+    drop(from_start.message());
+    for since in [1_i64 << 62, newest + 1_000] {
+        let refused = app
+            .watch(
+                TENANT_A_KEY,
+                WatchCapturesRequest {
+                    since,
+                    ..Default::default()
+                },
+            )
+            .await;
+        let status = refused.err().ok_or("a watch from the future was taken")?;
+        assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+        let (reason, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
+        assert_eq!(reason, "CURSOR_BEYOND_HEAD");
+        let head: i64 = metadata.get("head_cursor").ok_or("no head")?.parse()?;
+        assert!(head >= newest, "{head} < {newest}");
+    }
+    app.watch(
+        TENANT_A_KEY,
+        WatchCapturesRequest {
+            since: newest,
+            ..Default::default()
+        },
+    )
+    .await?;
+    app.stop().await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_committed_on_one_replica_reaches_watchers_on_another() -> TestResult {

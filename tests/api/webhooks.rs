@@ -51,7 +51,7 @@ async fn until(
 }
 
 /// Posts a delivery; its HTTP status and JSON answer.
-async fn deliver(
+pub(crate) async fn deliver(
     app: &TestApp,
     path: &str,
     headers: &[(&str, String)],
@@ -70,14 +70,14 @@ async fn deliver(
     Ok((status, json))
 }
 
-fn hmac_hex(secret: &str, body: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
+pub(crate) fn hmac_hex(secret: &str, body: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())?;
     mac.update(body);
     Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
 /// A Checkout.com event about one capture action, as Checkout.com documents it.
-fn checkout_event(
+pub(crate) fn checkout_event(
     event_id: &str,
     kind: &str,
     payment: &str,

@@ -2,7 +2,8 @@
 //!
 //! - PostgreSQL: the app reaches the server through a TCP proxy inside the test. An outage
 //!   resets every open connection (RST, as a failover or a cut network does) and refuses new
-//!   ones until it ends.
+//!   ones until it ends; a blackhole instead holds every byte, both ways, closing nothing (a
+//!   network that drops packets), until it ends.
 //! - SQLite: another process's transaction holds the write lock (a backup, a migration job),
 //!   so the app's writes wait out their busy timeout and fail.
 
@@ -21,6 +22,8 @@ use super::Db;
 pub struct TcpProxy {
     addr: SocketAddr,
     down: Arc<AtomicBool>,
+    /// While true, no byte goes through in either direction, and nothing is closed.
+    blackholed: watch::Sender<bool>,
     /// Bumped at each cut; every forwarding task watches it and resets its sockets.
     cuts: watch::Sender<u64>,
 }
@@ -36,30 +39,37 @@ impl TcpProxy {
         let addr = listener.local_addr()?;
         let down = Arc::new(AtomicBool::new(false));
         let (cuts, _) = watch::channel(0u64);
+        let (blackholed, _) = watch::channel(false);
         let proxy = TcpProxy {
             addr,
             down: Arc::clone(&down),
+            blackholed: blackholed.clone(),
             cuts: cuts.clone(),
         };
         tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 if down.load(Ordering::SeqCst) {
                     reset(&client);
                     continue;
                 }
                 let mut cut = cuts.subscribe();
+                let hole = blackholed.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
                         reset(&client);
                         return;
                     };
+                    // Every close from here on is a reset, as a cut (below) must be.
+                    reset(&client);
+                    reset(&server);
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {
-                            reset(&client);
-                            reset(&server);
-                        }
+                        () = forward(client_read, server_write, hole.clone()) => {}
+                        () = forward(server_read, client_write, hole) => {}
+                        _ = cut.changed() => {}
                     }
+                    // The halves are dropped here: both sockets close (reset).
                 });
             }
         });
@@ -78,6 +88,40 @@ impl TcpProxy {
 
     pub fn restore(&self) {
         self.down.store(false, Ordering::SeqCst);
+    }
+
+    /// From now on no byte goes through, and nothing is closed.
+    pub fn blackhole(&self) {
+        self.blackholed.send_replace(true);
+    }
+
+    /// Bytes flow again, those held first.
+    pub fn lift_blackhole(&self) {
+        self.blackholed.send_replace(false);
+    }
+}
+
+/// Copies `from` to `to`, holding what it read while the proxy is blackholed.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut hole: watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while *hole.borrow_and_update() {
+            if hole.changed().await.is_err() {
+                return;
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -138,10 +182,26 @@ impl Outage {
         Ok(())
     }
 
+    /// From now on the database answers nothing and closes nothing: PostgreSQL's network drops
+    /// every packet; SQLite's file is locked by another process, as in [`Outage::begin`] (a
+    /// local file has no network to lose).
+    pub async fn begin_blackhole(&self) -> Result<(), sea_orm::DbErr> {
+        match self {
+            Outage::Postgres(proxy) => {
+                proxy.blackhole();
+                Ok(())
+            }
+            Outage::Sqlite { .. } => self.begin().await,
+        }
+    }
+
     /// The database is back.
     pub async fn end(&self) -> Result<(), sea_orm::DbErr> {
         match self {
-            Outage::Postgres(proxy) => proxy.restore(),
+            Outage::Postgres(proxy) => {
+                proxy.lift_blackhole();
+                proxy.restore();
+            }
             Outage::Sqlite { holder, .. } => {
                 if let Some(connection) = holder.lock().await.take() {
                     connection.execute_unprepared("ROLLBACK").await?;

@@ -28,7 +28,7 @@ pub const TENANT_A_KEY: &str = "test-key-tenant-a";
 pub const TENANT_B_KEY: &str = "test-key-tenant-b";
 
 /// Which database the app runs on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
     Sqlite,
     Postgres,

@@ -20,7 +20,7 @@ use http::StatusCode;
 
 use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
 use super::kit::Kit;
-use super::webhook::{Delivery, Trust, WebhookError, WebhookEvent};
+use super::webhook::{Delivery, Screened, Trust, WebhookError, WebhookEvent};
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::Secret;
 use crate::domain::outcome::ProviderFailure;
@@ -246,9 +246,9 @@ impl Connector for CheckoutConnector {
     }
 
     /// `Cko-Signature`, the HMAC of the body with the account's webhook secret.
-    async fn verify_webhook(&self, delivery: Delivery<'_>) -> Result<Trust, WebhookError> {
+    fn screen_webhook(&self, delivery: Delivery<'_>) -> Result<Screened, WebhookError> {
         webhook::verify(delivery, self.webhook_secret.as_ref())?;
-        Ok(Trust::Signed)
+        Ok(Screened::Trusted(Trust::Signed))
     }
 
     fn read_webhook(&self, body: &[u8], _trust: Trust) -> Result<WebhookEvent, WebhookError> {

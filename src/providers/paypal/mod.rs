@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
 use super::kit::Kit;
-use super::webhook::{Delivery, Trust, WebhookError, WebhookEvent};
+use super::webhook::{Delivery, Screened, Trust, WebhookError, WebhookEvent};
 use super::{CaptureCall, Connector, ProviderError, Rejection};
 use crate::config::Secret;
 use crate::domain::capture::is_path_segment;
@@ -255,6 +255,13 @@ impl Connector for PaypalConnector {
             answer = self.get_capture(&url, &self.token().await?).await?;
         }
         classify(answer)
+    }
+
+    /// A delivery with the five transmission headers, a configured webhook id and a JSON body
+    /// can be put to PayPal; anything less is refused here.
+    fn screen_webhook(&self, delivery: Delivery<'_>) -> Result<Screened, WebhookError> {
+        webhook::verify_request(delivery, self.webhook_id.as_deref())?;
+        Ok(Screened::AskProvider)
     }
 
     /// Asks PayPal's `verify-webhook-signature` whether the delivery is genuine.

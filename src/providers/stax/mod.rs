@@ -251,11 +251,13 @@ impl Connector for StaxConnector {
 
     /// Stax's webhook signature is not confirmed in our material: a delivery is taken only as
     /// a hint to look its capture up (`fetch_outcome`), never believed.
-    async fn verify_webhook(
+    fn screen_webhook(
         &self,
         _delivery: crate::providers::webhook::Delivery<'_>,
-    ) -> Result<crate::providers::webhook::Trust, crate::providers::webhook::WebhookError> {
-        Ok(crate::providers::webhook::Trust::Hint)
+    ) -> Result<crate::providers::webhook::Screened, crate::providers::webhook::WebhookError> {
+        Ok(crate::providers::webhook::Screened::Trusted(
+            crate::providers::webhook::Trust::Hint,
+        ))
     }
 
     /// The ids it names (`event`, which names the event in logs, is an *unconfirmed* field name).
