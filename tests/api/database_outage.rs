@@ -68,7 +68,7 @@ async fn a_capture_while_the_database_is_away_is_unavailable_and_a_retry_capture
 }
 
 /// A PayPal whose first call takes the database away before it answers: a reset outage, or a
-/// blackhole (`blackhole`).
+/// blackhole (`blackhole`) that swallows the statement recording its answer.
 async fn paypal_that_breaks_the_database(
     outage: Arc<Outage>,
     blackhole: bool,
@@ -80,7 +80,10 @@ async fn paypal_that_breaks_the_database(
             let first = !once.swap(true, Ordering::SeqCst);
             Box::pin(async move {
                 if first && blackhole {
-                    let _ = outage.begin_blackhole().await;
+                    // Mid-transaction: the statement that records the answer is held.
+                    let _ = outage
+                        .blackhole_at(b"UPDATE captures SET update_time")
+                        .await;
                 } else if first {
                     let _ = outage.begin().await;
                 }
@@ -203,6 +206,7 @@ async fn a_blackholed_database_answers_unavailable_with_the_capture_id_within_th
     let capture_id = detail(&metadata, "capture_id")
         .ok_or("no capture id")?
         .to_owned();
+    println!("blackholed database ({db:?}): UNAVAILABLE with the capture id after {took:?}");
     assert!(took < Duration::from_secs(5), "answered after {took:?}");
     assert_eq!(counter.captures(), 1, "PayPal was called once");
     if db == Db::Postgres {

@@ -151,6 +151,10 @@ async fn a_paypal_that_never_answers_holds_neither_its_senders_nor_other_provide
     )
     .await?;
     assert_eq!(status, 503);
+    println!(
+        "silent PayPal ({db:?}): one delivery answered 503 after {:?}",
+        started.elapsed()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -198,6 +202,10 @@ async fn a_paypal_that_never_answers_holds_neither_its_senders_nor_other_provide
         .map(|r| r.map(|(status, _)| status))
         .collect::<Result<_, _>>()?;
     assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    println!(
+        "silent PayPal ({db:?}): 80 deliveries all answered 503 within {:?}",
+        started.elapsed()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "the flood took {:?}",

@@ -24,6 +24,8 @@ pub struct TcpProxy {
     down: Arc<AtomicBool>,
     /// While true, no byte goes through in either direction, and nothing is closed.
     blackholed: watch::Sender<bool>,
+    /// Bytes that, when a client next sends them, begin a blackhole before they go through.
+    armed: Arc<std::sync::Mutex<Option<&'static [u8]>>>,
     /// Bumped at each cut; every forwarding task watches it and resets its sockets.
     cuts: watch::Sender<u64>,
 }
@@ -40,10 +42,12 @@ impl TcpProxy {
         let down = Arc::new(AtomicBool::new(false));
         let (cuts, _) = watch::channel(0u64);
         let (blackholed, _) = watch::channel(false);
+        let armed: Arc<std::sync::Mutex<Option<&'static [u8]>>> = Arc::default();
         let proxy = TcpProxy {
             addr,
             down: Arc::clone(&down),
             blackholed: blackholed.clone(),
+            armed: Arc::clone(&armed),
             cuts: cuts.clone(),
         };
         tokio::spawn(async move {
@@ -54,6 +58,10 @@ impl TcpProxy {
                 }
                 let mut cut = cuts.subscribe();
                 let hole = blackholed.subscribe();
+                let trigger = Trigger {
+                    armed: Arc::clone(&armed),
+                    blackholed: blackholed.clone(),
+                };
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         reset(&client);
@@ -65,8 +73,8 @@ impl TcpProxy {
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
                     tokio::select! {
-                        () = forward(client_read, server_write, hole.clone()) => {}
-                        () = forward(server_read, client_write, hole) => {}
+                        () = forward(client_read, server_write, hole.clone(), Some(trigger)) => {}
+                        () = forward(server_read, client_write, hole, None) => {}
                         _ = cut.changed() => {}
                     }
                     // The halves are dropped here: both sockets close (reset).
@@ -90,35 +98,68 @@ impl TcpProxy {
         self.down.store(false, Ordering::SeqCst);
     }
 
-    /// From now on no byte goes through, and nothing is closed.
-    pub fn blackhole(&self) {
-        self.blackholed.send_replace(true);
-    }
-
     /// Bytes flow again, those held first.
     pub fn lift_blackhole(&self) {
+        if let Ok(mut armed) = self.armed.lock() {
+            *armed = None;
+        }
         self.blackholed.send_replace(false);
+    }
+
+    /// A blackhole begins when a client next sends `bytes` (a statement's text): that
+    /// statement, and all after it, are held with the transaction it belongs to in flight.
+    pub fn blackhole_at(&self, bytes: &'static [u8]) {
+        if let Ok(mut armed) = self.armed.lock() {
+            *armed = Some(bytes);
+        }
     }
 }
 
-/// Copies `from` to `to`, holding what it read while the proxy is blackholed.
+/// Begins the blackhole when an armed pattern passes from a client.
+struct Trigger {
+    armed: Arc<std::sync::Mutex<Option<&'static [u8]>>>,
+    blackholed: watch::Sender<bool>,
+}
+
+impl Trigger {
+    fn check(&self, sent: &[u8]) {
+        let Ok(mut armed) = self.armed.lock() else {
+            return;
+        };
+        if let Some(pattern) = *armed {
+            if sent.windows(pattern.len()).any(|w| w == pattern) {
+                *armed = None;
+                self.blackholed.send_replace(true);
+            }
+        }
+    }
+}
+
+/// Copies `from` to `to`, holding what it read, and the end of the stream, while the proxy is
+/// blackholed.
 async fn forward(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut hole: watch::Receiver<bool>,
+    trigger: Option<Trigger>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
+        let read = from.read(&mut buf).await;
+        if let (Some(trigger), Ok(n)) = (&trigger, &read) {
+            trigger.check(&buf[..*n]);
+        }
+        // Held, like the bytes: a blackhole carries no close either.
         while *hole.borrow_and_update() {
             if hole.changed().await.is_err() {
                 return;
             }
         }
+        let n = match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
@@ -154,7 +195,10 @@ impl Outage {
         match self {
             Outage::Postgres(proxy) => {
                 let upstream = postgres_addr().to_string();
-                database_url.replacen(&upstream, &proxy.addr().to_string(), 1)
+                let routed = database_url.replacen(&upstream, &proxy.addr().to_string(), 1);
+                // In plain text, so that a blackhole can begin at a chosen statement.
+                let join = if routed.contains('?') { '&' } else { '?' };
+                format!("{routed}{join}sslmode=disable")
             }
             Outage::Sqlite { url, .. } => {
                 if let Ok(mut url) = url.lock() {
@@ -182,13 +226,14 @@ impl Outage {
         Ok(())
     }
 
-    /// From now on the database answers nothing and closes nothing: PostgreSQL's network drops
-    /// every packet; SQLite's file is locked by another process, as in [`Outage::begin`] (a
-    /// local file has no network to lose).
-    pub async fn begin_blackhole(&self) -> Result<(), sea_orm::DbErr> {
+    /// The database answers nothing and closes nothing from the moment the app next sends
+    /// `statement` (PostgreSQL: its network drops every packet, with that statement's
+    /// transaction in flight); SQLite's file is locked by another process at once, as in
+    /// [`Outage::begin`] (a local file has no network to lose).
+    pub async fn blackhole_at(&self, statement: &'static [u8]) -> Result<(), sea_orm::DbErr> {
         match self {
             Outage::Postgres(proxy) => {
-                proxy.blackhole();
+                proxy.blackhole_at(statement);
                 Ok(())
             }
             Outage::Sqlite { .. } => self.begin().await,
