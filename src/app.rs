@@ -9,12 +9,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
+use tonic_health::ServingStatus;
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
 use crate::api::{ApiKeys, CaptureApi, WatchLimits};
 use crate::capture::{Captures, WebhookLimits};
 use crate::config::{ApiKey, Config, ProviderSources, SandboxMode};
+use crate::http::Readiness;
 use crate::net::{raise_open_file_limit, serve_http1, Listener, ListenerRules, HTTP2_PREFACE_LEN};
 use crate::proto::capture_service_server::CaptureServiceServer;
 use crate::providers::http::ProviderHttp;
@@ -24,6 +26,9 @@ use crate::sandbox::Sandbox;
 use crate::store::{PoolSettings, Store};
 #[cfg(not(feature = "sandbox"))]
 use without_sandbox::Sandbox;
+
+/// The API's name in `grpc.health.v1`.
+const CAPTURE_SERVICE: &str = "capture.v1.CaptureService";
 
 /// A built server: listeners bound, database migrated, not yet serving.
 pub struct App {
@@ -186,16 +191,46 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let token = CancellationToken::new();
+        let readiness = Readiness::new(self.store.clone());
         let trigger = token.clone();
+        let draining = readiness.clone();
         tokio::spawn(async move {
             shutdown.await;
+            // Not ready first, then drain: probes turn traffic away while calls finish.
+            draining.drain();
             trigger.cancel();
         });
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health
-            .set_serving::<CaptureServiceServer<CaptureApi>>()
+            .set_service_status(crate::http::readiness::LIVENESS, ServingStatus::Serving)
             .await;
+        // "" and the API follow the readiness check: not serving until it first passes.
+        let health_task = {
+            let health = health.clone();
+            let mut ready = readiness.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    let status = if *ready.borrow_and_update() {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    for name in ["", CAPTURE_SERVICE] {
+                        health.set_service_status(name, status).await;
+                    }
+                    if ready.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let checker = {
+            let readiness = readiness.clone();
+            let stop = token.clone();
+            let every = self.config.limits.readiness_check_interval();
+            tokio::spawn(async move { readiness.check_until(every, stop).await })
+        };
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -263,6 +298,7 @@ impl App {
         let sandbox_routes = self.sandbox.as_ref().map(Sandbox::admin_router);
         let http_router = crate::http::router(
             self.captures.clone(),
+            readiness.clone(),
             sandbox_routes,
             crate::http::webhooks::ReceiveLimits {
                 max_receiving: limits.webhook_max_receiving as usize,
@@ -321,9 +357,13 @@ impl App {
         if let Err(err) = reconciler.await {
             warn!(error = %err, "the reconciler stopped abnormally");
         }
-        health
-            .set_not_serving::<CaptureServiceServer<CaptureApi>>()
-            .await;
+        let _ = checker.await;
+        health_task.abort();
+        for name in ["", CAPTURE_SERVICE, crate::http::readiness::LIVENESS] {
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
 
         // Provider calls run in their own tasks; give them the grace period to record outcomes.
         self.tasks.close();

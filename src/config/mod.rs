@@ -141,6 +141,8 @@ pub struct Limits {
     pub webhook_max_in_flight_per_provider: u64,
     /// Milliseconds a provider's webhook verification call (PayPal's) may take; then 503.
     pub webhook_verify_timeout_ms: u64,
+    /// Milliseconds between the readiness checks that drive `grpc.health.v1`.
+    pub readiness_check_interval_ms: u64,
 }
 
 impl Default for Limits {
@@ -168,13 +170,14 @@ impl Default for Limits {
             webhook_max_receiving: 256,
             webhook_max_in_flight_per_provider: 64,
             webhook_verify_timeout_ms: 5000,
+            readiness_check_interval_ms: 2000,
         }
     }
 }
 
 impl Limits {
     /// Each field with its `CAPTURE_*` variable, for loading and for error messages.
-    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 22] {
+    fn fields_mut(&mut self) -> [(&'static str, &mut u64); 23] {
         [
             ("CAPTURE_MAX_CONNECTIONS", &mut self.max_connections),
             (
@@ -252,6 +255,10 @@ impl Limits {
                 "CAPTURE_WEBHOOK_VERIFY_TIMEOUT_MS",
                 &mut self.webhook_verify_timeout_ms,
             ),
+            (
+                "CAPTURE_READINESS_CHECK_INTERVAL_MS",
+                &mut self.readiness_check_interval_ms,
+            ),
         ]
     }
 
@@ -291,6 +298,10 @@ impl Limits {
         Duration::from_secs(self.http_request_timeout_seconds)
     }
 
+    pub fn readiness_check_interval(&self) -> Duration {
+        Duration::from_millis(self.readiness_check_interval_ms)
+    }
+
     pub fn webhook_verify_timeout(&self) -> Duration {
         Duration::from_millis(self.webhook_verify_timeout_ms)
     }
@@ -324,6 +335,19 @@ impl Limits {
                 self.max_connections
             ));
             fitted.max_connections = per_port;
+        }
+        // Webhook senders may hold at most half of the HTTP port's connections: the health
+        // checks must always find one.
+        let receiving = self
+            .webhook_max_receiving
+            .min(fitted.max_connections / 2)
+            .max(1);
+        if receiving < self.webhook_max_receiving {
+            lowered.push(format!(
+                "CAPTURE_WEBHOOK_MAX_RECEIVING lowered from {} to {receiving}, half of the HTTP port's {} connections, so that health checks always find one",
+                self.webhook_max_receiving, fitted.max_connections
+            ));
+            fitted.webhook_max_receiving = receiving;
         }
         (fitted, lowered)
     }

@@ -116,7 +116,9 @@ fn limits_are_lowered_to_fit_the_open_file_limit() {
     let (fitted, lowered) = limits.fitted_to(1024);
     assert_eq!(fitted.max_captures_in_flight, 376);
     assert_eq!(fitted.max_connections, 188);
-    assert_eq!(lowered.len(), 2);
+    // Webhook senders hold at most half of the HTTP port's connections.
+    assert_eq!(fitted.webhook_max_receiving, 94);
+    assert_eq!(lowered.len(), 3);
     let everything = 2 * fitted.max_connections
         + fitted.max_captures_in_flight
         + fitted.database_max_connections;

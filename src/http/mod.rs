@@ -15,9 +15,11 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::capture::Captures;
-use crate::store::Store;
 
+pub mod readiness;
 pub mod webhooks;
+
+pub use readiness::{NotReady, Readiness};
 
 /// Gives every request an `x-request-id` unless the caller sent one.
 #[derive(Clone, Copy, Default)]
@@ -38,18 +40,18 @@ impl MakeRequestId for RandomRequestId {
 /// webhook bodies their own bounds ([`webhooks::ReceiveLimits`]).
 pub fn router(
     captures: Captures,
+    readiness: Readiness,
     extra: Option<Router>,
     webhook_limits: webhooks::ReceiveLimits,
     request_timeout: Duration,
 ) -> Router {
-    let store = captures.store().clone();
     let mut app = Router::new()
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/readyz", get(readyz))
-        .with_state(store)
+        .with_state(readiness)
         .merge(webhooks::routes(captures, webhook_limits));
     if let Some(extra) = extra {
         app = app.merge(extra);
@@ -75,11 +77,15 @@ async fn close_after_timeout(mut response: axum::response::Response) -> axum::re
     response
 }
 
-async fn readyz(State(store): State<Store>) -> (StatusCode, Json<serde_json::Value>) {
-    match store.ping().await {
+async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<serde_json::Value>) {
+    match readiness.check().await {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness check failed");
+        Err(NotReady::Draining) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "shutting down"})),
+        ),
+        Err(NotReady::Database(err)) => {
+            tracing::debug!(error = %err, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(serde_json::json!({"status": "database unavailable"})),

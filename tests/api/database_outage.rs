@@ -236,3 +236,88 @@ on_both_databases!(
     a_capture_the_provider_took_while_the_database_went_away_names_its_id_and_settles_on_retry,
     reads_while_the_database_is_away_are_unavailable,
 );
+
+type Health = tonic_health::pb::health_client::HealthClient<tonic::transport::Channel>;
+type HealthStatus = tonic_health::pb::health_check_response::ServingStatus;
+
+/// What `grpc.health.v1.Health/Check` answers for `name`.
+async fn health_of(health: &Health, name: &str) -> Result<HealthStatus, tonic::Status> {
+    let answer = health
+        .clone()
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: name.to_owned(),
+        })
+        .await?
+        .into_inner();
+    Ok(answer.status())
+}
+
+/// Waits (at most 5 s) until `""` and the API both report `want`.
+async fn until_health(health: &Health, want: HealthStatus) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = (
+            health_of(health, "").await?,
+            health_of(health, "capture.v1.CaptureService").await?,
+        );
+        if now == (want, want) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("still {now:?}, not {want:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The next status a health `Watch` sends (at most 5 s).
+async fn next_health(
+    watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+) -> Result<HealthStatus, Box<dyn std::error::Error>> {
+    let next = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .map_err(|_| "no health change within 5 s")??;
+    Ok(next.ok_or("the watch ended")?.status())
+}
+
+/// `grpc.health.v1` tells the truth: `NOT_SERVING` for `""` and the API while PostgreSQL
+/// cannot be reached, `SERVING` again once it is back (no restart), a `Watch` sees each
+/// change, and the `liveness` name stays `SERVING` throughout (a database outage must not
+/// restart every pod).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_follows_the_database_through_an_outage() -> TestResult {
+    let (paypal, _) = counting_paypal::start().await?;
+    let outage = Outage::prepare(Db::Postgres).await?;
+    let app = TestApp::spawn_with(Db::Postgres, |config| {
+        config.database_url = outage.route(&config.database_url).into();
+        config.limits.database_acquire_timeout_ms = 500;
+        config.limits.readiness_check_interval_ms = 100;
+        use_paypal_at(config, paypal);
+    })
+    .await?;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr))?
+        .connect()
+        .await?;
+    let health = Health::new(channel);
+    until_health(&health, HealthStatus::Serving).await?;
+    let mut watch = health
+        .clone()
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: "capture.v1.CaptureService".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(next_health(&mut watch).await?, HealthStatus::Serving);
+
+    outage.begin().await?;
+    until_health(&health, HealthStatus::NotServing).await?;
+    assert_eq!(next_health(&mut watch).await?, HealthStatus::NotServing);
+    assert_eq!(health_of(&health, "liveness").await?, HealthStatus::Serving);
+    let ready = reqwest::get(format!("http://{}/readyz", app.http_addr)).await?;
+    assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+
+    outage.end().await?;
+    until_health(&health, HealthStatus::Serving).await?;
+    assert_eq!(next_health(&mut watch).await?, HealthStatus::Serving);
+    app.stop().await
+}
