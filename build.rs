@@ -20,5 +20,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &[PathBuf::from("proto"), include],
         )?;
     println!("cargo:rerun-if-changed=proto");
+
+    // The revision `capture_build_info` and `--version` report: the caller's
+    // CAPTURE_GIT_REVISION (an image build without .git), else git's, else "unknown".
+    let revision = env::var("CAPTURE_GIT_REVISION").ok().or_else(|| {
+        let out = std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    });
+    println!(
+        "cargo:rustc-env=CAPTURE_GIT_REVISION={}",
+        revision.unwrap_or_else(|| "unknown".to_owned())
+    );
+    println!("cargo:rerun-if-env-changed=CAPTURE_GIT_REVISION");
+    for head in [".git/HEAD", ".git/refs/heads"] {
+        if std::path::Path::new(head).exists() {
+            println!("cargo:rerun-if-changed={head}");
+        }
+    }
     Ok(())
 }

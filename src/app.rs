@@ -287,6 +287,7 @@ impl App {
             .http2_keepalive_timeout(Some(limits.grpc_keepalive_timeout()))
             .max_concurrent_streams(limits.grpc_max_concurrent_streams as u32)
             .layer(TraceLayer::new_for_grpc().on_failure(crate::telemetry::calls::GrpcFailures))
+            .layer(crate::telemetry::grpc_metrics::GrpcMetricsLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -19,9 +19,25 @@ pub struct Admission {
     kind: &'static str,
 }
 
-/// Held while an admitted call is in progress.
+/// Held while an admitted call is in progress (counted in `capture_in_flight`).
 #[derive(Debug)]
-pub struct Admitted(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct Admitted {
+    _slot: OwnedSemaphorePermit,
+    kind: &'static str,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        in_flight(self.kind).dec();
+    }
+}
+
+fn in_flight(kind: &'static str) -> prometheus_client::metrics::gauge::Gauge {
+    crate::telemetry::metrics::metrics()
+        .in_flight
+        .get_or_create(&crate::telemetry::metrics::Kind { kind })
+        .clone()
+}
 
 /// The limit was reached: the call was refused before it did anything.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,13 +59,25 @@ impl Admission {
 
     /// A slot, or [`Overloaded`] at once when none is free.
     pub fn admit(&self) -> Result<Admitted, Overloaded> {
-        Arc::clone(&self.slots)
-            .try_acquire_owned()
-            .map(Admitted)
-            .map_err(|_| Overloaded {
-                kind: self.kind,
-                limit: self.limit,
-            })
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(slot) => {
+                in_flight(self.kind).inc();
+                Ok(Admitted {
+                    _slot: slot,
+                    kind: self.kind,
+                })
+            }
+            Err(_) => {
+                crate::telemetry::metrics::metrics()
+                    .shed
+                    .get_or_create(&crate::telemetry::metrics::Kind { kind: self.kind })
+                    .inc();
+                Err(Overloaded {
+                    kind: self.kind,
+                    limit: self.limit,
+                })
+            }
+        }
     }
 }
 

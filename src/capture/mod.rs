@@ -76,6 +76,25 @@ pub enum CaptureError {
     Task(String),
 }
 
+/// Counts one provider operation in the metrics.
+fn record_provider_call<T>(
+    provider: crate::domain::Provider,
+    operation: &'static str,
+    answer: &Result<T, ProviderError>,
+    started: tokio::time::Instant,
+) {
+    let outcome = match answer {
+        Ok(_) => "ok",
+        Err(err) => err.outcome_label(),
+    };
+    crate::telemetry::metrics::metrics().provider_call(
+        provider.as_str(),
+        operation,
+        outcome,
+        started.elapsed(),
+    );
+}
+
 /// Captures payments: the orchestrator shared by every request.
 #[derive(Clone)]
 pub struct Captures {
@@ -324,7 +343,10 @@ impl Captures {
             let _claim = claim;
             let _admitted = admitted;
             let call = CaptureCall::of(&record);
+            let provider = record.command.parts().provider;
+            let started = tokio::time::Instant::now();
             let answer = connector.capture(call).await;
+            record_provider_call(provider, "capture", &answer, started);
             let resolution = match &answer {
                 Ok(outcome) => Resolution::Outcome(Box::new(outcome.clone())),
                 Err(ProviderError::Rejected { failure, .. }) => Resolution::Rejected(failure.clone()),

@@ -79,6 +79,12 @@ impl Captures {
 
     /// Looks once at every capture that is due.
     pub async fn reconcile_pass(&self, config: &ReconcileConfig) -> Result<PassReport, StoreError> {
+        let (due, oldest) = self.store.open_backlog(config.max_attempts).await?;
+        let metrics = crate::telemetry::metrics::metrics();
+        metrics.reconciler_due.set(due);
+        metrics
+            .reconciler_oldest_due_seconds
+            .set(oldest.map_or(0, |micros| now_micros().saturating_sub(micros) / 1_000_000));
         let min_age = i64::try_from(config.min_age.as_micros()).unwrap_or(i64::MAX);
         let due = self
             .store
@@ -168,7 +174,10 @@ impl Captures {
                 return Ok(None);
             }
         };
-        let resolution = match connector.fetch_outcome(&record).await {
+        let started = tokio::time::Instant::now();
+        let fetched = connector.fetch_outcome(&record).await;
+        super::record_provider_call(provider, "lookup", &fetched, started);
+        let resolution = match fetched {
             Ok(outcome) if outcome.status == record.status => {
                 // Still open (e.g. still PENDING): look again later.
                 self.postpone(later).await?;

@@ -126,13 +126,26 @@ impl Captures {
             Screened::Trusted(trust) => trust,
             Screened::AskProvider => {
                 let deadline = self.webhooks.verify_timeout;
-                tokio::time::timeout(deadline, connector.verify_webhook(delivery))
+                let started = tokio::time::Instant::now();
+                let verified = tokio::time::timeout(deadline, connector.verify_webhook(delivery))
                     .await
-                    .map_err(|_| {
-                        WebhookError::VerifierUnavailable(format!(
+                    .unwrap_or_else(|_| {
+                        Err(WebhookError::VerifierUnavailable(format!(
                             "the provider's verification did not answer within {deadline:?}"
-                        ))
-                    })??
+                        )))
+                    });
+                let outcome = match &verified {
+                    Ok(_) => "ok",
+                    Err(_) if started.elapsed() >= deadline => "timeout",
+                    Err(err) => err.outcome_label(),
+                };
+                crate::telemetry::metrics::metrics().provider_call(
+                    provider.as_str(),
+                    "verify_webhook",
+                    outcome,
+                    started.elapsed(),
+                );
+                verified?
             }
         };
         let event = connector.read_webhook(delivery.body, trust)?;

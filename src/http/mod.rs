@@ -52,6 +52,13 @@ pub fn router(
         )
         .route("/readyz", get(readyz))
         .with_state(readiness)
+        .route(
+            "/metrics",
+            get({
+                let store = captures.store().clone();
+                move || metrics(store.clone())
+            }),
+        )
         .merge(webhooks::routes(captures, webhook_limits));
     if let Some(extra) = extra {
         app = app.merge(extra);
@@ -75,6 +82,27 @@ async fn close_after_timeout(mut response: axum::response::Response) -> axum::re
         );
     }
     response
+}
+
+/// `GET /metrics`: every metric as OpenMetrics text, the pool's gauges read now.
+async fn metrics(store: crate::store::Store) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let metrics = crate::telemetry::metrics::metrics();
+    let (in_use, idle, max) = store.pool_connections();
+    for (state, value) in [("in_use", in_use), ("idle", idle), ("max", max)] {
+        metrics
+            .db_pool_connections
+            .get_or_create(&crate::telemetry::metrics::PoolState { state })
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<serde_json::Value>) {

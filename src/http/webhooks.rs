@@ -100,6 +100,7 @@ fn busy(message: &str) -> Response {
     busy
 }
 
+/// Answers one delivery, and counts it in `capture_webhooks_total` by provider and result.
 async fn receive(
     receiver: &Receiver,
     provider: &str,
@@ -108,14 +109,30 @@ async fn receive(
     body: Body,
 ) -> Response {
     let Some(provider) = Provider::parse(provider) else {
+        crate::telemetry::metrics::metrics().webhook("unknown", "not_found");
         return closing(answer(
             StatusCode::NOT_FOUND,
             "error",
             "no such provider".into(),
         ));
     };
+    let (result, response) = handle(receiver, provider, account, headers, body).await;
+    crate::telemetry::metrics::metrics().webhook(provider.as_str(), result);
+    response
+}
+
+async fn handle(
+    receiver: &Receiver,
+    provider: Provider,
+    account: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> (&'static str, Response) {
     let Ok(_receiving) = receiver.receiving.admit() else {
-        return closing(busy("too many deliveries in progress; deliver again"));
+        return (
+            "overloaded",
+            closing(busy("too many deliveries in progress; deliver again")),
+        );
     };
     let body = match tokio::time::timeout(
         receiver.body_timeout,
@@ -127,54 +144,73 @@ async fn receive(
         Ok(Err(err)) => {
             let too_large = std::error::Error::source(&err)
                 .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
-            return closing(if too_large {
-                answer(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "error",
-                    format!("the body is over {MAX_BODY_BYTES} bytes"),
+            return if too_large {
+                (
+                    "too_large",
+                    closing(answer(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "error",
+                        format!("the body is over {MAX_BODY_BYTES} bytes"),
+                    )),
                 )
             } else {
-                answer(
-                    StatusCode::BAD_REQUEST,
-                    "error",
-                    "the body could not be read".into(),
+                (
+                    "malformed",
+                    closing(answer(
+                        StatusCode::BAD_REQUEST,
+                        "error",
+                        "the body could not be read".into(),
+                    )),
                 )
-            });
+            };
         }
         Err(_) => {
             tracing::info!(%provider, "webhook body not received in time");
-            return closing(answer(
-                StatusCode::REQUEST_TIMEOUT,
-                "error",
-                format!(
-                    "the body was not received within {:?}",
-                    receiver.body_timeout
-                ),
-            ));
+            return (
+                "too_slow",
+                closing(answer(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "error",
+                    format!(
+                        "the body was not received within {:?}",
+                        receiver.body_timeout
+                    ),
+                )),
+            );
         }
     };
     let body: &[u8] = &body;
     let captures = &receiver.captures;
     let delivery = Delivery { headers, body };
     match captures.receive_webhook(provider, account, delivery).await {
-        Ok(receipt) => answer(StatusCode::OK, "result", receipt.as_str().into()),
+        Ok(receipt) => (
+            receipt.as_str(),
+            answer(StatusCode::OK, "result", receipt.as_str().into()),
+        ),
         Err(failure) => {
-            let status = match &failure {
-                WebhookFailure::UnknownAccount(_) => StatusCode::NOT_FOUND,
-                WebhookFailure::Refused(WebhookError::NotSupported(_)) => StatusCode::NOT_FOUND,
-                WebhookFailure::Refused(WebhookError::Unauthenticated(_)) => {
-                    StatusCode::UNAUTHORIZED
+            let (status, result) = match &failure {
+                WebhookFailure::UnknownAccount(_) => (StatusCode::NOT_FOUND, "not_found"),
+                WebhookFailure::Refused(WebhookError::NotSupported(_)) => {
+                    (StatusCode::NOT_FOUND, "not_found")
                 }
-                WebhookFailure::Refused(WebhookError::Malformed(_)) => StatusCode::BAD_REQUEST,
+                WebhookFailure::Refused(WebhookError::Unauthenticated(_)) => {
+                    (StatusCode::UNAUTHORIZED, "bad_signature")
+                }
+                WebhookFailure::Refused(WebhookError::Malformed(_)) => {
+                    (StatusCode::BAD_REQUEST, "malformed")
+                }
                 WebhookFailure::Refused(WebhookError::VerifierUnavailable(_)) => {
-                    StatusCode::SERVICE_UNAVAILABLE
+                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
                 }
                 WebhookFailure::Store(err) if err.is_unavailable() => {
-                    StatusCode::SERVICE_UNAVAILABLE
+                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
                 }
-                WebhookFailure::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                WebhookFailure::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "error"),
                 WebhookFailure::Overloaded(_) => {
-                    return busy("too many deliveries of this provider in progress; deliver again");
+                    return (
+                        "overloaded",
+                        busy("too many deliveries of this provider in progress; deliver again"),
+                    );
                 }
             };
             // A parse error may quote what the provider sent: no card number may leave here.
@@ -194,7 +230,7 @@ async fn receive(
                 }
                 _ => error,
             };
-            answer(status, "error", message)
+            (result, answer(status, "error", message))
         }
     }
 }

@@ -124,6 +124,19 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The metrics' word for how a call ended: `refused` (a definite no), `error` (our
+    /// credentials refused: a configuration problem), `unknown` (no definite answer).
+    pub fn outcome_label(&self) -> &'static str {
+        match self {
+            ProviderError::Rejected {
+                rejection: Rejection::Unauthorized,
+                ..
+            } => "error",
+            ProviderError::Rejected { .. } => "refused",
+            ProviderError::OutcomeUnknown { .. } => "unknown",
+        }
+    }
+
     /// The call ended without a definite answer.
     pub fn unknown(provider: Provider, detail: impl Into<String>) -> Self {
         let detail = detail.into();

@@ -52,6 +52,18 @@ pub enum WebhookError {
     Malformed(String),
 }
 
+impl WebhookError {
+    /// The metrics' word for a failed verification: `refused` (not genuine), `unknown` (the
+    /// provider could not say), `error` (anything else).
+    pub fn outcome_label(&self) -> &'static str {
+        match self {
+            WebhookError::Unauthenticated(_) => "refused",
+            WebhookError::VerifierUnavailable(_) => "unknown",
+            WebhookError::NotSupported(_) | WebhookError::Malformed(_) => "error",
+        }
+    }
+}
+
 /// The most ids a hint is taken to name: a hint names a capture or two, not hundreds.
 pub const MAX_HINT_IDS: usize = 16;
 

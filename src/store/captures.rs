@@ -141,8 +141,19 @@ impl Store {
             lease_micros: new.lease_micros,
             lease_owner: self.lease_owner.clone(),
         };
-        self.write(writer::work(move |txn| Box::pin(begin_in(txn, new))))
-            .await
+        let attempt = self
+            .write(writer::work(move |txn| Box::pin(begin_in(txn, new))))
+            .await?;
+        if let Attempt::Done(begun) = &attempt {
+            if let Begin::Created(record) = begun.as_ref() {
+                crate::telemetry::metrics::metrics().status_change(
+                    record.command.parts().provider.as_str(),
+                    record.status.as_str(),
+                    EventSource::Api.as_str(),
+                );
+            }
+        }
+        Ok(attempt)
     }
 
     /// The capture a tenant's request id made, read whole in one statement.

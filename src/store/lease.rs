@@ -124,6 +124,27 @@ impl Store {
         Ok(due)
     }
 
+    /// The reconciler's backlog: how many captures are open and not given up on, and the
+    /// last change of the oldest of them (microseconds), for the metrics.
+    pub async fn open_backlog(&self, max_attempts: i32) -> Result<(i64, Option<i64>), StoreError> {
+        static BACKLOG: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(format!(
+                "SELECT COUNT(*), MIN(update_time) FROM captures WHERE {} \
+                 AND reconcile_attempts < $1",
+                open()
+            ))
+        });
+        let statement =
+            BACKLOG.statement(self.db.get_database_backend(), vec![max_attempts.into()]);
+        let row = self
+            .bounded(async { Ok(self.db.query_one(statement).await?) })
+            .await?;
+        Ok(match row {
+            Some(row) => (row.try_get_by_index(0)?, row.try_get_by_index(1)?),
+            None => (0, None),
+        })
+    }
+
     /// Claims one capture for a look outside the passes (a provider's hint): only while its
     /// outcome is open, its lease is free, and the reconciler would look at it now (its back-off
     /// holds hints to the same pace).

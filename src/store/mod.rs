@@ -58,6 +58,7 @@ pub enum StoreError {
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
         if unavailable::is_unavailable(&err) {
+            crate::telemetry::metrics::metrics().store_unavailable.inc();
             StoreError::Unavailable(err)
         } else {
             StoreError::Database(err)
@@ -221,6 +222,23 @@ impl Store {
         .await
     }
 
+    /// The pool's connections: in use, idle, and its maximum.
+    pub fn pool_connections(&self) -> (u64, u64, u64) {
+        fn of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> (u64, u64, u64) {
+            let idle = pool.num_idle() as u64;
+            let open = u64::from(pool.size());
+            (
+                open.saturating_sub(idle),
+                idle,
+                u64::from(pool.options().get_max_connections()),
+            )
+        }
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => of(self.db.get_postgres_connection_pool()),
+            _ => of(self.db.get_sqlite_connection_pool()),
+        }
+    }
+
     /// Runs one operation within the bound of [`PoolSettings::statement_timeout`]. A database
     /// behind a network that drops packets answers nothing and closes nothing: only this bound
     /// ends the wait. The operation is dropped there (a transaction is rolled back, or its
@@ -234,7 +252,10 @@ impl Store {
         };
         match tokio::time::timeout(bound, operation).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::TimedOut(bound)),
+            Err(_) => {
+                crate::telemetry::metrics::metrics().store_unavailable.inc();
+                Err(StoreError::TimedOut(bound))
+            }
         }
     }
 

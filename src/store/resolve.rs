@@ -32,13 +32,17 @@ impl Store {
         source: EventSource,
     ) -> Result<CaptureRecord, StoreError> {
         let id = record.id.clone();
+        let before = record.status;
         let written = self
             .write(writer::work(move |txn| {
                 Box::pin(resolve_in(txn, record, resolution, source))
             }))
             .await?;
         match written {
-            Some(applied) => Ok(applied),
+            Some(applied) => {
+                count_change(before, &applied, source);
+                Ok(applied)
+            }
             // It was not this resolution's to change, or someone else changed it since the
             // caller read it: what is stored is the truth.
             None => self.get_any(&id).await,
@@ -91,6 +95,17 @@ fn claim_for(resolution: &Resolution) -> &'static Sql {
 
 /// Records `resolution` of `record` in the write transaction `txn`: the record as stored
 /// afterwards, or `None` when what is stored is not what `record` says (read it instead).
+/// Counts a committed status change in the metrics (not a detail changed under one status).
+pub(super) fn count_change(before: CaptureStatus, after: &CaptureRecord, source: EventSource) {
+    if after.status != before {
+        crate::telemetry::metrics::metrics().status_change(
+            after.command.parts().provider.as_str(),
+            after.status.as_str(),
+            source.as_str(),
+        );
+    }
+}
+
 pub(super) async fn resolve_in(
     txn: &DatabaseTransaction,
     record: CaptureRecord,

@@ -193,6 +193,7 @@ impl Store {
     ) -> Result<CaptureRecord, StoreError> {
         let id = record.id.clone();
         let capture_id = id.clone();
+        let before = record.status;
         let applied = self
             .write(writer::work(move |txn| {
                 Box::pin(async move {
@@ -211,7 +212,10 @@ impl Store {
             }))
             .await?;
         match applied {
-            Some(record) => Ok(record),
+            Some(record) => {
+                super::resolve::count_change(before, &record, EventSource::Webhook);
+                Ok(record)
+            }
             None => self.get_any(&id).await,
         }
     }

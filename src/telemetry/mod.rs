@@ -4,6 +4,8 @@
 
 pub mod calls;
 pub mod episodes;
+pub mod grpc_metrics;
+pub mod metrics;
 
 use std::sync::LazyLock;
 
