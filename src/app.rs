@@ -54,6 +54,9 @@ impl App {
     /// Connects and migrates the database, starts the sandbox if enabled, builds the connectors
     /// and binds both ports (port 0 picks a free one).
     pub async fn build(mut config: Config) -> anyhow::Result<App> {
+        for name in &config.unknown_variables {
+            warn!(variable = %name, "unknown setting {name}, ignored: a misspelling? (README lists every CAPTURE_* variable)");
+        }
         if let Some(open_files) = raise_open_file_limit() {
             let (fitted, lowered) = config.limits.fitted_to(open_files);
             for line in lowered {

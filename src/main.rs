@@ -1,11 +1,13 @@
-//! `capture-service [serve|migrate|check-config|hash-key KEY]`.
+//! `capture-service [serve|migrate|check-config|hash-key|sandbox]`: the command line (clap),
+//! `--help` on each command, `--version` with the git revision.
 
 use anyhow::Context;
 use capture_service::app::App;
-use capture_service::config::Config;
+use capture_service::config::{AccountLine, Config};
 use capture_service::providers::load_accounts;
 use capture_service::store::{PoolSettings, Store};
 use capture_service::{api, telemetry};
+use clap::{Parser, Subcommand};
 
 /// mimalloc: per-thread free lists instead of glibc's arenas, whose consolidation of freed
 /// chunks and locking took a quarter of a list page's CPU (every row value is a small
@@ -13,32 +15,74 @@ use capture_service::{api, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str =
-    "usage: capture-service [serve|migrate|check-config|hash-key <api key>|sandbox [--addr ADDR] [--latency-ms N] [--webhook-url URL]]
-  serve         serve gRPC and HTTP (default)
-  migrate       apply database migrations and exit
-  check-config  load and validate the configuration, print it (secrets redacted) and exit
-  hash-key KEY  print the SHA-256 digest to put in CAPTURE_API_KEYS for KEY (16+ characters)
-  sandbox       serve only the emulated providers (default 127.0.0.1:8090, or --addr, or
-                CAPTURE_SANDBOX_ADDR) and print the CAPTURE_* variables a service needs to use them;
-                --latency-ms holds every provider answer back that long (load tests);
-                --webhook-url (or CAPTURE_SANDBOX_WEBHOOK_URL) is the service that receives the
-                emulators' webhooks at URL/webhooks/{provider}
-configuration: CAPTURE_* environment variables and the optional CAPTURE_CONFIG file (see README)";
+/// `--version`: the crate's version and the git revision it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CAPTURE_GIT_REVISION"),
+    ")"
+);
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = args.first().map(String::as_str).unwrap_or("serve");
-    if command == "hash-key" {
-        let key = args.get(1).context(USAGE)?;
-        println!("{}", api::auth::key_digest_hex(key)?);
-        return Ok(());
+/// Captures payments authorized at PayPal, Checkout.com, Cybersource, PaymentOptions and Stax
+/// behind one gRPC API.
+///
+/// Configuration: CAPTURE_* environment variables and the optional CAPTURE_CONFIG file (see
+/// README).
+#[derive(Debug, Parser)]
+#[command(name = "capture-service", version = VERSION)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve gRPC and HTTP (the default)
+    Serve,
+    /// Apply database migrations and exit
+    Migrate,
+    /// Load and validate the configuration, print what it makes of it (secrets redacted) and
+    /// exit
+    CheckConfig,
+    /// Print the SHA-256 digest to put in CAPTURE_API_KEYS for an API key (16+ characters),
+    /// read from standard input, so that it stays out of shell history and `ps`
+    HashKey {
+        /// The key itself; prefer standard input (`capture-service hash-key < key.txt`)
+        key: Option<String>,
+    },
+    /// Serve only the emulated providers and print the CAPTURE_* variables a service needs to
+    /// use them
+    #[cfg(feature = "sandbox")]
+    Sandbox(sandbox::Options),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("Failed to start the async runtime")?;
+    runtime.block_on(run(cli.command.unwrap_or(Command::Serve)))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::HashKey { key } => {
+            let key = match key {
+                Some(key) => key,
+                None => read_key()?,
+            };
+            println!("{}", api::auth::key_digest_hex(&key)?);
+            return Ok(());
+        }
+        #[cfg(feature = "sandbox")]
+        Command::Sandbox(options) => return sandbox::run(options).await,
+        _ => {}
     }
     let config = Config::from_env()?;
     telemetry::init(config.log_format, &config.log_filter);
     match command {
-        "serve" => {
+        Command::Serve => {
             let app = App::build(config).await?;
             if let Some(key) = app.generated_dev_api_key() {
                 // Sandbox only: the key moves no real money and is new at every start.
@@ -46,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
             }
             app.run(shutdown_signal()).await
         }
-        "migrate" => {
+        Command::Migrate => {
             // Migrations may take long: no statement bound.
             let pool = PoolSettings {
                 statement_timeout: None,
@@ -57,20 +101,36 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied to {}", config.database_url.redacted());
             Ok(())
         }
-        "check-config" => {
-            let accounts = load_accounts(&config.providers.sources)?;
-            println!("{config:#?}");
-            println!("provider accounts: {accounts:#?}");
+        Command::CheckConfig => {
+            let accounts: Vec<AccountLine> = load_accounts(&config.providers.sources)?
+                .iter()
+                .map(|a| AccountLine {
+                    provider: a.provider(),
+                    name: a.name().to_owned(),
+                    base_url: a.base_url().to_owned(),
+                })
+                .collect();
+            print!("{}", config.summary(&accounts));
             Ok(())
         }
+        Command::HashKey { .. } => Ok(()),
         #[cfg(feature = "sandbox")]
-        "sandbox" => sandbox::run(&args[1..]).await,
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => anyhow::bail!("unknown command {other:?}\n{USAGE}"),
+        Command::Sandbox(_) => Ok(()),
     }
+}
+
+/// The API key from standard input: its first line, without the line's end.
+fn read_key() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("Failed to read the key from standard input")?;
+    let key = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(
+        !key.is_empty(),
+        "no key on standard input: `capture-service hash-key < key.txt`, or pipe it in"
+    );
+    Ok(key)
 }
 
 /// `capture-service sandbox`: the emulators as a process of their own.
@@ -82,46 +142,36 @@ mod sandbox {
     use anyhow::Context;
     use capture_service::sandbox::Sandbox;
 
-    const DEFAULT_ADDR: &str = "127.0.0.1:8090";
+    /// Where the sandbox listens, how slowly it answers, and where its webhooks go.
+    #[derive(Debug, clap::Args)]
+    pub struct Options {
+        /// Where to listen
+        #[arg(long, env = "CAPTURE_SANDBOX_ADDR", default_value = "127.0.0.1:8090")]
+        addr: SocketAddr,
+        /// Hold every provider answer back this many milliseconds (load tests)
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Send Checkout.com's and PayPal's webhooks to URL/webhooks/{provider}, e.g.
+        /// http://127.0.0.1:8080 (default: none are sent)
+        #[arg(long, env = "CAPTURE_SANDBOX_WEBHOOK_URL", value_parser = http_url)]
+        webhook_url: Option<String>,
+    }
 
-    const USAGE: &str =
-        "usage: capture-service sandbox [--addr ADDR] [--latency-ms N] [--webhook-url URL]
-  --addr ADDR        where to listen (default 127.0.0.1:8090, or CAPTURE_SANDBOX_ADDR)
-  --latency-ms N     hold every provider answer back N ms (load tests)
-  --webhook-url URL  send Checkout.com's and PayPal's webhooks to URL/webhooks/{provider}, e.g.
-                     http://127.0.0.1:8080 (or CAPTURE_SANDBOX_WEBHOOK_URL; default: none sent)";
-
-    pub async fn run(args: &[String]) -> anyhow::Result<()> {
-        let mut addr =
-            std::env::var("CAPTURE_SANDBOX_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.into());
-        let mut latency_ms = 0u64;
-        let mut webhook_url = std::env::var("CAPTURE_SANDBOX_WEBHOOK_URL")
-            .ok()
-            .filter(|url| !url.is_empty());
-        let mut rest = args.iter();
-        while let Some(flag) = rest.next() {
-            let value = rest.next().context(USAGE)?;
-            match flag.as_str() {
-                "--addr" => addr = value.clone(),
-                "--webhook-url" => webhook_url = Some(value.clone()),
-                "--latency-ms" => {
-                    latency_ms = value
-                        .parse()
-                        .with_context(|| format!("--latency-ms {value:?}: not a number\n{USAGE}"))?
-                }
-                _ => anyhow::bail!(USAGE),
-            }
+    fn http_url(url: &str) -> Result<String, String> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Ok(url.to_owned())
+        } else {
+            Err("not an http(s) URL such as http://127.0.0.1:8080".to_owned())
         }
-        let addr: SocketAddr = addr
-            .parse()
-            .with_context(|| format!("{addr:?} is not an address such as {DEFAULT_ADDR}"))?;
+    }
+
+    pub async fn run(options: Options) -> anyhow::Result<()> {
+        let Options {
+            addr,
+            latency_ms,
+            webhook_url,
+        } = options;
         let latency = Duration::from_millis(latency_ms);
-        if let Some(url) = &webhook_url {
-            anyhow::ensure!(
-                url.starts_with("http://") || url.starts_with("https://"),
-                "--webhook-url {url:?}: not an http(s) URL such as http://127.0.0.1:8080\n{USAGE}"
-            );
-        }
         let sandbox = Sandbox::start_with_latency(addr, latency)
             .await
             .with_context(|| format!("Failed to start the sandbox on {addr}"))?;

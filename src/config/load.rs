@@ -127,7 +127,12 @@ impl Config {
     }
 
     fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), ConfigError> {
-        let get = |name: &str| env.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        // Every name asked for, so that the rest can be reported as unknown.
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::<String>::new());
+        let get = |name: &str| {
+            asked.borrow_mut().insert(name.to_owned());
+            env.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        };
         if let Some(v) = get("CAPTURE_GRPC_ADDR") {
             self.grpc_addr = parse_addr("CAPTURE_GRPC_ADDR", v)?;
         }
@@ -217,10 +222,23 @@ impl Config {
         for (name, value) in env {
             self.providers.sources.set_var(name.clone(), value.clone());
         }
+        let asked = asked.into_inner();
+        self.unknown_variables = env
+            .keys()
+            .filter(|name| !asked.contains(name.as_str()) && !is_known_elsewhere(name))
+            .cloned()
+            .collect();
+        self.unknown_variables.sort();
         Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log_filter) {
+            return Err(bad(
+                "CAPTURE_LOG",
+                format!("{err}: a tracing filter such as info,capture_service=debug"),
+            ));
+        }
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://"))
@@ -303,4 +321,25 @@ fn parse_digest(setting: &str, value: &str) -> Result<[u8; 32], ConfigError> {
             "the key digest must be 64 hex characters (SHA-256)",
         )
     })
+}
+
+/// `CAPTURE_*` variables read elsewhere: by the providers' accounts (`CAPTURE_<PROVIDER>_*`),
+/// apart from the service's settings, or by other commands and tools.
+fn is_known_elsewhere(name: &str) -> bool {
+    const OTHERS: &[&str] = &[
+        "CAPTURE_CONFIG",
+        "CAPTURE_DEV_API_KEY_FILE",
+        // `capture-service sandbox`
+        "CAPTURE_SANDBOX_ADDR",
+        "CAPTURE_SANDBOX_WEBHOOK_URL",
+        // the build, the tests and the benchmark
+        "CAPTURE_GIT_REVISION",
+        "CAPTURE_TEST_POSTGRES_URL",
+        "CAPTURE_BENCH_SERVICE_BINARY",
+    ];
+    OTHERS.contains(&name)
+        || crate::domain::Provider::ALL.iter().any(|provider| {
+            let prefix = format!("CAPTURE_{}_", provider.as_str().to_ascii_uppercase());
+            name.starts_with(&prefix)
+        })
 }

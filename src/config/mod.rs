@@ -5,6 +5,7 @@
 mod load;
 mod secrets;
 mod sources;
+mod summary;
 #[cfg(test)]
 mod tests;
 
@@ -16,6 +17,7 @@ use serde::Deserialize;
 
 pub use secrets::{DatabaseUrl, Secret};
 pub use sources::ProviderSources;
+pub use summary::AccountLine;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -379,6 +381,9 @@ pub struct Config {
     /// Sandbox mode without API keys: where the development key is written for local tools.
     pub dev_api_key_file: Option<String>,
     pub limits: Limits,
+    /// `CAPTURE_*` variables set but read by nothing (a misspelling, most likely): warned about
+    /// at start.
+    pub unknown_variables: Vec<String>,
 }
 
 impl SandboxMode {
@@ -416,6 +421,7 @@ impl Default for Config {
             dev_api_key: None,
             dev_api_key_file: Some(".capture-dev-key".to_owned()),
             limits: Limits::default(),
+            unknown_variables: Vec::new(),
         }
     }
 }

@@ -158,3 +158,24 @@ fn a_development_key_shorter_than_any_api_key_is_refused() {
     let long = Config::load(&env(&[("CAPTURE_DEV_API_KEY", "dev_0123456789abcdef")]));
     assert!(long.is_ok_and(|c| c.dev_api_key.is_some()));
 }
+
+#[test]
+fn misspelled_variables_are_named_and_provider_variables_are_not() {
+    let config = Config::load(&env(&[
+        ("CAPTURE_GRPC_ADR", "127.0.0.1:1"),
+        ("CAPTURE_MAX_CONECTIONS", "10"),
+        ("CAPTURE_PAYPAL_WEBHOOK_ID", "WH-1"),
+        ("CAPTURE_LOG", "info"),
+    ]));
+    assert!(config.is_ok_and(|c| c.unknown_variables
+        == [
+            "CAPTURE_GRPC_ADR".to_owned(),
+            "CAPTURE_MAX_CONECTIONS".to_owned()
+        ]));
+}
+
+#[test]
+fn a_log_filter_that_is_no_filter_is_refused() {
+    let err = Config::load(&env(&[("CAPTURE_LOG", "nonsense===")])).err();
+    assert_eq!(err.map(|e| e.setting), Some("CAPTURE_LOG".to_owned()));
+}

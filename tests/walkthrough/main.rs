@@ -424,10 +424,35 @@ fn migrate_applies_the_schema_and_check_config_hides_secrets() -> TestResult {
         ("CAPTURE_PAYPAL_CLIENT_ID", "x"),
         ("CAPTURE_PAYPAL_CLIENT_SECRET", "supersecret"),
     ];
-    let (status, text) = run("check-config", &secret)?;
+    let mut with_password = secret.to_vec();
+    with_password.push((
+        "CAPTURE_DATABASE_URL",
+        "postgres://capture:dbsecret@db.internal/capture",
+    ));
+    with_password.push(("CAPTURE_MAX_CONECTIONS", "10"));
+    let (status, text) = run("check-config", &with_password)?;
     assert!(status.success(), "{text}");
-    assert_contains(&text, &["Secret([redacted])"]);
-    assert!(!text.contains("supersecret"), "the secret printed:\n{text}");
+    // A readable summary: each provider live, emulated or not configured; misspellings named.
+    assert_contains(
+        &text,
+        &[
+            "paypal           configured: default at https://api-m.",
+            "checkout         not configured",
+            "postgres://…@db.internal/capture",
+            "sandbox            auto: off",
+            "CAPTURE_MAX_CONNECTIONS = 1024",
+            "unknown setting CAPTURE_MAX_CONECTIONS",
+        ],
+    );
+    for secret in ["supersecret", "dbsecret"] {
+        assert!(!text.contains(secret), "a secret printed:\n{text}");
+    }
+    let (status, text) = run("check-config", &[])?;
+    assert!(status.success(), "{text}");
+    assert_contains(
+        &text,
+        &["stax             emulated by the built-in sandbox"],
+    );
 
     let (status, text) = run("check-config", &[("CAPTURE_GRPC_ADDR", "nowhere")])?;
     assert!(!status.success(), "{text}");
@@ -1032,6 +1057,57 @@ async fn a_storm_of_shed_calls_is_logged_as_one_episode_not_a_line_a_call() -> T
         shed_lines <= 2,
         "{shed_lines} lines for {shed} shed calls:\n{output}"
     );
+    Ok(())
+}
+
+/// The command line: `--version` names the revision, `--help` on a command helps and does
+/// nothing else, a mistyped flag is refused with a suggestion, `hash-key` reads its key from
+/// standard input, and a `CAPTURE_LOG` that is no filter is refused.
+#[test]
+fn the_command_line_is_conventional() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let run = |args: &[&str], envs: &[(&str, &str)], input: &str| -> Res<(bool, String)> {
+        use std::io::Write;
+        let mut child = service_command(dir.path(), envs)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .ok_or("no stdin")?
+            .write_all(input.as_bytes())?;
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        Ok((out.status.success(), text.into_owned()))
+    };
+    let (ok, text) = run(&["--version"], &[], "")?;
+    assert!(ok, "{text}");
+    assert!(
+        text.starts_with(&format!("capture-service {} (", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    for command in ["serve", "sandbox", "migrate", "check-config", "hash-key"] {
+        let (ok, text) = run(&[command, "--help"], &[], "")?;
+        assert!(ok, "{command} --help: {text}");
+        assert_contains(&text, &["Usage: capture-service", command]);
+    }
+    assert!(
+        !dir.path().join("capture.db").exists(),
+        "serve --help started the server"
+    );
+    let (ok, text) = run(&["sandbox", "--adr", "127.0.0.1:0"], &[], "")?;
+    assert!(!ok);
+    assert_contains(&text, &["--adr", "--addr"]);
+    let key = "stdin-key-0123456789abcdef";
+    let (ok, text) = run(&["hash-key"], &[], &format!("{key}\n"))?;
+    assert!(ok, "{text}");
+    assert_eq!(text.trim(), hex::encode(Sha256::digest(key.as_bytes())));
+    let (ok, text) = run(&["check-config"], &[("CAPTURE_LOG", "nonsense===")], "")?;
+    assert!(!ok);
+    assert_contains(&text, &["CAPTURE_LOG"]);
     Ok(())
 }
 
