@@ -10,13 +10,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
 use crate::api::{ApiKeys, CaptureApi, WatchLimits};
 use crate::capture::{Captures, WebhookLimits};
 use crate::config::{ApiKey, Config, ProviderSources, SandboxMode};
-use crate::http::Readiness;
+use crate::http::{RandomRequestId, Readiness};
 use crate::net::{raise_open_file_limit, serve_http1, Listener, ListenerRules, HTTP2_PREFACE_LEN};
 use crate::proto::capture_service_server::CaptureServiceServer;
 use crate::providers::http::ProviderHttp;
@@ -289,7 +290,15 @@ impl App {
             .http2_keepalive_interval(Some(limits.grpc_keepalive_interval()))
             .http2_keepalive_timeout(Some(limits.grpc_keepalive_timeout()))
             .max_concurrent_streams(limits.grpc_max_concurrent_streams as u32)
-            .layer(TraceLayer::new_for_grpc().on_failure(crate::telemetry::calls::GrpcFailures))
+            // Outermost first: a request id (the caller's `x-request-id`, else a new one) is
+            // set, carried by the call's span into every log line, and returned in the answer.
+            .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(
+                TraceLayer::new_for_grpc()
+                    .make_span_with(crate::telemetry::calls::grpc_span)
+                    .on_failure(crate::telemetry::calls::GrpcFailures),
+            )
             .layer(crate::telemetry::grpc_metrics::GrpcMetricsLayer)
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -89,6 +89,7 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<GetCaptureResponse>, Status> {
         let _admitted = self.reads.admit()?;
         let tenant = tenant(&request)?;
+        tracing::Span::current().record("tenant", tenant.0.as_str());
         let id = &request.get_ref().id;
         if !is_capture_id(id) {
             return Err(invalid_argument(&[FieldViolation::new(
@@ -102,6 +103,7 @@ impl CaptureService for CaptureApi {
             .get(&tenant.0, id)
             .await?
             .ok_or_else(|| Status::not_found(format!("capture {id} not found")))?;
+        tracing::debug!(status = %record.status, "capture read");
         Ok(Response::new(GetCaptureResponse {
             capture: Some(proto::Capture::from(&record)),
         }))
@@ -115,6 +117,7 @@ impl CaptureService for CaptureApi {
         request: Request<WatchCapturesRequest>,
     ) -> Result<Response<Self::WatchCapturesStream>, Status> {
         let tenant = tenant(&request)?;
+        tracing::Span::current().record("tenant", tenant.0.as_str());
         let (since, filter) = super::watch::parse_request(request.get_ref())?;
         let tenant_slot = self.tenant_watchers.admit(&tenant.0)?;
         let admitted = self.watchers.admit()?;
@@ -133,6 +136,7 @@ impl CaptureService for CaptureApi {
             self.stop.clone(),
         )
         .await?;
+        tracing::info!("watch opened");
         Ok(Response::new(stream))
     }
 
@@ -143,8 +147,10 @@ impl CaptureService for CaptureApi {
     ) -> Result<Response<ListCapturesResponse>, Status> {
         let _admitted = self.reads.admit()?;
         let tenant = tenant(&request)?;
+        tracing::Span::current().record("tenant", tenant.0.as_str());
         let (query, filters) = list_query(request.get_ref())?;
         let page = self.captures.store().list(&tenant.0, &query).await?;
+        tracing::debug!(rows = page.records.len(), "captures listed");
         Ok(Response::new(ListCapturesResponse {
             captures: page.records.iter().map(proto::Capture::from).collect(),
             next_page_token: page

@@ -364,7 +364,7 @@ impl Captures {
                 (Err(err), Ok(_)) => warn!(capture_id = %id, error = %err, "provider call failed"),
             }
             (answer, stored)
-        });
+        }.instrument(tracing::Span::current()));
         let (answer, stored) = task.await.map_err(|e| CaptureError::Task(e.to_string()))?;
         let stored = stored.map_err(|source| CaptureError::Unrecorded {
             capture_id: capture_id.clone(),

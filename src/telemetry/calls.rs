@@ -11,6 +11,19 @@ use tower_http::classify::{GrpcFailureClass, ServerErrorsFailureClass};
 use tower_http::trace::OnFailure;
 use tracing::Span;
 
+/// The span of one gRPC call: its method and request id, on every line logged inside it.
+pub fn grpc_span<B>(request: &http::Request<B>) -> Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // The caller's string: bounded, and never a card number in the logs.
+    let request_id: String = request_id.chars().take(128).collect();
+    let request_id = crate::domain::pan::mask_card_numbers(&request_id);
+    tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id)
+}
+
 /// The gRPC server's failure log.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcFailures;

@@ -499,6 +499,20 @@ async fn json_logs_never_contain_the_api_key() -> TestResult {
         "{answer}"
     );
     call("not-the-key", &body, &server.grpc_target(), CAPTURE)?.failed_with(&["Unauthenticated"]);
+    // A caller's x-request-id comes back with the answer and is on every line of its call.
+    let traced = grpcurl(&[
+        "-plaintext",
+        "-v",
+        "-H",
+        &format!("authorization: Bearer {key}"),
+        "-H",
+        "x-request-id: rid-walkthrough-7",
+        "-d",
+        &capture_body(&auth, "5.00", "json-logs-2"),
+        &server.grpc_target(),
+        CAPTURE,
+    ])?;
+    traced.ok_with(&["x-request-id: rid-walkthrough-7"]);
     let status = server.terminate()?;
     let output = server.output();
     assert!(status.success(), "exit {status}:\n{output}");
@@ -511,6 +525,19 @@ async fn json_logs_never_contain_the_api_key() -> TestResult {
         json_lines += 1;
     }
     assert!(json_lines > 0, "no JSON log lines:\n{output}");
+    let resolved = output
+        .lines()
+        .find(|l| l.contains("capture resolved") && l.contains("rid-walkthrough-7"))
+        .ok_or_else(|| format!("no 'capture resolved' line with the request id:\n{output}"))?;
+    assert_contains(
+        resolved,
+        &[
+            "\"tenant\":\"team\"",
+            "\"provider\":\"paypal\"",
+            &auth,
+            "\"capture_id\":\"cap_",
+        ],
+    );
     assert_contains(&output, &["capture-service stopped"]);
     assert!(
         !output.contains(&key),
