@@ -81,14 +81,11 @@ impl App {
             statement_timeout: Some(limits.database_statement_timeout()),
         };
         let store = if config.migrate_on_start {
-            Store::connect_migrated(&config.database_url, pool)
-                .await
-                .context("Failed to migrate the database")?
+            Store::connect_migrated(&config.database_url, pool).await
         } else {
-            Store::connect_with(&config.database_url, pool)
-                .await
-                .context("Failed to connect to the database")?
-        };
+            Store::connect_with(&config.database_url, pool).await
+        }
+        .map_err(|err| database_error(&config.database_url, &err))?;
 
         let connectors = build_connectors(&config, configured, sandbox.as_ref())?;
 
@@ -468,6 +465,27 @@ fn build_connectors(
         accounts.extend(missing);
     }
     Ok(Connectors::from_accounts(&accounts, &http))
+}
+
+/// Why the database cannot be used, in one line: where it is (password redacted) and the
+/// root cause, instead of every layer repeating it.
+pub fn database_error(
+    url: &crate::config::DatabaseUrl,
+    err: &crate::store::StoreError,
+) -> anyhow::Error {
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let hint = if cause.to_string().contains("does not exist") {
+        " (create it first: the service creates its tables, not the database)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!(
+        "cannot use the database at {}: {cause}{hint}",
+        url.redacted()
+    )
 }
 
 fn dev_api_key() -> anyhow::Result<String> {

@@ -2,7 +2,7 @@
 //! `--help` on each command, `--version` with the git revision.
 
 use anyhow::Context;
-use capture_service::app::App;
+use capture_service::app::{self, App};
 use capture_service::config::{AccountLine, Config};
 use capture_service::providers::load_accounts;
 use capture_service::store::{PoolSettings, Store};
@@ -96,8 +96,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 statement_timeout: None,
                 ..PoolSettings::default()
             };
-            let store = Store::connect_with(&config.database_url, pool).await?;
-            store.migrate().await?;
+            let store = Store::connect_with(&config.database_url, pool)
+                .await
+                .map_err(|err| app::database_error(&config.database_url, &err))?;
+            store
+                .migrate()
+                .await
+                .map_err(|err| app::database_error(&config.database_url, &err))?;
             println!("migrations applied to {}", config.database_url.redacted());
             Ok(())
         }

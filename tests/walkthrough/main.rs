@@ -1135,6 +1135,21 @@ fn the_command_line_is_conventional() -> TestResult {
     let (ok, text) = run(&["check-config"], &[("CAPTURE_LOG", "nonsense===")], "")?;
     assert!(!ok);
     assert_contains(&text, &["CAPTURE_LOG"]);
+    // A database that does not exist: one line naming it, password redacted, and the cause.
+    let base = std::env::var("CAPTURE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let missing = format!(
+        "{}/capture_no_such_database_42",
+        base.replacen('@', ":hunter2@", 1)
+    );
+    let (ok, text) = run(&["migrate"], &[("CAPTURE_DATABASE_URL", &missing)], "")?;
+    assert!(!ok);
+    assert_contains(
+        &text,
+        &["cannot use the database at postgres://…@", "does not exist"],
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+    assert_eq!(text.matches("does not exist").count(), 1, "{text}");
     Ok(())
 }
 
