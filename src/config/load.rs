@@ -332,12 +332,13 @@ fn is_known_elsewhere(name: &str) -> bool {
         // `capture-service sandbox`
         "CAPTURE_SANDBOX_ADDR",
         "CAPTURE_SANDBOX_WEBHOOK_URL",
-        // the build, the tests and the benchmark
+        // the build
         "CAPTURE_GIT_REVISION",
-        "CAPTURE_TEST_POSTGRES_URL",
-        "CAPTURE_BENCH_SERVICE_BINARY",
     ];
+    // The tests' and the benchmark's own settings.
+    const TOOLS: &[&str] = &["CAPTURE_TEST_", "CAPTURE_BENCH_"];
     OTHERS.contains(&name)
+        || TOOLS.iter().any(|prefix| name.starts_with(prefix))
         || crate::domain::Provider::ALL.iter().any(|provider| {
             let prefix = format!("CAPTURE_{}_", provider.as_str().to_ascii_uppercase());
             name.starts_with(&prefix)
