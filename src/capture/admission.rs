@@ -50,6 +50,11 @@ pub struct Overloaded {
 impl Admission {
     /// At most `limit` calls of `kind` (e.g. "captures") at once.
     pub fn new(kind: &'static str, limit: usize) -> Self {
+        // Exported from the start, at zero, so that rates and alerts see the series.
+        in_flight(kind);
+        let _ = crate::telemetry::metrics::metrics()
+            .shed
+            .get_or_create(&crate::telemetry::metrics::Kind { kind });
         Admission {
             slots: Arc::new(Semaphore::new(limit)),
             limit,

@@ -19,6 +19,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::domain::{CaptureStatus, Provider};
+
 /// `grpc_type`, `grpc_service`, `grpc_method` (the gRPC ecosystem's names).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GrpcCall {
@@ -87,6 +89,27 @@ pub struct BuildInfo {
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// How a provider operation ended.
+const OUTCOMES: [&str; 5] = ["ok", "refused", "unknown", "timeout", "error"];
+/// Who recorded a status change.
+const SOURCES: [&str; 3] = ["api", "webhook", "reconciler"];
+/// How a webhook delivery was answered.
+const WEBHOOK_RESULTS: [&str; 13] = [
+    "applied",
+    "unchanged",
+    "kept",
+    "duplicate",
+    "ignored",
+    "bad_signature",
+    "malformed",
+    "too_large",
+    "too_slow",
+    "overloaded",
+    "unavailable",
+    "not_found",
+    "error",
+];
 
 /// Every metric of the process.
 pub struct Metrics {
@@ -200,6 +223,34 @@ impl Metrics {
             "The running build: its version and git revision",
             build_info.clone(),
         );
+        // Every counter of a closed label set exported from the start, at zero: a rate over a
+        // series that appears only with its first event misses that event, and an alert on a
+        // series that does not exist yet can never fire.
+        for provider in Provider::ALL.map(|p| p.as_str()) {
+            for (operation, outcome) in ["capture", "lookup", "verify_webhook"]
+                .into_iter()
+                .flat_map(|o| OUTCOMES.map(|outcome| (o, outcome)))
+            {
+                let _ = provider_calls.get_or_create(&ProviderCall {
+                    provider,
+                    operation,
+                    outcome,
+                });
+            }
+            for (status, source) in CaptureStatus::ALL
+                .into_iter()
+                .flat_map(|s| SOURCES.map(|source| (s.as_str(), source)))
+            {
+                let _ = status_changes.get_or_create(&StatusChange {
+                    provider,
+                    status,
+                    source,
+                });
+            }
+            for result in WEBHOOK_RESULTS {
+                let _ = webhooks.get_or_create(&Webhook { provider, result });
+            }
+        }
         build_info
             .get_or_create(&BuildInfo {
                 version: env!("CARGO_PKG_VERSION"),

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -265,12 +266,71 @@ async fn counters_move_by_exactly_what_happened(envs: &[(&str, &str)]) -> TestRe
         ],
     );
     assert_eq!(after.get(&version), Some(&1.0), "{after:#?}");
+    names_in_the_chart_are_scraped(&server).await?;
     // No label holds an id, an amount or a caller's string.
     for sample in after.keys() {
         for forbidden in ["cap_", &auth, "m-ok", "10.00", "evt_forged"] {
             assert!(!sample.contains(forbidden), "{sample}");
         }
     }
+    Ok(())
+}
+
+/// The sample names a scrape can hold, by the `# TYPE` lines of its families (a family with no
+/// samples yet still declares itself): a counter's `_total`, a histogram's `_bucket`, `_sum`
+/// and `_count`, a gauge's own name.
+fn sample_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .flat_map(|declared| {
+            let mut words = declared.split_whitespace();
+            let family = words.next().unwrap_or_default().to_owned();
+            match words.next() {
+                Some("counter") => vec![format!("{family}_total")],
+                Some("histogram") => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .map(|suffix| format!("{family}{suffix}"))
+                    .collect(),
+                _ => vec![family],
+            }
+        })
+        .collect()
+}
+
+/// Every metric name the chart's alerts and dashboard use is one the service exports, so
+/// neither can drift from the code.
+async fn names_in_the_chart_are_scraped(server: &Server) -> TestResult {
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", server.http_port))
+        .await?
+        .text()
+        .await?;
+    let exported = sample_names(&text);
+    // The gRPC ecosystem's label names share the metrics' prefix.
+    const LABELS: &[&str] = &["grpc_type", "grpc_service", "grpc_method", "grpc_code"];
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("helm/capture-service");
+    let mut checked = 0;
+    for file in [
+        "templates/prometheusrule.yaml",
+        "dashboards/capture-service.json",
+    ] {
+        let source = std::fs::read_to_string(chart.join(file))?;
+        let mut used: Vec<&str> = source
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("capture_") || word.starts_with("grpc_"))
+            .filter(|word| !LABELS.contains(word))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        assert!(!used.is_empty(), "{file} names no metric");
+        for name in used {
+            assert!(
+                exported.iter().any(|e| e == name),
+                "{file} uses {name}, which /metrics does not export:\n{exported:#?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} names checked");
     Ok(())
 }
 
