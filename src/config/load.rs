@@ -63,7 +63,7 @@ impl Config {
             let text = std::fs::read_to_string(Path::new(path))
                 .map_err(|e| bad("CAPTURE_CONFIG", format!("cannot read {path}: {e}")))?;
             let file: FileConfig =
-                toml::from_str(&text).map_err(|e| bad("CAPTURE_CONFIG", e.message()))?;
+                toml::from_str(&text).map_err(|e| bad("CAPTURE_CONFIG", format!("{path}: {e}")))?;
             config.apply_file(file)?;
         }
         config.apply_env(env)?;

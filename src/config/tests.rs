@@ -179,3 +179,17 @@ fn a_log_filter_that_is_no_filter_is_refused() {
     let err = Config::load(&env(&[("CAPTURE_LOG", "nonsense===")])).err();
     assert_eq!(err.map(|e| e.setting), Some("CAPTURE_LOG".to_owned()));
 }
+
+#[test]
+fn a_bad_value_in_the_file_is_refused_naming_its_key() {
+    let dir = std::env::temp_dir().join(format!("capture-config-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("capture.toml");
+    let written = std::fs::write(&path, "[providers]\nrequest_timeout_seconds = -3\n");
+    assert!(written.is_ok());
+    let path = path.display().to_string();
+    let err = Config::load(&env(&[("CAPTURE_CONFIG", path.as_str())])).err();
+    let _ = std::fs::remove_dir_all(&dir);
+    let problem = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(problem.contains("request_timeout_seconds"), "{problem}");
+}
