@@ -145,7 +145,7 @@ mod sandbox {
     use std::time::Duration;
 
     use anyhow::Context;
-    use capture_service::sandbox::Sandbox;
+    use capture_service::sandbox::{Sandbox, Secrets};
 
     /// Where the sandbox listens, how slowly it answers, and where its webhooks go.
     #[derive(Debug, clap::Args)]
@@ -160,6 +160,10 @@ mod sandbox {
         /// http://127.0.0.1:8080 (default: none are sent)
         #[arg(long, env = "CAPTURE_SANDBOX_WEBHOOK_URL", value_parser = http_url)]
         webhook_url: Option<String>,
+        /// Derive the emulated accounts' credentials from this seed instead of making new ones
+        /// at each start, so services configured once keep working across restarts
+        #[arg(long, env = "CAPTURE_SANDBOX_CREDENTIALS_SEED", hide_env_values = true)]
+        credentials_seed: Option<String>,
     }
 
     fn http_url(url: &str) -> Result<String, String> {
@@ -175,9 +179,14 @@ mod sandbox {
             addr,
             latency_ms,
             webhook_url,
+            credentials_seed,
         } = options;
         let latency = Duration::from_millis(latency_ms);
-        let sandbox = Sandbox::start_with_latency(addr, latency)
+        let secrets = credentials_seed
+            .as_deref()
+            .map(Secrets::seeded)
+            .unwrap_or_default();
+        let sandbox = Sandbox::start_with(addr, latency, &secrets)
             .await
             .with_context(|| format!("Failed to start the sandbox on {addr}"))?;
         if let Some(url) = &webhook_url {

@@ -332,6 +332,7 @@ fn is_known_elsewhere(name: &str) -> bool {
         // `capture-service sandbox`
         "CAPTURE_SANDBOX_ADDR",
         "CAPTURE_SANDBOX_WEBHOOK_URL",
+        "CAPTURE_SANDBOX_CREDENTIALS_SEED",
         // the build
         "CAPTURE_GIT_REVISION",
     ];

@@ -148,6 +148,67 @@ pub(super) fn random_bytes(buf: &mut [u8]) {
 }
 
 /// `len` random lower-case hex characters.
+/// Where the emulators' credentials come from: new random ones at each start, or derived from
+/// a seed (`capture-service sandbox --credentials-seed`), so that a long-lived shared sandbox
+/// keeps them across restarts and a team's CI can be configured once.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    seed: Option<Vec<u8>>,
+}
+
+impl Secrets {
+    /// Credentials derived from `seed`: the same seed gives the same credentials.
+    pub fn seeded(seed: &str) -> Self {
+        Secrets {
+            seed: Some(seed.as_bytes().to_vec()),
+        }
+    }
+
+    /// Fills `out` for the credential named `label`: HMAC-SHA256(seed, label ‖ block number)
+    /// blocks with a seed, random bytes without.
+    fn fill(&self, label: &str, out: &mut [u8]) {
+        use hmac::{Hmac, Mac};
+        let Some(seed) = &self.seed else {
+            return random_bytes(out);
+        };
+        for (block, chunk) in (0u32..).zip(out.chunks_mut(32)) {
+            let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(seed) else {
+                return random_bytes(out);
+            };
+            mac.update(label.as_bytes());
+            mac.update(&block.to_be_bytes());
+            let derived = mac.finalize().into_bytes();
+            chunk.copy_from_slice(&derived[..chunk.len()]);
+        }
+    }
+
+    /// `len` hex characters for `label`.
+    pub(super) fn hex(&self, label: &str, len: usize) -> String {
+        let mut bytes = vec![0_u8; len.div_ceil(2)];
+        self.fill(label, &mut bytes);
+        let mut text = hex::encode(bytes);
+        text.truncate(len);
+        text
+    }
+
+    /// `len` characters of `alphabet` for `label`.
+    pub(super) fn from(&self, label: &str, alphabet: &[u8], len: usize) -> String {
+        let mut bytes = vec![0_u8; len];
+        self.fill(label, &mut bytes);
+        bytes
+            .iter()
+            .map(|b| char::from(alphabet[usize::from(*b) % alphabet.len()]))
+            .collect()
+    }
+
+    /// `len` bytes for `label`.
+    pub(super) fn bytes(&self, label: &str, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0_u8; len];
+        self.fill(label, &mut bytes);
+        bytes
+    }
+}
+
 pub(super) fn random_hex(len: usize) -> String {
     let mut bytes = vec![0_u8; len.div_ceil(2)];
     random_bytes(&mut bytes);
@@ -216,6 +277,29 @@ pub(super) fn rfc3339(time: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn seeded_credentials_repeat_and_unseeded_do_not() {
+        let seeded = Secrets::seeded("seed-1");
+        assert_eq!(
+            seeded.hex("stax.api_key", 64),
+            Secrets::seeded("seed-1").hex("stax.api_key", 64)
+        );
+        assert_ne!(
+            seeded.hex("stax.api_key", 64),
+            seeded.hex("paypal.client_id", 64)
+        );
+        assert_ne!(
+            seeded.hex("stax.api_key", 64),
+            Secrets::seeded("seed-2").hex("stax.api_key", 64)
+        );
+        assert_eq!(seeded.bytes("cybersource.secret", 70).len(), 70);
+        let random = Secrets::default();
+        assert_ne!(
+            random.hex("stax.api_key", 64),
+            random.hex("stax.api_key", 64)
+        );
+    }
     use super::*;
 
     #[test]

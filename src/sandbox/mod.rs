@@ -38,6 +38,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::domain::{Money, MoneyError, Provider};
+pub use kit::Secrets;
 pub use webhooks::WebhookDelivery;
 use webhooks::Webhooks;
 
@@ -181,14 +182,16 @@ pub struct Sandbox {
 impl Sandbox {
     /// Binds `addr` (port 0 picks a free port) and serves every emulated provider.
     pub async fn start(addr: SocketAddr) -> std::io::Result<Sandbox> {
-        Self::start_with_latency(addr, Duration::ZERO).await
+        Self::start_with(addr, Duration::ZERO, &Secrets::default()).await
     }
 
     /// As [`Sandbox::start`], with every provider API answer held back by `latency`, as a
-    /// distant provider's would be (load tests of slow providers; admin calls are not delayed).
-    pub async fn start_with_latency(
+    /// distant provider's would be (load tests of slow providers; admin calls are not delayed),
+    /// and the emulators' credentials from `secrets` (random, or derived from a seed).
+    pub async fn start_with(
         addr: SocketAddr,
         latency: Duration,
+        secrets: &Secrets,
     ) -> std::io::Result<Sandbox> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let origin = format!("http://{}", listener.local_addr()?);
@@ -199,18 +202,22 @@ impl Sandbox {
             Arc::new(paypal::PaypalEmulator::new(
                 url(Provider::Paypal),
                 webhooks.clone(),
+                secrets,
             )),
             Arc::new(checkout::CheckoutEmulator::new(
                 url(Provider::Checkout),
                 webhooks.clone(),
+                secrets,
             )),
-            Arc::new(cybersource::CybersourceEmulator::new(url(
-                Provider::Cybersource,
-            ))),
-            Arc::new(payment_options::PaymentOptionsEmulator::new(url(
-                Provider::PaymentOptions,
-            ))),
-            Arc::new(stax::StaxEmulator::new(url(Provider::Stax))),
+            Arc::new(cybersource::CybersourceEmulator::new(
+                url(Provider::Cybersource),
+                secrets,
+            )),
+            Arc::new(payment_options::PaymentOptionsEmulator::new(
+                url(Provider::PaymentOptions),
+                secrets,
+            )),
+            Arc::new(stax::StaxEmulator::new(url(Provider::Stax), secrets)),
         ];
 
         let emulators = Arc::new(Emulators(emulators));

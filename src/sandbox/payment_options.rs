@@ -33,8 +33,8 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::kit::{
-    delay_of, header_str, held, json_reply, random_digits, random_hex, random_uuid, rfc3339,
-    Decision, Locked, Reply,
+    delay_of, header_str, held, json_reply, random_digits, random_uuid, rfc3339, Decision, Locked,
+    Reply, Secrets,
 };
 use super::{Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
@@ -71,12 +71,15 @@ pub struct PaymentOptionsEmulator {
 }
 
 impl PaymentOptionsEmulator {
-    pub fn new(base_url: String) -> Self {
+    pub fn new(base_url: String, secrets: &Secrets) -> Self {
         PaymentOptionsEmulator {
             base_url,
-            basic_key: random_hex(48),
-            api_key: random_hex(40),
-            merchant_id: format!("M{}", random_digits(7)),
+            basic_key: secrets.hex("payment_options.basic_key", 48),
+            api_key: secrets.hex("payment_options.api_key", 40),
+            merchant_id: format!(
+                "M{}",
+                secrets.from("payment_options.merchant_id", b"0123456789", 7)
+            ),
             authorizations: Locked::default(),
             next_ref: AtomicU64::new(74_819),
         }

@@ -37,8 +37,8 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::kit::{
-    delay_of, header_str, held, json_reply, random_hex, random_uuid, rfc3339, Book, Decision,
-    Locked, Reply,
+    delay_of, header_str, held, json_reply, random_uuid, rfc3339, Book, Decision, Locked, Reply,
+    Secrets,
 };
 use super::{Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
@@ -80,10 +80,10 @@ pub struct StaxEmulator {
 }
 
 impl StaxEmulator {
-    pub fn new(base_url: String) -> Self {
+    pub fn new(base_url: String, secrets: &Secrets) -> Self {
         StaxEmulator {
             base_url,
-            api_key: random_hex(64),
+            api_key: secrets.hex("stax.api_key", 64),
             ledger: Locked::default(),
         }
     }

@@ -1153,6 +1153,34 @@ fn the_command_line_is_conventional() -> TestResult {
     Ok(())
 }
 
+/// A standalone sandbox started with a credentials seed makes the same credentials after a
+/// restart (a service or a CI configured once keeps working); without one, new ones each time.
+#[test]
+fn a_seeded_standalone_sandbox_keeps_its_credentials_across_restarts() -> TestResult {
+    let credentials = |args: &[&str]| -> Res<Vec<(String, String)>> {
+        let sandbox = StandaloneSandbox::start_with(args)?;
+        // Base URLs name the port, which is new at each start: only the credentials count.
+        Ok(sandbox
+            .vars
+            .iter()
+            .filter(|(name, _)| !name.ends_with("_BASE_URL") && name != "CAPTURE_SANDBOX")
+            .cloned()
+            .collect())
+    };
+    let seeded = ["--credentials-seed", "team-ci-seed-1"];
+    let first = credentials(&seeded)?;
+    assert!(
+        first
+            .iter()
+            .any(|(name, _)| name == "CAPTURE_PAYPAL_CLIENT_SECRET"),
+        "{first:?}"
+    );
+    assert_eq!(credentials(&seeded)?, first);
+    assert_ne!(credentials(&["--credentials-seed", "another-seed"])?, first);
+    assert_ne!(credentials(&[])?, credentials(&[])?);
+    Ok(())
+}
+
 /// A development key short enough to guess stops the start, naming the setting.
 #[test]
 fn a_development_key_shorter_than_an_api_key_is_refused_at_start() -> TestResult {

@@ -46,7 +46,7 @@ mod events;
 
 use super::kit::{
     delay_of, header_str, held, json_reply, random_digits, random_from, random_hex, rfc3339, Book,
-    Decision, Locked, Reply,
+    Decision, Locked, Reply, Secrets,
 };
 use super::webhooks::Webhooks;
 use super::{Emulator, SandboxAuthorization, Scenario};
@@ -134,11 +134,11 @@ pub struct CheckoutEmulator {
 }
 
 impl CheckoutEmulator {
-    pub(super) fn new(base_url: String, webhooks: Webhooks) -> Self {
+    pub(super) fn new(base_url: String, webhooks: Webhooks, secrets: &Secrets) -> Self {
         CheckoutEmulator {
             base_url,
-            secret_key: format!("sk_sbox_{}", random_hex(32)),
-            webhook_secret: random_hex(64),
+            secret_key: format!("sk_sbox_{}", secrets.hex("checkout.secret_key", 32)),
+            webhook_secret: secrets.hex("checkout.webhook_secret", 64),
             webhooks,
             ledger: Locked::default(),
         }

@@ -42,8 +42,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::kit::{
-    delay_of, held, json_reply, random_alnum, random_bytes, random_digits, random_hex, rfc3339,
-    Decision, Locked, Reply,
+    delay_of, held, json_reply, random_alnum, random_digits, random_hex, rfc3339, Decision, Locked,
+    Reply, Secrets,
 };
 use super::{Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
@@ -90,16 +90,16 @@ pub struct CybersourceEmulator {
 }
 
 impl CybersourceEmulator {
-    pub fn new(base_url: String) -> Self {
-        let mut secret = vec![0_u8; 32];
-        random_bytes(&mut secret);
+    pub fn new(base_url: String, secrets: &Secrets) -> Self {
+        let secret = secrets.bytes("cybersource.secret", 32);
+        let id = secrets.hex("cybersource.key_id", 32);
         let key_id = format!(
             "{}-{}-{}-{}-{}",
-            random_hex(8),
-            random_hex(4),
-            random_hex(4),
-            random_hex(4),
-            random_hex(12)
+            &id[0..8],
+            &id[8..12],
+            &id[12..16],
+            &id[16..20],
+            &id[20..32]
         );
         let path_prefix = base_url
             .parse::<Uri>()
@@ -109,7 +109,7 @@ impl CybersourceEmulator {
             base_url,
             path_prefix,
             credentials: Credentials {
-                merchant_id: format!("sandbox_{}", random_hex(12)),
+                merchant_id: format!("sandbox_{}", secrets.hex("cybersource.merchant_id", 12)),
                 key_id,
                 secret,
             },

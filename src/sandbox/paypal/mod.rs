@@ -37,7 +37,7 @@ mod notifications;
 
 use super::kit::{
     delay_of, header_str, held, json_reply, random_alnum, random_digits, random_hex, rfc3339, Book,
-    Decision, Locked, Reply,
+    Decision, Locked, Reply, Secrets,
 };
 use super::webhooks::Webhooks;
 use super::{Emulator, MoneyJson, SandboxAuthorization, Scenario};
@@ -101,13 +101,17 @@ pub(super) struct PaypalEmulator {
 }
 
 impl PaypalEmulator {
-    pub(super) fn new(base_url: String, webhooks: Webhooks) -> Self {
+    pub(super) fn new(base_url: String, webhooks: Webhooks, secrets: &Secrets) -> Self {
         PaypalEmulator {
             base_url,
-            client_id: random_hex(40),
-            client_secret: random_hex(40),
-            webhook_id: random_alnum(17),
-            signing_key: random_hex(64),
+            client_id: secrets.hex("paypal.client_id", 40),
+            client_secret: secrets.hex("paypal.client_secret", 40),
+            webhook_id: secrets.from(
+                "paypal.webhook_id",
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+                17,
+            ),
+            signing_key: secrets.hex("paypal.signing_key", 64),
             webhooks,
             ledger: Locked::default(),
             transmissions: Locked::default(),
