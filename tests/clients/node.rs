@@ -19,18 +19,14 @@ async fn a_node_grpc_js_client_captures_pages_watches_and_reads_field_violations
     }
     let app = TestApp::spawn(Db::Sqlite).await?;
     let authorization = app.authorize("USD", "100.00", "APPROVE").await?;
-    let run = Command::new("node")
-        .arg(root.join("tests/node/capture_client.mjs"))
-        .arg(app.grpc_addr.to_string())
-        .arg(TENANT_A_KEY)
-        .arg(&authorization)
-        .output()?;
-    assert!(
-        run.status.success(),
-        "node client failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    let seen = crate::run_client(
+        "node",
+        Command::new("node")
+            .arg(root.join("tests/node/capture_client.mjs"))
+            .arg(app.grpc_addr.to_string())
+            .arg(TENANT_A_KEY)
+            .arg(&authorization),
+    )?;
 
     assert_eq!(
         seen["statuses"],

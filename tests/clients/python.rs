@@ -30,19 +30,15 @@ async fn a_python_grpcio_client_captures_and_reads_field_violations() -> TestRes
 
     let app = TestApp::spawn(Db::Sqlite).await?;
     let authorization = app.authorize("JPY", "5000", "APPROVE").await?;
-    let run = Command::new("python3")
-        .arg(root.join("tests/python/capture_client.py"))
-        .arg(stubs.path())
-        .arg(app.grpc_addr.to_string())
-        .arg(TENANT_A_KEY)
-        .arg(&authorization)
-        .output()?;
-    assert!(
-        run.status.success(),
-        "python client failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    let seen = crate::run_client(
+        "python",
+        Command::new("python3")
+            .arg(root.join("tests/python/capture_client.py"))
+            .arg(stubs.path())
+            .arg(app.grpc_addr.to_string())
+            .arg(TENANT_A_KEY)
+            .arg(&authorization),
+    )?;
 
     assert_eq!(seen["status"], "CAPTURE_STATUS_COMPLETED", "{seen}");
     assert_eq!(seen["captured"], serde_json::json!(["JPY", "1000"]));
