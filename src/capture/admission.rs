@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A limit on calls of one kind in progress.
@@ -17,26 +19,23 @@ pub struct Admission {
     slots: Arc<Semaphore>,
     limit: usize,
     kind: &'static str,
+    /// This kind's `capture_in_flight` and `capture_shed_total` series, looked up once: every
+    /// call of the kind moves them.
+    in_flight: Gauge,
+    shed: Counter,
 }
 
 /// Held while an admitted call is in progress (counted in `capture_in_flight`).
 #[derive(Debug)]
 pub struct Admitted {
     _slot: OwnedSemaphorePermit,
-    kind: &'static str,
+    in_flight: Gauge,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        in_flight(self.kind).dec();
+        self.in_flight.dec();
     }
-}
-
-fn in_flight(kind: &'static str) -> prometheus_client::metrics::gauge::Gauge {
-    crate::telemetry::metrics::metrics()
-        .in_flight
-        .get_or_create(&crate::telemetry::metrics::Kind { kind })
-        .clone()
 }
 
 /// The limit was reached: the call was refused before it did anything.
@@ -50,15 +49,15 @@ pub struct Overloaded {
 impl Admission {
     /// At most `limit` calls of `kind` (e.g. "captures") at once.
     pub fn new(kind: &'static str, limit: usize) -> Self {
-        // Exported from the start, at zero, so that rates and alerts see the series.
-        in_flight(kind);
-        let _ = crate::telemetry::metrics::metrics()
-            .shed
-            .get_or_create(&crate::telemetry::metrics::Kind { kind });
+        // Created now, so both series are exported from the start, at zero.
+        let metrics = crate::telemetry::metrics::metrics();
+        let label = crate::telemetry::metrics::Kind { kind };
         Admission {
             slots: Arc::new(Semaphore::new(limit)),
             limit,
             kind,
+            in_flight: metrics.in_flight.get_or_create(&label).clone(),
+            shed: metrics.shed.get_or_create(&label).clone(),
         }
     }
 
@@ -66,17 +65,14 @@ impl Admission {
     pub fn admit(&self) -> Result<Admitted, Overloaded> {
         match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(slot) => {
-                in_flight(self.kind).inc();
+                self.in_flight.inc();
                 Ok(Admitted {
                     _slot: slot,
-                    kind: self.kind,
+                    in_flight: self.in_flight.clone(),
                 })
             }
             Err(_) => {
-                crate::telemetry::metrics::metrics()
-                    .shed
-                    .get_or_create(&crate::telemetry::metrics::Kind { kind: self.kind })
-                    .inc();
+                self.shed.inc();
                 Err(Overloaded {
                     kind: self.kind,
                     limit: self.limit,

@@ -98,16 +98,6 @@ impl ProviderHttp {
         })
     }
 
-    /// The longest one call through [`ProviderHttp::send`] may take: every attempt to its
-    /// timeout, and the longest wait between attempts (back-off or a `Retry-After` taken).
-    pub fn longest_call(&self) -> Duration {
-        let attempts = self.max_retries.saturating_add(1);
-        let wait = self.max_backoff.max(self.max_retry_after);
-        self.request_timeout
-            .saturating_mul(attempts)
-            .saturating_add(wait.saturating_mul(self.max_retries))
-    }
-
     /// Replaces the backoff bounds (tests use zero to run fast).
     pub fn with_backoff(
         mut self,

@@ -192,7 +192,7 @@ impl Secrets {
     }
 
     /// `len` characters of `alphabet` for `label`.
-    pub(super) fn from(&self, label: &str, alphabet: &[u8], len: usize) -> String {
+    pub(super) fn chars(&self, label: &str, alphabet: &[u8], len: usize) -> String {
         let mut bytes = vec![0_u8; len];
         self.fill(label, &mut bytes);
         bytes

@@ -78,7 +78,7 @@ impl PaymentOptionsEmulator {
             api_key: secrets.hex("payment_options.api_key", 40),
             merchant_id: format!(
                 "M{}",
-                secrets.from("payment_options.merchant_id", b"0123456789", 7)
+                secrets.chars("payment_options.merchant_id", b"0123456789", 7)
             ),
             authorizations: Locked::default(),
             next_ref: AtomicU64::new(74_819),

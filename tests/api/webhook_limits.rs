@@ -213,3 +213,30 @@ async fn a_paypal_that_never_answers_holds_neither_its_senders_nor_other_provide
     );
     app.stop().await
 }
+
+/// Any request on the HTTP port has `CAPTURE_HTTP_REQUEST_TIMEOUT_SECONDS` from its head to its
+/// answer: a body trickled into another route (the sandbox's helper) is cut off with 408 and
+/// the connection closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_http_request_is_cut_off_at_the_request_deadline() -> TestResult {
+    let app = TestApp::spawn_with(Db::Sqlite, |config| {
+        config.limits.http_request_timeout_seconds = 1;
+    })
+    .await?;
+    let mut stream = TcpStream::connect(app.http_addr).await?;
+    stream
+        .write_all(
+            b"POST /sandbox/paypal/authorizations HTTP/1.1\r\nHost: capture\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+        )
+        .await?;
+    let started = Instant::now();
+    let status = answered_and_closed(stream, Instant::now() + Duration::from_secs(5)).await;
+    assert_eq!(status, Some(408), "after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    app.stop().await
+}

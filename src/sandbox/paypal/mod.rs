@@ -106,7 +106,7 @@ impl PaypalEmulator {
             base_url,
             client_id: secrets.hex("paypal.client_id", 40),
             client_secret: secrets.hex("paypal.client_secret", 40),
-            webhook_id: secrets.from(
+            webhook_id: secrets.chars(
                 "paypal.webhook_id",
                 b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
                 17,
