@@ -258,6 +258,9 @@ def check_pods(r: Rendered, appversion: str, sqlite: bool = False) -> dict[str, 
     for key, value in expected.items():
         check(data.get(key) == value, f"[{name}] ConfigMap {key} is {data.get(key)!r}, expected {value!r}")
     check(not any(re.search(r"postgres://|[0-9a-f]{64}", str(v)) for v in data.values()), f"[{name}] a secret value is in the ConfigMap")
+    # Traces: exported only where tracing.otlpEndpoint is set.
+    otlp = "http://otel-collector.observability:4317" if name == "production" else None
+    check(data.get("CAPTURE_OTLP_ENDPOINT") == otlp, f"[{name}] ConfigMap CAPTURE_OTLP_ENDPOINT is {data.get('CAPTURE_OTLP_ENDPOINT')!r}, expected {otlp!r}")
     env = env_refs(container)
     check(not any(isinstance(v, str) and "postgres://" in v for v in env.values()), f"[{name}] the database URL is a literal env value")
 

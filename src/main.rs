@@ -80,17 +80,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
         _ => {}
     }
     let config = Config::from_env()?;
-    telemetry::init(config.log_format, &config.log_filter);
     match command {
         Command::Serve => {
+            let traces = telemetry::init(
+                config.log_format,
+                &config.log_filter,
+                config.otlp_endpoint.as_deref(),
+            )
+            .context("Failed to start the OTLP trace export")?;
             let app = App::build(config).await?;
             if let Some(key) = app.generated_dev_api_key() {
                 // Sandbox only: the key moves no real money and is new at every start.
                 println!("development API key (tenant dev): {key}");
             }
-            app.run(shutdown_signal()).await
+            let served = app.run(shutdown_signal()).await;
+            if let Some(traces) = traces {
+                traces.shutdown();
+            }
+            served
         }
         Command::Migrate => {
+            telemetry::init(config.log_format, &config.log_filter, None)?;
             // Migrations may take long: no statement bound.
             let pool = PoolSettings {
                 statement_timeout: None,
@@ -107,6 +117,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig => {
+            telemetry::init(config.log_format, &config.log_filter, None)?;
             let accounts: Vec<AccountLine> = load_accounts(&config.providers.sources)?
                 .iter()
                 .map(|a| AccountLine {

@@ -76,23 +76,22 @@ pub enum CaptureError {
     Task(String),
 }
 
-/// Counts one provider operation in the metrics.
-fn record_provider_call<T>(
+/// Runs one provider operation in its own span, counted in the metrics.
+async fn call_provider<T>(
     provider: crate::domain::Provider,
     operation: &'static str,
-    answer: &Result<T, ProviderError>,
-    started: tokio::time::Instant,
-) {
-    let outcome = match answer {
-        Ok(_) => "ok",
-        Err(err) => err.outcome_label(),
-    };
-    crate::telemetry::metrics::metrics().provider_call(
-        provider.as_str(),
+    call: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    crate::telemetry::provider_calls::observed(
+        provider,
         operation,
-        outcome,
-        started.elapsed(),
-    );
+        call,
+        |answer, _| match answer {
+            Ok(_) => "ok",
+            Err(err) => err.outcome_label(),
+        },
+    )
+    .await
 }
 
 /// Captures payments: the orchestrator shared by every request.
@@ -344,9 +343,7 @@ impl Captures {
             let _admitted = admitted;
             let call = CaptureCall::of(&record);
             let provider = record.command.parts().provider;
-            let started = tokio::time::Instant::now();
-            let answer = connector.capture(call).await;
-            record_provider_call(provider, "capture", &answer, started);
+            let answer = call_provider(provider, "capture", connector.capture(call)).await;
             let resolution = match &answer {
                 Ok(outcome) => Resolution::Outcome(Box::new(outcome.clone())),
                 Err(ProviderError::Rejected { failure, .. }) => Resolution::Rejected(failure.clone()),

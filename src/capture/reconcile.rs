@@ -129,13 +129,20 @@ impl Captures {
     /// recorded. The look starts only while the
     /// claim's lease is still its own: a pass's later looks may start after the lease it took
     /// for them has run out and another replica has claimed the capture.
-    #[tracing::instrument(skip_all, fields(capture_id = %due.record.id, status = %due.record.status, %source))]
+    #[tracing::instrument(skip_all, fields(
+        capture_id = %due.record.id,
+        provider = %due.record.command.parts().provider,
+        status = %due.record.status,
+        %source,
+        trace_id = tracing::field::Empty,
+    ))]
     pub(super) async fn look(
         &self,
         due: DueCapture,
         source: EventSource,
         interval: std::time::Duration,
     ) -> Result<Option<(CaptureStatus, CaptureRecord)>, StoreError> {
+        crate::telemetry::traces::record_trace_id(&tracing::Span::current());
         let DueCapture { record, attempts } = due;
         // A request of this process is already calling the provider for it.
         let Slot::Claimed(_claim) = self.in_flight.claim(&record.id) else {
@@ -174,9 +181,8 @@ impl Captures {
                 return Ok(None);
             }
         };
-        let started = tokio::time::Instant::now();
-        let fetched = connector.fetch_outcome(&record).await;
-        super::record_provider_call(provider, "lookup", &fetched, started);
+        let fetched =
+            super::call_provider(provider, "lookup", connector.fetch_outcome(&record)).await;
         let resolution = match fetched {
             Ok(outcome) if outcome.status == record.status => {
                 // Still open (e.g. still PENDING): look again later.

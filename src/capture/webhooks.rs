@@ -126,26 +126,26 @@ impl Captures {
             Screened::Trusted(trust) => trust,
             Screened::AskProvider => {
                 let deadline = self.webhooks.verify_timeout;
-                let started = tokio::time::Instant::now();
-                let verified = tokio::time::timeout(deadline, connector.verify_webhook(delivery))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(WebhookError::VerifierUnavailable(format!(
-                            "the provider's verification did not answer within {deadline:?}"
-                        )))
-                    });
-                let outcome = match &verified {
-                    Ok(_) => "ok",
-                    Err(_) if started.elapsed() >= deadline => "timeout",
-                    Err(err) => err.outcome_label(),
+                let verify = async {
+                    tokio::time::timeout(deadline, connector.verify_webhook(delivery))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(WebhookError::VerifierUnavailable(format!(
+                                "the provider's verification did not answer within {deadline:?}"
+                            )))
+                        })
                 };
-                crate::telemetry::metrics::metrics().provider_call(
-                    provider.as_str(),
+                crate::telemetry::provider_calls::observed(
+                    provider,
                     "verify_webhook",
-                    outcome,
-                    started.elapsed(),
-                );
-                verified?
+                    verify,
+                    |verified, took| match verified {
+                        Ok(_) => "ok",
+                        Err(_) if took >= deadline => "timeout",
+                        Err(err) => err.outcome_label(),
+                    },
+                )
+                .await?
             }
         };
         let event = connector.read_webhook(delivery.body, trust)?;

@@ -25,6 +25,7 @@ struct FileConfig {
     migrate_on_start: Option<bool>,
     log_format: Option<LogFormat>,
     log_filter: Option<String>,
+    otlp_endpoint: Option<String>,
     sandbox: Option<SandboxMode>,
     shutdown_grace_seconds: Option<u64>,
     reconcile_interval_seconds: Option<u64>,
@@ -90,6 +91,9 @@ impl Config {
         if let Some(v) = file.log_filter {
             self.log_filter = v;
         }
+        if let Some(v) = file.otlp_endpoint {
+            self.otlp_endpoint = Some(v);
+        }
         if let Some(v) = file.sandbox {
             self.sandbox = v;
         }
@@ -150,6 +154,9 @@ impl Config {
         }
         if let Some(v) = get("CAPTURE_LOG") {
             self.log_filter = v.to_owned();
+        }
+        if let Some(v) = get("CAPTURE_OTLP_ENDPOINT") {
+            self.otlp_endpoint = Some(v.to_owned());
         }
         if let Some(v) = get("CAPTURE_SANDBOX") {
             self.sandbox = parse_word("CAPTURE_SANDBOX", v)?;
@@ -238,6 +245,17 @@ impl Config {
                 "CAPTURE_LOG",
                 format!("{err}: a tracing filter such as info,capture_service=debug"),
             ));
+        }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let authority = endpoint
+                .strip_prefix("http://")
+                .or_else(|| endpoint.strip_prefix("https://"));
+            if authority.is_none_or(|a| a.is_empty() || a.starts_with('/')) {
+                return Err(bad(
+                    "CAPTURE_OTLP_ENDPOINT",
+                    "must be an http:// or https:// URL of an OTLP/gRPC collector, such as http://otel-collector:4317",
+                ));
+            }
         }
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")

@@ -370,6 +370,8 @@ pub struct Config {
     pub change_poll: Duration,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// Where spans are exported over OTLP/gRPC (`http://collector:4317`); none: not exported.
+    pub otlp_endpoint: Option<String>,
     pub api_keys: Vec<ApiKey>,
     pub sandbox: SandboxMode,
     pub providers: ProvidersConfig,
@@ -409,6 +411,7 @@ impl Default for Config {
             change_poll: Duration::from_millis(200),
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
+            otlp_endpoint: None,
             api_keys: Vec::new(),
             sandbox: SandboxMode::Auto,
             providers: ProvidersConfig {

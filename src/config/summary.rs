@@ -37,6 +37,14 @@ impl Config {
             "log                {} ({:?})",
             self.log_filter, self.log_format
         );
+        let _ = writeln!(
+            out,
+            "traces             {}",
+            match &self.otlp_endpoint {
+                Some(endpoint) => format!("exported over OTLP/gRPC to {endpoint}"),
+                None => "not exported (CAPTURE_OTLP_ENDPOINT unset)".to_owned(),
+            }
+        );
         let tenants: Vec<&str> = self.api_keys.iter().map(|k| k.tenant.as_str()).collect();
         let keys = match (tenants.is_empty(), sandbox_on) {
             (false, _) => format!("tenants {} (digests not shown)", tenants.join(", ")),

@@ -181,6 +181,27 @@ fn a_log_filter_that_is_no_filter_is_refused() {
 }
 
 #[test]
+fn traces_are_exported_only_to_an_http_collector() {
+    let config = Config::load(&env(&[]));
+    assert!(config.is_ok_and(|c| c.otlp_endpoint.is_none()));
+    let config = Config::load(&env(&[("CAPTURE_OTLP_ENDPOINT", "http://collector:4317")]));
+    assert!(config.is_ok_and(|c| c.otlp_endpoint.as_deref() == Some("http://collector:4317")));
+    for bad in [
+        "collector:4317",
+        "grpc://collector:4317",
+        "http://",
+        "https:///x",
+    ] {
+        let err = Config::load(&env(&[("CAPTURE_OTLP_ENDPOINT", bad)])).err();
+        assert_eq!(
+            err.map(|e| e.setting),
+            Some("CAPTURE_OTLP_ENDPOINT".to_owned()),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_value_in_the_file_is_refused_naming_its_key() {
     let dir = std::env::temp_dir().join(format!("capture-config-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);

@@ -69,7 +69,11 @@ pub fn router(
             request_timeout,
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().on_failure(crate::telemetry::calls::HttpFailures))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::telemetry::calls::http_span)
+                .on_failure(crate::telemetry::calls::HttpFailures),
+        )
         .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
 }
 

@@ -142,7 +142,10 @@ impl Store {
             lease_owner: self.lease_owner.clone(),
         };
         let attempt = self
-            .write(writer::work(move |txn| Box::pin(begin_in(txn, new))))
+            .write(
+                "begin capture",
+                writer::work(move |txn| Box::pin(begin_in(txn, new))),
+            )
             .await?;
         if let Attempt::Done(begun) = &attempt {
             if let Begin::Created(record) = begun.as_ref() {
@@ -164,11 +167,10 @@ impl Store {
     ) -> Result<Option<read::Joined>, StoreError> {
         static SQL: LazyLock<Sql> =
             LazyLock::new(|| read::select_where("c.tenant = $1 AND c.request_id = $2"));
-        self.bounded(read::joined_one(
-            &self.db,
-            &SQL,
-            vec![tenant.into(), request_id.into()],
-        ))
+        self.bounded(
+            "find request",
+            read::joined_one(&self.db, &SQL, vec![tenant.into(), request_id.into()]),
+        )
         .await
     }
 
@@ -176,11 +178,10 @@ impl Store {
     pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<CaptureRecord>, StoreError> {
         static SQL: LazyLock<Sql> =
             LazyLock::new(|| read::select_where("c.id = $1 AND c.tenant = $2"));
-        self.bounded(read::joined_one(
-            &self.db,
-            &SQL,
-            vec![id.into(), tenant.into()],
-        ))
+        self.bounded(
+            "get capture",
+            read::joined_one(&self.db, &SQL, vec![id.into(), tenant.into()]),
+        )
         .await?
         .map(read::Joined::into_record)
         .transpose()
@@ -189,10 +190,13 @@ impl Store {
     /// One capture, whatever its tenant (for the service's own bookkeeping).
     pub async fn get_any(&self, id: &str) -> Result<CaptureRecord, StoreError> {
         static SQL: LazyLock<Sql> = LazyLock::new(|| read::select_where("c.id = $1"));
-        self.bounded(read::joined_one(&self.db, &SQL, vec![id.into()]))
-            .await?
-            .ok_or_else(|| StoreError::Missing(id.to_owned()))?
-            .into_record()
+        self.bounded(
+            "get capture",
+            read::joined_one(&self.db, &SQL, vec![id.into()]),
+        )
+        .await?
+        .ok_or_else(|| StoreError::Missing(id.to_owned()))?
+        .into_record()
     }
 
     /// A tenant's captures, newest first, by keyset on (create_time, id).
@@ -233,7 +237,9 @@ impl Store {
             .order_by_desc(captures::Column::Id)
             .limit(query.page_size + 1)
             .build(self.db.get_database_backend());
-        let mut rows = self.bounded(read::joined_page(&self.db, page)).await?;
+        let mut rows = self
+            .bounded("list captures", read::joined_page(&self.db, page))
+            .await?;
         let next = if rows.len() as u64 > query.page_size {
             rows.truncate(query.page_size as usize);
             rows.last().map(|r| (r.row.create_time, r.row.id.clone()))

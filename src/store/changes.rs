@@ -63,7 +63,9 @@ impl Store {
         let statement = Sql::new("SELECT COALESCE(MAX(id), 0) FROM capture_events".to_owned())
             .statement(self.db.get_database_backend(), Vec::new());
         let row = self
-            .bounded(async { Ok(self.db.query_one(statement).await?) })
+            .bounded("last change", async {
+                Ok(self.db.query_one(statement).await?)
+            })
             .await?;
         Ok(match row {
             Some(row) => row.try_get_by_index::<i64>(0)?,
@@ -130,26 +132,28 @@ impl Store {
         values: Vec<sea_orm::Value>,
     ) -> Result<Vec<Change>, StoreError> {
         let statement = Sql::new(sql).statement(self.db.get_database_backend(), values);
-        self.bounded(async { Ok(self.db.query_all(statement).await?) })
-            .await?
-            .iter()
-            .map(|row| {
-                let status: String = row.try_get_by_index(3)?;
-                Ok(Change {
-                    cursor: row.try_get_by_index(0)?,
-                    capture_id: row.try_get_by_index(1)?,
-                    tenant: row.try_get_by_index(6)?,
-                    provider: row.try_get_by_index(7)?,
-                    authorization_id: row.try_get_by_index(8)?,
-                    kind: row.try_get_by_index(2)?,
-                    status: CaptureStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
-                        id: "capture_events".into(),
-                        problem: format!("status {status:?}"),
-                    })?,
-                    source: row.try_get_by_index(4)?,
-                    time: row.try_get_by_index(5)?,
-                })
+        self.bounded("read changes", async {
+            Ok(self.db.query_all(statement).await?)
+        })
+        .await?
+        .iter()
+        .map(|row| {
+            let status: String = row.try_get_by_index(3)?;
+            Ok(Change {
+                cursor: row.try_get_by_index(0)?,
+                capture_id: row.try_get_by_index(1)?,
+                tenant: row.try_get_by_index(6)?,
+                provider: row.try_get_by_index(7)?,
+                authorization_id: row.try_get_by_index(8)?,
+                kind: row.try_get_by_index(2)?,
+                status: CaptureStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                    id: "capture_events".into(),
+                    problem: format!("status {status:?}"),
+                })?,
+                source: row.try_get_by_index(4)?,
+                time: row.try_get_by_index(5)?,
             })
-            .collect()
+        })
+        .collect()
     }
 }

@@ -137,7 +137,9 @@ impl Store {
         let statement =
             BACKLOG.statement(self.db.get_database_backend(), vec![max_attempts.into()]);
         let row = self
-            .bounded(async { Ok(self.db.query_one(statement).await?) })
+            .bounded("reconcile backlog", async {
+                Ok(self.db.query_one(statement).await?)
+            })
             .await?;
         Ok(match row {
             Some(row) => (row.try_get_by_index(0)?, row.try_get_by_index(1)?),
@@ -328,7 +330,7 @@ impl Store {
             DbBackend::Postgres => postgres,
             _ => sqlite,
         };
-        self.bounded(async {
+        self.bounded("lease", async {
             let _turn = self.write_turn().await?;
             Ok(self.db.query_all(sql.statement(backend, values)).await?)
         })
@@ -346,7 +348,7 @@ impl Store {
         }
         let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let select = read::select_where(&format!("c.id IN ({})", placeholders.join(", ")));
-        self.bounded(read::joined(&self.db, &select, ids))
+        self.bounded("read records", read::joined(&self.db, &select, ids))
             .await?
             .into_iter()
             .map(read::Joined::into_record)

@@ -25,6 +25,7 @@ use sea_orm::{
     ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 pub use captures::{
     Begin, EventSource, LedgerRefusal, ListPage, ListQuery, NewCapture, Resolution,
@@ -215,7 +216,7 @@ impl Store {
 
     /// Whether the database answers (readiness), within the operation bound.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.bounded(async {
+        self.bounded("ping", async {
             self.db.execute_unprepared("SELECT 1").await?;
             Ok(())
         })
@@ -245,17 +246,44 @@ impl Store {
     /// connection closed when the ping sqlx makes on its return fails).
     async fn bounded<T>(
         &self,
-        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+        operation: &'static str,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let Some(bound) = self.operation_timeout else {
-            return operation.await;
+        // A DEBUG span: free unless traces are exported (or CAPTURE_LOG asks for it).
+        let span = tracing::debug_span!(
+            "store",
+            operation,
+            db.system = self.system_name(),
+            outcome = tracing::field::Empty,
+        );
+        let result = match self.operation_timeout {
+            None => work.instrument(span.clone()).await,
+            Some(bound) => match tokio::time::timeout(bound, work.instrument(span.clone())).await {
+                Ok(result) => result,
+                Err(_) => {
+                    crate::telemetry::metrics::metrics().store_unavailable.inc();
+                    Err(StoreError::TimedOut(bound))
+                }
+            },
         };
-        match tokio::time::timeout(bound, operation).await {
-            Ok(result) => result,
-            Err(_) => {
-                crate::telemetry::metrics::metrics().store_unavailable.inc();
-                Err(StoreError::TimedOut(bound))
-            }
+        if !span.is_disabled() {
+            span.record(
+                "outcome",
+                match &result {
+                    Ok(_) => "ok",
+                    Err(StoreError::TimedOut(_)) => "timeout",
+                    Err(_) => "error",
+                },
+            );
+        }
+        result
+    }
+
+    /// The database's name in OpenTelemetry's `db.system` terms.
+    fn system_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgresql",
+            _ => "sqlite",
         }
     }
 

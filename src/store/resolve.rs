@@ -34,9 +34,10 @@ impl Store {
         let id = record.id.clone();
         let before = record.status;
         let written = self
-            .write(writer::work(move |txn| {
-                Box::pin(resolve_in(txn, record, resolution, source))
-            }))
+            .write(
+                "record outcome",
+                writer::work(move |txn| Box::pin(resolve_in(txn, record, resolution, source))),
+            )
             .await?;
         match written {
             Some(applied) => {

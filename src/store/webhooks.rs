@@ -195,21 +195,24 @@ impl Store {
         let capture_id = id.clone();
         let before = record.status;
         let applied = self
-            .write(writer::work(move |txn| {
-                Box::pin(async move {
-                    let written = match resolution {
-                        Some(resolution) => {
-                            resolve_in(txn, record, resolution, EventSource::Webhook).await?
-                        }
-                        None => Written::Discard(None),
-                    };
-                    mark_matched(txn, webhook_id, &capture_id).await?;
-                    // The mark is written whether or not the capture changed.
-                    Ok(Written::Commit(match written {
-                        Written::Commit(applied) | Written::Discard(applied) => applied,
-                    }))
-                })
-            }))
+            .write(
+                "record webhook",
+                writer::work(move |txn| {
+                    Box::pin(async move {
+                        let written = match resolution {
+                            Some(resolution) => {
+                                resolve_in(txn, record, resolution, EventSource::Webhook).await?
+                            }
+                            None => Written::Discard(None),
+                        };
+                        mark_matched(txn, webhook_id, &capture_id).await?;
+                        // The mark is written whether or not the capture changed.
+                        Ok(Written::Commit(match written {
+                            Written::Commit(applied) | Written::Discard(applied) => applied,
+                        }))
+                    })
+                }),
+            )
             .await?;
         match applied {
             Some(record) => {

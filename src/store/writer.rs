@@ -61,8 +61,12 @@ impl GroupCommit {
 impl Store {
     /// Runs `work` in a write transaction and returns its result once that is committed (or
     /// at once, for work that discards what it wrote).
-    pub(super) async fn write<T: Send + 'static>(&self, work: Work<T>) -> Result<T, StoreError> {
-        let written = self.bounded(self.write_once(work)).await;
+    pub(super) async fn write<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        work: Work<T>,
+    ) -> Result<T, StoreError> {
+        let written = self.bounded(operation, self.write_once(work)).await;
         if written.is_ok() {
             self.feed.committed();
         }
@@ -389,20 +393,23 @@ mod tests {
             tokio::spawn(async move {
                 let key = format!("{i:02}");
                 let answered = store
-                    .write(work({
-                        let key = key.clone();
-                        move |txn| {
-                            Box::pin(async move {
-                                txn.execute(Statement::from_sql_and_values(
-                                    txn.get_database_backend(),
-                                    "INSERT INTO parent VALUES (?)",
-                                    [key.into()],
-                                ))
-                                .await?;
-                                Ok(Written::Commit(i))
-                            })
-                        }
-                    }))
+                    .write(
+                        "test",
+                        work({
+                            let key = key.clone();
+                            move |txn| {
+                                Box::pin(async move {
+                                    txn.execute(Statement::from_sql_and_values(
+                                        txn.get_database_backend(),
+                                        "INSERT INTO parent VALUES (?)",
+                                        [key.into()],
+                                    ))
+                                    .await?;
+                                    Ok(Written::Commit(i))
+                                })
+                            }
+                        }),
+                    )
                     .await?;
                 // The moment its caller is answered, the write is there for everyone.
                 let seen = other
@@ -436,16 +443,21 @@ mod tests {
         let (dir, db) = scratch().await?;
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
         let store = Store::connect(&url).await?;
-        let panicked = store.write(work(|_txn| Box::pin(async { panics() }))).await;
+        let panicked = store
+            .write("test", work(|_txn| Box::pin(async { panics() })))
+            .await;
         assert!(panicked.is_err());
         let after = store
-            .write(work(|txn| {
-                Box::pin(async move {
-                    txn.execute_unprepared("INSERT INTO parent VALUES ('after')")
-                        .await?;
-                    Ok(Written::Commit(()))
-                })
-            }))
+            .write(
+                "test",
+                work(|txn| {
+                    Box::pin(async move {
+                        txn.execute_unprepared("INSERT INTO parent VALUES ('after')")
+                            .await?;
+                        Ok(Written::Commit(()))
+                    })
+                }),
+            )
             .await;
         assert!(after.is_ok(), "{after:?}");
         assert_eq!(ids(&db, "parent").await?, ["after"]);

@@ -11,17 +11,48 @@ use tower_http::classify::{GrpcFailureClass, ServerErrorsFailureClass};
 use tower_http::trace::OnFailure;
 use tracing::Span;
 
-/// The span of one gRPC call: its method and request id, on every line logged inside it.
+/// The span of one gRPC call: its method, request id and trace id on every line logged inside
+/// it, the caller's `traceparent` its parent. The API's calls are INFO spans; health checks
+/// and reflection are DEBUG, so that probes do not fill the traces.
 pub fn grpc_span<B>(request: &http::Request<B>) -> Span {
-    let request_id = request
-        .headers()
+    let method = request.uri().path();
+    let request_id = caller_request_id(request.headers());
+    let span = if method.starts_with("/capture.") {
+        tracing::info_span!("grpc", method = %method, request_id = %request_id,
+            trace_id = tracing::field::Empty, otel.kind = "server")
+    } else {
+        tracing::debug_span!("grpc", method = %method, request_id = %request_id,
+            trace_id = tracing::field::Empty, otel.kind = "server")
+    };
+    super::traces::adopt_caller_context(&span, request.headers());
+    span
+}
+
+/// The span of one HTTP request: webhooks are INFO spans (with the caller's `traceparent` as
+/// parent); probes and scrapes are DEBUG.
+pub fn http_span<B>(request: &http::Request<B>) -> Span {
+    let path = request.uri().path();
+    let request_id = caller_request_id(request.headers());
+    let span = if path.starts_with("/webhooks/") {
+        tracing::info_span!("http", method = %request.method(), path = %path,
+            request_id = %request_id, trace_id = tracing::field::Empty, otel.kind = "server")
+    } else {
+        tracing::debug_span!("http", method = %request.method(), path = %path,
+            request_id = %request_id)
+    };
+    super::traces::adopt_caller_context(&span, request.headers());
+    span
+}
+
+/// The caller's `x-request-id` (or the one set for it): bounded, and never a card number in
+/// the logs.
+fn caller_request_id(headers: &http::HeaderMap) -> String {
+    let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    // The caller's string: bounded, and never a card number in the logs.
     let request_id: String = request_id.chars().take(128).collect();
-    let request_id = crate::domain::pan::mask_card_numbers(&request_id);
-    tracing::info_span!("grpc", method = %request.uri().path(), request_id = %request_id)
+    crate::domain::pan::mask_card_numbers(&request_id).into_owned()
 }
 
 /// The gRPC server's failure log.

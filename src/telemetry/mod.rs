@@ -1,11 +1,14 @@
 //! Logging, shared by `main` and tests: `tracing` to stdout as text or JSON, filtered by
 //! `CAPTURE_LOG` (an `EnvFilter` directive such as `info,capture_service=debug`). Which call
-//! failures are worth a line ([`calls`]), and storms logged as episodes ([`episodes`]).
+//! failures are worth a line ([`calls`]), storms logged as episodes ([`episodes`]), metrics,
+//! and the optional OTLP trace export ([`traces`]).
 
 pub mod calls;
 pub mod episodes;
 pub mod grpc_metrics;
 pub mod metrics;
+pub mod provider_calls;
+pub mod traces;
 
 use std::sync::LazyLock;
 
@@ -34,16 +37,47 @@ pub fn store_unavailable() -> &'static Episodes {
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber; a second call (as in tests) is a no-op.
-pub fn init(format: LogFormat, filter: &str) {
+/// Installs the global subscriber: logs filtered by `filter`, and, when `otlp_endpoint` is
+/// set, this crate's spans exported there (their own filter: the log filter does not thin
+/// traces). A second call (as in tests) installs nothing.
+pub fn init(
+    format: LogFormat,
+    filter: &str,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<Option<traces::Traces>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Colour only on a terminal: a file or a pipe gets plain text.
+    let logs = tracing_subscriber::fmt::layer()
         .with_target(true)
-        // Colour only on a terminal: a file or a pipe gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    let logs = match format {
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+        LogFormat::Text => logs.boxed(),
+    }
+    .with_filter(filter);
+    let traces = otlp_endpoint.map(traces::Traces::start).transpose()?;
+    let export = traces.as_ref().map(|t| t.layer().with_filter(traced()));
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(export)
+        .try_init();
+    Ok(traces)
+}
+
+/// What is exported: this crate's spans down to DEBUG (the store's operations and provider
+/// calls are DEBUG spans, so they cost nothing while export is off) and its events from INFO,
+/// which become span events.
+fn traced() -> tracing_subscriber::filter::FilterFn {
+    tracing_subscriber::filter::filter_fn(|meta| {
+        let level = if meta.is_span() {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        };
+        meta.target().starts_with("capture_service") && *meta.level() <= level
+    })
 }

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 #[path = "../common/mod.rs"]
 mod common;
 mod metrics;
+mod traces;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 type Res<T> = Result<T, Box<dyn std::error::Error>>;

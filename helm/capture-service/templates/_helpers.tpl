@@ -96,7 +96,7 @@ app.kubernetes.io/component: migrate
 {{- fail "networkPolicy.enabled needs networkPolicy.database.to (ipBlock CIDRs or selectors of the database), or the pods cannot reach PostgreSQL" -}}
 {{- end -}}
 {{- range $name, $value := $v.settings -}}
-{{- if has $name (list "CAPTURE_GRPC_ADDR" "CAPTURE_HTTP_ADDR" "CAPTURE_SANDBOX" "CAPTURE_MIGRATE_ON_START" "CAPTURE_DEV_API_KEY_FILE" "CAPTURE_SHUTDOWN_GRACE_SECONDS" "CAPTURE_PROVIDER_TIMEOUT_SECONDS" "CAPTURE_PROVIDER_MAX_RETRIES" "CAPTURE_LOG" "CAPTURE_LOG_FORMAT" "CAPTURE_CONFIG") -}}
+{{- if has $name (list "CAPTURE_GRPC_ADDR" "CAPTURE_HTTP_ADDR" "CAPTURE_SANDBOX" "CAPTURE_MIGRATE_ON_START" "CAPTURE_DEV_API_KEY_FILE" "CAPTURE_SHUTDOWN_GRACE_SECONDS" "CAPTURE_PROVIDER_TIMEOUT_SECONDS" "CAPTURE_PROVIDER_MAX_RETRIES" "CAPTURE_LOG" "CAPTURE_LOG_FORMAT" "CAPTURE_OTLP_ENDPOINT" "CAPTURE_CONFIG") -}}
 {{- fail (printf "settings.%s is set by the chart from its own value (see values.yaml)" $name) -}}
 {{- end -}}
 {{- if regexMatch "DATABASE_URL|API_KEYS|SECRET|_KEY|PASSWORD|TOKEN|ASSERTION" $name -}}
