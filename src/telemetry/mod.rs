@@ -68,16 +68,21 @@ pub fn init(
     Ok(traces)
 }
 
-/// What is exported: this crate's spans down to DEBUG (the store's operations and provider
-/// calls are DEBUG spans, so they cost nothing while export is off) and its events from INFO,
-/// which become span events.
-fn traced() -> tracing_subscriber::filter::FilterFn {
-    tracing_subscriber::filter::filter_fn(|meta| {
-        let level = if meta.is_span() {
-            tracing::Level::DEBUG
-        } else {
-            tracing::Level::INFO
-        };
-        meta.target().starts_with("capture_service") && *meta.level() <= level
+/// What is exported: this crate's INFO spans (the API's calls, webhooks, captures, reconciler
+/// looks) and events (as span events), and its DEBUG spans (store operations, provider calls)
+/// only inside one of those: a probe's or a background query's span starts no trace. DEBUG
+/// spans cost nothing while export is off.
+fn traced<S>() -> impl tracing_subscriber::layer::Filter<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_subscriber::filter::dynamic_filter_fn(|meta, cx| {
+        if !meta.target().starts_with("capture_service") {
+            return false;
+        }
+        if *meta.level() <= tracing::Level::INFO {
+            return true;
+        }
+        *meta.level() == tracing::Level::DEBUG && meta.is_span() && cx.lookup_current().is_some()
     })
 }

@@ -174,6 +174,7 @@ async fn a_capture_is_traced_from_the_caller_to_the_provider_call() -> TestResul
         ("CAPTURE_PAYPAL_CLIENT_SECRET", "secret"),
         ("CAPTURE_OTLP_ENDPOINT", &endpoint),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("CAPTURE_READINESS_CHECK_INTERVAL_MS", "200"),
     ])
     .await?;
 
@@ -246,6 +247,15 @@ async fn a_capture_is_traced_from_the_caller_to_the_provider_call() -> TestResul
     for operation in ["begin capture", "record outcome"] {
         assert!(store_ops.iter().any(|o| o == operation), "{store_ops:?}");
     }
+
+    // Probes and background queries start no trace of their own (the readiness check pings
+    // the database every 200 ms here, and /readyz is polled at start).
+    let roots: Vec<&Span> = spans.iter().filter(|s| s.parent_span_id.is_empty()).collect();
+    assert!(
+        roots.iter().all(|s| s.name == "grpc" || s.name == "http"),
+        "{}",
+        describe(&spans)
+    );
 
     // Nothing of the trace went to the provider: it is a third party.
     let requests = paypal.requests();
