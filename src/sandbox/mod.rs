@@ -14,6 +14,7 @@
 //! Checkout.com and PayPal send signed webhooks, as they do, to the service named by
 //! [`Sandbox::send_webhooks_to`] (see `webhooks.rs`).
 
+mod book;
 pub mod checkout;
 pub mod cybersource;
 mod kit;
@@ -38,6 +39,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::domain::{Money, MoneyError, Provider};
+pub use book::Charge;
+use book::{Charged, Charges};
 pub use kit::Secrets;
 pub use webhooks::WebhookDelivery;
 use webhooks::Webhooks;
@@ -150,7 +153,11 @@ trait Emulator: Send + Sync + 'static {
 }
 
 /// The emulated providers, shared by the provider server and the admin endpoint.
-struct Emulators(Vec<Arc<dyn Emulator>>);
+struct Emulators {
+    all: Vec<Arc<dyn Emulator>>,
+    /// What they charged, for `GET /sandbox/book`.
+    charges: Charges,
+}
 
 impl Emulators {
     fn authorize(
@@ -159,7 +166,7 @@ impl Emulators {
         request: NewAuthorization,
     ) -> Result<SandboxAuthorization, SandboxError> {
         let emulator = self
-            .0
+            .all
             .iter()
             .find(|e| e.provider() == provider)
             .ok_or(SandboxError::NotEmulated(provider))?;
@@ -197,33 +204,45 @@ impl Sandbox {
         let origin = format!("http://{}", listener.local_addr()?);
         let url = |p: Provider| format!("{origin}/{}", p.as_str());
         let webhooks = Webhooks::default();
+        let charges = Charges::default();
         // One line per emulated provider.
         let emulators: Vec<Arc<dyn Emulator>> = vec![
             Arc::new(paypal::PaypalEmulator::new(
                 url(Provider::Paypal),
                 webhooks.clone(),
+                charges.clone(),
                 secrets,
             )),
             Arc::new(checkout::CheckoutEmulator::new(
                 url(Provider::Checkout),
                 webhooks.clone(),
+                charges.clone(),
                 secrets,
             )),
             Arc::new(cybersource::CybersourceEmulator::new(
                 url(Provider::Cybersource),
+                charges.clone(),
                 secrets,
             )),
             Arc::new(payment_options::PaymentOptionsEmulator::new(
                 url(Provider::PaymentOptions),
+                charges.clone(),
                 secrets,
             )),
-            Arc::new(stax::StaxEmulator::new(url(Provider::Stax), secrets)),
+            Arc::new(stax::StaxEmulator::new(
+                url(Provider::Stax),
+                charges.clone(),
+                secrets,
+            )),
         ];
 
-        let emulators = Arc::new(Emulators(emulators));
+        let emulators = Arc::new(Emulators {
+            all: emulators,
+            charges,
+        });
         // The providers' APIs under their prefixes, and the helper endpoint beside them.
         let mut app = admin_router(&emulators);
-        for emulator in &emulators.0 {
+        for emulator in &emulators.all {
             let prefix = format!("/{}", emulator.provider().as_str());
             let mut routes = emulator.clone().routes();
             if !latency.is_zero() {
@@ -263,7 +282,7 @@ impl Sandbox {
     /// captures at every emulated provider, as it would at the real ones.
     pub fn service_env(&self) -> Vec<(String, String)> {
         self.emulators
-            .0
+            .all
             .iter()
             .flat_map(|e| e.service_env())
             .collect()
@@ -282,6 +301,12 @@ impl Sandbox {
     /// `http://127.0.0.1:8080`); replaces the origin set before. Until it is set, none is sent.
     pub fn send_webhooks_to(&self, origin: &str) {
         self.webhooks.send_to(origin);
+    }
+
+    /// Every capture the emulated providers accepted so far, oldest first (also `GET
+    /// /sandbox/book`).
+    pub fn charges(&self) -> Vec<Charge> {
+        self.emulators.charges.all()
     }
 
     /// Every webhook delivery attempt so far (at most the last thousand), oldest first.
@@ -359,8 +384,9 @@ fn no_delay(stream: &mut tokio::net::TcpStream) {
 fn admin_router(emulators: &Arc<Emulators>) -> Router {
     let mut router = Router::new()
         .route("/sandbox/{provider}/authorizations", post(admin_authorize))
-        .with_state(Arc::clone(emulators));
-    for emulator in &emulators.0 {
+        .with_state(Arc::clone(emulators))
+        .merge(emulators.charges.routes());
+    for emulator in &emulators.all {
         if let Some(routes) = Arc::clone(emulator).admin_routes() {
             router = router.nest(
                 &format!("/sandbox/{}", emulator.provider().as_str()),

@@ -36,7 +36,7 @@ use super::kit::{
     delay_of, header_str, held, json_reply, random_digits, random_uuid, rfc3339, Decision, Locked,
     Reply, Secrets,
 };
-use super::{Emulator, SandboxAuthorization, Scenario};
+use super::{Charges, Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
 
 /// The card every sandbox authorization was made with (Visa's test number).
@@ -65,15 +65,17 @@ pub struct PaymentOptionsEmulator {
     basic_key: String,
     api_key: String,
     merchant_id: String,
+    charges: Charges,
     authorizations: Locked<HashMap<String, Authorization>>,
     /// `transaction_details.ref`, a running number.
     next_ref: AtomicU64,
 }
 
 impl PaymentOptionsEmulator {
-    pub fn new(base_url: String, secrets: &Secrets) -> Self {
+    pub(super) fn new(base_url: String, charges: Charges, secrets: &Secrets) -> Self {
         PaymentOptionsEmulator {
             base_url,
+            charges,
             basic_key: secrets.hex("payment_options.basic_key", 48),
             api_key: secrets.hex("payment_options.api_key", 40),
             merchant_id: format!(
@@ -281,6 +283,15 @@ fn decide(emulator: &PaymentOptionsEmulator, headers: &HeaderMap, body: &[u8]) -
         | Scenario::MalformedBody => {}
     }
     auth.captured = Some(request.amount);
+    // No idempotency key: one capture per authorization, named by its transactionId.
+    let money = Money::from_minor_units(auth.amount.currency(), request.amount);
+    emulator.charges.record(
+        Provider::PaymentOptions,
+        &request.transaction_id,
+        &request.transaction_id,
+        money,
+        None,
+    );
     let scenario = auth.scenario;
     drop(authorizations);
     let success = ("INFO", "Amount successfully captured.", "INFO0001");

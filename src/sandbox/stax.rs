@@ -40,7 +40,7 @@ use super::kit::{
     delay_of, header_str, held, json_reply, random_uuid, rfc3339, Book, Decision, Locked, Reply,
     Secrets,
 };
-use super::{Emulator, SandboxAuthorization, Scenario};
+use super::{Charged, Charges, Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
 
 /// Requests a key may make per [`RATE_WINDOW`] (Stax: 100 a minute).
@@ -76,13 +76,15 @@ struct Ledger {
 pub struct StaxEmulator {
     base_url: String,
     api_key: String,
+    charges: Charges,
     ledger: Locked<Book<Ledger>>,
 }
 
 impl StaxEmulator {
-    pub fn new(base_url: String, secrets: &Secrets) -> Self {
+    pub(super) fn new(base_url: String, charges: Charges, secrets: &Secrets) -> Self {
         StaxEmulator {
             base_url,
+            charges,
             api_key: secrets.hex("stax.api_key", 64),
             ledger: Locked::default(),
         }
@@ -173,10 +175,14 @@ async fn capture(
     };
     // Stax keeps its answers to an `idempotency_id`: a transaction (200) or a refusal (400).
     let key = request.idempotency_id.clone();
+    let charged = Charged {
+        charges: &stax.charges,
+        key: key.as_deref(),
+    };
     let (reply, delay) = stax.ledger().replay_or(
-        key,
+        key.clone(),
         |status| matches!(status.as_u16(), 200 | 400),
-        |ledger| decide(ledger, &transaction_id, &request),
+        |ledger| decide(ledger, &transaction_id, &request, charged),
     );
     held(delay).await;
     reply.into_response()
@@ -261,7 +267,12 @@ fn parse_request(body: &[u8]) -> Result<CaptureRequest, Reply> {
 }
 
 /// Applies Stax's capture rules to one request, updating the ledger when money moves.
-fn decide(ledger: &mut Ledger, pre_auth_id: &str, request: &CaptureRequest) -> Decision {
+fn decide(
+    ledger: &mut Ledger,
+    pre_auth_id: &str,
+    request: &CaptureRequest,
+    charged: Charged<'_>,
+) -> Decision {
     let Some(pre_auth) = ledger.pre_auths.get_mut(pre_auth_id) else {
         return Err(not_found());
     };
@@ -302,6 +313,9 @@ fn decide(ledger: &mut Ledger, pre_auth_id: &str, request: &CaptureRequest) -> D
         pre_auth.closed |= asked.is_none() || pre_auth.captured >= pre_auth.amount.minor_units();
     }
     let id = random_uuid();
+    if success {
+        charged.record(Provider::Stax, pre_auth_id, &id, amount);
+    }
     let tx = Tx::Capture(pre_auth_id, amount, success);
     let body = transaction(&id, pre_auth, tx, &request.meta)?;
     let scenario = pre_auth.scenario;

@@ -250,7 +250,10 @@ async fn a_capture_is_traced_from_the_caller_to_the_provider_call() -> TestResul
 
     // Probes and background queries start no trace of their own (the readiness check pings
     // the database every 200 ms here, and /readyz is polled at start).
-    let roots: Vec<&Span> = spans.iter().filter(|s| s.parent_span_id.is_empty()).collect();
+    let roots: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_empty())
+        .collect();
     assert!(
         roots.iter().all(|s| s.name == "grpc" || s.name == "http"),
         "{}",

@@ -1,101 +1,11 @@
-//! The database a scenario runs on (fresh for each one unless `--database-url` is given), the
-//! bulk seeding of list scenarios, and the database's own ceilings measured through the same
-//! driver and pool the service uses.
+//! The bulk seeding of list scenarios, and the database's own ceilings measured through the
+//! same driver and pool the service uses.
 
 use anyhow::Context;
 use capture_service::store::{PoolSettings, Store};
-use sea_orm::{ConnectionTrait, Database as Connect, DbBackend, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 
-use crate::options::{Db, Options, Scenario};
-use crate::processes::{TempDir, TENANT};
-
-/// A database for one scenario, removed afterwards when the bench made it.
-pub struct Database {
-    pub url: String,
-    made: Made,
-}
-
-enum Made {
-    /// A SQLite file in a directory of its own, removed with it.
-    File(#[allow(dead_code)] TempDir),
-    /// A database this bench created on a PostgreSQL server, dropped when done.
-    Postgres { admin_url: String, name: String },
-    /// The caller's `--database-url`: left as it is.
-    Given,
-}
-
-const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-impl Database {
-    pub async fn fresh(options: &Options, scenario: Scenario) -> anyhow::Result<Database> {
-        if let Some(url) = &options.database_url {
-            return Ok(Database {
-                url: url.clone(),
-                made: Made::Given,
-            });
-        }
-        match options.db {
-            Db::Sqlite => {
-                let dir = TempDir::new(scenario.name())?;
-                Ok(Database {
-                    url: format!(
-                        "sqlite://{}?mode=rwc",
-                        dir.path().join("capture.db").display()
-                    ),
-                    made: Made::File(dir),
-                })
-            }
-            Db::Postgres => {
-                let admin_url = std::env::var("CAPTURE_BENCH_POSTGRES_ADMIN_URL")
-                    .unwrap_or_else(|_| DEFAULT_POSTGRES_ADMIN_URL.to_owned());
-                let name = format!("capture_bench_{}_{}", std::process::id(), scenario.name());
-                let admin = Connect::connect(&admin_url)
-                    .await
-                    .with_context(|| format!("connecting to {admin_url}"))?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await?;
-                admin.close().await?;
-                let (base, _) = admin_url
-                    .rsplit_once('/')
-                    .context("the admin URL names no database")?;
-                Ok(Database {
-                    url: format!("{base}/{name}"),
-                    made: Made::Postgres { admin_url, name },
-                })
-            }
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Made::Postgres { admin_url, name } = &self.made {
-            let (admin_url, name) = (admin_url.clone(), name.clone());
-            // Drop runs inside the runtime: drop the database from a thread of its own.
-            let dropped = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                runtime.block_on(async move {
-                    let admin = Connect::connect(&admin_url).await?;
-                    admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await?;
-                    admin.close().await?;
-                    anyhow::Ok(())
-                })
-            })
-            .join();
-            if !matches!(dropped, Ok(Ok(()))) {
-                eprintln!("capture-bench: could not drop a database it made");
-            }
-        }
-    }
-}
+use crate::processes::TENANT;
 
 /// The seeded captures' ids: `cap_` and the row number in 26 digits.
 pub fn seeded_id(n: u64) -> String {

@@ -18,8 +18,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod database;
 mod echo;
+#[path = "../shared/fresh_database.rs"]
+mod fresh_database;
 mod load;
 mod options;
+// Shared with capture-faults, which uses the rest of it.
+#[allow(dead_code)]
+#[path = "../shared/processes.rs"]
 mod processes;
 mod report;
 mod scenarios;

@@ -59,20 +59,7 @@ impl Scenario {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
-
-impl Db {
-    pub fn name(self) -> &'static str {
-        match self {
-            Db::Sqlite => "sqlite",
-            Db::Postgres => "postgres",
-        }
-    }
-}
+pub use crate::fresh_database::Db;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -138,9 +125,9 @@ impl Options {
                 .ok_or_else(|| format!("unknown scenario {scenario:?}"))?]
         };
         let db = match db.as_deref() {
-            Some("sqlite") => Db::Sqlite,
-            Some("postgres") => Db::Postgres,
-            Some(other) => return Err(format!("--db {other:?}: sqlite or postgres")),
+            Some(name) => {
+                Db::parse(name).ok_or_else(|| format!("--db {name:?}: sqlite or postgres"))?
+            }
             None => return Err("--db is required".into()),
         };
         if let Some(url) = &database_url {

@@ -13,7 +13,8 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::database::{seed, seeded_id, Ceiling, Database};
+use crate::database::{seed, seeded_id, Ceiling};
+use crate::fresh_database::Database;
 use crate::load::{channels, closed_loop, Measured};
 use crate::options::{Options, Scenario, DEFAULT_CONCURRENCY, SLOW_PROVIDER_CONCURRENCY};
 use crate::processes::{
@@ -136,7 +137,12 @@ async fn echo(options: &Options) -> anyhow::Result<Report> {
 
 async fn db_ceiling(options: &Options) -> anyhow::Result<Report> {
     let concurrency = options.concurrency_or(DEFAULT_CONCURRENCY);
-    let db = Database::fresh(options, Scenario::DbCeiling).await?;
+    let db = Database::fresh(
+        options.db,
+        Scenario::DbCeiling.name(),
+        options.database_url.as_deref(),
+    )
+    .await?;
     let ceiling = Arc::new(Ceiling::connect(&db.url).await?);
     let nonce = nonce()?;
     // Warm-up and measured calls share the numbering, so no id is used twice.
@@ -168,7 +174,12 @@ async fn db_ceiling(options: &Options) -> anyhow::Result<Report> {
 async fn db_read_ceiling(options: &Options) -> anyhow::Result<Report> {
     let concurrency = options.concurrency_or(DEFAULT_CONCURRENCY);
     let rows = 10_000u64;
-    let db = Database::fresh(options, Scenario::DbReadCeiling).await?;
+    let db = Database::fresh(
+        options.db,
+        Scenario::DbReadCeiling.name(),
+        options.database_url.as_deref(),
+    )
+    .await?;
     let ceiling = Arc::new(Ceiling::connect(&db.url).await?);
     seed(&db.url, rows).await?;
     let call = move |w: usize, n: u64| {
@@ -202,7 +213,7 @@ async fn stage(
     seed_rows: u64,
 ) -> anyhow::Result<Stage> {
     let binary: PathBuf = processes::service_binary()?;
-    let db = Database::fresh(options, scenario).await?;
+    let db = Database::fresh(options.db, scenario.name(), options.database_url.as_deref()).await?;
     if seed_rows > 0 {
         processes::migrate(&binary, &db.url)?;
         seed(&db.url, seed_rows).await?;
@@ -212,6 +223,8 @@ async fn stage(
         binary: &binary,
         database_url: &db.url,
         sandbox_env: &sandbox.service_env,
+        env: &[],
+        keep_log: false,
     })
     .await?;
     Ok(Stage {
@@ -570,12 +583,19 @@ async fn idle(options: &Options) -> anyhow::Result<Report> {
     const STARTS: usize = 3;
     const SETTLE: Duration = Duration::from_secs(2);
     let binary = processes::service_binary()?;
-    let db = Database::fresh(options, Scenario::Idle).await?;
+    let db = Database::fresh(
+        options.db,
+        Scenario::Idle.name(),
+        options.database_url.as_deref(),
+    )
+    .await?;
     let sandbox = start_sandbox(&binary, Duration::ZERO)?;
     let setup = ServiceSetup {
         binary: &binary,
         database_url: &db.url,
         sandbox_env: &sandbox.service_env,
+        env: &[],
+        keep_log: false,
     };
     let mut ready_ms = Vec::with_capacity(STARTS);
     let mut last = None;

@@ -49,7 +49,7 @@ use super::kit::{
     Decision, Locked, Reply, Secrets,
 };
 use super::webhooks::Webhooks;
-use super::{Emulator, SandboxAuthorization, Scenario};
+use super::{Charged, Charges, Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Currency, Money, Provider};
 
 /// Checkout.com allows up to 150 partial actions per payment.
@@ -130,13 +130,20 @@ pub struct CheckoutEmulator {
     /// The webhook's secret key: `Cko-Signature` is the HMAC-SHA256 of each body with it.
     webhook_secret: String,
     webhooks: Webhooks,
+    charges: Charges,
     ledger: Locked<Book<Ledger>>,
 }
 
 impl CheckoutEmulator {
-    pub(super) fn new(base_url: String, webhooks: Webhooks, secrets: &Secrets) -> Self {
+    pub(super) fn new(
+        base_url: String,
+        webhooks: Webhooks,
+        charges: Charges,
+        secrets: &Secrets,
+    ) -> Self {
         CheckoutEmulator {
             base_url,
+            charges,
             secret_key: format!("sk_sbox_{}", secrets.hex("checkout.secret_key", 32)),
             webhook_secret: secrets.hex("checkout.webhook_secret", 64),
             webhooks,
@@ -246,10 +253,14 @@ async fn capture(
     // Checkout.com keeps its answers to a Cko-Idempotency-Key: accepted (202) or refused (422).
     let (reply, delay, outbox) = {
         let mut book = checkout.ledger();
+        let charged = Charged {
+            charges: &checkout.charges,
+            key: key.as_deref(),
+        };
         let (reply, delay) = book.replay_or(
-            key,
+            key.clone(),
             |status| matches!(status.as_u16(), 202 | 422),
-            |ledger| decide(&checkout.base_url, ledger, &payment_id, &body),
+            |ledger| decide(&checkout.base_url, ledger, &payment_id, &body, charged),
         );
         (reply, delay, std::mem::take(&mut book.outbox))
     };
@@ -334,7 +345,13 @@ struct CaptureRequest {
 }
 
 /// Applies Checkout.com's capture rules to one request, updating the ledger when money moves.
-fn decide(base_url: &str, ledger: &mut Ledger, payment_id: &str, body: &[u8]) -> Decision {
+fn decide(
+    base_url: &str,
+    ledger: &mut Ledger,
+    payment_id: &str,
+    body: &[u8],
+    charged: Charged<'_>,
+) -> Decision {
     let Some(payment) = ledger.payments.get_mut(payment_id) else {
         return Err(Reply::empty(StatusCode::NOT_FOUND));
     };
@@ -412,6 +429,10 @@ fn decide(base_url: &str, ledger: &mut Ledger, payment_id: &str, body: &[u8]) ->
         payment.closed |= closes;
     }
     let id = action_id();
+    if approved != Some(false) {
+        let money = Money::from_minor_units(payment.currency, amount);
+        charged.record(Provider::Checkout, payment_id, &id, money);
+    }
     let mut action = json!({
         "id": id,
         "type": "Capture",

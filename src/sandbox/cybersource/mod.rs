@@ -45,7 +45,7 @@ use super::kit::{
     delay_of, held, json_reply, random_alnum, random_digits, random_hex, rfc3339, Decision, Locked,
     Reply, Secrets,
 };
-use super::{Emulator, SandboxAuthorization, Scenario};
+use super::{Charged, Charges, Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
 use auth::Credentials;
 use replies::{authentication_failed, invalid, respond, server_error};
@@ -86,11 +86,12 @@ pub struct CybersourceEmulator {
     /// The path of `base_url` (`/cybersource`), part of every signed `request-target`.
     path_prefix: String,
     credentials: Credentials,
+    charges: Charges,
     ledger: Locked<Ledger>,
 }
 
 impl CybersourceEmulator {
-    pub fn new(base_url: String, secrets: &Secrets) -> Self {
+    pub(super) fn new(base_url: String, charges: Charges, secrets: &Secrets) -> Self {
         let secret = secrets.bytes("cybersource.secret", 32);
         let id = secrets.hex("cybersource.key_id", 32);
         let key_id = format!(
@@ -113,6 +114,7 @@ impl CybersourceEmulator {
                 key_id,
                 secret,
             },
+            charges,
             ledger: Locked::default(),
         }
     }
@@ -212,8 +214,15 @@ async fn capture(
     }
     let (reply, delay) = {
         let mut ledger = cybersource.ledger();
-        decide(&cybersource.base_url, &mut ledger, &authorization_id, &body)
-            .unwrap_or_else(|refusal| (refusal, None))
+        let charges = &cybersource.charges;
+        decide(
+            &cybersource.base_url,
+            &mut ledger,
+            charges,
+            &authorization_id,
+            &body,
+        )
+        .unwrap_or_else(|refusal| (refusal, None))
     };
     held(delay).await;
     respond(reply)
@@ -300,7 +309,13 @@ async fn search(
 }
 
 /// Applies Cybersource's capture rules to one request, updating the ledger when money moves.
-fn decide(base_url: &str, ledger: &mut Ledger, auth_id: &str, body: &[u8]) -> Decision {
+fn decide(
+    base_url: &str,
+    ledger: &mut Ledger,
+    charges: &Charges,
+    auth_id: &str,
+    body: &[u8],
+) -> Decision {
     let request: CaptureRequest = serde_json::from_slice(body)
         .map_err(|_| invalid("INVALID_DATA", None, "The request is not well-formed JSON"))?;
     let code = request
@@ -414,6 +429,12 @@ fn decide(base_url: &str, ledger: &mut Ledger, auth_id: &str, body: &[u8]) -> De
         "status": "PENDING",
         "submitTimeUtc": rfc3339(SystemTime::now()),
     });
+    // Cybersource takes no idempotency key: a capture is told apart by its reference code.
+    let charged = Charged {
+        charges,
+        key: Some(&code),
+    };
+    charged.record(Provider::Cybersource, auth_id, &id, asked);
     ledger.captures.insert(
         id,
         Recorded {
@@ -466,7 +487,9 @@ mod tests {
         if let Some(options) = options {
             body["processingInformation"] = json!({ "captureOptions": options });
         }
-        let reply = match decide("http://sandbox", ledger, AUTH, body.to_string().as_bytes()) {
+        let charges = Charges::default();
+        let body = body.to_string();
+        let reply = match decide("http://sandbox", ledger, &charges, AUTH, body.as_bytes()) {
             Ok((reply, _)) | Err(reply) => reply,
         };
         let answer = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);

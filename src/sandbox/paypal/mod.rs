@@ -40,7 +40,7 @@ use super::kit::{
     Decision, Locked, Reply, Secrets,
 };
 use super::webhooks::Webhooks;
-use super::{Emulator, MoneyJson, SandboxAuthorization, Scenario};
+use super::{Charged, Charges, Emulator, MoneyJson, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
 use amounts::{parse_amount, paypal_fee, receivable_breakdown};
 use errors::{authentication_failure, error, invalid, unprocessable};
@@ -95,15 +95,22 @@ pub(super) struct PaypalEmulator {
     /// The sandbox's private key that its transmission signatures are made with.
     signing_key: String,
     webhooks: Webhooks,
+    charges: Charges,
     ledger: Locked<Book<Ledger>>,
     /// What was sent with each transmission, for `verify-webhook-signature`.
     transmissions: Locked<notifications::Transmissions>,
 }
 
 impl PaypalEmulator {
-    pub(super) fn new(base_url: String, webhooks: Webhooks, secrets: &Secrets) -> Self {
+    pub(super) fn new(
+        base_url: String,
+        webhooks: Webhooks,
+        charges: Charges,
+        secrets: &Secrets,
+    ) -> Self {
         PaypalEmulator {
             base_url,
+            charges,
             client_id: secrets.hex("paypal.client_id", 40),
             client_secret: secrets.hex("paypal.client_secret", 40),
             webhook_id: secrets.chars(
@@ -255,8 +262,12 @@ async fn capture(
             .any(|p| p.trim() == "return=representation")
     });
     // PayPal keeps its answers to a PayPal-Request-Id: a capture (201) or a refusal (422).
+    let charged = Charged {
+        charges: &paypal.charges,
+        key: request_id.as_deref(),
+    };
     let (reply, delay) = paypal.ledger().replay_or(
-        request_id,
+        request_id.clone(),
         |status| matches!(status.as_u16(), 201 | 422),
         |ledger| {
             decide(
@@ -265,6 +276,7 @@ async fn capture(
                 &authorization_id,
                 &body,
                 representation,
+                charged,
             )
         },
     );
@@ -326,6 +338,7 @@ fn decide(
     auth_id: &str,
     body: &[u8],
     representation: bool,
+    charged: Charged<'_>,
 ) -> Decision {
     let request = parse_request(body)?;
     let Some(auth) = ledger.authorizations.get_mut(auth_id) else {
@@ -454,6 +467,9 @@ fn decide(
         refunded: 0,
         refunded_fee: 0,
     };
+    if status != "DECLINED" {
+        charged.record(Provider::Paypal, auth_id, &id, gross);
+    }
     ledger.captures.insert(id, capture);
     let delay = delay_of(scenario);
     Ok((reply, delay))

@@ -1,5 +1,6 @@
-//! The processes a scenario measures: the service, the standalone sandbox and the echo server,
-//! and what `/proc` says about their CPU and memory.
+//! The processes a run drives: the service, the standalone sandbox and the echo server, and
+//! what `/proc` says about their CPU and memory. Shared by `capture-bench` and
+//! `capture-faults`.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -38,6 +39,14 @@ impl Process {
     /// Resident memory now, in MiB.
     pub fn rss_mb(&self) -> f64 {
         status_kb(self.pid(), "VmRSS:") as f64 / 1024.0
+    }
+}
+
+impl Process {
+    /// SIGKILL, and the exit reaped.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -195,13 +204,14 @@ pub fn start_sandbox(binary: &Path, latency: Duration) -> anyhow::Result<Sandbox
     })
 }
 
-/// A running service and its ports.
+/// A running service and its ports. Dropping it kills it (SIGKILL).
 pub struct Service {
     pub process: Process,
     pub grpc: SocketAddr,
+    pub http: SocketAddr,
     /// From spawn to the first `SERVING` health answer.
     pub ready_after: Duration,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// What a service is started with.
@@ -209,6 +219,11 @@ pub struct ServiceSetup<'a> {
     pub binary: &'a Path,
     pub database_url: &'a str,
     pub sandbox_env: &'a [(String, String)],
+    /// Further `CAPTURE_*` settings, applied last.
+    pub env: &'a [(&'a str, String)],
+    /// Keep what it logs (standard output) in `stdout.log`; else discard it, as a benchmark
+    /// does so that writing logs is not measured.
+    pub keep_log: bool,
 }
 
 pub async fn start_service(setup: &ServiceSetup<'_>) -> anyhow::Result<Service> {
@@ -223,7 +238,12 @@ pub async fn start_service(setup: &ServiceSetup<'_>) -> anyhow::Result<Service> 
         .env("CAPTURE_GRPC_ADDR", grpc.to_string())
         .env("CAPTURE_HTTP_ADDR", http.to_string())
         .env("CAPTURE_API_KEYS", format!("{TENANT}:{digest}"))
-        .stdout(Stdio::null())
+        .envs(setup.env.iter().map(|(k, v)| (k, v)))
+        .stdout(if setup.keep_log {
+            Stdio::from(std::fs::File::create(dir.path().join("stdout.log"))?)
+        } else {
+            Stdio::null()
+        })
         .stderr(std::fs::File::create(dir.path().join("stderr.log"))?)
         .spawn()
         .context("starting the service")?;
@@ -237,9 +257,23 @@ pub async fn start_service(setup: &ServiceSetup<'_>) -> anyhow::Result<Service> 
     Ok(Service {
         process,
         grpc,
+        http,
         ready_after,
-        _dir: dir,
+        dir,
     })
+}
+
+impl Service {
+    /// What the service wrote so far: its log (when kept) and its standard error, where a
+    /// panic's message goes.
+    pub fn output(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name));
+        format!(
+            "{}{}",
+            read("stdout.log").unwrap_or_default(),
+            read("stderr.log").unwrap_or_default()
+        )
+    }
 }
 
 /// Runs `capture-service migrate` on a database, so it can be seeded before the service starts.

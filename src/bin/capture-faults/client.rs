@@ -1,0 +1,139 @@
+//! The caller's side: Capture calls as a client makes them, what each answer was, and the
+//! service's records read back through ListCaptures.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use capture_service::proto::capture_service_client::CaptureServiceClient;
+use capture_service::proto::{self, CaptureRequest, CaptureStatus, ListCapturesRequest, Money};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Code;
+
+use crate::processes::API_KEY;
+
+/// What one Capture call came back with.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// The service answered with its capture (any status).
+    Recorded(Box<proto::Capture>),
+    /// The service answered with an error.
+    Refused { code: Code, message: String },
+    /// No answer: the connection ended (the process was killed) or never opened.
+    Silence(String),
+}
+
+impl Answer {
+    /// A definite answer: the capture settled one way or the other, or was refused for good.
+    pub fn is_definite(&self) -> bool {
+        match self {
+            Answer::Recorded(capture) => !matches!(
+                capture.status(),
+                CaptureStatus::Processing | CaptureStatus::Unspecified
+            ),
+            Answer::Refused { code, .. } => *code != Code::Unavailable,
+            Answer::Silence(_) => false,
+        }
+    }
+}
+
+/// The answer of a call that was in flight when its service was killed: what came back is the
+/// service's answer only if it had come before the kill (`answered_before`).
+pub async fn cut_by_kill(call: tokio::task::JoinHandle<Answer>, answered_before: bool) -> Answer {
+    match call.await {
+        Ok(Answer::Refused { code, message }) if !answered_before => {
+            Answer::Silence(format!("{code:?}: {message}"))
+        }
+        Ok(answer) => answer,
+        Err(e) => Answer::Silence(e.to_string()),
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: CaptureServiceClient<Channel>,
+}
+
+impl Client {
+    /// A client of the service at `addr`; connects on its first call, so a dead service
+    /// answers each call with [`Answer::Silence`].
+    pub fn of(addr: SocketAddr) -> anyhow::Result<Client> {
+        let channel = Channel::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30))
+            .connect_lazy();
+        Ok(Client {
+            inner: CaptureServiceClient::new(channel),
+        })
+    }
+
+    fn authorized<T>(message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Ok(value) = MetadataValue::try_from(format!("Bearer {API_KEY}")) {
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+
+    pub async fn capture(&self, request: CaptureRequest) -> Answer {
+        match self.inner.clone().capture(Self::authorized(request)).await {
+            Ok(answer) => match answer.into_inner().capture {
+                Some(capture) => Answer::Recorded(Box::new(capture)),
+                None => Answer::Refused {
+                    code: Code::Internal,
+                    message: "an answer without its capture".to_owned(),
+                },
+            },
+            // A transport failure carries its cause; an answer of the service does not.
+            Err(status) if std::error::Error::source(&status).is_some() => {
+                Answer::Silence(status.to_string())
+            }
+            Err(status) => Answer::Refused {
+                code: status.code(),
+                message: status.message().to_owned(),
+            },
+        }
+    }
+
+    /// Every capture of the tenant, all pages.
+    pub async fn list_all(&self) -> anyhow::Result<Vec<proto::Capture>> {
+        let mut all = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .inner
+                .clone()
+                .list_captures(Self::authorized(ListCapturesRequest {
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                }))
+                .await?
+                .into_inner();
+            all.extend(page.captures);
+            if page.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+}
+
+/// A Capture request of `value` USD.
+pub fn capture_request(
+    provider: proto::Provider,
+    authorization_id: &str,
+    value: &str,
+    request_id: &str,
+) -> CaptureRequest {
+    CaptureRequest {
+        provider: provider as i32,
+        authorization_id: authorization_id.to_owned(),
+        amount: Some(Money {
+            currency_code: "USD".to_owned(),
+            value: value.to_owned(),
+        }),
+        request_id: request_id.to_owned(),
+        ..Default::default()
+    }
+}

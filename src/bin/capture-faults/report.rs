@@ -1,0 +1,70 @@
+//! One scenario's result: the counts the issue of record asks for, as one JSON line.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// A capture still open after the settle phase, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stuck {
+    pub capture_id: String,
+    pub provider: String,
+    pub status: String,
+    pub why: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub scenario: &'static str,
+    pub db: &'static str,
+    pub seed: u64,
+    pub iterations: u32,
+    /// Capture requests made (retries of one request count once).
+    pub attempted: u64,
+    /// Captures the sandbox's book says it accepted.
+    pub charged_at_provider: u64,
+    /// Captures the service recorded `COMPLETED`.
+    pub recorded_completed: u64,
+    /// Charges beyond the first for one capture (one idempotency key, or one PaymentOptions
+    /// authorization).
+    pub doubled: u64,
+    /// Charges whose capture is not `COMPLETED` in the database, nor still open.
+    pub lost: u64,
+    pub stuck: u64,
+    /// Answers that break README's contract: `COMPLETED` for nothing charged, a record
+    /// `COMPLETED` that the provider never charged, `INTERNAL`/`UNKNOWN`, or another code than
+    /// `UNAVAILABLE` for an unknown outcome.
+    pub wrong_answers: u64,
+    /// Panics the service's processes wrote.
+    pub panics: u64,
+    pub max_rss_mb: f64,
+    pub seconds: f64,
+    /// The stuck captures, each with its reason.
+    pub stuck_captures: Vec<Stuck>,
+    /// What each wrong answer, double or loss was, to start the hunt from.
+    pub findings: Vec<String>,
+    /// Figures of this scenario's own.
+    #[serde(flatten)]
+    pub extras: Map<String, Value>,
+}
+
+impl Report {
+    /// Whether the run found a bug: a double, a loss, a wrong answer or a panic.
+    pub fn failed(&self) -> bool {
+        self.doubled + self.lost + self.wrong_answers + self.panics > 0
+    }
+
+    pub fn extra(&mut self, name: &str, value: impl Into<Value>) {
+        self.extras.insert(name.to_owned(), value.into());
+    }
+
+    pub fn finding(&mut self, finding: String) {
+        // Enough to start from; the counts say how many there were.
+        if self.findings.len() < 20 {
+            self.findings.push(finding);
+        }
+    }
+
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}

@@ -1,0 +1,168 @@
+//! The verdict: the sandbox's book (what the providers charged, and under which key) against
+//! the service's records and what its callers were told.
+
+use std::collections::HashMap;
+
+use capture_service::proto::{self, CaptureStatus};
+use capture_service::sandbox::Charge;
+use tonic::Code;
+
+use crate::client::Answer;
+use crate::report::{Report, Stuck};
+
+/// `GET /sandbox/book` of the standalone sandbox at `origin`.
+pub async fn book(origin: &str) -> anyhow::Result<Vec<Charge>> {
+    Ok(reqwest::get(format!("{origin}/sandbox/book"))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+/// One caller's request and every answer it got (the first, then its retries).
+pub struct Asked {
+    pub provider: proto::Provider,
+    pub request_id: String,
+    pub authorization_id: String,
+    pub answers: Vec<Answer>,
+    /// Whether the caller asked again after a restart (else the reconciler settles it).
+    pub retry: bool,
+}
+
+/// Fills the report's counts from the book, the records and the answers.
+pub fn judge(report: &mut Report, book: &[Charge], records: &[proto::Capture], asked: &[Asked]) {
+    // Every charge is told apart by the capture id the service sent as its key; PaymentOptions
+    // takes no key, and captures an authorization at most once.
+    let mut charges_of: HashMap<&str, Vec<&Charge>> = HashMap::new();
+    let record_of_authorization: HashMap<&str, &proto::Capture> = records
+        .iter()
+        .map(|r| (r.authorization_id.as_str(), r))
+        .collect();
+    for charge in book {
+        let capture_id = match &charge.key {
+            Some(key) => Some(key.as_str()),
+            None => record_of_authorization
+                .get(charge.authorization_id.as_str())
+                .map(|r| r.id.as_str()),
+        };
+        match capture_id {
+            Some(id) => charges_of.entry(id).or_default().push(charge),
+            None => {
+                report.lost += 1;
+                report.finding(format!(
+                    "{} charged {} on {} and the service has no record of it",
+                    charge.provider, charge.amount.value, charge.authorization_id
+                ));
+            }
+        }
+    }
+    report.charged_at_provider = book.len() as u64;
+    let records_by_id: HashMap<&str, &proto::Capture> =
+        records.iter().map(|r| (r.id.as_str(), r)).collect();
+    for (id, charges) in &charges_of {
+        if charges.len() > 1 {
+            report.doubled += charges.len() as u64 - 1;
+            report.finding(format!("capture {id} charged {} times", charges.len()));
+        }
+        let Some(record) = records_by_id.get(id) else {
+            report.lost += 1;
+            report.finding(format!("capture {id} charged but not recorded"));
+            continue;
+        };
+        match record.status() {
+            CaptureStatus::Completed
+            | CaptureStatus::PartiallyRefunded
+            | CaptureStatus::Refunded => {}
+            // Open: counted with the stuck below.
+            CaptureStatus::Processing | CaptureStatus::Pending => {}
+            other => {
+                report.lost += 1;
+                report.finding(format!("capture {id} charged but recorded {other:?}"));
+            }
+        }
+    }
+    for record in records {
+        let status = record.status();
+        if status == CaptureStatus::Completed {
+            report.recorded_completed += 1;
+            if !charges_of.contains_key(record.id.as_str()) {
+                report.wrong_answers += 1;
+                report.finding(format!("capture {} COMPLETED but never charged", record.id));
+            }
+        }
+        if matches!(status, CaptureStatus::Processing | CaptureStatus::Pending) {
+            report.stuck += 1;
+            report.stuck_captures.push(Stuck {
+                capture_id: record.id.clone(),
+                provider: provider_name(record.provider()),
+                status: format!("{status:?}"),
+                why: why_open(record, charges_of.contains_key(record.id.as_str())),
+            });
+        }
+    }
+    let record_of_request: HashMap<&str, &proto::Capture> =
+        records.iter().map(|r| (r.request_id.as_str(), r)).collect();
+    for request in asked {
+        let record = record_of_request.get(request.request_id.as_str());
+        let charged = record.is_some_and(|r| charges_of.contains_key(r.id.as_str()));
+        for answer in &request.answers {
+            if let Some(wrong) = contract_breach(answer, charged) {
+                report.wrong_answers += 1;
+                report.finding(format!(
+                    "request {} ({}): {wrong}",
+                    request.request_id, request.authorization_id
+                ));
+            }
+        }
+    }
+}
+
+/// What is wrong with one answer, given whether its capture was charged.
+fn contract_breach(answer: &Answer, charged: bool) -> Option<String> {
+    match answer {
+        Answer::Recorded(capture) if capture.status() == CaptureStatus::Completed && !charged => {
+            Some("told COMPLETED, never charged".to_owned())
+        }
+        Answer::Recorded(capture)
+            if charged
+                && matches!(
+                    capture.status(),
+                    CaptureStatus::Failed | CaptureStatus::Declined
+                ) =>
+        {
+            Some(format!("told {:?}, but charged", capture.status()))
+        }
+        Answer::Refused { code, message }
+            if matches!(code, Code::Internal | Code::Unknown | Code::DataLoss) =>
+        {
+            Some(format!("{code:?}: {message}"))
+        }
+        // A refusal that is not UNAVAILABLE says nothing was charged.
+        Answer::Refused { code, message } if charged && *code != Code::Unavailable => Some(
+            format!("{code:?} for a capture that was charged: {message}"),
+        ),
+        _ => None,
+    }
+}
+
+fn why_open(record: &proto::Capture, charged: bool) -> String {
+    let charged = if charged { "charged" } else { "not charged" };
+    match record.provider() {
+        // README "Providers": no lookup, no idempotency key.
+        proto::Provider::PaymentOptions => format!(
+            "{charged} at PaymentOptions, which documents no capture lookup and takes no \
+             idempotency key: once an answer is lost, neither the reconciler nor a retry can \
+             learn the outcome (a re-sent capture is answered as a duplicate, response_code \
+             94, which proves nothing), so it stays PROCESSING (PROVIDER_OUTCOME_UNKNOWN) for \
+             a person to settle in the PaymentOptions portal"
+        ),
+        _ => format!("{charged}, and not settled within the settle phase"),
+    }
+}
+
+pub fn provider_name(provider: proto::Provider) -> String {
+    provider
+        .as_str_name()
+        .trim_start_matches("PROVIDER_")
+        .to_lowercase()
+}

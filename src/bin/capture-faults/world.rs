@@ -1,0 +1,129 @@
+//! What a scenario runs against: the service binary, a fresh database, and the standalone
+//! sandbox as every provider (its book is the ground truth).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use capture_service::proto::{self, CaptureStatus};
+
+use crate::client::Client;
+use crate::fresh_database::{Database, Db};
+use crate::processes::{self, start_sandbox, start_service, Sandbox, Service, ServiceSetup};
+use crate::report::Report;
+use crate::truth;
+
+pub struct World {
+    pub binary: PathBuf,
+    pub db: Database,
+    pub sandbox: Sandbox,
+    /// Settings of every service started, besides the sandbox's.
+    env: Vec<(&'static str, String)>,
+}
+
+impl World {
+    pub const PROVIDERS: [proto::Provider; 5] = [
+        proto::Provider::Paypal,
+        proto::Provider::Checkout,
+        proto::Provider::Cybersource,
+        proto::Provider::PaymentOptions,
+        proto::Provider::Stax,
+    ];
+
+    /// A fresh database for `scenario`, and a sandbox answering after `latency`. The services
+    /// reconcile every second, look at an unheld capture after a second, and hold leases for
+    /// two: a scenario settles in seconds, not minutes.
+    pub async fn new(db: Db, scenario: &str, latency: Duration) -> anyhow::Result<World> {
+        let binary = processes::service_binary()?;
+        let db = Database::fresh(db, scenario, None).await?;
+        let sandbox = start_sandbox(&binary, latency)?;
+        Ok(World {
+            binary,
+            db,
+            sandbox,
+            env: vec![
+                ("CAPTURE_RECONCILE_INTERVAL_SECONDS", "1".to_owned()),
+                ("CAPTURE_RECONCILE_MIN_AGE_SECONDS", "1".to_owned()),
+                ("CAPTURE_LEASE_SECONDS", "2".to_owned()),
+                ("CAPTURE_PROVIDER_TIMEOUT_SECONDS", "5".to_owned()),
+                ("CAPTURE_LOG", "info".to_owned()),
+            ],
+        })
+    }
+
+    /// A service on the world's database and sandbox, ready to serve.
+    pub async fn start_service(&self) -> anyhow::Result<Service> {
+        start_service(&ServiceSetup {
+            binary: &self.binary,
+            database_url: &self.db.url,
+            sandbox_env: &self.sandbox.service_env,
+            env: &self.env,
+            keep_log: true,
+        })
+        .await
+    }
+
+    /// A new authorization of `value` USD at `provider`; its id.
+    pub async fn authorize(
+        &self,
+        provider: proto::Provider,
+        value: &str,
+    ) -> anyhow::Result<String> {
+        let name = truth::provider_name(provider);
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!(
+                "{}/sandbox/{name}/authorizations",
+                self.sandbox.origin
+            ))
+            .json(&serde_json::json!({"amount": {"currency_code": "USD", "value": value}}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(answer["id"]
+            .as_str()
+            .with_context(|| format!("no id in the sandbox's answer {answer}"))?
+            .to_owned())
+    }
+
+    /// Waits until the book shows a charge of `authorization` (at most 5 s).
+    pub async fn wait_for_charge(&self, authorization: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let book = truth::book(&self.sandbox.origin).await?;
+            if book.iter().any(|c| c.authorization_id == authorization) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        bail!("{authorization} was not charged within 5 s")
+    }
+
+    /// Waits until no capture is open but those only a person can settle (PaymentOptions has
+    /// no lookup), at most 60 s; how long it took.
+    pub async fn settle(&self, service: &Service) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let client = Client::of(service.grpc)?;
+        while started.elapsed() < Duration::from_secs(60) {
+            let records = client.list_all().await?;
+            let open = records.iter().any(|r| {
+                matches!(
+                    r.status(),
+                    CaptureStatus::Processing | CaptureStatus::Pending
+                ) && r.provider() != proto::Provider::PaymentOptions
+            });
+            if !open {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(started.elapsed())
+    }
+}
+
+/// SIGKILL (`kill -9`), then the panics it had written counted.
+pub fn kill(service: &mut Service, report: &mut Report) {
+    service.process.kill();
+    report.panics += service.output().matches("panicked at").count() as u64;
+}
