@@ -94,6 +94,39 @@ async fn call_provider<T>(
     .await
 }
 
+/// Whether a capture goes to the provider for the first time, or again after an attempt whose
+/// answer was lost (a retry of a `PROCESSING` capture).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    First,
+    Again,
+}
+
+impl Attempt {
+    /// A refusal that does not speak for an earlier attempt (a throttle, a refused credential)
+    /// leaves a capture sent again unknown, not failed: the first attempt may have captured.
+    fn judge<T>(self, answer: Result<T, ProviderError>) -> Result<T, ProviderError> {
+        match answer {
+            Err(ProviderError::Rejected {
+                provider,
+                rejection,
+                failure,
+                ..
+            }) if self == Attempt::Again && !rejection.settles_earlier_attempts() => {
+                Err(ProviderError::unknown(
+                    provider,
+                    format!(
+                        "the capture sent again was refused ({}: {}), which does not say whether \
+                         the earlier attempt captured; it stays PROCESSING",
+                        failure.code, failure.message
+                    ),
+                ))
+            }
+            other => other,
+        }
+    }
+}
+
 /// Captures payments: the orchestrator shared by every request.
 #[derive(Clone)]
 pub struct Captures {
@@ -227,7 +260,9 @@ impl Captures {
         match begun {
             Begin::Created(record) => {
                 info!(capture_id = %record.id, "capture recorded as PROCESSING; calling provider");
-                let result = self.drive(record, connector, claim, admitted).await?;
+                let result = self
+                    .drive(record, connector, claim, admitted, Attempt::First)
+                    .await?;
                 Ok(CaptureResult {
                     record: result,
                     replayed: false,
@@ -318,7 +353,8 @@ impl Captures {
                         });
                     }
                     info!(capture_id = %current.id, "resuming a PROCESSING capture");
-                    self.drive(current, connector, claim, admitted).await?
+                    self.drive(current, connector, claim, admitted, Attempt::Again)
+                        .await?
                 }
             }
         };
@@ -335,6 +371,7 @@ impl Captures {
         connector: Arc<dyn Connector>,
         claim: inflight::Claim,
         admitted: Admitted,
+        attempt: Attempt,
     ) -> Result<CaptureRecord, CaptureError> {
         let store = self.store.clone();
         let capture_id = record.id.clone();
@@ -344,6 +381,7 @@ impl Captures {
             let call = CaptureCall::of(&record);
             let provider = record.command.parts().provider;
             let answer = call_provider(provider, "capture", connector.capture(call)).await;
+            let answer = attempt.judge(answer);
             let resolution = match &answer {
                 Ok(outcome) => Resolution::Outcome(Box::new(outcome.clone())),
                 Err(ProviderError::Rejected { failure, .. }) => Resolution::Rejected(failure.clone()),

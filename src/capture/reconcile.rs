@@ -190,10 +190,13 @@ impl Captures {
                 return Ok(None);
             }
             Ok(outcome) => Resolution::Outcome(Box::new(outcome)),
-            // A refusal settles a capture that never got an answer; a failed lookup of a
-            // capture the provider already accepted settles nothing.
-            Err(ProviderError::Rejected { failure, .. })
-                if record.status == CaptureStatus::Processing =>
+            // A refusal of the capture itself settles a capture that never got an answer; a
+            // throttle or a refused credential says nothing of the earlier attempt, and a failed
+            // lookup of a capture the provider already accepted settles nothing.
+            Err(ProviderError::Rejected {
+                failure, rejection, ..
+            }) if record.status == CaptureStatus::Processing
+                && rejection.settles_earlier_attempts() =>
             {
                 Resolution::Rejected(failure)
             }

@@ -105,6 +105,21 @@ pub enum Rejection {
     Unauthorized,
 }
 
+impl Rejection {
+    /// Whether the refusal is the provider's word on the capture itself, so that it settles a
+    /// capture sent before whose answer was lost as well as a new one. A throttle or a refused
+    /// credential says only that nothing was done this time: an earlier attempt may have
+    /// captured.
+    pub fn settles_earlier_attempts(self) -> bool {
+        match self {
+            Rejection::NotFound | Rejection::FailedPrecondition | Rejection::InvalidArgument => {
+                true
+            }
+            Rejection::RateLimited | Rejection::Unauthorized => false,
+        }
+    }
+}
+
 /// Why a provider call did not produce an outcome.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {

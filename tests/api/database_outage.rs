@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 
 use crate::common::counting_paypal::{self, Behaviour, Counter};
-use crate::common::db_outage::Outage;
+use crate::common::db_outage::{outage_of, Outage};
 use crate::common::{
     detail, error_of, paypal_capture, refused, usd, use_paypal_at, Db, TestApp, TestResult,
     TENANT_A_KEY,
@@ -49,7 +49,7 @@ async fn a_capture_while_the_database_is_away_is_unavailable_and_a_retry_capture
     db: Db,
 ) -> TestResult {
     let (paypal, counter) = counting_paypal::start().await?;
-    let outage = Outage::prepare(db).await?;
+    let outage = outage_of(db).await?;
     let app = app_through(db, &outage, &paypal).await?;
     let request = paypal_capture("0VF52814937998046", usd("10.00"));
 
@@ -118,7 +118,7 @@ async fn settles_on_retry_captured_once(
 async fn a_capture_the_provider_took_while_the_database_went_away_names_its_id_and_settles_on_retry(
     db: Db,
 ) -> TestResult {
-    let outage = Arc::new(Outage::prepare(db).await?);
+    let outage = Arc::new(outage_of(db).await?);
     let (paypal, counter) = paypal_that_breaks_the_database(Arc::clone(&outage), false).await?;
     let app = app_through(db, &outage, &paypal).await?;
     let request = paypal_capture("0VF52814937998046", usd("25.00"));
@@ -144,7 +144,7 @@ async fn reads_while_the_database_is_away_are_unavailable(db: Db) -> TestResult 
         ..Behaviour::default()
     })
     .await?;
-    let outage = Outage::prepare(db).await?;
+    let outage = outage_of(db).await?;
     let app = app_through(db, &outage, &paypal).await?;
     let capture = app
         .captured(paypal_capture("0VF52814937998046", usd("1.00")))
@@ -185,7 +185,7 @@ async fn reads_while_the_database_is_away_are_unavailable(db: Db) -> TestResult 
 async fn a_blackholed_database_answers_unavailable_with_the_capture_id_within_the_bound(
     db: Db,
 ) -> TestResult {
-    let outage = Arc::new(Outage::prepare(db).await?);
+    let outage = Arc::new(outage_of(db).await?);
     let (paypal, counter) = paypal_that_breaks_the_database(Arc::clone(&outage), true).await?;
     let paypal_url = paypal.clone();
     let app = TestApp::spawn_with(db, |config| {
@@ -287,7 +287,7 @@ async fn next_health(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_health_follows_the_database_through_an_outage() -> TestResult {
     let (paypal, _) = counting_paypal::start().await?;
-    let outage = Outage::prepare(Db::Postgres).await?;
+    let outage = outage_of(Db::Postgres).await?;
     let app = TestApp::spawn_with(Db::Postgres, |config| {
         config.database_url = outage.route(&config.database_url).into();
         config.limits.database_acquire_timeout_ms = 500;

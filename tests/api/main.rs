@@ -13,6 +13,7 @@ mod database_outage;
 mod input_bounds;
 mod reconciliation;
 mod replicas;
+mod resent;
 mod sandbox_book;
 
 mod checkout;

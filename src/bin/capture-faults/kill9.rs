@@ -120,6 +120,7 @@ pub async fn run(
     let book: Vec<Charge> = truth::book(&world.sandbox.origin).await?;
     kill(&mut service, report);
     truth::judge(report, &book, &records, &asked);
+    truth::judge_rows(report, truth::half_written(&world.db.url).await?);
     report.max_rss_mb = max_rss_mb;
     for (name, count) in POINTS.iter().zip(kills) {
         report.extra(&format!("kills_{name}"), count);

@@ -12,12 +12,17 @@
 
 #[path = "../shared/fresh_database.rs"]
 mod fresh_database;
+// Shared with the black-box tests, which also blackhole at a chosen statement.
+#[allow(dead_code)]
+#[path = "../shared/db_outage.rs"]
+mod outage;
 // Shared with capture-bench, which uses the rest of it.
 #[allow(dead_code)]
 #[path = "../shared/processes.rs"]
 mod processes;
 
 mod client;
+mod db_outage;
 mod kill9;
 mod replicas;
 mod report;
@@ -37,7 +42,7 @@ use report::Report;
 #[derive(Debug, Parser)]
 #[command(name = "capture-faults")]
 struct Options {
-    /// all, or one of: kill9, replicas
+    /// all, or one of: kill9, replicas, db_outage
     #[arg(long, default_value = "all")]
     scenario: String,
     /// sqlite or postgres (a fresh database on the local server, dropped afterwards)
@@ -55,7 +60,7 @@ fn parse_db(name: &str) -> Result<Db, String> {
     Db::parse(name).ok_or_else(|| "sqlite or postgres".to_owned())
 }
 
-const SCENARIOS: [&str; 2] = ["kill9", "replicas"];
+const SCENARIOS: [&str; 3] = ["kill9", "replicas", "db_outage"];
 
 fn main() -> ExitCode {
     let options = Options::parse();
@@ -126,6 +131,7 @@ async fn run(name: &str, options: &Options, report: &mut Report) -> anyhow::Resu
             kill9::run(&world, options.iterations, &mut rng, report).await
         }
         "replicas" => replicas::run(options.db, options.iterations, &mut rng, report).await,
+        "db_outage" => db_outage::run(options.db, options.iterations, &mut rng, report).await,
         _ => anyhow::bail!("unknown scenario {name}"),
     }
 }

@@ -200,6 +200,7 @@ pub async fn run(
     report.extra("shared_authorization_recorded", recorded.to_string());
     report.extra("settle_seconds", settle.as_secs_f64());
     truth::judge(report, &book, &records, &asked);
+    truth::judge_rows(report, truth::half_written(&world.db.url).await?);
     Ok(())
 }
 

@@ -34,6 +34,9 @@ pub struct Report {
     /// `COMPLETED` that the provider never charged, `INTERNAL`/`UNKNOWN`, or another code than
     /// `UNAVAILABLE` for an unknown outcome.
     pub wrong_answers: u64,
+    /// Captures written by halves: without events or ledger row, or a ledger row holding
+    /// other than its captures reserve.
+    pub half_written: u64,
     /// Panics the service's processes wrote.
     pub panics: u64,
     pub max_rss_mb: f64,
@@ -48,9 +51,10 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether the run found a bug: a double, a loss, a wrong answer or a panic.
+    /// Whether the run found a bug: a double, a loss, a wrong answer, a half-written capture or
+    /// a panic.
     pub fn failed(&self) -> bool {
-        self.doubled + self.lost + self.wrong_answers + self.panics > 0
+        self.doubled + self.lost + self.wrong_answers + self.half_written + self.panics > 0
     }
 
     pub fn extra(&mut self, name: &str, value: impl Into<Value>) {

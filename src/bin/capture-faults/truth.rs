@@ -19,6 +19,45 @@ pub async fn book(origin: &str) -> anyhow::Result<Vec<Charge>> {
         .await?)
 }
 
+/// Captures written by halves, read from the database itself: a capture without its events, a
+/// capture without its authorization's ledger row, or a ledger row whose held amount is not
+/// what its captures reserve. Each is one line.
+pub async fn half_written(database_url: &str) -> anyhow::Result<Vec<String>> {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    const CHECKS: [(&str, &str); 3] = [
+        (
+            "a capture without events",
+            "SELECT c.id FROM captures c WHERE NOT EXISTS \
+             (SELECT 1 FROM capture_events e WHERE e.capture_id = c.id)",
+        ),
+        (
+            "a capture without its ledger row",
+            "SELECT c.id FROM captures c WHERE NOT EXISTS (SELECT 1 FROM authorizations a \
+             WHERE a.provider = c.provider AND a.provider_account = c.provider_account \
+             AND a.authorization_id = c.authorization_id)",
+        ),
+        (
+            "a ledger row holding other than its captures reserve",
+            "SELECT a.authorization_id FROM authorizations a LEFT JOIN captures c \
+             ON c.provider = a.provider AND c.provider_account = a.provider_account \
+             AND c.authorization_id = a.authorization_id \
+             GROUP BY a.provider, a.provider_account, a.authorization_id, a.held_minor \
+             HAVING a.held_minor <> COALESCE(SUM(c.reserved_minor), 0)",
+        ),
+    ];
+    let db = Database::connect(database_url).await?;
+    let backend = db.get_database_backend();
+    let mut found = Vec::new();
+    for (what, sql) in CHECKS {
+        for row in db.query_all(Statement::from_string(backend, sql)).await? {
+            let id: String = row.try_get_by_index(0)?;
+            found.push(format!("{what}: {id}"));
+        }
+    }
+    db.close().await?;
+    Ok(found)
+}
+
 /// One caller's request and every answer it got (the first, then its retries).
 pub struct Asked {
     pub provider: proto::Provider,
@@ -27,6 +66,14 @@ pub struct Asked {
     pub answers: Vec<Answer>,
     /// Whether the caller asked again after a restart (else the reconciler settles it).
     pub retry: bool,
+}
+
+/// Counts what [`half_written`] found.
+pub fn judge_rows(report: &mut Report, half_written: Vec<String>) {
+    report.half_written = half_written.len() as u64;
+    for row in half_written {
+        report.finding(row);
+    }
 }
 
 /// Fills the report's counts from the book, the records and the answers.
@@ -77,7 +124,14 @@ pub fn judge(report: &mut Report, book: &[Charge], records: &[proto::Capture], a
             CaptureStatus::Processing | CaptureStatus::Pending => {}
             other => {
                 report.lost += 1;
-                report.finding(format!("capture {id} charged but recorded {other:?}"));
+                let error = record.error.as_ref();
+                report.finding(format!(
+                    "capture {id} at {} charged but recorded {other:?} ({} {}: {})",
+                    provider_name(record.provider()),
+                    error.map_or(0, |e| e.http_status),
+                    error.map_or("", |e| e.code.as_str()),
+                    error.map_or("", |e| e.message.as_str()),
+                ));
             }
         }
     }

@@ -53,11 +53,23 @@ impl World {
 
     /// A service on the world's database and sandbox, ready to serve.
     pub async fn start_service(&self) -> anyhow::Result<Service> {
+        self.start_service_with(&self.db.url, &[]).await
+    }
+
+    /// A service reaching the world's database at `database_url` (through a proxy, say), with
+    /// `settings` besides the world's.
+    pub async fn start_service_with(
+        &self,
+        database_url: &str,
+        settings: &[(&'static str, String)],
+    ) -> anyhow::Result<Service> {
+        let mut env = self.env.clone();
+        env.extend_from_slice(settings);
         start_service(&ServiceSetup {
             binary: &self.binary,
-            database_url: &self.db.url,
+            database_url,
             sandbox_env: &self.sandbox.service_env,
-            env: &self.env,
+            env: &env,
             keep_log: true,
         })
         .await
@@ -69,22 +81,7 @@ impl World {
         provider: proto::Provider,
         value: &str,
     ) -> anyhow::Result<String> {
-        let name = truth::provider_name(provider);
-        let answer: serde_json::Value = reqwest::Client::new()
-            .post(format!(
-                "{}/sandbox/{name}/authorizations",
-                self.sandbox.origin
-            ))
-            .json(&serde_json::json!({"amount": {"currency_code": "USD", "value": value}}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(answer["id"]
-            .as_str()
-            .with_context(|| format!("no id in the sandbox's answer {answer}"))?
-            .to_owned())
+        authorize_at(&self.sandbox.origin, provider, value).await
     }
 
     /// Waits until the book shows a charge of `authorization` (at most 5 s).
@@ -126,4 +123,25 @@ impl World {
 pub fn kill(service: &mut Service, report: &mut Report) {
     service.process.kill();
     report.panics += service.output().matches("panicked at").count() as u64;
+}
+
+/// A new authorization of `value` USD at `provider` of the sandbox at `origin`; its id.
+pub async fn authorize_at(
+    origin: &str,
+    provider: proto::Provider,
+    value: &str,
+) -> anyhow::Result<String> {
+    let name = truth::provider_name(provider);
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{origin}/sandbox/{name}/authorizations"))
+        .json(&serde_json::json!({"amount": {"currency_code": "USD", "value": value}}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(answer["id"]
+        .as_str()
+        .with_context(|| format!("no id in the sandbox's answer {answer}"))?
+        .to_owned())
 }

@@ -46,6 +46,31 @@ enum Made {
 
 const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// The PostgreSQL server's admin URL: `CAPTURE_BENCH_POSTGRES_ADMIN_URL`, or the local one.
+fn postgres_admin_url() -> String {
+    std::env::var("CAPTURE_BENCH_POSTGRES_ADMIN_URL")
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_ADMIN_URL.to_owned())
+}
+
+/// Where that server listens (its address given as `host:port`, an IP address).
+pub fn postgres_server() -> anyhow::Result<std::net::SocketAddr> {
+    let url = postgres_admin_url();
+    let authority = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(|authority| authority.rsplit('@').next().unwrap_or(authority))
+        .with_context(|| format!("no server in {url}"))?;
+    let with_port = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:5432")
+    };
+    with_port
+        .parse()
+        .with_context(|| format!("{with_port}: the server must be given by IP address"))
+}
+
 impl Database {
     /// A new database for `label` (a scenario's name), or `given` as it is.
     pub async fn fresh(db: Db, label: &str, given: Option<&str>) -> anyhow::Result<Database> {
@@ -67,8 +92,7 @@ impl Database {
                 })
             }
             Db::Postgres => {
-                let admin_url = std::env::var("CAPTURE_BENCH_POSTGRES_ADMIN_URL")
-                    .unwrap_or_else(|_| DEFAULT_POSTGRES_ADMIN_URL.to_owned());
+                let admin_url = postgres_admin_url();
                 let name = format!("capture_harness_{}_{label}", std::process::id());
                 let admin = Connect::connect(&admin_url)
                     .await

@@ -321,7 +321,8 @@ async fn wait_serving(
     bail!("{addr} did not answer SERVING within 60 s")
 }
 
-async fn serving(addr: SocketAddr, service: &str) -> bool {
+/// Whether `service` answers `SERVING` to a gRPC health check at `addr` now.
+pub async fn serving(addr: SocketAddr, service: &str) -> bool {
     let Ok(endpoint) = Channel::from_shared(format!("http://{addr}")) else {
         return false;
     };
