@@ -145,11 +145,22 @@ impl<T: Send + 'static> Queued for Pending<T> {
     fn run<'t>(self: Box<Self>, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Ran> {
         let Pending { work, answer } = *self;
         Box::pin(async move {
+            // Its caller stopped waiting (its store operation timed out) and was told the
+            // database was unavailable: nothing of it may be written now, as on PostgreSQL,
+            // where the transaction is rolled back when its caller gives up.
+            if answer.is_closed() {
+                return Ran::Answered;
+            }
             let savepoint = match txn.begin().await {
                 Ok(savepoint) => savepoint,
                 Err(err) => return answered(answer, Err(err.into())),
             };
             match work(&savepoint).await {
+                // Its caller gave up while it ran (waiting on the database's lock, say).
+                Ok(Written::Commit(_)) if answer.is_closed() => {
+                    let _ = savepoint.rollback().await;
+                    Ran::Answered
+                }
                 Ok(Written::Commit(value)) => match savepoint.commit().await {
                     Ok(()) => Ran::Kept(Box::new(move |committed: Result<(), &StoreError>| {
                         let _ = answer.send(committed.map(|()| value).map_err(shared_failure));
@@ -359,6 +370,23 @@ mod tests {
         assert!(discarded_answer.await?.is_ok());
         assert!(also_kept_answer.await?.is_ok());
         assert_eq!(ids(&db, "parent").await?, ["a", "d"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_caller_gave_up_is_not_applied() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let (_dir, db) = scratch().await?;
+        let turns = Arc::new(Semaphore::new(1));
+        let (kept, kept_answer) = queued("INSERT INTO parent VALUES ('a')", Written::Commit);
+        let (abandoned, abandoned_answer) =
+            queued("INSERT INTO parent VALUES ('b')", Written::Commit);
+        // Its caller's bound ran out while it waited in the queue: it was told UNAVAILABLE.
+        drop(abandoned_answer);
+        let result = commit(&db, &turns, vec![kept, abandoned]).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(kept_answer.await?.is_ok());
+        assert_eq!(ids(&db, "parent").await?, ["a"]);
         Ok(())
     }
 

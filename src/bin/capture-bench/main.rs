@@ -18,6 +18,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod database;
 mod echo;
+// Shared with capture-faults, which also asks where the PostgreSQL server is.
+#[allow(dead_code)]
 #[path = "../shared/fresh_database.rs"]
 mod fresh_database;
 mod load;

@@ -214,17 +214,29 @@ fn watch_health(
     }
 }
 
-/// README: during an outage a capture is answered `UNAVAILABLE` (or completes); nothing else.
+/// README: during an outage a capture is answered `UNAVAILABLE` (or as the provider decided);
+/// never `INTERNAL` or `UNKNOWN`, never left without an answer.
 fn check_answers(report: &mut Report, asked: &[Timed]) {
+    use tonic::Code;
     let mut unavailable = 0u64;
     for (_, _, request) in asked {
         for answer in &request.answers {
             match answer {
                 Answer::Refused {
-                    code: tonic::Code::Unavailable,
+                    code: Code::Unavailable,
                     ..
                 } => unavailable += 1,
-                Answer::Refused { code, message } => {
+                Answer::Refused { code, message }
+                    if matches!(
+                        code,
+                        Code::Internal
+                            | Code::Unknown
+                            | Code::DataLoss
+                            | Code::DeadlineExceeded
+                            | Code::Cancelled
+                            | Code::Aborted
+                    ) =>
+                {
                     report.wrong_answers += 1;
                     report.finding(format!(
                         "request {} answered {code:?} in an outage: {message}",
@@ -238,7 +250,8 @@ fn check_answers(report: &mut Report, asked: &[Timed]) {
                         request.request_id
                     ));
                 }
-                Answer::Recorded(_) => {}
+                // A provider's verdict, or a capture made.
+                Answer::Refused { .. } | Answer::Recorded(_) => {}
             }
         }
     }

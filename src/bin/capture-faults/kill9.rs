@@ -68,12 +68,12 @@ pub async fn run(
         match point {
             0 => tokio::time::sleep(Duration::from_millis(rng.below(3))).await,
             1 => {
-                world.wait_for_charge(aimed_at).await?;
+                world.wait_for_charge(aimed_at, &calls[0]).await?;
                 let held = rng.below(LATENCY.as_millis() as u64 / 2);
                 tokio::time::sleep(Duration::from_millis(held)).await;
             }
             2 => {
-                world.wait_for_charge(aimed_at).await?;
+                world.wait_for_charge(aimed_at, &calls[0]).await?;
                 let after = LATENCY + Duration::from_millis(rng.below(4));
                 tokio::time::sleep(after).await;
             }
