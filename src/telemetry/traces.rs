@@ -60,6 +60,7 @@ impl Traces {
                     .build(),
             )
             .build();
+        let _ = EXPORTING.set(true);
         Ok(Traces { provider })
     }
 
@@ -70,7 +71,6 @@ impl Traces {
     where
         S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     {
-        let _ = EXPORTING.set(true);
         tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer("capture-service"))
             .with_location(false)

@@ -11,6 +11,7 @@ mod card_numbers;
 mod connections;
 mod database_outage;
 mod input_bounds;
+mod isolation;
 mod reconciliation;
 mod replicas;
 mod resent;

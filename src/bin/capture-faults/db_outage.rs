@@ -26,7 +26,7 @@ use crate::processes::{serving, PeakRss, Service};
 use crate::report::Report;
 use crate::rng::Rng;
 use crate::truth::{self, Asked};
-use crate::world::{kill, World};
+use crate::world::World;
 
 const SHORT: Duration = Duration::from_secs(3);
 /// Callers capturing all along.
@@ -123,11 +123,12 @@ pub async fn run(
     report.max_rss_mb = rss.mb();
     let records = Client::of(service.grpc)?.list_all().await?;
     let book = truth::book(&world.sandbox.origin).await?;
-    kill(&mut service, report);
+    world.kill(&mut service, report);
     let asked: Vec<Asked> = asked.into_iter().map(|(_, _, a)| a).collect();
     report.attempted = asked.len() as u64;
     truth::judge(report, &book, &records, &asked);
     truth::judge_rows(report, truth::half_written(&world.db.url).await?);
+    world.scan_database(report).await?;
     report.extra("outages", outages.len() as u64);
     report.extra("long_outage_seconds", long.as_secs());
     report.extra("settle_seconds", settle.as_secs_f64());

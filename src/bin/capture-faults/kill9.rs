@@ -18,7 +18,7 @@ use crate::processes::PeakRss;
 use crate::report::Report;
 use crate::rng::Rng;
 use crate::truth::{self, Asked};
-use crate::world::{kill, World};
+use crate::world::World;
 
 /// How long the sandbox holds every answer back: the window of the second kill point.
 pub const LATENCY: Duration = Duration::from_millis(150);
@@ -89,7 +89,7 @@ pub async fn run(
         kills[point] += 1;
         max_rss_mb = max_rss_mb.max(rss.mb());
         let answered_before_kill: Vec<bool> = calls.iter().map(|c| c.is_finished()).collect();
-        kill(&mut service, report);
+        world.kill(&mut service, report);
         let calls = started.into_iter().zip(calls).zip(answered_before_kill);
         for ((provider_call, call), answered) in calls {
             let (provider, authorization, request_id) = provider_call;
@@ -118,9 +118,10 @@ pub async fn run(
     max_rss_mb = max_rss_mb.max(rss.mb());
     let records = Client::of(service.grpc)?.list_all().await?;
     let book: Vec<Charge> = truth::book(&world.sandbox.origin).await?;
-    kill(&mut service, report);
+    world.kill(&mut service, report);
     truth::judge(report, &book, &records, &asked);
     truth::judge_rows(report, truth::half_written(&world.db.url).await?);
+    world.scan_database(report).await?;
     report.max_rss_mb = max_rss_mb;
     for (name, count) in POINTS.iter().zip(kills) {
         report.extra(&format!("kills_{name}"), count);

@@ -17,7 +17,7 @@ use crate::processes::PeakRss;
 use crate::report::Report;
 use crate::rng::Rng;
 use crate::truth::{self, Asked};
-use crate::world::{kill, World};
+use crate::world::World;
 
 const LATENCY: Duration = Duration::from_millis(50);
 
@@ -143,7 +143,7 @@ pub async fn run(
         .await;
         let victim = rng.below(2) as usize;
         let answered: Vec<bool> = calls.iter().map(|c| c.3.is_finished()).collect();
-        kill(&mut replicas[victim], report);
+        world.kill(&mut replicas[victim], report);
         for ((provider, authorization_id, request_id, call), answered) in
             calls.into_iter().zip(answered)
         {
@@ -171,7 +171,7 @@ pub async fn run(
     let records = Client::of(replicas[0].grpc)?.list_all().await?;
     let book = truth::book(&world.sandbox.origin).await?;
     for replica in &mut replicas {
-        kill(replica, report);
+        world.kill(replica, report);
     }
     // The shared authorization: never more captured than authorized, on either side.
     let charged: Decimal = book
@@ -201,6 +201,7 @@ pub async fn run(
     report.extra("settle_seconds", settle.as_secs_f64());
     truth::judge(report, &book, &records, &asked);
     truth::judge_rows(report, truth::half_written(&world.db.url).await?);
+    world.scan_database(report).await?;
     Ok(())
 }
 

@@ -37,6 +37,12 @@ pub struct Report {
     /// Captures written by halves: without events or ledger row, or a ledger row holding
     /// other than its captures reserve.
     pub half_written: u64,
+    /// Secrets (provider credentials, webhook secrets, the API key) and full card numbers
+    /// found in the service's logs or database.
+    pub secrets_found: u64,
+    /// What the secret scan read: the service's output, and the database's rows.
+    pub log_bytes_scanned: u64,
+    pub database_bytes_scanned: u64,
     /// Panics the service's processes wrote.
     pub panics: u64,
     pub max_rss_mb: f64,
@@ -51,10 +57,16 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether the run found a bug: a double, a loss, a wrong answer, a half-written capture or
-    /// a panic.
+    /// Whether the run found a bug: a double, a loss, a wrong answer, a half-written capture, a
+    /// secret written down or a panic.
     pub fn failed(&self) -> bool {
-        self.doubled + self.lost + self.wrong_answers + self.half_written + self.panics > 0
+        self.doubled
+            + self.lost
+            + self.wrong_answers
+            + self.half_written
+            + self.secrets_found
+            + self.panics
+            > 0
     }
 
     pub fn extra(&mut self, name: &str, value: impl Into<Value>) {

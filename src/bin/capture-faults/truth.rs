@@ -68,6 +68,46 @@ pub struct Asked {
     pub retry: bool,
 }
 
+/// The database's every row as text, for the secret scan: PostgreSQL renders each row of each
+/// table; a SQLite database is its file and write-ahead log, read as bytes.
+pub async fn database_text(database_url: &str) -> anyhow::Result<String> {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+    if let Some(rest) = database_url.strip_prefix("sqlite://") {
+        let path = rest.split('?').next().unwrap_or(rest);
+        let mut text = String::new();
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            if let Ok(bytes) = std::fs::read(&file) {
+                text.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+        return Ok(text);
+    }
+    let db = Database::connect(database_url).await?;
+    let tables = db
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+        ))
+        .await?;
+    let mut text = String::new();
+    for table in tables {
+        let table: String = table.try_get_by_index(0)?;
+        let rows = db
+            .query_all(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT t::text FROM \"{table}\" t"),
+            ))
+            .await?;
+        for row in rows {
+            let row: String = row.try_get_by_index(0)?;
+            text.push_str(&row);
+            text.push('\n');
+        }
+    }
+    db.close().await?;
+    Ok(text)
+}
+
 /// Counts what [`half_written`] found.
 pub fn judge_rows(report: &mut Report, half_written: Vec<String>) {
     report.half_written = half_written.len() as u64;

@@ -107,6 +107,53 @@ impl World {
         Ok(false)
     }
 
+    /// Every secret the run hands the service, and the full card number the sandbox answers
+    /// with: none may be written to its log or its database.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<String> = self
+            .sandbox
+            .service_env
+            .iter()
+            .filter(|(name, _)| {
+                name.contains("SECRET") || name.ends_with("_KEY") || name.contains("ASSERTION")
+            })
+            .map(|(_, value)| value.clone())
+            .collect();
+        secrets.push(processes::API_KEY.to_owned());
+        secrets.push(capture_service::sandbox::payment_options::TEST_PAN.to_owned());
+        secrets
+    }
+
+    /// SIGKILL (`kill -9`); then what the service wrote is searched for panics and secrets.
+    pub fn kill(&self, service: &mut Service, report: &mut Report) {
+        service.process.kill();
+        let output = service.output();
+        report.panics += output.matches("panicked at").count() as u64;
+        report.log_bytes_scanned += output.len() as u64;
+        self.search_secrets(&output, "the service's log", report);
+    }
+
+    /// Counts the run's secrets that `text` (read from `place`) holds.
+    fn search_secrets(&self, text: &str, place: &str, report: &mut Report) {
+        for secret in self.secrets() {
+            if text.contains(&secret) {
+                report.secrets_found += 1;
+                report.finding(format!(
+                    "{place} holds a secret ({} characters)",
+                    secret.len()
+                ));
+            }
+        }
+    }
+
+    /// Searches the database's every row for the run's secrets (after the run).
+    pub async fn scan_database(&self, report: &mut Report) -> anyhow::Result<()> {
+        let text = truth::database_text(&self.db.url).await?;
+        report.database_bytes_scanned = text.len() as u64;
+        self.search_secrets(&text, "the database", report);
+        Ok(())
+    }
+
     /// Waits until no capture is open but those only a person can settle (PaymentOptions has
     /// no lookup), at most 60 s; how long it took.
     pub async fn settle(&self, service: &Service) -> anyhow::Result<Duration> {
@@ -127,12 +174,6 @@ impl World {
         }
         Ok(started.elapsed())
     }
-}
-
-/// SIGKILL (`kill -9`), then the panics it had written counted.
-pub fn kill(service: &mut Service, report: &mut Report) {
-    service.process.kill();
-    report.panics += service.output().matches("panicked at").count() as u64;
 }
 
 /// A new authorization of `value` USD at `provider` of the sandbox at `origin`; its id.
