@@ -4,6 +4,8 @@ pub mod auth;
 pub mod codec;
 pub mod convert;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 mod page_token;
 pub mod service;
 pub mod watch;

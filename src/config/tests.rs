@@ -214,3 +214,58 @@ fn a_bad_value_in_the_file_is_refused_naming_its_key() {
     let problem = err.map(|e| e.to_string()).unwrap_or_default();
     assert!(problem.contains("request_timeout_seconds"), "{problem}");
 }
+
+/// Every setting the service reads from the environment, for the fuzzing below.
+const SETTINGS: &[&str] = &[
+    "CAPTURE_GRPC_ADDR",
+    "CAPTURE_HTTP_ADDR",
+    "CAPTURE_DATABASE_URL",
+    "CAPTURE_MIGRATE_ON_START",
+    "CAPTURE_LOG_FORMAT",
+    "CAPTURE_LOG",
+    "CAPTURE_OTLP_ENDPOINT",
+    "CAPTURE_SANDBOX",
+    "CAPTURE_CHANGE_POLL_MS",
+    "CAPTURE_SANDBOX_WEBHOOKS",
+    "CAPTURE_RECONCILE_INTERVAL_SECONDS",
+    "CAPTURE_LEASE_SECONDS",
+    "CAPTURE_DEV_API_KEY",
+    "CAPTURE_SHUTDOWN_GRACE_SECONDS",
+    "CAPTURE_PROVIDER_TIMEOUT_SECONDS",
+    "CAPTURE_API_KEYS",
+    "CAPTURE_MAX_CONNECTIONS",
+    "CAPTURE_MAX_CAPTURES_IN_FLIGHT",
+    "CAPTURE_DATABASE_MAX_CONNECTIONS",
+    "CAPTURE_WEBHOOK_MAX_RECEIVING",
+    "CAPTURE_PAYPAL_CLIENT_ID",
+    "CAPTURE_PAYPAL_CLIENT_SECRET",
+    "CAPTURE_PAYPAL_BASE_URL",
+    "CAPTURE_CYBERSOURCE_SHARED_SECRET",
+    "CAPTURE_STAX_API_KEY",
+];
+
+proptest::proptest! {
+    /// Any values of any settings are taken or refused naming a setting; never a panic.
+    #[test]
+    fn any_settings_load_or_are_refused_by_name(
+        values in proptest::collection::vec(
+            (
+                proptest::sample::select(SETTINGS),
+                proptest::prop_oneof![
+                    "[0-9]{0,25}",
+                    "-[0-9]{1,5}",
+                    "(sqlite:|postgres://|http://)[ -~]{0,30}",
+                    "[a-z]{1,12}(:[0-9a-f]{64})?(,[a-z]{1,8}:[0-9a-f]{0,64}){0,2}",
+                    proptest::prelude::any::<String>(),
+                ],
+            ),
+            0..8,
+        ),
+    ) {
+        let env: HashMap<String, String> =
+            values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        if let Err(err) = Config::load(&env) {
+            proptest::prop_assert!(!err.setting.is_empty());
+        }
+    }
+}

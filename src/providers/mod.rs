@@ -10,6 +10,8 @@ pub mod account;
 pub mod checkout;
 pub mod connectors;
 pub mod cybersource;
+#[cfg(test)]
+pub mod fuzzing;
 pub mod http;
 pub mod kit;
 pub mod payment_options;

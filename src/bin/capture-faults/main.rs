@@ -24,6 +24,7 @@ mod processes;
 mod client;
 mod db_outage;
 mod kill9;
+mod overload;
 mod replicas;
 mod report;
 mod rng;
@@ -42,7 +43,7 @@ use report::Report;
 #[derive(Debug, Parser)]
 #[command(name = "capture-faults")]
 struct Options {
-    /// all, or one of: kill9, replicas, db_outage
+    /// all, or one of: kill9, replicas, db_outage, overload
     #[arg(long, default_value = "all")]
     scenario: String,
     /// sqlite or postgres (a fresh database on the local server, dropped afterwards)
@@ -60,7 +61,7 @@ fn parse_db(name: &str) -> Result<Db, String> {
     Db::parse(name).ok_or_else(|| "sqlite or postgres".to_owned())
 }
 
-const SCENARIOS: [&str; 3] = ["kill9", "replicas", "db_outage"];
+const SCENARIOS: [&str; 4] = ["kill9", "replicas", "db_outage", "overload"];
 
 fn main() -> ExitCode {
     let options = Options::parse();
@@ -132,6 +133,7 @@ async fn run(name: &str, options: &Options, report: &mut Report) -> anyhow::Resu
         }
         "replicas" => replicas::run(options.db, options.iterations, &mut rng, report).await,
         "db_outage" => db_outage::run(options.db, options.iterations, &mut rng, report).await,
+        "overload" => overload::run(options.db, options.iterations, &mut rng, report).await,
         _ => anyhow::bail!("unknown scenario {name}"),
     }
 }

@@ -11,6 +11,8 @@
 //! `GET /payments/{id}/actions` to learn whether it was approved.
 
 mod account;
+#[cfg(test)]
+mod fuzz;
 mod mapping;
 mod webhook;
 pub mod wire;

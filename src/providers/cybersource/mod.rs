@@ -12,6 +12,8 @@
 //! `PROCESSING`) rather than being guessed.
 
 mod account;
+#[cfg(test)]
+mod fuzz;
 mod mapping;
 pub mod signature;
 pub mod wire;

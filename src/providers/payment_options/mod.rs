@@ -14,6 +14,8 @@
 //!   else reads the answer. Bodies are never logged.
 
 mod account;
+#[cfg(test)]
+mod fuzz;
 mod mapping;
 pub mod wire;
 

@@ -3,6 +3,8 @@
 //! and from the domain in `mapping`.
 
 mod account;
+#[cfg(test)]
+mod fuzz;
 mod mapping;
 mod webhook;
 pub mod wire;

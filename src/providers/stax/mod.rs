@@ -14,6 +14,8 @@
 //! ([`mapping::CURRENCY_MISMATCH`]). A full capture (no amount) names no currency to compare.
 
 mod account;
+#[cfg(test)]
+mod fuzz;
 mod mapping;
 pub mod wire;
 
