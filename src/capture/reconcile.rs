@@ -6,8 +6,12 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+/// Looks of one pass running at once.
+const LOOKS_AT_ONCE: usize = 16;
 
 use super::inflight::Slot;
 use super::Captures;
@@ -99,22 +103,28 @@ impl Captures {
             webhooks_matched: self.match_kept_webhooks(config.batch).await?,
             ..PassReport::default()
         };
-        for due in due {
-            report.looked_at += 1;
-            // Each look runs as a tracked task, so shutdown waits for it instead of cutting it.
-            let this = self.clone();
-            let interval = config.interval;
-            let looked = self.tasks.spawn(async move {
-                let looked = this.look(due, EventSource::Reconciler, interval).await?;
-                Ok::<_, StoreError>(match looked {
-                    Some((from, resolved)) => {
-                        let resolved = this.match_waiting_webhooks(resolved).await;
-                        resolved.status != from
-                    }
-                    None => false,
+        // Several looks at once: one slow provider answer must not hold the whole pass (with a
+        // provider taking 2 s, a pass of 100 would otherwise take 200 s).
+        let mut looks = futures_util::stream::iter(due)
+            .map(|due| {
+                // Each look runs as a tracked task, so shutdown waits for it instead of cutting it.
+                let this = self.clone();
+                let interval = config.interval;
+                self.tasks.spawn(async move {
+                    let looked = this.look(due, EventSource::Reconciler, interval).await?;
+                    Ok::<_, StoreError>(match looked {
+                        Some((from, resolved)) => {
+                            let resolved = this.match_waiting_webhooks(resolved).await;
+                            resolved.status != from
+                        }
+                        None => false,
+                    })
                 })
-            });
-            match looked.await {
+            })
+            .buffer_unordered(LOOKS_AT_ONCE);
+        while let Some(looked) = looks.next().await {
+            report.looked_at += 1;
+            match looked {
                 Ok(Ok(true)) => report.resolved += 1,
                 Ok(Ok(false)) => {}
                 Ok(Err(err)) => warn!(error = %err, "could not record a reconciled capture"),
