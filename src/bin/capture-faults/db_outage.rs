@@ -32,8 +32,9 @@ const SHORT: Duration = Duration::from_secs(3);
 /// Callers capturing all along.
 const CALLERS: usize = 6;
 
-/// A health observation: when, and whether gRPC health and `/readyz` said ready.
-type Seen = (Instant, bool, bool);
+/// A health observation: when it was asked, when both answers had come, and whether gRPC
+/// health and `/readyz` said ready.
+type Seen = (Instant, Instant, bool, bool);
 
 /// A request, with when it was sent and when its answer came.
 type Timed = (Instant, Instant, Asked);
@@ -208,7 +209,7 @@ fn watch_health(
                 .await
                 .is_ok_and(|r| r.status().is_success());
             if let Ok(mut seen) = seen.lock() {
-                seen.push((at, grpc_ready, readyz));
+                seen.push((at, Instant::now(), grpc_ready, readyz));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -264,7 +265,11 @@ fn check_health(report: &mut Report, outages: &[(&str, Instant, Instant)], seen:
     let mut served = 0u64;
     for (mode, began, ended) in outages {
         let from = *began + Duration::from_secs(2);
-        for (at, grpc, readyz) in seen.iter().filter(|(at, ..)| *at >= from && *at < *ended) {
+        // Only what was asked and answered wholly within the outage.
+        let within = seen
+            .iter()
+            .filter(|(asked, answered, ..)| *asked >= from && *answered < *ended);
+        for (at, _, grpc, readyz) in within {
             if *grpc || *readyz {
                 served += 1;
                 report.finding(format!(
@@ -291,9 +296,9 @@ fn recovery(
     for (_, _, ended) in outages {
         let ready = seen
             .iter()
-            .find(|(at, grpc, readyz)| at >= ended && *grpc && *readyz);
-        if let Some((at, ..)) = ready {
-            ready_ms.push(at.duration_since(*ended).as_millis() as u64);
+            .find(|(asked, _, grpc, readyz)| asked >= ended && *grpc && *readyz);
+        if let Some((_, answered, ..)) = ready {
+            ready_ms.push(answered.duration_since(*ended).as_millis() as u64);
         }
         let completed = asked
             .iter()
