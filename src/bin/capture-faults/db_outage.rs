@@ -22,7 +22,7 @@ use capture_service::proto::CaptureStatus;
 use crate::client::{capture_request, Answer, Client};
 use crate::fresh_database::Db;
 use crate::outage::{Outage, Target};
-use crate::processes::{serving, PeakRss, Service};
+use crate::processes::{PeakRss, Service};
 use crate::report::Report;
 use crate::rng::Rng;
 use crate::truth::{self, Asked};
@@ -192,22 +192,14 @@ fn watch_health(
     let (grpc, http) = (service.grpc, service.http);
     async move {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(900))
+            .timeout(crate::world::client_timeout())
             .build()
             .unwrap_or_default();
         while !stop.load(Ordering::SeqCst) {
             let at = Instant::now();
-            let grpc_ready = tokio::time::timeout(
-                Duration::from_millis(900),
-                serving(grpc, "capture.v1.CaptureService"),
-            )
-            .await
-            .unwrap_or(false);
-            let readyz = client
-                .get(format!("http://{http}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
+            let (grpc_ready, readyz) =
+                crate::world::health(&client, grpc, http, "capture.v1.CaptureService", "/readyz")
+                    .await;
             if let Ok(mut seen) = seen.lock() {
                 seen.push((at, Instant::now(), grpc_ready, readyz));
             }

@@ -196,3 +196,29 @@ pub async fn authorize_at(
         .with_context(|| format!("no id in the sandbox's answer {answer}"))?
         .to_owned())
 }
+
+/// One look at a service's health: gRPC health for `service`, then `GET path` on its HTTP port
+/// (each given `client`'s timeout); whether each said it serves.
+pub async fn health(
+    client: &reqwest::Client,
+    grpc: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    service: &str,
+    path: &str,
+) -> (bool, bool) {
+    let limit = client_timeout();
+    let grpc_ok = tokio::time::timeout(limit, processes::serving(grpc, service))
+        .await
+        .unwrap_or(false);
+    let http_ok = client
+        .get(format!("http://{http}{path}"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    (grpc_ok, http_ok)
+}
+
+/// How long a health answer may take before it counts as none.
+pub fn client_timeout() -> Duration {
+    Duration::from_millis(900)
+}
