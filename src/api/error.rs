@@ -266,7 +266,11 @@ fn provider_error(error: ProviderError, capture_id: &str) -> Status {
             );
             Status::with_error_details(code, message, details)
         }
-        ProviderError::OutcomeUnknown { provider, detail } => {
+        ProviderError::OutcomeUnknown {
+            provider,
+            detail,
+            retry_after,
+        } => {
             let mut details = ErrorDetails::with_error_info(
                 "PROVIDER_OUTCOME_UNKNOWN",
                 ERROR_DOMAIN,
@@ -275,7 +279,9 @@ fn provider_error(error: ProviderError, capture_id: &str) -> Status {
                     ("capture_id".to_owned(), capture_id.to_owned()),
                 ]),
             );
-            details.set_retry_info(Some(RETRY_UNKNOWN_AFTER));
+            // Not sooner than a throttling provider asked.
+            let wait = retry_after.map_or(RETRY_UNKNOWN_AFTER, |w| w.max(RETRY_UNKNOWN_AFTER));
+            details.set_retry_info(Some(wait));
             Status::with_error_details(
                 Code::Unavailable,
                 format!(

@@ -378,15 +378,24 @@ impl Captures {
         let task = self.tasks.spawn(async move {
             let _claim = claim;
             let _admitted = admitted;
-            let call = CaptureCall::of(&record);
             let provider = record.command.parts().provider;
-            let answer = call_provider(provider, "capture", connector.capture(call)).await;
+            let answer = if attempt == Attempt::Again && !connector.resends_safely() {
+                call_provider(provider, "lookup", connector.fetch_outcome(&record)).await
+            } else {
+                let call = CaptureCall::of(&record);
+                call_provider(provider, "capture", connector.capture(call)).await
+            };
             let answer = attempt.judge(answer);
             let resolution = match &answer {
                 Ok(outcome) => Resolution::Outcome(Box::new(outcome.clone())),
                 Err(ProviderError::Rejected { failure, .. }) => Resolution::Rejected(failure.clone()),
-                Err(ProviderError::OutcomeUnknown { detail, .. }) => Resolution::Unknown {
+                Err(ProviderError::OutcomeUnknown {
+                    detail,
+                    retry_after,
+                    ..
+                }) => Resolution::Unknown {
                     detail: detail.clone(),
+                    not_before: *retry_after,
                 },
             };
             let id = record.id.clone();

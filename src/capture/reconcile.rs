@@ -176,10 +176,11 @@ impl Captures {
         ) {
             return Ok(None);
         }
-        let later = Later {
+        let mut later = Later {
             id: &record.id,
             attempts,
             interval,
+            at_least: None,
         };
         let provider = record.command.parts().provider;
         let account = crate::domain::capture::AccountName::parse(&record.account).ok();
@@ -212,6 +213,11 @@ impl Captures {
             }
             Err(err) => {
                 info!(error = %err, "no definite answer yet");
+                // Not sooner than a throttling provider asked.
+                later.at_least = match &err {
+                    ProviderError::OutcomeUnknown { retry_after, .. }
+                    | ProviderError::Rejected { retry_after, .. } => *retry_after,
+                };
                 self.postpone(later).await?;
                 return Ok(None);
             }
@@ -232,7 +238,8 @@ impl Captures {
         let wait = later
             .interval
             .saturating_mul(1 << attempts)
-            .min(MAX_BACKOFF);
+            .min(MAX_BACKOFF)
+            .max(later.at_least.unwrap_or_default());
         let after = now_micros() + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX / 2);
         self.store.postpone_reconciliation(later.id, after).await
     }
@@ -243,4 +250,6 @@ struct Later<'a> {
     id: &'a str,
     attempts: i32,
     interval: std::time::Duration,
+    /// The provider's `Retry-After`, when it throttled the look.
+    at_least: Option<std::time::Duration>,
 }

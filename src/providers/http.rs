@@ -60,6 +60,8 @@ pub struct NoAnswer {
     pub timed_out: bool,
     /// What went wrong, without URL query, headers or body.
     pub detail: String,
+    /// The wait the last attempt's 429 asked for, if it was throttled.
+    pub retry_after: Option<Duration>,
 }
 
 /// One pooled HTTP client plus the retry rules every connector shares. Cheap to clone.
@@ -127,6 +129,8 @@ impl ProviderHttp {
         let path = request.url().path().to_owned();
         let mut attempt: u32 = 0;
         let mut current = request;
+        // Whether an earlier attempt may have been acted on without our hearing of it.
+        let mut unanswered_before = false;
         loop {
             attempt += 1;
             // A streaming body cannot be replayed: such a request gets exactly one attempt.
@@ -152,11 +156,30 @@ impl ProviderHttp {
             };
             match (wait, next) {
                 (Some(wait), Some(next)) if attempt <= self.max_retries => {
+                    unanswered_before |= match &result {
+                        Ok(answer) => answer.status.is_server_error(),
+                        Err(failure) => !failure.connect,
+                    };
                     tokio::time::sleep(wait).await;
                     current = next;
                 }
                 _ => {
                     return match result {
+                        // A throttle speaks only for its own attempt: after one that went
+                        // unanswered, whether the provider acted is unknown.
+                        Ok(answer)
+                            if unanswered_before
+                                && answer.status == StatusCode::TOO_MANY_REQUESTS =>
+                        {
+                            Err(NoAnswer {
+                                attempts: attempt,
+                                timed_out: false,
+                                detail: "throttled (429) after an earlier attempt went \
+                                         unanswered"
+                                    .to_owned(),
+                                retry_after: answer.retry_after(),
+                            })
+                        }
                         Ok(answer) => Ok(HttpAnswer {
                             attempts: attempt,
                             ..answer
@@ -165,6 +188,7 @@ impl ProviderHttp {
                             attempts: attempt,
                             timed_out: failure.timed_out,
                             detail: failure.detail,
+                            retry_after: None,
                         }),
                     };
                 }
@@ -317,6 +341,34 @@ mod tests {
         let answer = http.send(request, RetryPolicy::NotIdempotent).await?;
         assert_eq!((answer.status.as_u16(), answer.attempts), (429, 3));
         assert_eq!(hits.load(Ordering::SeqCst), 3);
+        Ok(())
+    }
+
+    /// A 5xx may have been acted on; the 429 after it says nothing of that attempt, so the
+    /// call ends without a definite answer instead of a refusal.
+    #[tokio::test]
+    async fn a_throttle_after_an_unanswered_attempt_is_no_answer(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let http = ProviderHttp::new(Duration::from_secs(5), 1)?.with_backoff(
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::from_secs(1),
+        );
+        let (url, _) = server(vec![502, 429]).await?;
+        let request = http.client().post(&url).body("x").build()?;
+        let no_answer = http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .err()
+            .ok_or("a 429 after a 502 must not read as a refusal")?;
+        assert_eq!(no_answer.attempts, 2);
+        assert!(no_answer.detail.contains("429"), "{}", no_answer.detail);
+
+        // Throttled from the first attempt on: a definite refusal, nothing done.
+        let (url, _) = server(vec![429, 429]).await?;
+        let request = http.client().post(&url).body("x").build()?;
+        let answer = http.send(request, RetryPolicy::Idempotent).await?;
+        assert_eq!((answer.status.as_u16(), answer.attempts), (429, 2));
         Ok(())
     }
 

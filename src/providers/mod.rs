@@ -137,7 +137,12 @@ pub enum ProviderError {
     /// The call ended without a definite answer (timeout, 5xx, connection lost, unreadable
     /// body): the capture may or may not have happened at the provider.
     #[error("{provider} gave no definite answer: {detail}")]
-    OutcomeUnknown { provider: Provider, detail: String },
+    OutcomeUnknown {
+        provider: Provider,
+        detail: String,
+        /// How long the provider asked us to wait (a 429 after an attempt went unanswered).
+        retry_after: Option<Duration>,
+    },
 }
 
 impl ProviderError {
@@ -161,12 +166,22 @@ impl ProviderError {
             provider,
             // Made from provider answers: logs and callers see it, so no card number may stay.
             detail: pan::mask_card_numbers(&detail).into_owned(),
+            retry_after: None,
         }
     }
 
     /// The transport got no answer to `what`.
     pub fn no_answer(provider: Provider, what: &str, error: &http::NoAnswer) -> Self {
-        Self::unknown(provider, format!("{what}: {error}"))
+        match Self::unknown(provider, format!("{what}: {error}")) {
+            ProviderError::OutcomeUnknown {
+                provider, detail, ..
+            } => ProviderError::OutcomeUnknown {
+                provider,
+                detail,
+                retry_after: error.retry_after,
+            },
+            other => other,
+        }
     }
 
     /// A definite refusal; a wait is kept only where the provider throttled.
@@ -216,6 +231,14 @@ pub trait Connector: Send + Sync + 'static {
         &self,
         capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError>;
+
+    /// Whether a capture whose earlier attempt went unanswered may be sent again as it is: the
+    /// provider answers a repeat with the original result (an idempotency key) or refuses it as
+    /// a duplicate. Where it may not, a caller's retry asks [`Connector::fetch_outcome`]
+    /// instead, as the reconciler does.
+    fn resends_safely(&self) -> bool {
+        true
+    }
 
     /// The checks a delivery's own headers and bytes allow, made here and at once: a local
     /// signature (an HMAC) decides; a delivery that only the provider can vouch for

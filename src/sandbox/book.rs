@@ -1,13 +1,10 @@
 //! The sandbox's book of charges: every capture an emulated provider accepted (money taken
 //! from an authorization), with the key the request came with. Read-only at
-//! `GET /sandbox/book`: the ground truth the fault suite (`capture-faults`) compares the
-//! service's records with.
+//! `GET /sandbox/book`, with where each capture stands now: the ground truth the fault suite
+//! (`capture-faults`) compares the service's records with.
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::kit::Locked;
@@ -26,6 +23,10 @@ pub struct Charge {
     /// `Cko-Idempotency-Key`, Stax's `idempotency_id`), or Cybersource's
     /// `clientReferenceInformation.code`; none where the provider takes none.
     pub key: Option<String>,
+    /// Where the capture stands now at the provider, in the service's words: `COMPLETED`,
+    /// `PENDING`, `DECLINED` (a pending capture denied later: nothing taken),
+    /// `PARTIALLY_REFUNDED` or `REFUNDED`.
+    pub status: String,
 }
 
 /// The book, shared by every emulator of one sandbox.
@@ -48,18 +49,12 @@ impl Charges {
             capture_id: capture_id.to_owned(),
             amount: amount.into(),
             key: key.map(str::to_owned),
+            status: String::new(),
         });
     }
 
     pub(super) fn all(&self) -> Vec<Charge> {
         self.0.lock().clone()
-    }
-
-    /// `GET /sandbox/book`: every charge, oldest first.
-    pub(super) fn routes(&self) -> Router {
-        Router::new()
-            .route("/sandbox/book", get(book))
-            .with_state(self.clone())
     }
 }
 
@@ -81,8 +76,4 @@ impl Charged<'_> {
         self.charges
             .record(provider, authorization_id, capture_id, amount, self.key);
     }
-}
-
-async fn book(State(charges): State<Charges>) -> Json<Vec<Charge>> {
-    Json(charges.all())
 }

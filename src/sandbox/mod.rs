@@ -17,6 +17,7 @@
 mod book;
 pub mod checkout;
 pub mod cybersource;
+mod faults;
 mod kit;
 pub mod payment_options;
 pub mod paypal;
@@ -29,9 +30,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,8 @@ use tokio::task::JoinHandle;
 use crate::domain::{Money, MoneyError, Provider};
 pub use book::Charge;
 use book::{Charged, Charges};
+use faults::Faults;
+pub use faults::{Attempt, Fault};
 pub use kit::Secrets;
 pub use webhooks::WebhookDelivery;
 use webhooks::Webhooks;
@@ -94,6 +97,10 @@ pub struct NewAuthorization {
     pub amount: MoneyJson,
     #[serde(default)]
     pub scenario: Scenario,
+    /// Observes the authorization: its provider API POSTs meet these faults in turn, and are
+    /// listed at `GET /sandbox/attempts` (see `faults.rs`). Absent: not observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Vec<Fault>>,
 }
 
 /// An authorization the sandbox made, ready to be captured through the provider's API.
@@ -150,6 +157,20 @@ trait Emulator: Send + Sync + 'static {
     fn admin_routes(self: Arc<Self>) -> Option<Router> {
         None
     }
+    /// The authorization a request captures, if it is a capture request (`path` relative to
+    /// the provider's prefix), for the fault injector.
+    fn captured_authorization(&self, path: &str, body: &[u8]) -> Option<String>;
+    /// The idempotency key a capture request carries, as the book records it (none where the
+    /// provider takes none).
+    fn idempotency_key(&self, _headers: &HeaderMap, _body: &[u8]) -> Option<String> {
+        None
+    }
+    /// Where a capture it accepted stands now, in the service's words (`COMPLETED`, `PENDING`,
+    /// `DECLINED`, `PARTIALLY_REFUNDED`, `REFUNDED`), for providers whose captures change
+    /// after the answer; none where a capture is complete once accepted.
+    fn capture_status(&self, _authorization_id: &str, _capture_id: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The emulated providers, shared by the provider server and the admin endpoint.
@@ -157,6 +178,10 @@ struct Emulators {
     all: Vec<Arc<dyn Emulator>>,
     /// What they charged, for `GET /sandbox/book`.
     charges: Charges,
+    /// The observed authorizations and their attempts, for `GET /sandbox/attempts`.
+    faults: Faults,
+    /// Where webhooks go, set by `POST /sandbox/webhooks` too.
+    webhooks: Webhooks,
 }
 
 impl Emulators {
@@ -171,7 +196,26 @@ impl Emulators {
             .find(|e| e.provider() == provider)
             .ok_or(SandboxError::NotEmulated(provider))?;
         let amount = Money::parse_positive(&request.amount.currency_code, &request.amount.value)?;
-        Ok(emulator.authorize(amount, request.scenario))
+        let authorization = emulator.authorize(amount, request.scenario);
+        if let Some(faults) = request.faults {
+            self.faults.observe(&authorization.id, faults);
+        }
+        Ok(authorization)
+    }
+
+    /// The book, each charge with where its capture stands now at its provider.
+    fn book(&self) -> Vec<Charge> {
+        let mut charges = self.charges.all();
+        for charge in &mut charges {
+            let emulator = self
+                .all
+                .iter()
+                .find(|e| e.provider().as_str() == charge.provider);
+            charge.status = emulator
+                .and_then(|e| e.capture_status(&charge.authorization_id, &charge.capture_id))
+                .unwrap_or_else(|| "COMPLETED".to_owned());
+        }
+        charges
     }
 }
 
@@ -236,15 +280,24 @@ impl Sandbox {
             )),
         ];
 
+        let faults = Faults::default();
         let emulators = Arc::new(Emulators {
             all: emulators,
             charges,
+            faults: faults.clone(),
+            webhooks: webhooks.clone(),
         });
         // The providers' APIs under their prefixes, and the helper endpoint beside them.
         let mut app = admin_router(&emulators);
         for emulator in &emulators.all {
             let prefix = format!("/{}", emulator.provider().as_str());
-            let mut routes = emulator.clone().routes();
+            let mut routes = emulator
+                .clone()
+                .routes()
+                .layer(axum::middleware::from_fn_with_state(
+                    (faults.clone(), Arc::clone(emulator)),
+                    faults::inject,
+                ));
             if !latency.is_zero() {
                 routes = routes.layer(axum::middleware::from_fn(move |request, next| {
                     delayed(latency, request, next)
@@ -306,7 +359,7 @@ impl Sandbox {
     /// Every capture the emulated providers accepted so far, oldest first (also `GET
     /// /sandbox/book`).
     pub fn charges(&self) -> Vec<Charge> {
-        self.emulators.charges.all()
+        self.emulators.book()
     }
 
     /// Every webhook delivery attempt so far (at most the last thousand), oldest first.
@@ -384,8 +437,10 @@ fn no_delay(stream: &mut tokio::net::TcpStream) {
 fn admin_router(emulators: &Arc<Emulators>) -> Router {
     let mut router = Router::new()
         .route("/sandbox/{provider}/authorizations", post(admin_authorize))
+        .route("/sandbox/book", get(book))
         .with_state(Arc::clone(emulators))
-        .merge(emulators.charges.routes());
+        .merge(emulators.faults.routes())
+        .merge(emulators.webhooks.routes());
     for emulator in &emulators.all {
         if let Some(routes) = Arc::clone(emulator).admin_routes() {
             router = router.nest(
@@ -395,6 +450,11 @@ fn admin_router(emulators: &Arc<Emulators>) -> Router {
         }
     }
     router
+}
+
+/// `GET /sandbox/book`: every charge, oldest first, with where its capture stands now.
+async fn book(State(emulators): State<Arc<Emulators>>) -> Json<Vec<Charge>> {
+    Json(emulators.book())
 }
 
 /// 201 with the authorization; 404 for a provider that is unknown or not emulated; 400 for a

@@ -100,6 +100,15 @@ impl PaymentOptionsEmulator {
 }
 
 impl Emulator for PaymentOptionsEmulator {
+    /// The authorization is the body's `transactionId`.
+    fn captured_authorization(&self, path: &str, body: &[u8]) -> Option<String> {
+        if path != CAPTURE_PATH && path != DOUBLED_CAPTURE_PATH {
+            return None;
+        }
+        let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+        Some(body["transactionId"].as_str()?.to_owned())
+    }
+
     /// The `CAPTURE_*` variables a service needs to capture here: base URL and credentials.
     fn service_env(&self) -> Vec<(String, String)> {
         vec![

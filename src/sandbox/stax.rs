@@ -119,6 +119,14 @@ impl StaxEmulator {
 }
 
 impl Emulator for StaxEmulator {
+    fn captured_authorization(&self, path: &str, _body: &[u8]) -> Option<String> {
+        super::faults::id_between(path, "/transaction/", "/capture").map(Into::into)
+    }
+
+    fn idempotency_key(&self, _headers: &HeaderMap, body: &[u8]) -> Option<String> {
+        parse_request(body).ok()?.idempotency_id
+    }
+
     /// The `CAPTURE_*` variables a service needs to capture here: base URL and credentials.
     fn service_env(&self) -> Vec<(String, String)> {
         vec![

@@ -6,16 +6,25 @@
 //! Checkout.com and PayPal retry failed deliveries for hours to days; the sandbox keeps the
 //! pattern (a few attempts, growing pauses) but short: 3 attempts, 200 ms then 1 s apart, 5 s
 //! each at most.
+//!
+//! Both providers also document that an event may arrive more than once and out of order.
+//! `POST /sandbox/webhooks` (`{"url", "copies", "max_delay_ms"}`) sets the receiver and makes
+//! that happen on purpose: each event is delivered `copies` times, each copy after a random
+//! pause of up to `max_delay_ms` (the fault suite's `webhook_chaos`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::header;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::kit::Locked;
+use super::kit::{random_bytes, Locked};
 use crate::domain::Provider;
 
 /// The pause after each failed attempt but the last; one attempt more than pauses.
@@ -51,6 +60,38 @@ pub(super) struct Outgoing {
     pub(super) headers: Vec<(&'static str, String)>,
 }
 
+/// How events are delivered: `copies` times each, each copy after a random pause of up to
+/// `max_delay`.
+#[derive(Debug, Clone, Copy)]
+struct Chaos {
+    copies: u32,
+    max_delay: Duration,
+}
+
+impl Default for Chaos {
+    fn default() -> Self {
+        Chaos {
+            copies: 1,
+            max_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// What `POST /sandbox/webhooks` takes.
+#[derive(Debug, Deserialize)]
+struct Delivery {
+    /// The receiving service's origin.
+    url: String,
+    #[serde(default = "one")]
+    copies: u32,
+    #[serde(default)]
+    max_delay_ms: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
 /// Where webhooks go and what became of them, shared by every emulator (cheap to clone).
 #[derive(Clone, Default)]
 pub(super) struct Webhooks(Arc<Shared>);
@@ -59,6 +100,8 @@ pub(super) struct Webhooks(Arc<Shared>);
 struct Shared {
     /// The receiving service's origin (`http://127.0.0.1:8080`), none until it is set.
     origin: RwLock<Option<String>>,
+    /// Copies of each event, and the longest pause before each (none by default).
+    chaos: RwLock<Chaos>,
     attempts: Locked<VecDeque<WebhookDelivery>>,
     client: reqwest::Client,
     /// Cancelled when the sandbox stops: deliveries in flight or waiting to retry end with it.
@@ -74,6 +117,14 @@ impl Webhooks {
             .origin
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(origin);
+    }
+
+    /// `POST /sandbox/webhooks`: sets the receiver, and how many copies of each event go to it
+    /// after what pauses.
+    pub(super) fn routes(&self) -> Router {
+        Router::new()
+            .route("/sandbox/webhooks", post(set_delivery))
+            .with_state(self.clone())
     }
 
     fn origin(&self) -> Option<String> {
@@ -110,15 +161,53 @@ impl Webhooks {
             return;
         };
         let url = format!("{origin}/webhooks/{}", event.provider.as_str());
-        let shared = Arc::clone(&self.0);
-        runtime.spawn(async move {
-            let stop = shared.stop.clone();
-            tokio::select! {
-                () = stop.cancelled() => {}
-                () = deliver(&shared, &url, &event) => {}
-            }
-        });
+        let chaos = *self.0.chaos.read().unwrap_or_else(PoisonError::into_inner);
+        let event = Arc::new(event);
+        for _ in 0..chaos.copies {
+            let pause = random_pause(chaos.max_delay);
+            let (shared, url, event) = (Arc::clone(&self.0), url.clone(), Arc::clone(&event));
+            runtime.spawn(async move {
+                let stop = shared.stop.clone();
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = async {
+                        tokio::time::sleep(pause).await;
+                        deliver(&shared, &url, &event).await;
+                    } => {}
+                }
+            });
+        }
     }
+}
+
+/// A pause of up to `max`, at random.
+fn random_pause(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut bytes = [0u8; 8];
+    random_bytes(&mut bytes);
+    let millis = u64::from_le_bytes(bytes) % (max.as_millis() as u64 + 1);
+    Duration::from_millis(millis)
+}
+
+async fn set_delivery(
+    State(webhooks): State<Webhooks>,
+    Json(delivery): Json<Delivery>,
+) -> StatusCode {
+    if delivery.copies == 0 || delivery.copies > 10 {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    webhooks.send_to(&delivery.url);
+    *webhooks
+        .0
+        .chaos
+        .write()
+        .unwrap_or_else(PoisonError::into_inner) = Chaos {
+        copies: delivery.copies,
+        max_delay: Duration::from_millis(delivery.max_delay_ms),
+    };
+    StatusCode::NO_CONTENT
 }
 
 /// Attempts `event` until the receiver answers 2xx or the attempts run out.

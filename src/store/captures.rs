@@ -56,6 +56,8 @@ pub enum Resolution {
     /// No definite answer: the capture stays `PROCESSING`.
     Unknown {
         detail: String,
+        /// Not looked at again sooner: the provider throttled (its `Retry-After`).
+        not_before: Option<std::time::Duration>,
     },
     /// Money went back to the payer: `total` refunded so far, making the capture `status`
     /// (`PARTIALLY_REFUNDED` or `REFUNDED`).

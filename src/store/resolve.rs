@@ -229,7 +229,11 @@ pub(super) async fn resolve_in(
             let detail = serde_json::json!({ "refunded_total": total.to_string() });
             insert_event(txn, source, &row.id, "REFUNDED", *status, detail, now).await?;
         }
-        Resolution::Unknown { detail } => {
+        Resolution::Unknown { detail, not_before } => {
+            if let Some(wait) = not_before {
+                let wait = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX / 2);
+                update.reconcile_after = Set(Some(now.saturating_add(wait)));
+            }
             update.status_reason = Set(Some(
                 StatusReason::ProviderOutcomeUnknown.as_str().to_owned(),
             ));

@@ -314,20 +314,44 @@ async fn a_provider_timeout_leaves_the_capture_processing_and_a_retry_is_not_a_s
     db: Db,
 ) -> TestResult {
     let app = TestApp::spawn_with(db, |config| config.providers.max_retries = 0).await?;
-    let auth = app
-        .authorize_at("payment_options", "USD", "100.00", "TIMEOUT")
+    // Observed by the sandbox, which lists every capture request that names it.
+    let sandbox = format!("http://{}/sandbox", app.http_addr);
+    let http = reqwest::Client::new();
+    let observed: serde_json::Value = http
+        .post(format!("{sandbox}/payment_options/authorizations"))
+        .json(&serde_json::json!({
+            "amount": {"currency_code": "USD", "value": "100.00"},
+            "scenario": "TIMEOUT",
+            "faults": [],
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
         .await?;
+    let auth = observed["id"].as_str().ok_or("no id")?.to_owned();
     let request = po_capture(&auth, usd("5.00"));
     let first = app
         .left_processing(app.capture(request.clone()).await, "payment_options")
         .await?;
-    // The retry re-sends the capture (PaymentOptions has no idempotency key); PaymentOptions
-    // answers it as a duplicate of the capture it made, so the capture stays unresolved rather
-    // than being taken twice or marked failed.
+    // The retry is not sent to PaymentOptions: it has no idempotency key, and what a repeat
+    // answers (a duplicate, or a lost connection) cannot tell what the first attempt did. The
+    // capture stays unresolved rather than being taken twice or marked failed.
     let again = app
         .left_processing(app.capture(request).await, "payment_options")
         .await?;
     assert_eq!(again.id, first.id);
+    let attempts: Vec<serde_json::Value> = http
+        .get(format!("{sandbox}/attempts"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let sent = attempts
+        .iter()
+        .filter(|a| a["authorization_id"] == auth.as_str())
+        .count();
+    assert_eq!(sent, 1, "the capture was sent once: {attempts:?}");
     // The first attempt did capture: a new capture is refused as already captured.
     let status = error_of(app.capture(po_capture(&auth, usd("1.00"))).await)?;
     let (_, metadata) = error_info(&status).ok_or("no ErrorInfo")?;
@@ -373,6 +397,7 @@ async fn wrong_credentials_are_an_internal_error_and_the_capture_fails(db: Db) -
                     value: "10.00".into(),
                 },
                 scenario: Scenario::Approve,
+                faults: None,
             },
         )
         .await?;

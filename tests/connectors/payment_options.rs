@@ -544,7 +544,9 @@ async fn fetch_outcome_says_payment_options_has_no_lookup() -> TestResult {
         None,
     );
     match connector(&base).fetch_outcome(&record).await {
-        Err(ProviderError::OutcomeUnknown { provider, detail }) => {
+        Err(ProviderError::OutcomeUnknown {
+            provider, detail, ..
+        }) => {
             assert_eq!(provider, Provider::PaymentOptions);
             assert!(detail.contains("no capture lookup"), "{detail}");
             assert!(detail.contains("cap_01test"), "{detail}");

@@ -64,7 +64,11 @@ impl Checkout {
             currency_code: currency.to_owned(),
             value: value.to_owned(),
         };
-        let request = NewAuthorization { amount, scenario };
+        let request = NewAuthorization {
+            amount,
+            scenario,
+            faults: None,
+        };
         Ok(self
             .sandbox
             .create_authorization(Provider::Checkout, request)

@@ -56,7 +56,14 @@ impl Cybersource {
         };
         let authorization = self
             .sandbox
-            .create_authorization(Provider::Cybersource, NewAuthorization { amount, scenario })
+            .create_authorization(
+                Provider::Cybersource,
+                NewAuthorization {
+                    amount,
+                    scenario,
+                    faults: None,
+                },
+            )
             .await?;
         Ok(authorization.id)
     }

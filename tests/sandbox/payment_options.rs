@@ -41,6 +41,7 @@ impl PaymentOptions {
                 value: value.into(),
             },
             scenario,
+            faults: None,
         };
         Ok(self
             .sandbox

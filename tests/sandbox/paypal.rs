@@ -80,7 +80,11 @@ impl PayPal {
             currency_code: currency.to_owned(),
             value: value.to_owned(),
         };
-        let request = NewAuthorization { amount, scenario };
+        let request = NewAuthorization {
+            amount,
+            scenario,
+            faults: None,
+        };
         Ok(self
             .sandbox
             .create_authorization(Provider::Paypal, request)

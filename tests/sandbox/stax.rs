@@ -62,6 +62,7 @@ impl Stax {
                 value: value.into(),
             },
             scenario,
+            faults: None,
         };
         Ok(self
             .sandbox

@@ -9,6 +9,7 @@ use capture_service::proto::{self, CaptureRequest, CaptureStatus, ListCapturesRe
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::processes::API_KEY;
 
@@ -17,13 +18,36 @@ use crate::processes::API_KEY;
 pub enum Answer {
     /// The service answered with its capture (any status).
     Recorded(Box<proto::Capture>),
-    /// The service answered with an error.
-    Refused { code: Code, message: String },
+    /// The service answered with an error, and when to ask again (its `RetryInfo`).
+    Refused {
+        code: Code,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// No answer: the connection ended (the process was killed) or never opened.
     Silence(String),
 }
 
 impl Answer {
+    /// A few words for a finding: the status, or the code and its wait.
+    pub fn summary(&self) -> String {
+        match self {
+            Answer::Recorded(capture) => format!("{:?}", capture.status()),
+            Answer::Refused {
+                code, retry_after, ..
+            } => format!("{code:?} (retry after {retry_after:?})"),
+            Answer::Silence(why) => format!("no answer ({why})"),
+        }
+    }
+
+    /// When the service said to ask again, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Answer::Refused { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// A definite answer: the capture settled one way or the other, or was refused for good.
     pub fn is_definite(&self) -> bool {
         match self {
@@ -41,7 +65,7 @@ impl Answer {
 /// service's answer only if it had come before the kill (`answered_before`).
 pub async fn cut_by_kill(call: tokio::task::JoinHandle<Answer>, answered_before: bool) -> Answer {
     match call.await {
-        Ok(Answer::Refused { code, message }) if !answered_before => {
+        Ok(Answer::Refused { code, message, .. }) if !answered_before => {
             Answer::Silence(format!("{code:?}: {message}"))
         }
         Ok(answer) => answer,
@@ -82,6 +106,7 @@ impl Client {
                 None => Answer::Refused {
                     code: Code::Internal,
                     message: "an answer without its capture".to_owned(),
+                    retry_after: None,
                 },
             },
             // A transport failure carries its cause; an answer of the service does not.
@@ -91,6 +116,9 @@ impl Client {
             Err(status) => Answer::Refused {
                 code: status.code(),
                 message: status.message().to_owned(),
+                retry_after: status
+                    .get_details_retry_info()
+                    .and_then(|info| info.retry_delay),
             },
         }
     }

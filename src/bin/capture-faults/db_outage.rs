@@ -220,7 +220,7 @@ fn check_answers(report: &mut Report, asked: &[Timed]) {
                     code: Code::Unavailable,
                     ..
                 } => unavailable += 1,
-                Answer::Refused { code, message }
+                Answer::Refused { code, message, .. }
                     if matches!(
                         code,
                         Code::Internal

@@ -25,6 +25,7 @@ mod client;
 mod db_outage;
 mod kill9;
 mod overload;
+mod provider_faults;
 mod replicas;
 mod report;
 mod rng;
@@ -43,7 +44,7 @@ use report::Report;
 #[derive(Debug, Parser)]
 #[command(name = "capture-faults")]
 struct Options {
-    /// all, or one of: kill9, replicas, db_outage, overload
+    /// all, or one of: kill9, replicas, db_outage, provider_faults, overload
     #[arg(long, default_value = "all")]
     scenario: String,
     /// sqlite or postgres (a fresh database on the local server, dropped afterwards)
@@ -61,7 +62,13 @@ fn parse_db(name: &str) -> Result<Db, String> {
     Db::parse(name).ok_or_else(|| "sqlite or postgres".to_owned())
 }
 
-const SCENARIOS: [&str; 4] = ["kill9", "replicas", "db_outage", "overload"];
+const SCENARIOS: [&str; 5] = [
+    "kill9",
+    "replicas",
+    "db_outage",
+    "provider_faults",
+    "overload",
+];
 
 fn main() -> ExitCode {
     let options = Options::parse();
@@ -133,6 +140,9 @@ async fn run(name: &str, options: &Options, report: &mut Report) -> anyhow::Resu
         }
         "replicas" => replicas::run(options.db, options.iterations, &mut rng, report).await,
         "db_outage" => db_outage::run(options.db, options.iterations, &mut rng, report).await,
+        "provider_faults" => {
+            provider_faults::run(options.db, options.iterations, &mut rng, report).await
+        }
         "overload" => overload::run(options.db, options.iterations, &mut rng, report).await,
         _ => anyhow::bail!("unknown scenario {name}"),
     }

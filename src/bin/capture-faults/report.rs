@@ -43,6 +43,10 @@ pub struct Report {
     /// What the secret scan read: the service's output, and the database's rows.
     pub log_bytes_scanned: u64,
     pub database_bytes_scanned: u64,
+    /// Provider attempts that break the retry rules (`provider_faults`): another idempotency
+    /// key for one capture, a keyless provider sent a capture again after an attempt that
+    /// reached it, `Retry-After` not waited out, more attempts than the calls allow.
+    pub retry_violations: u64,
     /// Panics the service's processes wrote.
     pub panics: u64,
     pub max_rss_mb: f64,
@@ -65,6 +69,7 @@ impl Report {
             + self.wrong_answers
             + self.half_written
             + self.secrets_found
+            + self.retry_violations
             + self.panics
             > 0
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use capture_service::proto::{self, CaptureStatus};
-use capture_service::sandbox::Charge;
+use capture_service::sandbox::{Attempt, Charge};
 use tonic::Code;
 
 use crate::client::Answer;
@@ -13,6 +13,15 @@ use crate::report::{Report, Stuck};
 /// `GET /sandbox/book` of the standalone sandbox at `origin`.
 pub async fn book(origin: &str) -> anyhow::Result<Vec<Charge>> {
     Ok(reqwest::get(format!("{origin}/sandbox/book"))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+/// `GET /sandbox/attempts`: every provider API POST naming an observed authorization.
+pub async fn attempts(origin: &str) -> anyhow::Result<Vec<Attempt>> {
+    Ok(reqwest::get(format!("{origin}/sandbox/attempts"))
         .await?
         .error_for_status()?
         .json()
@@ -226,13 +235,13 @@ fn contract_breach(answer: &Answer, charged: bool) -> Option<String> {
         {
             Some(format!("told {:?}, but charged", capture.status()))
         }
-        Answer::Refused { code, message }
+        Answer::Refused { code, message, .. }
             if matches!(code, Code::Internal | Code::Unknown | Code::DataLoss) =>
         {
             Some(format!("{code:?}: {message}"))
         }
         // A refusal that is not UNAVAILABLE says nothing was charged.
-        Answer::Refused { code, message } if charged && *code != Code::Unavailable => Some(
+        Answer::Refused { code, message, .. } if charged && *code != Code::Unavailable => Some(
             format!("{code:?} for a capture that was charged: {message}"),
         ),
         _ => None,

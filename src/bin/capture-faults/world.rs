@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use capture_service::proto::{self, CaptureStatus};
+use capture_service::sandbox::Fault;
 
 use crate::client::Client;
 use crate::fresh_database::{Database, Db};
@@ -86,6 +87,49 @@ impl World {
         authorize_at(&self.sandbox.origin, provider, value).await
     }
 
+    /// As [`World::authorize`], observed by the sandbox: the provider API POSTs that name it
+    /// meet `faults` in turn, and are listed at `GET /sandbox/attempts`.
+    pub async fn authorize_observed(
+        &self,
+        provider: proto::Provider,
+        value: &str,
+        faults: &[Fault],
+    ) -> anyhow::Result<String> {
+        let body = serde_json::json!({
+            "amount": {"currency_code": "USD", "value": value},
+            "faults": faults,
+        });
+        new_authorization(&self.sandbox.origin, provider, &body).await
+    }
+
+    /// A service whose provider calls go to `providers_origin` (a proxy in front of the
+    /// sandbox) instead of the sandbox itself, with `settings` besides the world's.
+    pub async fn start_service_via(
+        &self,
+        providers_origin: &str,
+        settings: &[(&'static str, String)],
+    ) -> anyhow::Result<Service> {
+        let sandbox_env: Vec<(String, String)> = self
+            .sandbox
+            .service_env
+            .iter()
+            .map(|(name, value)| {
+                let routed = value.replace(&self.sandbox.origin, providers_origin);
+                (name.clone(), routed)
+            })
+            .collect();
+        let mut env = self.env.clone();
+        env.extend_from_slice(settings);
+        start_service(&ServiceSetup {
+            binary: &self.binary,
+            database_url: &self.db.url,
+            sandbox_env: &sandbox_env,
+            env: &env,
+            keep_log: true,
+        })
+        .await
+    }
+
     /// Waits until the book shows a charge of `authorization`, or `call` has ended without
     /// one (the provider refused or throttled it), at most 5 s; whether it was charged.
     pub async fn wait_for_charge<T>(
@@ -128,6 +172,11 @@ impl World {
     pub fn kill(&self, service: &mut Service, report: &mut Report) {
         service.process.kill();
         let output = service.output();
+        // Kept for a hunt when asked: CAPTURE_FAULTS_LOGS=<dir>.
+        if let Some(dir) = std::env::var_os("CAPTURE_FAULTS_LOGS") {
+            let file = std::path::Path::new(&dir).join(format!("{}.log", service.process.pid()));
+            let _ = std::fs::write(file, &output);
+        }
         report.panics += output.matches("panicked at").count() as u64;
         report.log_bytes_scanned += output.len() as u64;
         self.search_secrets(&output, "the service's log", report);
@@ -182,10 +231,20 @@ pub async fn authorize_at(
     provider: proto::Provider,
     value: &str,
 ) -> anyhow::Result<String> {
+    let body = serde_json::json!({"amount": {"currency_code": "USD", "value": value}});
+    new_authorization(origin, provider, &body).await
+}
+
+/// `POST /sandbox/{provider}/authorizations` with `body`; the new authorization's id.
+async fn new_authorization(
+    origin: &str,
+    provider: proto::Provider,
+    body: &serde_json::Value,
+) -> anyhow::Result<String> {
     let name = truth::provider_name(provider);
     let answer: serde_json::Value = reqwest::Client::new()
         .post(format!("{origin}/sandbox/{name}/authorizations"))
-        .json(&serde_json::json!({"amount": {"currency_code": "USD", "value": value}}))
+        .json(body)
         .send()
         .await?
         .error_for_status()?

@@ -1,5 +1,6 @@
 //! Breaking the database under a running service, the way production breaks it. Shared by the
-//! black-box tests (`tests/common`) and `capture-faults`.
+//! black-box tests (`tests/common`) and `capture-faults` (whose `provider_faults` also puts the
+//! proxy in front of the providers, to refuse connections).
 //!
 //! - PostgreSQL: the app reaches the server through a TCP proxy inside the test. An outage
 //!   resets every open connection (RST, as a failover or a cut network does) and refuses new
@@ -28,6 +29,8 @@ pub struct TcpProxy {
     armed: Arc<std::sync::Mutex<Option<&'static [u8]>>>,
     /// Bumped at each cut; every forwarding task watches it and resets its sockets.
     cuts: watch::Sender<u64>,
+    /// While true, the listening socket is closed: connecting is refused.
+    refusing: watch::Sender<bool>,
 }
 
 /// Closes a socket with RST instead of FIN, as a crashed peer or a cut link does.
@@ -50,9 +53,37 @@ impl TcpProxy {
             blackholed: blackholed.clone(),
             armed: Arc::clone(&armed),
             cuts: cuts.clone(),
+            refusing: watch::channel(false).0,
         };
+        let mut refusing = proxy.refusing.subscribe();
         tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            let mut listener = Some(listener);
+            loop {
+                if *refusing.borrow_and_update() {
+                    // Closed: connecting is refused (ECONNREFUSED) until it is bound again.
+                    listener = None;
+                    if refusing.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let open = match &listener {
+                    Some(open) => open,
+                    None => match TcpListener::bind(addr).await {
+                        Ok(open) => listener.insert(open),
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    },
+                };
+                let client = tokio::select! {
+                    accepted = open.accept() => match accepted {
+                        Ok((client, _)) => client,
+                        Err(_) => return,
+                    },
+                    _ = refusing.changed() => continue,
+                };
                 if down.load(Ordering::SeqCst) {
                     reset(&client);
                     continue;
@@ -97,6 +128,17 @@ impl TcpProxy {
 
     pub fn restore(&self) {
         self.down.store(false, Ordering::SeqCst);
+    }
+
+    /// Resets every open connection and closes the listening socket: connecting is refused
+    /// (ECONNREFUSED, the request provably never sent) until [`TcpProxy::accept_again`].
+    pub fn refuse(&self) {
+        self.refusing.send_replace(true);
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    pub fn accept_again(&self) {
+        self.refusing.send_replace(false);
     }
 
     /// From now on no byte goes through, either way, and nothing is closed.

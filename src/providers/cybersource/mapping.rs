@@ -127,6 +127,11 @@ pub fn outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
         .map_err(|e| format!("capture answer does not match Cybersource's schema: {e}"))?;
     let wire_status: wire::Status = wire::parse_name(&capture.status)
         .ok_or_else(|| format!("undocumented capture status {:?}", capture.status))?;
+    // Every capture Cybersource answers with names itself; a body that does not is no capture.
+    let id = (capture.id.as_deref())
+        .filter(|id| !id.is_empty())
+        .ok_or("capture answer without the capture's id")?
+        .to_owned();
     let captured_amount = capture
         .order_information
         .and_then(|o| o.amount_details)
@@ -135,7 +140,7 @@ pub fn outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
     Ok(ProviderOutcome {
         status: status_from_wire(wire_status),
         reason: None,
-        provider_capture_id: capture.id,
+        provider_capture_id: Some(id),
         provider_status: capture.status,
         provider_reason: None,
         captured_amount,

@@ -368,7 +368,9 @@ fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, 
         );
         return Ok(outcome);
     }
-    let body: wire::ErrorBody = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let parsed = serde_json::from_slice::<wire::ErrorBody>(&answer.body);
+    let readable = parsed.is_ok();
+    let body = parsed.unwrap_or_default();
     let failure = failure(&body, status, correlation_id);
     tracing::warn!(
         status = failure.http_status, code = %failure.code,
@@ -393,7 +395,14 @@ fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, 
                     }
                 },
                 // An undocumented reason is still INVALID_REQUEST: nothing was captured.
-                None => Rejection::InvalidArgument,
+                None if readable => Rejection::InvalidArgument,
+                // Cut short, or a proxy's page: it may have been a DUPLICATE_REQUEST.
+                None => {
+                    return Err(KIT.unknown(
+                        "Cybersource answered HTTP 400 with a body that is not its error \
+                         (cut short, or a proxy's): it may be a DUPLICATE_REQUEST",
+                    ));
+                }
             }
         }
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Rejection::Unauthorized,

@@ -212,6 +212,12 @@ impl Connector for PaymentOptionsConnector {
 
     /// PaymentOptions documents no capture lookup, and re-sending a capture is not idempotent:
     /// nothing here can resolve an outcome.
+    /// No idempotency key, and a repeat's answer (a duplicate, or whatever a lost connection
+    /// leaves of it) cannot tell what the first attempt did: never re-sent.
+    fn resends_safely(&self) -> bool {
+        false
+    }
+
     #[tracing::instrument(skip_all, fields(provider = "payment_options", capture_id = %capture.id))]
     async fn fetch_outcome(
         &self,

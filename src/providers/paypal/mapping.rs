@@ -73,6 +73,11 @@ pub fn outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
 fn outcome_from_capture(capture: wire::Capture) -> Result<ProviderOutcome, String> {
     let wire_status: wire::Status = wire::parse_name(&capture.status)
         .ok_or_else(|| format!("undocumented capture status {:?}", capture.status))?;
+    // Every capture PayPal answers with names itself; a body that does not is no capture.
+    let id = (capture.id.as_deref())
+        .filter(|id| !id.is_empty())
+        .ok_or("capture answer without the capture's id")?
+        .to_owned();
     let provider_reason = capture.status_details.and_then(|d| d.reason);
     // An undocumented reason leaves `reason` empty; the status itself is still definite, and
     // the raw reason is kept in `provider_reason`.
@@ -83,7 +88,7 @@ fn outcome_from_capture(capture: wire::Capture) -> Result<ProviderOutcome, Strin
     Ok(ProviderOutcome {
         status: status_from_wire(wire_status),
         reason,
-        provider_capture_id: capture.id,
+        provider_capture_id: Some(id),
         provider_status: capture.status,
         provider_reason,
         captured_amount: capture.amount.as_ref().map(money_from_wire).transpose()?,

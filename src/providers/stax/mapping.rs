@@ -91,10 +91,15 @@ pub fn outcome(body: &[u8], command: &CaptureCommand) -> Result<ProviderOutcome,
         _ => None,
     };
     let message = transaction.message.filter(|m| !m.trim().is_empty());
+    // Every transaction Stax answers with names itself; a body that does not is no answer.
+    let id = (transaction.id.as_deref())
+        .filter(|id| !id.is_empty())
+        .ok_or("transaction answer without the transaction's id")?
+        .to_owned();
     Ok(ProviderOutcome {
         status,
         reason: None,
-        provider_capture_id: transaction.id,
+        provider_capture_id: Some(id),
         provider_status: state.as_provider_status().to_owned(),
         // Stax's own words, kept verbatim: on a decline, the processor's reason.
         provider_reason: message,

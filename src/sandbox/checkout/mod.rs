@@ -163,6 +163,33 @@ impl CheckoutEmulator {
 }
 
 impl Emulator for CheckoutEmulator {
+    fn captured_authorization(&self, path: &str, _body: &[u8]) -> Option<String> {
+        super::faults::id_between(path, "/payments/", "/captures").map(Into::into)
+    }
+
+    fn idempotency_key(&self, headers: &HeaderMap, _body: &[u8]) -> Option<String> {
+        idempotency_key(headers)
+    }
+
+    /// A capture action is pending until processed (the book holds approved ones only).
+    fn capture_status(&self, payment_id: &str, action_id: &str) -> Option<String> {
+        let ledger = self.ledger();
+        let action = ledger
+            .payments
+            .get(payment_id)?
+            .actions
+            .iter()
+            .find(|a| a.json["id"] == action_id)?;
+        Some(
+            if action.processed {
+                "COMPLETED"
+            } else {
+                "PENDING"
+            }
+            .to_owned(),
+        )
+    }
+
     /// The `CAPTURE_*` variables a service needs to capture here: base URL and credentials.
     fn service_env(&self) -> Vec<(String, String)> {
         vec![
@@ -239,6 +266,11 @@ fn action_id() -> String {
     format!("act_{}", random_from(LOWER_ALNUM, 26))
 }
 
+/// The `Cko-Idempotency-Key` a capture carries.
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    header_str(headers, "cko-idempotency-key").map(str::to_owned)
+}
+
 /// `POST /payments/{id}/captures`.
 async fn capture(
     State(checkout): State<Arc<CheckoutEmulator>>,
@@ -249,7 +281,7 @@ async fn capture(
     if !checkout.authorized(&headers) {
         return answer(Reply::empty(StatusCode::UNAUTHORIZED));
     }
-    let key = header_str(&headers, "cko-idempotency-key").map(str::to_owned);
+    let key = idempotency_key(&headers);
     // Checkout.com keeps its answers to a Cko-Idempotency-Key: accepted (202) or refused (422).
     let (reply, delay, outbox) = {
         let mut book = checkout.ledger();

@@ -146,6 +146,17 @@ impl CybersourceEmulator {
 }
 
 impl Emulator for CybersourceEmulator {
+    fn captured_authorization(&self, path: &str, _body: &[u8]) -> Option<String> {
+        super::faults::id_between(path, "/pts/v2/payments/", "/captures").map(Into::into)
+    }
+
+    /// Cybersource takes no idempotency key; the book tells its captures apart by their
+    /// `clientReferenceInformation.code`.
+    fn idempotency_key(&self, _headers: &HeaderMap, body: &[u8]) -> Option<String> {
+        let request: CaptureRequest = serde_json::from_slice(body).ok()?;
+        request.client_reference_information?.code
+    }
+
     /// The `CAPTURE_*` variables a service needs to capture here: base URL and credentials.
     fn service_env(&self) -> Vec<(String, String)> {
         vec![

@@ -146,6 +146,21 @@ impl PaypalEmulator {
 }
 
 impl Emulator for PaypalEmulator {
+    fn captured_authorization(&self, path: &str, _body: &[u8]) -> Option<String> {
+        super::faults::id_between(path, "/v2/payments/authorizations/", "/capture").map(Into::into)
+    }
+
+    fn idempotency_key(&self, headers: &HeaderMap, _body: &[u8]) -> Option<String> {
+        request_id(headers)
+    }
+
+    /// PayPal's own capture status: its words are the service's.
+    fn capture_status(&self, _authorization_id: &str, capture_id: &str) -> Option<String> {
+        let ledger = self.ledger();
+        let status = ledger.captures.get(capture_id)?.json["status"].as_str()?;
+        Some(status.to_owned())
+    }
+
     /// The `CAPTURE_*` variables a service needs to capture here: base URL and credentials.
     fn service_env(&self) -> Vec<(String, String)> {
         vec![
@@ -203,6 +218,11 @@ impl Emulator for PaypalEmulator {
     }
 }
 
+/// The `PayPal-Request-Id` a capture carries: PayPal's idempotency key.
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    header_str(headers, "paypal-request-id").map(str::to_owned)
+}
+
 /// `POST /v1/oauth2/token`: Basic client credentials and `grant_type=client_credentials`.
 async fn token(
     State(paypal): State<Arc<PaypalEmulator>>,
@@ -256,7 +276,7 @@ async fn capture(
         )
         .into_response();
     }
-    let request_id = header_str(&headers, "paypal-request-id").map(str::to_owned);
+    let request_id = request_id(&headers);
     let representation = header_str(&headers, "prefer").is_some_and(|v| {
         v.split([',', ';'])
             .any(|p| p.trim() == "return=representation")
