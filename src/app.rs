@@ -14,7 +14,7 @@ use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
-use crate::api::{ApiKeys, CaptureApi, WatchLimits};
+use crate::api::{ApiKeys, Callers, CaptureApi, CertificateTenants, WatchLimits};
 use crate::capture::{Captures, WebhookLimits};
 use crate::config::{ApiKey, Config, ProviderSources, SandboxMode};
 use crate::http::{RandomRequestId, Readiness};
@@ -39,7 +39,9 @@ pub struct App {
     store: Store,
     captures: Captures,
     tasks: TaskTracker,
-    api_keys: ApiKeys,
+    callers: Callers,
+    /// TLS on the gRPC port, read from its files at build.
+    grpc_tls: Option<tonic::transport::ServerTlsConfig>,
     sandbox: Option<Sandbox>,
     dev_api_key: Option<DevApiKey>,
 }
@@ -141,6 +143,15 @@ impl App {
             config.limits.webhook_max_in_flight_per_provider as usize,
             config.limits.webhook_verify_timeout(),
         ));
+        let grpc_tls = config
+            .grpc_tls
+            .as_ref()
+            .map(|tls| grpc_tls(tls, config.limits.grpc_handshake_timeout()))
+            .transpose()?;
+        let callers = Callers {
+            keys: ApiKeys::new(keys),
+            certificates: CertificateTenants::new(&config.client_certificates),
+        };
         Ok(App {
             config,
             grpc,
@@ -148,7 +159,8 @@ impl App {
             store,
             captures,
             tasks,
-            api_keys: ApiKeys::new(keys),
+            callers,
+            grpc_tls,
             sandbox,
             dev_api_key,
         })
@@ -188,7 +200,7 @@ impl App {
     /// Serves until `shutdown` resolves, then stops taking requests, lets in-flight calls and
     /// captures finish (up to the configured grace), and returns.
     pub async fn run(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let token = CancellationToken::new();
@@ -258,7 +270,7 @@ impl App {
         ))
         // Larger requests are refused whole, before they are decoded.
         .max_decoding_message_size(limits.grpc_max_request_bytes as usize);
-        let api = InterceptedService::new(api, self.api_keys.interceptor());
+        let api = InterceptedService::new(api, self.callers.interceptor());
         let max_connections = limits.max_connections as usize;
         let grpc_listener = Listener::new(
             self.grpc,
@@ -283,7 +295,11 @@ impl App {
         let grpc_addr = grpc_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
         let grpc_token = token.clone();
-        let grpc = tonic::transport::Server::builder()
+        let mut grpc = tonic::transport::Server::builder();
+        if let Some(tls) = self.grpc_tls.take() {
+            grpc = grpc.tls_config(tls).context("CAPTURE_GRPC_TLS_*")?;
+        }
+        let grpc = grpc
             .http2_keepalive_interval(Some(limits.grpc_keepalive_interval()))
             .http2_keepalive_timeout(Some(limits.grpc_keepalive_timeout()))
             .max_concurrent_streams(limits.grpc_max_concurrent_streams as u32)
@@ -512,4 +528,33 @@ fn write_private(path: &str, contents: &str) -> std::io::Result<()> {
 fn sha256(key: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(key.as_bytes()).into()
+}
+
+/// The gRPC port's TLS from its PEM files: the server's chain and key, and the client CAs
+/// when client certificates are taken (optional at the handshake: a caller without one
+/// authenticates with an API key, and health probes need none).
+fn grpc_tls(
+    tls: &crate::config::GrpcTls,
+    handshake_timeout: std::time::Duration,
+) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let read = |setting: &str, path: &str| {
+        std::fs::read(path).with_context(|| format!("{setting}: cannot read {path}"))
+    };
+    let identity = Identity::from_pem(
+        read("CAPTURE_GRPC_TLS_CERT", &tls.cert_file)?,
+        read("CAPTURE_GRPC_TLS_KEY", &tls.key_file)?,
+    );
+    let mut config = ServerTlsConfig::new()
+        .identity(identity)
+        .timeout(handshake_timeout);
+    if let Some(ca) = &tls.client_ca_file {
+        config = config
+            .client_ca_root(Certificate::from_pem(read(
+                "CAPTURE_GRPC_TLS_CLIENT_CA",
+                ca,
+            )?))
+            .client_auth_optional(true);
+    }
+    Ok(config)
 }

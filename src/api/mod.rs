@@ -10,5 +10,5 @@ mod page_token;
 pub mod service;
 pub mod watch;
 
-pub use auth::{ApiKeys, Tenant};
+pub use auth::{ApiKeys, Callers, CertificateTenants, Tenant};
 pub use service::{CaptureApi, WatchLimits};

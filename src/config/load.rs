@@ -33,9 +33,29 @@ struct FileConfig {
     lease_seconds: Option<u64>,
     #[serde(default)]
     api_keys: Vec<ApiKeyFile>,
+    grpc_tls: Option<GrpcTlsFile>,
+    #[serde(default)]
+    client_certificates: Vec<ClientCertificateFile>,
     #[serde(default)]
     providers: FileProviders,
     limits: Option<Limits>,
+}
+
+/// `[grpc_tls]`: PEM files.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrpcTlsFile {
+    cert_file: String,
+    key_file: String,
+    client_ca_file: Option<String>,
+}
+
+/// `[[client_certificates]]`: an identity and its tenant.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientCertificateFile {
+    dns_name: String,
+    tenant: String,
 }
 
 /// `[providers]`: how calls are made, and each provider's `[[providers.<name>]]` accounts,
@@ -116,6 +136,19 @@ impl Config {
             self.api_keys.push(ApiKey {
                 sha256: parse_digest("api_keys.sha256", &key.sha256)?,
                 tenant: key.tenant,
+            });
+        }
+        if let Some(tls) = file.grpc_tls {
+            self.grpc_tls = Some(GrpcTls {
+                cert_file: tls.cert_file,
+                key_file: tls.key_file,
+                client_ca_file: tls.client_ca_file,
+            });
+        }
+        for certificate in file.client_certificates {
+            self.client_certificates.push(ClientCertificate {
+                dns_name: certificate.dns_name,
+                tenant: certificate.tenant,
             });
         }
         if let Some(v) = file.providers.request_timeout_seconds {
@@ -211,6 +244,36 @@ impl Config {
                 *field = parse_num(name, v)?;
             }
         }
+        let cert = get("CAPTURE_GRPC_TLS_CERT");
+        let key = get("CAPTURE_GRPC_TLS_KEY");
+        let client_ca = get("CAPTURE_GRPC_TLS_CLIENT_CA");
+        if cert.is_some() || key.is_some() || client_ca.is_some() {
+            let (Some(cert), Some(key)) = (cert, key) else {
+                return Err(bad(
+                    "CAPTURE_GRPC_TLS_CERT",
+                    "TLS on the gRPC port needs both CAPTURE_GRPC_TLS_CERT and CAPTURE_GRPC_TLS_KEY (PEM files)",
+                ));
+            };
+            self.grpc_tls = Some(GrpcTls {
+                cert_file: cert.to_owned(),
+                key_file: key.to_owned(),
+                client_ca_file: client_ca.map(str::to_owned),
+            });
+        }
+        if let Some(v) = get("CAPTURE_CLIENT_CERT_TENANTS") {
+            for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let (dns_name, tenant) = entry.split_once('=').ok_or_else(|| {
+                    bad(
+                        "CAPTURE_CLIENT_CERT_TENANTS",
+                        "entries are dns-name=tenant, comma-separated",
+                    )
+                })?;
+                self.client_certificates.push(ClientCertificate {
+                    dns_name: dns_name.trim().to_owned(),
+                    tenant: tenant.trim().to_owned(),
+                });
+            }
+        }
         if let Some(v) = get("CAPTURE_API_KEYS") {
             for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
                 let (tenant, digest) = entry.split_once(':').ok_or_else(|| {
@@ -240,6 +303,28 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let client_ca = self
+            .grpc_tls
+            .as_ref()
+            .and_then(|t| t.client_ca_file.as_ref());
+        if !self.client_certificates.is_empty() && client_ca.is_none() {
+            return Err(bad(
+                "CAPTURE_CLIENT_CERT_TENANTS",
+                "client certificate identities need CAPTURE_GRPC_TLS_CLIENT_CA, the CA that signs them",
+            ));
+        }
+        for certificate in &self.client_certificates {
+            let valid = rustls_pki_types::DnsName::try_from(certificate.dns_name.as_str()).is_ok();
+            if !valid || certificate.tenant.is_empty() {
+                return Err(bad(
+                    "CAPTURE_CLIENT_CERT_TENANTS",
+                    format!(
+                        "{:?}={:?}: each entry is a DNS name (as in the certificate's subjectAltName) and a tenant",
+                        certificate.dns_name, certificate.tenant
+                    ),
+                ));
+            }
+        }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log_filter) {
             return Err(bad(
                 "CAPTURE_LOG",

@@ -44,6 +44,23 @@ pub struct ApiKey {
     pub sha256: [u8; 32],
 }
 
+/// TLS on the gRPC port: PEM files of the server's certificate chain and private key, and
+/// of the CAs whose client certificates are taken (mTLS; none: no client certificates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcTls {
+    pub cert_file: String,
+    pub key_file: String,
+    pub client_ca_file: Option<String>,
+}
+
+/// A client certificate's identity, a DNS name in its subjectAltName, and the tenant it
+/// authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    pub dns_name: String,
+    pub tenant: String,
+}
+
 /// How provider calls are made, and the providers' own settings (their accounts), which each
 /// provider reads itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -373,6 +390,10 @@ pub struct Config {
     /// Where spans are exported over OTLP/gRPC (`http://collector:4317`); none: not exported.
     pub otlp_endpoint: Option<String>,
     pub api_keys: Vec<ApiKey>,
+    /// TLS on the gRPC port; none: plaintext (behind a mesh or a TLS-terminating proxy).
+    pub grpc_tls: Option<GrpcTls>,
+    /// Client certificate identities that authenticate as a tenant, beside the API keys.
+    pub client_certificates: Vec<ClientCertificate>,
     pub sandbox: SandboxMode,
     pub providers: ProvidersConfig,
     /// How long shutdown waits for captures in flight.
@@ -413,6 +434,8 @@ impl Default for Config {
             log_filter: "info".to_owned(),
             otlp_endpoint: None,
             api_keys: Vec::new(),
+            grpc_tls: None,
+            client_certificates: Vec::new(),
             sandbox: SandboxMode::Auto,
             providers: ProvidersConfig {
                 request_timeout: Duration::from_secs(20),

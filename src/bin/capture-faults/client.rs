@@ -123,6 +123,22 @@ impl Client {
         }
     }
 
+    /// `request`, then the same again while the answer is not definite, as README tells
+    /// callers: not sooner than the `RetryInfo` says (2 s after a capture still `PROCESSING`),
+    /// at most `calls` calls in all; every answer.
+    pub async fn capture_as_told(&self, request: CaptureRequest, calls: usize) -> Vec<Answer> {
+        let mut answers = vec![self.capture(request.clone()).await];
+        while answers.len() < calls {
+            let Some(last) = answers.last().filter(|a| !a.is_definite()) else {
+                break;
+            };
+            let wait = last.retry_after().unwrap_or(Duration::from_secs(2));
+            tokio::time::sleep(wait.max(Duration::from_millis(500))).await;
+            answers.push(self.capture(request.clone()).await);
+        }
+        answers
+    }
+
     /// Every capture of the tenant, all pages.
     pub async fn list_all(&self) -> anyhow::Result<Vec<proto::Capture>> {
         let mut all = Vec::new();

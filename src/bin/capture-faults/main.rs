@@ -30,6 +30,7 @@ mod replicas;
 mod report;
 mod rng;
 mod truth;
+mod webhook_chaos;
 mod world;
 
 use std::process::ExitCode;
@@ -44,7 +45,7 @@ use report::Report;
 #[derive(Debug, Parser)]
 #[command(name = "capture-faults")]
 struct Options {
-    /// all, or one of: kill9, replicas, db_outage, provider_faults, overload
+    /// all, or one of: kill9, replicas, db_outage, provider_faults, webhook_chaos, overload
     #[arg(long, default_value = "all")]
     scenario: String,
     /// sqlite or postgres (a fresh database on the local server, dropped afterwards)
@@ -62,11 +63,12 @@ fn parse_db(name: &str) -> Result<Db, String> {
     Db::parse(name).ok_or_else(|| "sqlite or postgres".to_owned())
 }
 
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 6] = [
     "kill9",
     "replicas",
     "db_outage",
     "provider_faults",
+    "webhook_chaos",
     "overload",
 ];
 
@@ -142,6 +144,9 @@ async fn run(name: &str, options: &Options, report: &mut Report) -> anyhow::Resu
         "db_outage" => db_outage::run(options.db, options.iterations, &mut rng, report).await,
         "provider_faults" => {
             provider_faults::run(options.db, options.iterations, &mut rng, report).await
+        }
+        "webhook_chaos" => {
+            webhook_chaos::run(options.db, options.iterations, &mut rng, report).await
         }
         "overload" => overload::run(options.db, options.iterations, &mut rng, report).await,
         _ => anyhow::bail!("unknown scenario {name}"),

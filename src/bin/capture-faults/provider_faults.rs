@@ -33,7 +33,7 @@ use crate::world::World;
 const PROVIDER_TIMEOUT_SECONDS: u64 = 2;
 /// The service's further attempts after a retryable failure (its default).
 const MAX_RETRIES: usize = 2;
-/// Capture calls a caller makes at most (the first and its retries of `UNAVAILABLE`).
+/// Capture calls a caller makes at most (the first and its retries).
 const CALLS: usize = 4;
 /// Iterations running at once.
 const AT_ONCE: usize = 8;
@@ -151,8 +151,7 @@ fn random_fault(rng: &mut Rng) -> Fault {
     }
 }
 
-/// One caller's capture: the first call, then the same request again after each `UNAVAILABLE`
-/// (at most [`CALLS`] in all).
+/// One caller's capture of 10.00 USD, asked again as README tells callers to.
 async fn call(
     client: &Client,
     provider: proto::Provider,
@@ -160,22 +159,11 @@ async fn call(
     request_id: String,
 ) -> Asked {
     let request = capture_request(provider, &authorization_id, "10.00", &request_id);
-    let mut answers = vec![client.capture(request.clone()).await];
-    while answers.len() < CALLS {
-        let Some(last) = answers.last().filter(|a| !a.is_definite()) else {
-            break;
-        };
-        // As README asks of callers: not sooner than the service's RetryInfo says, and a
-        // capture still PROCESSING is asked after again no sooner than an unknown outcome.
-        let wait = last.retry_after().unwrap_or(Duration::from_secs(2));
-        tokio::time::sleep(wait.max(Duration::from_millis(500))).await;
-        answers.push(client.capture(request.clone()).await);
-    }
     Asked {
         provider,
         request_id,
         authorization_id,
-        answers,
+        answers: client.capture_as_told(request, CALLS).await,
         retry: true,
     }
 }

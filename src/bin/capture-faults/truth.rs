@@ -127,6 +127,8 @@ pub fn judge_rows(report: &mut Report, half_written: Vec<String>) {
 
 /// Fills the report's counts from the book, the records and the answers.
 pub fn judge(report: &mut Report, book: &[Charge], records: &[proto::Capture], asked: &[Asked]) {
+    // A held capture the provider denied later took nothing.
+    let book: Vec<&Charge> = book.iter().filter(|c| c.status != "DECLINED").collect();
     // Every charge is told apart by the capture id the service sent as its key; PaymentOptions
     // takes no key, and captures an authorization at most once.
     let mut charges_of: HashMap<&str, Vec<&Charge>> = HashMap::new();
@@ -134,7 +136,7 @@ pub fn judge(report: &mut Report, book: &[Charge], records: &[proto::Capture], a
         .iter()
         .map(|r| (r.authorization_id.as_str(), r))
         .collect();
-    for charge in book {
+    for &charge in &book {
         let capture_id = match &charge.key {
             Some(key) => Some(key.as_str()),
             None => record_of_authorization

@@ -102,6 +102,21 @@ impl World {
         new_authorization(&self.sandbox.origin, provider, &body).await
     }
 
+    /// As [`World::authorize`], with its captures going as `scenario` says (`APPROVE`,
+    /// `PENDING`, `DECLINED`, ...).
+    pub async fn authorize_as(
+        &self,
+        provider: proto::Provider,
+        value: &str,
+        scenario: &str,
+    ) -> anyhow::Result<String> {
+        let body = serde_json::json!({
+            "amount": {"currency_code": "USD", "value": value},
+            "scenario": scenario,
+        });
+        new_authorization(&self.sandbox.origin, provider, &body).await
+    }
+
     /// A service whose provider calls go to `providers_origin` (a proxy in front of the
     /// sandbox) instead of the sandbox itself, with `settings` besides the world's.
     pub async fn start_service_via(
