@@ -206,7 +206,7 @@ def env_refs(container: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_pods(r: Rendered, appversion: str, sqlite: bool = False) -> dict[str, Any]:
+def check_pods(r: Rendered, appversion: str, sqlite: bool = False, tls: bool = False) -> dict[str, Any]:
     deployment = r.one("Deployment")
     if not deployment:
         return {}
@@ -218,10 +218,16 @@ def check_pods(r: Rendered, appversion: str, sqlite: bool = False) -> dict[str, 
     check(container.get("image", "").endswith(f":{appversion}") or r.name == "production",
           f"[{name}] image {container.get('image')} does not default to appVersion {appversion}")
 
-    # Native gRPC probes: liveness and startup on "liveness", readiness on the API's name.
-    for probe, service in (("startupProbe", "liveness"), ("livenessProbe", "liveness"),
-                           ("readinessProbe", "capture.v1.CaptureService")):
+    # Native gRPC probes: liveness and startup on "liveness", readiness on the API's name. With
+    # TLS on the gRPC port (which the kubelet's gRPC probe cannot speak), the HTTP port's twins.
+    for probe, service, path in (("startupProbe", "liveness", "/healthz"), ("livenessProbe", "liveness", "/healthz"),
+                                 ("readinessProbe", "capture.v1.CaptureService", "/readyz")):
         spec = container.get(probe) or {}
+        if tls:
+            check(set(spec) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"httpGet"}, f"[{name}] {probe} is not an HTTP probe: {spec}")
+            check(dig(spec, "httpGet", "path") == path and dig(spec, "httpGet", "port") == "http",
+                  f"[{name}] {probe} does not ask {path} on the HTTP port: {spec}")
+            continue
         check(set(spec) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}, f"[{name}] {probe} is not a gRPC probe: {spec}")
         check(dig(spec, "grpc", "port") == ports.get("grpc"), f"[{name}] {probe} not on the gRPC port: {spec}")
         check(dig(spec, "grpc", "service") == service, f"[{name}] {probe} asks for {dig(spec, 'grpc', 'service')!r}, not {service!r}")
@@ -551,8 +557,31 @@ def main() -> None:
         check(dig(deployment, "spec", "strategy", "type") == "Recreate", f"[{r.name}] strategy is not Recreate")
         check(dig(deployment, "spec", "replicas") == 1, f"[{r.name}] replicas")
 
+    # 5b. TLS on the gRPC port, client certificates mapped to tenants.
+    tls = merged(DEFAULTS, {"grpcTls": {"secretName": "capture-grpc-tls", "clientCertificates": [
+        {"dnsName": "orders.acme.internal", "tenant": "acme"}, {"dnsName": "billing.beta.internal", "tenant": "beta"}]}})
+    lint("grpc tls", tls)
+    r = render(chart, "grpc tls", tls)
+    if r:
+        deployment = check_pods(r, appversion, tls=True)
+        settings = next(c for c in r.all("ConfigMap") if dig(c, "metadata", "name") == FULLNAME)["data"]
+        expected = {"CAPTURE_GRPC_TLS_CERT": "/etc/capture-grpc-tls/tls.crt", "CAPTURE_GRPC_TLS_KEY": "/etc/capture-grpc-tls/tls.key",
+                    "CAPTURE_GRPC_TLS_CLIENT_CA": "/etc/capture-grpc-tls/ca.crt",
+                    "CAPTURE_CLIENT_CERT_TENANTS": "orders.acme.internal=acme,billing.beta.internal=beta"}
+        check({k: settings.get(k) for k in expected} == expected, f"[{r.name}] TLS settings {settings}")
+        volumes = dig(deployment, "spec", "template", "spec", "volumes", default=[])
+        check(any(dig(v, "secret", "secretName") == "capture-grpc-tls" for v in volumes), f"[{r.name}] TLS Secret not a volume")
+        mounts = {m["name"]: m["mountPath"] for m in container_of(deployment).get("volumeMounts", [])}
+        check(mounts.get("grpc-tls") == "/etc/capture-grpc-tls", f"[{r.name}] TLS Secret not mounted: {mounts}")
+    r = render(chart, "defaults without TLS", DEFAULTS)
+    if r:
+        settings = next(c for c in r.all("ConfigMap") if dig(c, "metadata", "name") == FULLNAME)["data"]
+        check(not any(k.startswith("CAPTURE_GRPC_TLS") for k in settings), f"[{r.name}] TLS settings without a Secret")
+
     # 6. What the chart must refuse.
     refuses(chart, "no database", {}, "database.url")
+    refuses(chart, "client certificate without a tenant",
+            merged(DEFAULTS, {"grpcTls": {"secretName": "s", "clientCertificates": [{"dnsName": "a.example"}]}}), "tenant")
     refuses(chart, "sqlite, 2 replicas", merged(sqlite, {"replicaCount": 2}), "SQLite")
     refuses(chart, "sqlite, autoscaling", merged(sqlite, {"autoscaling": {"enabled": True}}), "SQLite")
     refuses(chart, "ingress without host", merged(DEFAULTS, {"ingress": {"enabled": True}}), "ingress.host")

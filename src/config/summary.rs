@@ -45,10 +45,27 @@ impl Config {
                 None => "not exported (CAPTURE_OTLP_ENDPOINT unset)".to_owned(),
             }
         );
+        let tls = match &self.grpc_tls {
+            None => "off: plaintext gRPC (CAPTURE_GRPC_TLS_CERT unset)".to_owned(),
+            Some(tls) => match &tls.client_ca_file {
+                None => format!("on ({}), no client certificates", tls.cert_file),
+                Some(ca) => format!("on ({}), client certificates signed by {ca}", tls.cert_file),
+            },
+        };
+        let _ = writeln!(out, "gRPC TLS           {tls}");
+        let identities: Vec<String> = (self.client_certificates.iter())
+            .map(|c| format!("{} as {}", c.dns_name, c.tenant))
+            .collect();
+        if !identities.is_empty() {
+            let _ = writeln!(out, "client certs       {}", identities.join(", "));
+        }
         let tenants: Vec<&str> = self.api_keys.iter().map(|k| k.tenant.as_str()).collect();
         let keys = match (tenants.is_empty(), sandbox_on) {
             (false, _) => format!("tenants {} (digests not shown)", tenants.join(", ")),
             (true, true) => "none: the development key (tenant dev) is accepted".to_owned(),
+            (true, false) if !identities.is_empty() => {
+                "none: only client certificates authenticate".to_owned()
+            }
             (true, false) => "none: every call will be refused".to_owned(),
         };
         let _ = writeln!(out, "API keys           {keys}");

@@ -269,3 +269,63 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn grpc_tls_and_client_certificate_identities_are_read_and_checked() -> Result<(), ConfigError> {
+    let config = Config::load(&env(&[
+        ("CAPTURE_GRPC_TLS_CERT", "/tls/tls.crt"),
+        ("CAPTURE_GRPC_TLS_KEY", "/tls/tls.key"),
+        ("CAPTURE_GRPC_TLS_CLIENT_CA", "/tls/clients-ca.crt"),
+        (
+            "CAPTURE_CLIENT_CERT_TENANTS",
+            "orders.acme.internal=acme, billing.beta.internal=beta",
+        ),
+    ]))?;
+    assert_eq!(
+        config.grpc_tls,
+        Some(GrpcTls {
+            cert_file: "/tls/tls.crt".into(),
+            key_file: "/tls/tls.key".into(),
+            client_ca_file: Some("/tls/clients-ca.crt".into()),
+        })
+    );
+    assert_eq!(config.client_certificates.len(), 2);
+    assert_eq!(
+        config.client_certificates[1].dns_name,
+        "billing.beta.internal"
+    );
+    assert_eq!(config.client_certificates[1].tenant, "beta");
+
+    let refused = |pairs: &[(&str, &str)]| Config::load(&env(pairs)).err().map(|e| e.setting);
+    // A certificate without its key.
+    assert_eq!(
+        refused(&[("CAPTURE_GRPC_TLS_CERT", "/tls/tls.crt")]),
+        Some("CAPTURE_GRPC_TLS_CERT".to_owned())
+    );
+    // Identities without the CA that signs them, or that are no DNS names.
+    let tls = [
+        ("CAPTURE_GRPC_TLS_CERT", "/tls/tls.crt"),
+        ("CAPTURE_GRPC_TLS_KEY", "/tls/tls.key"),
+    ];
+    let mut without_ca = tls.to_vec();
+    without_ca.push(("CAPTURE_CLIENT_CERT_TENANTS", "orders.acme.internal=acme"));
+    assert_eq!(
+        refused(&without_ca),
+        Some("CAPTURE_CLIENT_CERT_TENANTS".to_owned())
+    );
+    for bad in [
+        "not a name=acme",
+        "orders.acme.internal=",
+        "orders.acme.internal",
+    ] {
+        let mut pairs = tls.to_vec();
+        pairs.push(("CAPTURE_GRPC_TLS_CLIENT_CA", "/tls/ca.crt"));
+        pairs.push(("CAPTURE_CLIENT_CERT_TENANTS", bad));
+        assert_eq!(
+            refused(&pairs),
+            Some("CAPTURE_CLIENT_CERT_TENANTS".to_owned()),
+            "{bad}"
+        );
+    }
+    Ok(())
+}

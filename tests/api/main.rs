@@ -12,6 +12,7 @@ mod connections;
 mod database_outage;
 mod input_bounds;
 mod isolation;
+mod mtls;
 mod reconciliation;
 mod replicas;
 mod resent;

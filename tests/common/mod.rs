@@ -167,6 +167,7 @@ impl TestApp {
         // tests turn the sandbox's deliveries on.
         config.sandbox_webhooks = false;
         customize(&mut config);
+        let tls = config.grpc_tls.is_some();
 
         let app = App::build(config).await.map_err(|e| format!("{e:#}"))?;
         let grpc_addr = app.grpc_addr()?;
@@ -176,7 +177,14 @@ impl TestApp {
         let server = tokio::spawn(app.run(async move {
             let _ = stopped.await;
         }));
-        let client = CaptureServiceClient::connect(format!("http://{grpc_addr}")).await?;
+        // Over TLS, the test makes its own clients; this plaintext one answers nothing.
+        let client = if tls {
+            CaptureServiceClient::new(
+                Channel::from_shared(format!("http://{grpc_addr}"))?.connect_lazy(),
+            )
+        } else {
+            CaptureServiceClient::connect(format!("http://{grpc_addr}")).await?
+        };
         Ok(TestApp {
             grpc_addr,
             http_addr,

@@ -217,3 +217,12 @@ capture.toml: {{ .Values.configFile.content | quote }}
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end -}}
+
+{{/* CAPTURE_CLIENT_CERT_TENANTS: dns-name=tenant, comma-separated. */}}
+{{- define "capture-service.clientCertTenants" -}}
+{{- $entries := list -}}
+{{- range .Values.grpcTls.clientCertificates -}}
+{{- $entries = append $entries (printf "%s=%s" .dnsName .tenant) -}}
+{{- end -}}
+{{- join "," $entries -}}
+{{- end }}
