@@ -129,7 +129,7 @@ pub async fn run(
     report.attempted = asked.len() as u64;
     truth::judge(report, &book, &records, &asked);
     truth::judge_rows(report, truth::half_written(&world.db.url).await?);
-    world.scan_database(report).await?;
+    world.scan_database_and_traces(report).await?;
     report.extra("outages", outages.len() as u64);
     report.extra("long_outage_seconds", long.as_secs());
     report.extra("settle_seconds", settle.as_secs_f64());

@@ -121,7 +121,7 @@ pub async fn run(
     world.kill(&mut service, report);
     truth::judge(report, &book, &records, &asked);
     truth::judge_rows(report, truth::half_written(&world.db.url).await?);
-    world.scan_database(report).await?;
+    world.scan_database_and_traces(report).await?;
     report.max_rss_mb = max_rss_mb;
     for (name, count) in POINTS.iter().zip(kills) {
         report.extra(&format!("kills_{name}"), count);

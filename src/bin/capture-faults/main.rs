@@ -29,6 +29,7 @@ mod provider_faults;
 mod replicas;
 mod report;
 mod rng;
+mod trace_sink;
 mod truth;
 mod webhook_chaos;
 mod world;

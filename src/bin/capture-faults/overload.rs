@@ -127,7 +127,7 @@ pub async fn run(
     report.attempted = asked.len() as u64;
     truth::judge(report, &book, &records, &asked);
     truth::judge_rows(report, truth::half_written(&world.db.url).await?);
-    world.scan_database(report).await?;
+    world.scan_database_and_traces(report).await?;
     report.extra("shed", shed);
     report.extra(
         "shed_ms_p99",

@@ -126,7 +126,7 @@ pub async fn run(
     world.kill(&mut service, report);
     truth::judge(report, &book, &records, &asked);
     truth::judge_rows(report, truth::half_written(&world.db.url).await?);
-    world.scan_database(report).await?;
+    world.scan_database_and_traces(report).await?;
     let refusals = refusals.lock().await.clone();
     judge_attempts(report, &attempts, &asked, &refusals);
     report.extra("settle_seconds", settle.as_secs_f64());

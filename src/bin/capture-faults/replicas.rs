@@ -201,7 +201,7 @@ pub async fn run(
     report.extra("settle_seconds", settle.as_secs_f64());
     truth::judge(report, &book, &records, &asked);
     truth::judge_rows(report, truth::half_written(&world.db.url).await?);
-    world.scan_database(report).await?;
+    world.scan_database_and_traces(report).await?;
     Ok(())
 }
 

@@ -43,6 +43,8 @@ pub struct Report {
     /// What the secret scan read: the service's output, and the database's rows.
     pub log_bytes_scanned: u64,
     pub database_bytes_scanned: u64,
+    /// What the spans the services exported held (searched as they came).
+    pub trace_bytes_scanned: u64,
     /// Provider attempts that break the retry rules (`provider_faults`): another idempotency
     /// key for one capture, a keyless provider sent a capture again after an attempt that
     /// reached it, `Retry-After` not waited out, more attempts than the calls allow.

@@ -120,7 +120,7 @@ pub async fn run(
         report.finding(format!("a forged webhook was not refused: {taken}"));
     }
     truth::judge_rows(report, truth::half_written(&world.db.url).await?);
-    world.scan_database(report).await?;
+    world.scan_database_and_traces(report).await?;
     report.extra("forged_sent", all.forged_sent);
     report.extra("admin_actions", all.admin_actions);
     report.extra("copies_per_event", u64::from(COPIES));

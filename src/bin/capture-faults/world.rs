@@ -2,6 +2,7 @@
 //! sandbox as every provider (its book is the ground truth).
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -12,12 +13,15 @@ use crate::client::Client;
 use crate::fresh_database::{Database, Db};
 use crate::processes::{self, start_sandbox, start_service, Sandbox, Service, ServiceSetup};
 use crate::report::Report;
+use crate::trace_sink::TraceSink;
 use crate::truth;
 
 pub struct World {
     pub binary: PathBuf,
     pub db: Database,
     pub sandbox: Sandbox,
+    /// Where every service's spans go, searched for secrets as they come.
+    traces: TraceSink,
     /// Settings of every service started, besides the sandbox's.
     env: Vec<(&'static str, String)>,
 }
@@ -33,16 +37,22 @@ impl World {
 
     /// A fresh database for `scenario`, and a sandbox answering after `latency`. The services
     /// reconcile every second, look at an unheld capture after a second, and hold leases for
-    /// two: a scenario settles in seconds, not minutes.
+    /// two: a scenario settles in seconds, not minutes. They export their spans to a stand-in
+    /// collector every 200 ms.
     pub async fn new(db: Db, scenario: &str, latency: Duration) -> anyhow::Result<World> {
         let binary = processes::service_binary()?;
         let db = Database::fresh(db, scenario, None).await?;
         let sandbox = start_sandbox(&binary, latency)?;
+        let collector = processes::free_addr()?;
+        let traces = TraceSink::serve(collector, secrets_of(&sandbox));
         Ok(World {
             binary,
             db,
             sandbox,
+            traces,
             env: vec![
+                ("CAPTURE_OTLP_ENDPOINT", format!("http://{collector}")),
+                ("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned()),
                 ("CAPTURE_RECONCILE_INTERVAL_SECONDS", "1".to_owned()),
                 ("CAPTURE_RECONCILE_MIN_AGE_SECONDS", "1".to_owned()),
                 ("CAPTURE_LEASE_SECONDS", "2".to_owned()),
@@ -166,23 +176,6 @@ impl World {
         Ok(false)
     }
 
-    /// Every secret the run hands the service, and the full card number the sandbox answers
-    /// with: none may be written to its log or its database.
-    pub fn secrets(&self) -> Vec<String> {
-        let mut secrets: Vec<String> = self
-            .sandbox
-            .service_env
-            .iter()
-            .filter(|(name, _)| {
-                name.contains("SECRET") || name.ends_with("_KEY") || name.contains("ASSERTION")
-            })
-            .map(|(_, value)| value.clone())
-            .collect();
-        secrets.push(processes::API_KEY.to_owned());
-        secrets.push(capture_service::sandbox::payment_options::TEST_PAN.to_owned());
-        secrets
-    }
-
     /// SIGKILL (`kill -9`); then what the service wrote is searched for panics and secrets.
     pub fn kill(&self, service: &mut Service, report: &mut Report) {
         service.process.kill();
@@ -199,7 +192,7 @@ impl World {
 
     /// Counts the run's secrets that `text` (read from `place`) holds.
     fn search_secrets(&self, text: &str, place: &str, report: &mut Report) {
-        for secret in self.secrets() {
+        for secret in secrets_of(&self.sandbox) {
             if text.contains(&secret) {
                 report.secrets_found += 1;
                 report.finding(format!(
@@ -210,11 +203,21 @@ impl World {
         }
     }
 
-    /// Searches the database's every row for the run's secrets (after the run).
-    pub async fn scan_database(&self, report: &mut Report) -> anyhow::Result<()> {
+    /// Searches the database's every row for the run's secrets (after the run), and counts
+    /// what the spans exported held.
+    pub async fn scan_database_and_traces(&self, report: &mut Report) -> anyhow::Result<()> {
         let text = truth::database_text(&self.db.url).await?;
         report.database_bytes_scanned = text.len() as u64;
         self.search_secrets(&text, "the database", report);
+        let scanned = &self.traces.scanned;
+        report.trace_bytes_scanned = scanned.bytes.load(Ordering::Relaxed);
+        let in_traces = scanned.secrets_found.load(Ordering::Relaxed);
+        if in_traces > 0 {
+            report.secrets_found += in_traces;
+            report.finding(format!(
+                "the exported spans held a secret {in_traces} times"
+            ));
+        }
         Ok(())
     }
 
@@ -238,6 +241,22 @@ impl World {
         }
         Ok(started.elapsed())
     }
+}
+
+/// Every secret a run hands the service, and the full card number the sandbox answers with:
+/// none may be written to its log, its database or its spans.
+fn secrets_of(sandbox: &Sandbox) -> Vec<String> {
+    let mut secrets: Vec<String> = sandbox
+        .service_env
+        .iter()
+        .filter(|(name, _)| {
+            name.contains("SECRET") || name.ends_with("_KEY") || name.contains("ASSERTION")
+        })
+        .map(|(_, value)| value.clone())
+        .collect();
+    secrets.push(processes::API_KEY.to_owned());
+    secrets.push(capture_service::sandbox::payment_options::TEST_PAN.to_owned());
+    secrets
 }
 
 /// A new authorization of `value` USD at `provider` of the sandbox at `origin`; its id.

@@ -351,8 +351,20 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_that_names_no_capture_is_no_outcome() {
+        // A 200 whose body says declined but names no capture (a proxy's, or a lie): unknown,
+        // never DECLINED, whatever the first attempt did.
+        for body in [
+            r#"{"status":"DECLINED","message":"Declined by the issuer"}"#,
+            r#"{"id":"","status":"COMPLETED"}"#,
+        ] {
+            assert!(outcome(body.as_bytes()).is_err(), "{body}");
+        }
+    }
+
+    #[test]
     fn an_undocumented_reason_is_kept_verbatim_only() -> Result<(), String> {
-        let body = r#"{"status":"PENDING","status_details":{"reason":"NEW_REASON"}}"#;
+        let body = r#"{"id":"2GG279541U471931P","status":"PENDING","status_details":{"reason":"NEW_REASON"}}"#;
         let outcome = super::outcome(body.as_bytes())?;
         assert_eq!(outcome.reason, None);
         assert_eq!(outcome.provider_reason.as_deref(), Some("NEW_REASON"));

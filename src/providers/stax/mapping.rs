@@ -362,11 +362,11 @@ mod tests {
         let cmd = command(Some(("USD", "10.00")))?;
         let status = |body: &str| outcome(body.as_bytes(), &cmd).map(|o| o.status);
         assert_eq!(
-            status(r#"{"success":true,"total":10,"total_refunded":4.5}"#)?,
+            status(r#"{"id":"tx-1","success":true,"total":10,"total_refunded":4.5}"#)?,
             CaptureStatus::PartiallyRefunded
         );
         assert_eq!(
-            status(r#"{"success":true,"total":10,"total_refunded":"10.00"}"#)?,
+            status(r#"{"id":"tx-2","success":true,"total":10,"total_refunded":"10.00"}"#)?,
             CaptureStatus::Refunded
         );
         let declined = outcome(
@@ -381,11 +381,13 @@ mod tests {
         );
         for bad in [
             r#"{"id":"x","total":10}"#,
-            r#"{"success":true,"is_voided":true,"total":10}"#,
-            r#"{"success":true,"total":10.001}"#,
-            r#"{"success":true,"total":-1}"#,
-            r#"{"success":true,"total":true}"#,
-            r#"{"success":true,"currency":"XYZ"}"#,
+            r#"{"id":"x","success":true,"is_voided":true,"total":10}"#,
+            r#"{"id":"x","success":true,"total":10.001}"#,
+            r#"{"id":"x","success":true,"total":-1}"#,
+            r#"{"id":"x","success":true,"total":true}"#,
+            r#"{"id":"x","success":true,"currency":"XYZ"}"#,
+            // No id: no transaction, whatever else it says.
+            r#"{"success":true,"total":10}"#,
             r#"["success"]"#,
             "<html>oops</html>",
         ] {
