@@ -375,7 +375,9 @@ impl Captures {
     ) -> Result<CaptureRecord, CaptureError> {
         let store = self.store.clone();
         let capture_id = record.id.clone();
-        let task = self.tasks.spawn(async move {
+        let (told, heard) = tokio::sync::oneshot::channel();
+        self.tasks.spawn(async move {
+            // Held until the outcome is stored, or given up on: no other look at it meanwhile.
             let _claim = claim;
             let _admitted = admitted;
             let provider = record.command.parts().provider;
@@ -399,17 +401,25 @@ impl Captures {
                 },
             };
             let id = record.id.clone();
-            let stored = store.resolve(record, resolution, EventSource::Api).await;
+            let stored = store.resolve(record.clone(), resolution.clone(), EventSource::Api).await;
             match (&answer, &stored) {
                 (_, Err(err)) => warn!(capture_id = %id, error = %err,
-                    "provider answered but the outcome could not be stored; capture stays PROCESSING"),
+                    "provider answered but the outcome could not be stored; it stays PROCESSING while storing is tried again"),
                 (Ok(outcome), Ok(_)) => info!(capture_id = %id, status = %outcome.status,
                     provider_status = %outcome.provider_status, "capture resolved"),
                 (Err(err), Ok(_)) => warn!(capture_id = %id, error = %err, "provider call failed"),
             }
-            (answer, stored)
+            let unstored = stored.is_err();
+            let _ = told.send((answer, stored));
+            // The caller has its UNAVAILABLE; the provider's definite answer is known only
+            // here, and at PaymentOptions nothing could learn it again.
+            if unstored && resolution.is_definite() {
+                store_again(&store, record, resolution).await;
+            }
         }.instrument(tracing::Span::current()));
-        let (answer, stored) = task.await.map_err(|e| CaptureError::Task(e.to_string()))?;
+        let (answer, stored) = heard
+            .await
+            .map_err(|_| CaptureError::Task("the capture's task ended without an answer".into()))?;
         let stored = stored.map_err(|source| CaptureError::Unrecorded {
             capture_id: capture_id.clone(),
             source,
@@ -429,4 +439,36 @@ impl Captures {
             }),
         }
     }
+}
+
+/// How long an outcome the database could not take is offered to it again: longer than the
+/// outages a fleet rides out (a failover, a blip), bounded so a task cannot live on for good.
+const STORE_AGAIN_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Stores a provider's definite answer that the database refused, again and again with a
+/// growing pause (0.2 s to 5 s), until it takes it or [`STORE_AGAIN_FOR`] has passed. The
+/// capture's claim is held meanwhile and its lease renewed, so no look starts on it here or on
+/// another replica; storing is idempotent (a capture no longer `PROCESSING` is left as it is).
+async fn store_again(store: &Store, record: CaptureRecord, resolution: Resolution) {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(200);
+    while started.elapsed() < STORE_AGAIN_FOR {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+        match store
+            .resolve(record.clone(), resolution.clone(), EventSource::Api)
+            .await
+        {
+            Ok(stored) => {
+                info!(capture_id = %stored.id, status = %stored.status,
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "the provider's answer is stored now that the database is back");
+                return;
+            }
+            Err(err) => {
+                tracing::debug!(capture_id = %record.id, error = %err, "storing the outcome again failed")
+            }
+        }
+    }
+    warn!(capture_id = %record.id, "gave up storing the provider's answer; the capture stays PROCESSING for the reconciler");
 }

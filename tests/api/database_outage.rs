@@ -129,12 +129,24 @@ async fn a_capture_the_provider_took_while_the_database_went_away_names_its_id_a
         .ok_or("no capture id")?
         .to_owned();
     assert_eq!(counter.captures(), 1, "PayPal was called once");
+    // PayPal's answer is known only in memory; nobody asks again while the database is away.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     outage.end().await?;
 
-    // Recorded PROCESSING before PayPal was called; the retry settles it with PayPal's answer
-    // to the same PayPal-Request-Id.
-    let stored = app.get(TENANT_A_KEY, &capture_id).await?;
-    assert_eq!(stored.status(), proto::CaptureStatus::Processing);
+    // Once the database is back the service stores that answer by itself: no retry, no look,
+    // no second PayPal call (at PaymentOptions, which has no lookup, nothing else could).
+    let started = Instant::now();
+    let stored = loop {
+        let stored = app.get(TENANT_A_KEY, &capture_id).await?;
+        if stored.status() != proto::CaptureStatus::Processing
+            || started.elapsed() > Duration::from_secs(15)
+        {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stored.status(), proto::CaptureStatus::Completed);
+    assert_eq!(counter.captures(), 1, "stored from memory, not asked again");
     settles_on_retry_captured_once(&app, request, &capture_id, &counter).await
 }
 
