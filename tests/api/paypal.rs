@@ -433,18 +433,62 @@ async fn lists_page_newest_first_and_filter(db: Db) -> TestResult {
 }
 
 async fn shutdown_lets_an_in_flight_capture_finish_and_record_its_outcome(db: Db) -> TestResult {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
     let (paypal, counter) = counting_paypal::start().await?;
     let mut app = TestApp::spawn_against_paypal(db, &paypal).await?;
     let database_url = app.database_url.clone();
-    let capture = app.capture(paypal_capture("AUTH0000000000004", usd("7.00")));
+    // A load balancer's view: the API's health, watched from before the shutdown.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr))?
+        .connect()
+        .await?;
+    let mut health = HealthClient::new(channel);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "capture.v1.CaptureService".into(),
+        })
+        .await?
+        .into_inner();
+    // Ready first (the readiness check's first pass may still be running).
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(answer) = watch.message().await? {
+            if answer.status() == ServingStatus::Serving {
+                return Ok::<_, tonic::Status>(true);
+            }
+        }
+        Ok(false)
+    });
+    assert!(ready.await??, "never SERVING");
+    let not_serving = async {
+        while let Some(answer) = watch.message().await? {
+            if answer.status() == ServingStatus::NotServing {
+                return Ok::<_, tonic::Status>(Some(std::time::Instant::now()));
+            }
+        }
+        Ok(None)
+    };
+    let capture = async {
+        let captured = app
+            .capture(paypal_capture("AUTH0000000000004", usd("7.00")))
+            .await;
+        (captured, std::time::Instant::now())
+    };
     let stop_while_in_flight = async {
         // The stand-in PayPal answers after 200 ms: stop while the call is out.
         tokio::time::sleep(std::time::Duration::from_millis(80)).await;
         app.stop_signal();
     };
-    let (captured, ()) = tokio::join!(capture, stop_while_in_flight);
+    let ((captured, answered_at), (), not_serving_at) =
+        tokio::join!(capture, stop_while_in_flight, not_serving);
     let captured = captured?.capture.ok_or("no capture")?;
     assert_eq!(captured.status(), CaptureStatus::Completed);
+    // Not ready first, then drain: the watcher heard NOT_SERVING while the capture still ran.
+    let not_serving_at = not_serving_at?.ok_or("the health watch ended without NOT_SERVING")?;
+    assert!(
+        not_serving_at < answered_at,
+        "NOT_SERVING came {:?} after the in-flight capture's answer",
+        not_serving_at.duration_since(answered_at)
+    );
     assert_eq!(counter.captures(), 1);
     app.stopped().await?;
     // The outcome is in the database, read back without the server.

@@ -199,7 +199,7 @@ async fn a_capture_is_signed_and_sends_every_documented_field() -> TestResult {
         json!({
             "clientReferenceInformation": {"code": CAPTURE_ID},
             "processingInformation": {"captureOptions": {
-                "captureSequenceNumber": 1, "totalCaptureCount": 1, "isFinal": true}},
+                "captureSequenceNumber": 1, "totalCaptureCount": 1, "isFinal": "true"}},
             "orderInformation": {"amountDetails": {"totalAmount": "100.00", "currency": "USD"}},
             "merchantInformation": {"merchantDescriptor": {"name": "SHOP*ORDER42"}},
             "merchantDefinedInformation": [
@@ -317,7 +317,7 @@ async fn captures_are_numbered_in_sequence_and_the_final_one_closes_the_count() 
         (
             &last,
             3,
-            json!({"captureSequenceNumber": 3, "totalCaptureCount": 3, "isFinal": true}),
+            json!({"captureSequenceNumber": 3, "totalCaptureCount": 3, "isFinal": "true"}),
         ),
         (
             &partial,
@@ -327,7 +327,7 @@ async fn captures_are_numbered_in_sequence_and_the_final_one_closes_the_count() 
         (
             &last,
             99,
-            json!({"captureSequenceNumber": 99, "totalCaptureCount": 99, "isFinal": true}),
+            json!({"captureSequenceNumber": 99, "totalCaptureCount": 99, "isFinal": "true"}),
         ),
     ];
     for (command, sequence, _) in &cases {
@@ -379,7 +379,7 @@ async fn without_an_amount_the_authorized_amount_is_captured_as_final() -> TestR
     assert_eq!(
         body["processingInformation"],
         json!({"captureOptions": {
-            "captureSequenceNumber": 1, "totalCaptureCount": 1, "isFinal": true}})
+            "captureSequenceNumber": 1, "totalCaptureCount": 1, "isFinal": "true"}})
     );
     Ok(())
 }

@@ -34,7 +34,13 @@ pub async fn run(
     let mut service = world
         .start_service_with(
             &world.db.url,
-            &[("CAPTURE_MAX_CAPTURES_IN_FLIGHT", IN_FLIGHT.to_string())],
+            &[
+                ("CAPTURE_MAX_CAPTURES_IN_FLIGHT", IN_FLIGHT.to_string()),
+                // One call in ten traced, as a fleet under load would sample: every span of
+                // 2,000 captures a wave is a load of its own on two cores.
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".to_owned()),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.1".to_owned()),
+            ],
         )
         .await?;
     let rss = PeakRss::watch(service.process.pid());

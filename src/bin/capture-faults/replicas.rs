@@ -5,10 +5,16 @@
 //!    captured never exceeds it, at the sandbox or in the database.
 //! 3. Each iteration, captures in flight on both, then one replica is killed with SIGKILL: the
 //!    other settles its work once its leases lapse.
+//!
+//! Every authorization is observed by the sandbox, which lists each capture request it gets:
+//! no capture may be at the provider twice at once (two requests of one capture less than the
+//! sandbox's latency apart, so the first was still unanswered when the second came).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use capture_service::proto::{self, CaptureStatus};
+use capture_service::sandbox::Attempt;
 use rust_decimal::Decimal;
 
 use crate::client::{capture_request, cut_by_kill, Answer, Client};
@@ -43,7 +49,9 @@ pub async fn run(
     let mut asked = Vec::new();
 
     // 1. One request, 100 callers.
-    let authorization = world.authorize(proto::Provider::Paypal, "10.00").await?;
+    let authorization = world
+        .authorize_observed(proto::Provider::Paypal, "10.00", &[])
+        .await?;
     let request = capture_request(
         proto::Provider::Paypal,
         &authorization,
@@ -92,7 +100,9 @@ pub async fn run(
     report.extra("identical_first_answers_unavailable", unavailable_first);
 
     // 2. 200 different captures of 1.00 against 100.00.
-    let authorization = world.authorize(proto::Provider::Paypal, "100.00").await?;
+    let authorization = world
+        .authorize_observed(proto::Provider::Paypal, "100.00", &[])
+        .await?;
     let mut calls = Vec::new();
     for n in 0..200 {
         let client = clients[n % 2].clone();
@@ -125,7 +135,7 @@ pub async fn run(
         let mut calls = Vec::new();
         for n in 0..6usize {
             let provider = World::PROVIDERS[(iteration as usize + n) % World::PROVIDERS.len()];
-            let authorization = world.authorize(provider, "10.00").await?;
+            let authorization = world.authorize_observed(provider, "10.00", &[]).await?;
             let request_id = format!("replicas-{}-{iteration}-{n}", report.seed);
             let request = capture_request(provider, &authorization, "10.00", &request_id);
             let client = clients[n % 2].clone();
@@ -170,6 +180,8 @@ pub async fn run(
         .max(rss.iter().map(PeakRss::mb).fold(0.0, f64::max));
     let records = Client::of(replicas[0].grpc)?.list_all().await?;
     let book = truth::book(&world.sandbox.origin).await?;
+    let attempts = truth::attempts(&world.sandbox.origin).await?;
+    judge_overlaps(report, &attempts);
     for replica in &mut replicas {
         world.kill(replica, report);
     }
@@ -203,6 +215,30 @@ pub async fn run(
     truth::judge_rows(report, truth::half_written(&world.db.url).await?);
     world.scan_database_and_traces(report).await?;
     Ok(())
+}
+
+/// Counts the captures that were at the provider twice at once: two requests of one capture
+/// (one authorization, one key) arriving less than the sandbox's latency apart.
+fn judge_overlaps(report: &mut Report, attempts: &[Attempt]) {
+    let mut of: HashMap<(&str, Option<&str>), Vec<u64>> = HashMap::new();
+    for attempt in attempts {
+        let capture = (attempt.authorization_id.as_str(), attempt.key.as_deref());
+        of.entry(capture).or_default().push(attempt.at_ms);
+    }
+    let held = LATENCY.as_millis() as u64;
+    let mut twice = 0u64;
+    for ((authorization, _), mut arrivals) in of {
+        arrivals.sort_unstable();
+        if arrivals.windows(2).any(|pair| pair[1] - pair[0] < held) {
+            twice += 1;
+            report.finding(format!(
+                "a capture of {authorization} was at the provider twice at once: {arrivals:?}"
+            ));
+        }
+    }
+    report.retry_violations += twice;
+    report.extra("provider_requests_observed", attempts.len() as u64);
+    report.extra("at_the_provider_twice_at_once", twice);
 }
 
 /// The request until a definite answer, as a caller told `UNAVAILABLE` retries (at most 20

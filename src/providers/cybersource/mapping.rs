@@ -9,12 +9,12 @@
 //!   (two captures of one order may share it) goes to `merchantDefinedInformation` under the key
 //!   `reference`, beside the metadata.
 //! - Cybersource has no full-amount default: without `amount`, `authorized_amount` is sent as
-//!   the amount with `isFinal: true` (the domain's "no amount = the whole authorization, closing
+//!   the amount with `isFinal: "true"` (the domain's "no amount = the whole authorization, closing
 //!   it"); without either, `check()` refuses the command.
 //! - `captureOptions` is always sent. `captureSequenceNumber` is the capture's place among its
 //!   authorization's captures, counted by the service's ledger. The total is not known until
 //!   the final capture, so a capture that leaves the authorization open says `sequence + 1`,
-//!   and the final one says `sequence` with `isFinal: true`. Processors refuse a second capture
+//!   and the final one says `sequence` with `isFinal: "true"`. Processors refuse a second capture
 //!   without these fields (ActiveMerchant's users see it as reason 242), so a first capture
 //!   that is not final says "1 of 2" rather than "1 of 1". Both are at most 99: a capture that
 //!   would need more is refused before it is sent.
@@ -64,7 +64,7 @@ pub fn capture_options(
     Ok(wire::CaptureOptions {
         capture_sequence_number: sequence,
         total_capture_count: total,
-        is_final: closes_authorization,
+        is_final: closes_authorization.then_some("true"),
     })
 }
 

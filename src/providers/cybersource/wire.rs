@@ -38,8 +38,11 @@ pub struct ProcessingInformation {
 pub struct CaptureOptions {
     pub capture_sequence_number: u32,
     pub total_capture_count: u32,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub is_final: bool,
+    /// `"true"` on the capture that closes the authorization: "Indicates whether to release
+    /// the authorization hold on the remaining funds". Cybersource's REST reference types it
+    /// as a string, so it goes as one, not as a JSON boolean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_final: Option<&'static str>,
 }
 
 /// `orderInformation`.

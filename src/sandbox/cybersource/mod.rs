@@ -9,8 +9,9 @@
 //!   amount match an earlier recorded capture is refused with 400 `DUPLICATE_REQUEST`, checked
 //!   before the authorization's state, so a retry of a final capture is still a duplicate.
 //! - Multiple partial captures are allowed up to the authorized amount (`EXCEEDS_AUTH_AMOUNT`
-//!   beyond). `isFinal: true`, or `captureSequenceNumber` = `totalCaptureCount`, closes the
-//!   authorization (its remainder is reversed): later captures get `AUTH_ALREADY_REVERSED`.
+//!   beyond). `isFinal: "true"` (a string, as the REST reference types it; a JSON boolean is
+//!   taken too), or `captureSequenceNumber` = `totalCaptureCount`, closes the authorization
+//!   (its remainder is reversed): later captures get `AUTH_ALREADY_REVERSED`.
 //! - An unknown authorization id gets 400 `MISSING_AUTH` ("no corresponding, unused
 //!   authorization record"), as Cybersource answers captures; a capture in another currency gets
 //!   400 `INVALID_DATA` naming `orderInformation.amountDetails.currency`.
