@@ -192,8 +192,33 @@ async fn concurrent_captures_never_exceed_the_authorized_amount(db: Db) -> TestR
         .iter()
         .filter(|r| matches!(r, Err(s) if s.code() == Code::FailedPrecondition))
         .count();
-    assert_eq!((ok, refused), (5, 5));
-    assert_eq!(counter.captures(), 5);
+    // On a loaded machine a store bound may run out: UNAVAILABLE, to retry. Nothing else.
+    let unavailable = results
+        .iter()
+        .filter(|r| matches!(r, Err(s) if s.code() == Code::Unavailable))
+        .count();
+    assert_eq!(ok + refused + unavailable, 10, "{results:?}");
+    if unavailable == 0 {
+        assert_eq!((ok, refused, counter.captures()), (5, 5, 5), "{results:?}");
+    }
+    // Never more captured than authorized: at the provider, and in the records.
+    assert!(counter.captures() <= 5, "{results:?}");
+    let listed = app
+        .list(
+            TENANT_A_KEY,
+            ListCapturesRequest {
+                authorization_id: "AUTH0000000000002".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let open_or_taken = listed
+        .captures
+        .iter()
+        .filter(|c| c.status() != CaptureStatus::Failed)
+        .count();
+    assert!(open_or_taken <= 5, "{listed:?}");
+    assert!(open_or_taken >= ok, "{listed:?}");
     app.stop().await
 }
 
