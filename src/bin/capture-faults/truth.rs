@@ -256,10 +256,10 @@ fn why_open(record: &proto::Capture, charged: bool) -> String {
         // README "Providers": no lookup, no idempotency key.
         proto::Provider::PaymentOptions => format!(
             "{charged} at PaymentOptions, which documents no capture lookup and takes no \
-             idempotency key: once an answer is lost, neither the reconciler nor a retry can \
-             learn the outcome (a re-sent capture is answered as a duplicate, response_code \
-             94, which proves nothing), so it stays PROCESSING (PROVIDER_OUTCOME_UNKNOWN) for \
-             a person to settle in the PaymentOptions portal"
+             idempotency key: once an answer is lost (or was never PaymentOptions' own), \
+             neither the reconciler nor a retry can learn the outcome, and a capture that may \
+             have arrived is never sent again, so it stays PROCESSING \
+             (PROVIDER_OUTCOME_UNKNOWN) for a person to settle in the PaymentOptions portal"
         ),
         _ => format!("{charged}, and not settled within the settle phase"),
     }
