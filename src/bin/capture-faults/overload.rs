@@ -134,7 +134,8 @@ pub async fn run(
     if health_failures > 0 {
         report.wrong_answers += health_failures;
         report.finding(format!(
-            "{health_failures} of {health_checks} health checks got no answer within 0.9 s"
+            "{health_failures} of {health_checks} health checks got no answer within {:?}",
+            crate::world::client_timeout()
         ));
     }
     let asked: Vec<Asked> = asked.into_iter().map(|(_, a)| a).collect();
