@@ -16,7 +16,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
 use crate::domain::capture::AccountName;
-use crate::domain::{CaptureCommand, CaptureRecord, CaptureStatus, FieldViolation};
+use crate::domain::{
+    CaptureCommand, CaptureRecord, CaptureStatus, FieldViolation, ProviderOutcome,
+};
 use crate::providers::connectors::UnknownAccount;
 use crate::providers::{CaptureCall, Connector, Connectors, ProviderError};
 use crate::store::{Begin, EventSource, LedgerRefusal, NewCapture, Resolution, Store, StoreError};
@@ -388,20 +390,11 @@ impl Captures {
                 call_provider(provider, "capture", connector.capture(call)).await
             };
             let answer = attempt.judge(answer);
-            let resolution = match &answer {
-                Ok(outcome) => Resolution::Outcome(Box::new(outcome.clone())),
-                Err(ProviderError::Rejected { failure, .. }) => Resolution::Rejected(failure.clone()),
-                Err(ProviderError::OutcomeUnknown {
-                    detail,
-                    retry_after,
-                    ..
-                }) => Resolution::Unknown {
-                    detail: detail.clone(),
-                    not_before: *retry_after,
-                },
-            };
             let id = record.id.clone();
-            let stored = store.resolve(record.clone(), resolution.clone(), EventSource::Api).await;
+            // Kept only in case the store fails: the record to store the answer again with.
+            let definite = !matches!(answer, Err(ProviderError::OutcomeUnknown { .. }));
+            let kept = definite.then(|| record.clone());
+            let stored = store.resolve(record, resolution_of(&answer), EventSource::Api).await;
             match (&answer, &stored) {
                 (_, Err(err)) => warn!(capture_id = %id, error = %err,
                     "provider answered but the outcome could not be stored; it stays PROCESSING while storing is tried again"),
@@ -409,11 +402,14 @@ impl Captures {
                     provider_status = %outcome.provider_status, "capture resolved"),
                 (Err(err), Ok(_)) => warn!(capture_id = %id, error = %err, "provider call failed"),
             }
-            let unstored = stored.is_err();
-            let _ = told.send((answer, stored));
-            // The caller has its UNAVAILABLE; the provider's definite answer is known only
+            // The caller gets its UNAVAILABLE; the provider's definite answer is known only
             // here, and at PaymentOptions nothing could learn it again.
-            if unstored && resolution.is_definite() {
+            let again = match (&stored, kept) {
+                (Err(_), Some(record)) => Some((record, resolution_of(&answer))),
+                _ => None,
+            };
+            let _ = told.send((answer, stored));
+            if let Some((record, resolution)) = again {
                 store_again(&store, record, resolution).await;
             }
         }.instrument(tracing::Span::current()));
@@ -438,6 +434,22 @@ impl Captures {
                 capture: Box::new(stored),
             }),
         }
+    }
+}
+
+/// What a provider call's answer records.
+fn resolution_of(answer: &Result<ProviderOutcome, ProviderError>) -> Resolution {
+    match answer {
+        Ok(outcome) => Resolution::Outcome(Box::new(outcome.clone())),
+        Err(ProviderError::Rejected { failure, .. }) => Resolution::Rejected(failure.clone()),
+        Err(ProviderError::OutcomeUnknown {
+            detail,
+            retry_after,
+            ..
+        }) => Resolution::Unknown {
+            detail: detail.clone(),
+            not_before: *retry_after,
+        },
     }
 }
 

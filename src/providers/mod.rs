@@ -161,26 +161,20 @@ impl ProviderError {
 
     /// The call ended without a definite answer.
     pub fn unknown(provider: Provider, detail: impl Into<String>) -> Self {
-        let detail = detail.into();
+        Self::unknown_after(provider, detail.into(), None)
+    }
+
+    /// The transport got no answer to `what` (a 429 after an unanswered attempt keeps its wait).
+    pub fn no_answer(provider: Provider, what: &str, error: &http::NoAnswer) -> Self {
+        Self::unknown_after(provider, format!("{what}: {error}"), error.retry_after)
+    }
+
+    fn unknown_after(provider: Provider, detail: String, retry_after: Option<Duration>) -> Self {
         ProviderError::OutcomeUnknown {
             provider,
             // Made from provider answers: logs and callers see it, so no card number may stay.
             detail: pan::mask_card_numbers(&detail).into_owned(),
-            retry_after: None,
-        }
-    }
-
-    /// The transport got no answer to `what`.
-    pub fn no_answer(provider: Provider, what: &str, error: &http::NoAnswer) -> Self {
-        match Self::unknown(provider, format!("{what}: {error}")) {
-            ProviderError::OutcomeUnknown {
-                provider, detail, ..
-            } => ProviderError::OutcomeUnknown {
-                provider,
-                detail,
-                retry_after: error.retry_after,
-            },
-            other => other,
+            retry_after,
         }
     }
 

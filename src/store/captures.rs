@@ -68,13 +68,6 @@ pub enum Resolution {
 }
 
 impl Resolution {
-    /// Whether it settles the capture (an outcome or a refusal), rather than leaving it open.
-    pub fn is_definite(&self) -> bool {
-        !matches!(self, Resolution::Unknown { .. })
-    }
-}
-
-impl Resolution {
     /// The status it gives a capture, if it decides one.
     pub fn status(&self) -> Option<CaptureStatus> {
         match self {

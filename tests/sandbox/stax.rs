@@ -323,3 +323,78 @@ async fn more_than_the_rate_limit_in_a_minute_is_a_429_with_retry_after() -> Tes
     assert!(read.retry_after.is_some());
     Ok(())
 }
+
+/// An observed pre-authorization: its capture requests meet their faults in turn (a 502 page
+/// and a 429 take nothing; a truncated answer did capture, and a retry under the same key gets
+/// the whole stored answer), and every one is listed with its key and fault.
+#[tokio::test]
+async fn observed_captures_meet_their_faults_in_turn_and_are_listed() -> TestResult {
+    use capture_service::sandbox::{Attempt, Fault};
+    let stax = Stax::start().await?;
+    let request = NewAuthorization {
+        amount: MoneyJson {
+            currency_code: "USD".into(),
+            value: "10.00".into(),
+        },
+        scenario: Scenario::Approve,
+        faults: Some(vec![
+            Fault::Html502,
+            Fault::RateLimited {
+                retry_after: Some(1),
+            },
+            Fault::TruncatedJson,
+        ]),
+    };
+    let pre_auth = stax
+        .sandbox
+        .create_authorization(Provider::Stax, request)
+        .await?
+        .id;
+    let body = r#"{"total":6,"idempotency_id":"faulted"}"#;
+
+    let page = stax.capture(&pre_auth, body).await?;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY);
+    assert!(page.text.contains("<html>"), "{}", page.text);
+    let throttled = stax.capture(&pre_auth, body).await?;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.retry_after.as_deref(), Some("1"));
+    assert!(
+        stax.sandbox.charges().is_empty(),
+        "a 502 page and a 429 take nothing"
+    );
+
+    let cut = stax.capture(&pre_auth, body).await?;
+    assert_eq!(cut.status, StatusCode::OK);
+    assert_eq!(cut.json, Value::Null, "not JSON: {}", cut.text);
+    assert_eq!(
+        stax.sandbox.charges().len(),
+        1,
+        "the truncated answer did capture"
+    );
+    let whole = stax.capture(&pre_auth, body).await?;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert!(whole.text.starts_with(&cut.text) && whole.text.len() > cut.text.len());
+    assert_eq!(stax.sandbox.charges().len(), 1, "the retry was a replay");
+
+    let attempts: Vec<Attempt> =
+        reqwest::get(format!("{}/sandbox/attempts", stax.sandbox.origin()))
+            .await?
+            .json()
+            .await?;
+    let faults: Vec<Option<Fault>> = attempts.iter().map(|a| a.fault).collect();
+    assert_eq!(
+        faults,
+        [
+            Some(Fault::Html502),
+            Some(Fault::RateLimited {
+                retry_after: Some(1)
+            }),
+            Some(Fault::TruncatedJson),
+            None
+        ]
+    );
+    assert!(attempts
+        .iter()
+        .all(|a| a.authorization_id == pre_auth && a.key.as_deref() == Some("faulted")));
+    Ok(())
+}
