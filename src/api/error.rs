@@ -292,3 +292,33 @@ fn provider_error(error: ProviderError, capture_id: &str) -> Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Provider;
+
+    /// `RetryInfo` of an unknown outcome: 2 s, or a throttling provider's longer wait.
+    #[test]
+    fn an_unknown_outcome_asks_for_no_retry_sooner_than_the_provider() {
+        let wait = |retry_after: Option<Duration>| {
+            let error = ProviderError::OutcomeUnknown {
+                provider: Provider::Paypal,
+                detail: "no answer".into(),
+                retry_after,
+            };
+            let status = provider_error(error, "cap_1");
+            assert_eq!(status.code(), Code::Unavailable);
+            status.get_details_retry_info().and_then(|r| r.retry_delay)
+        };
+        assert_eq!(wait(None), Some(RETRY_UNKNOWN_AFTER));
+        assert_eq!(
+            wait(Some(Duration::from_secs(1))),
+            Some(RETRY_UNKNOWN_AFTER)
+        );
+        assert_eq!(
+            wait(Some(Duration::from_secs(5))),
+            Some(Duration::from_secs(5))
+        );
+    }
+}
