@@ -97,7 +97,7 @@ pub struct NewAuthorization {
     pub amount: MoneyJson,
     #[serde(default)]
     pub scenario: Scenario,
-    /// Observes the authorization: its provider API POSTs meet these faults in turn, and are
+    /// Observes the authorization: its capture requests meet these faults in turn, and are
     /// listed at `GET /sandbox/attempts` (see `faults.rs`). Absent: not observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<Vec<Fault>>,
