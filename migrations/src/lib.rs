@@ -12,6 +12,7 @@ mod m20261204_000003_capture_sequence;
 mod m20261204_000004_event_source;
 mod m20261204_000005_webhook_events;
 mod m20261204_000006_capture_lease;
+mod m20261206_000007_operations;
 
 /// Runs at `serve` and by `capture-service migrate`.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000004_event_source::Migration),
             Box::new(m20261204_000005_webhook_events::Migration),
             Box::new(m20261204_000006_capture_lease::Migration),
+            Box::new(m20261206_000007_operations::Migration),
         ]
     }
 }

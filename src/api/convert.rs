@@ -254,6 +254,7 @@ impl TryFrom<proto::CaptureRequest> for CaptureCommand {
             return Err(v.into_vec());
         };
         CaptureCommand::new(CaptureParts {
+            operation: crate::domain::Operation::Capture,
             provider,
             account,
             authorization_id,

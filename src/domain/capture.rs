@@ -306,8 +306,53 @@ impl CommandError {
 }
 
 /// Everything a capture request says, each part already valid on its own.
+/// What a command asks of an authorization. Every operation has the same durable life:
+/// recorded before the provider is called, called with a stable idempotency key, resolved in one
+/// transaction, settled by the reconciler under a lease, audited and watched. A new operation (a
+/// refund, one day) is a new variant here, handled where the compiler points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Capture (part of) the authorization.
+    Capture,
+    /// Release what is neither captured nor in flight, closing the authorization.
+    Release,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 2] = [Operation::Capture, Operation::Release];
+
+    /// The name stored in `captures.operation`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Capture => "capture",
+            Operation::Release => "release",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// The prefix of the ids the service gives this operation's records.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            Operation::Capture => "cap_",
+            Operation::Release => "rel_",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A command's fields. A release uses only the provider, account, authorization, the caller's
+/// `authorized_amount` and `request_id`; [`CaptureCommand::release`] builds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureParts {
+    pub operation: Operation,
     pub provider: Provider,
     pub account: Option<AccountName>,
     pub authorization_id: AuthorizationId,
@@ -379,8 +424,42 @@ impl CaptureCommand {
     }
 
     /// Whether this capture closes the authorization: flagged final, or the full amount.
+    /// A release of what is left of `authorization_id`. `authorized_amount`, when the caller
+    /// knows it, binds the ledger like a capture's (and is what Cybersource reverses).
+    pub fn release(
+        provider: Provider,
+        account: Option<AccountName>,
+        authorization_id: AuthorizationId,
+        authorized_amount: Option<Money>,
+        request_id: RequestId,
+    ) -> Self {
+        CaptureCommand(CaptureParts {
+            operation: Operation::Release,
+            provider,
+            account,
+            authorization_id,
+            amount: None,
+            authorized_amount,
+            final_capture: true,
+            invoice_id: None,
+            note_to_payer: None,
+            soft_descriptor: None,
+            reference: None,
+            metadata: Metadata::default(),
+            platform_fees: Vec::new(),
+            disbursement_mode: None,
+            request_id,
+        })
+    }
+
+    pub fn operation(&self) -> Operation {
+        self.0.operation
+    }
+
+    /// Whether, once recorded, this command closes the authorization to further captures: a
+    /// final or full-amount capture, or a release.
     pub fn closes_authorization(&self) -> bool {
-        self.0.final_capture || self.0.amount.is_none()
+        self.0.operation == Operation::Release || self.0.final_capture || self.0.amount.is_none()
     }
 
     /// A digest of everything the request says, to tell a retry of the same request from a
@@ -416,6 +495,12 @@ impl CaptureCommand {
             fees,
             p.disbursement_mode.map(|m| m.as_str()).unwrap_or_default(),
         ]);
+        // A capture's canonical form is unchanged since the first release, so the fingerprints
+        // stored before operations existed still match; any other operation is named in it.
+        let canonical = match p.operation {
+            Operation::Capture => canonical,
+            other => serde_json::json!([other.as_str(), canonical]),
+        };
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
 }
@@ -425,6 +510,7 @@ impl CaptureCommand {
 pub(crate) fn sample_parts() -> Option<CaptureParts> {
     let usd = |value| Money::parse_positive("USD", value).ok();
     Some(CaptureParts {
+        operation: Operation::Capture,
         provider: Provider::Paypal,
         account: None,
         authorization_id: AuthorizationId::parse("0VF52814937998046").ok()?,

@@ -36,6 +36,8 @@ pub struct CaptureRecord {
     pub provider_capture_id: Option<String>,
     pub provider_status: Option<String>,
     pub captured_amount: Option<Money>,
+    /// The refunded total a provider's notice reported (`PARTIALLY_REFUNDED`, `REFUNDED`).
+    pub refunded_amount: Option<Money>,
     pub breakdown: Option<SellerReceivableBreakdown>,
     pub network_reference: Option<NetworkTransactionReference>,
     pub seller_protection: Option<SellerProtection>,

@@ -26,7 +26,11 @@ use async_trait::async_trait;
 use crate::config::{ConfigError, ProviderSources};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::pan;
-use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+use crate::domain::capture::AuthorizationId;
+use crate::domain::{
+    CaptureCommand, CaptureRecord, FieldViolation, Money, Operation, Provider, ProviderOutcome,
+    ReleaseRules,
+};
 
 pub use account::{Account, Accounts};
 pub use connectors::Connectors;
@@ -88,6 +92,60 @@ impl<'a> CaptureCall<'a> {
             idempotency_key: &capture.id,
             capture_sequence: capture.capture_sequence,
         }
+    }
+}
+
+/// One release call: the void (or authorization reversal) of what is left of an authorization.
+#[derive(Debug, Clone, Copy)]
+pub struct ReleaseCall<'a> {
+    pub authorization_id: &'a AuthorizationId,
+    /// Stable per release (its record's id): every retry and every later look sends the same.
+    pub idempotency_key: &'a str,
+    /// The authorized amount, when the caller or an earlier capture told the service; a
+    /// provider whose release states an amount (Cybersource's reversal) needs it.
+    pub authorized_amount: Option<Money>,
+}
+
+impl<'a> ReleaseCall<'a> {
+    /// The call that makes (or re-sends) `release`.
+    pub fn of(release: &'a CaptureRecord) -> Self {
+        ReleaseCall {
+            authorization_id: &release.command.parts().authorization_id,
+            idempotency_key: &release.id,
+            authorized_amount: release.command.parts().authorized_amount,
+        }
+    }
+}
+
+/// Sends `record`'s operation to the provider (the first time, or again with the same key).
+/// The one place an operation picks its provider call: a new operation is a new arm here.
+pub async fn send(
+    connector: &dyn Connector,
+    record: &CaptureRecord,
+) -> Result<ProviderOutcome, ProviderError> {
+    match record.command.operation() {
+        Operation::Capture => connector.capture(CaptureCall::of(record)).await,
+        Operation::Release => connector.release(ReleaseCall::of(record)).await,
+    }
+}
+
+/// Asks the provider what became of `record`'s operation, sent before.
+pub async fn look(
+    connector: &dyn Connector,
+    record: &CaptureRecord,
+) -> Result<ProviderOutcome, ProviderError> {
+    match record.command.operation() {
+        Operation::Capture => connector.fetch_outcome(record).await,
+        Operation::Release => connector.fetch_release_outcome(record).await,
+    }
+}
+
+/// Whether `record`'s operation, after an attempt that went unanswered, may be sent again as it
+/// is. A release may always be: voiding twice releases nothing twice.
+pub fn resends_safely(connector: &dyn Connector, record: &CaptureRecord) -> bool {
+    match record.command.operation() {
+        Operation::Capture => connector.resends_safely(),
+        Operation::Release => true,
     }
 }
 
@@ -225,6 +283,34 @@ pub trait Connector: Send + Sync + 'static {
         &self,
         capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError>;
+
+    /// How this provider releases an authorization's remainder, as its documentation says.
+    fn release_rules(&self) -> ReleaseRules {
+        // PLACEHOLDER until each connector states its rules (removed before commit).
+        let none = crate::domain::ReleaseMechanism::Unsupported("not implemented yet");
+        ReleaseRules {
+            before_capture: none,
+            after_partial_capture: none,
+            final_capture_releases: false,
+        }
+    }
+
+    /// Releases what is left of the authorization (a void or an authorization reversal). A
+    /// release the provider reports as done, also by an earlier request (already voided), is a
+    /// `COMPLETED` outcome; a definite refusal is a [`ProviderError::Rejected`].
+    async fn release(&self, _call: ReleaseCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        // PLACEHOLDER until each connector implements it (removed before commit).
+        Err(ProviderError::unknown(self.provider(), "release not implemented yet"))
+    }
+
+    /// What became of a release sent before whose answer was lost. By default it is sent
+    /// again with the same key: a second void releases nothing more.
+    async fn fetch_release_outcome(
+        &self,
+        release: &CaptureRecord,
+    ) -> Result<ProviderOutcome, ProviderError> {
+        self.release(ReleaseCall::of(release)).await
+    }
 
     /// Whether a capture whose earlier attempt went unanswered may be sent again as it is: the
     /// provider answers a repeat with the original result (an idempotency key) or refuses it as

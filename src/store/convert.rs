@@ -13,8 +13,8 @@ use crate::domain::capture::{
 };
 use crate::domain::outcome::{ExchangeRate, ProviderFailure, SellerReceivableBreakdown};
 use crate::domain::{
-    CaptureCommand, CaptureParts, CaptureRecord, CaptureStatus, Currency, Money, Provider,
-    StatusReason,
+    CaptureCommand, CaptureParts, CaptureRecord, CaptureStatus, Currency, Money, Operation,
+    Provider, StatusReason,
 };
 
 /// Fees the caller asked for.
@@ -127,6 +127,8 @@ pub fn new_capture_row(
         capture_sequence: Set(i32::try_from(capture_sequence).unwrap_or(i32::MAX)),
         lease_until: Set(None),
         lease_owner: Set(None),
+        operation: Set(p.operation.as_str().to_owned()),
+        refunded_minor: Set(None),
     }
 }
 
@@ -154,6 +156,7 @@ pub fn new_record(
         provider_capture_id: None,
         provider_status: None,
         captured_amount: None,
+        refunded_amount: None,
         breakdown: None,
         network_reference: None,
         seller_protection: None,
@@ -265,6 +268,7 @@ pub fn record_from_rows(
     let metadata_map: BTreeMap<String, String> =
         serde_json::from_str(&row.metadata).map_err(|e| corrupt(id, e))?;
     let parts = CaptureParts {
+        operation: Operation::parse(&row.operation).ok_or_else(|| corrupt(id, "operation"))?,
         provider: Provider::parse(&row.provider).ok_or_else(|| corrupt(id, "provider"))?,
         account: Some(AccountName::parse(&row.provider_account).map_err(|e| corrupt(id, e))?),
         authorization_id: AuthorizationId::parse(&row.authorization_id)
@@ -334,6 +338,11 @@ pub fn record_from_rows(
         provider_capture_id: row.provider_capture_id.clone(),
         provider_status: row.provider_status.clone(),
         captured_amount: money(id, &row.captured_currency_code, row.captured_amount_minor)?,
+        refunded_amount: money(
+            id,
+            &row.captured_currency_code.clone().or(row.currency_code.clone()),
+            row.refunded_minor,
+        )?,
         breakdown,
         network_reference: json(id, &row.network_reference)?,
         seller_protection: json(id, &row.seller_protection)?,

@@ -54,7 +54,8 @@ pub async fn lock(
              ON CONFLICT (provider, provider_account, authorization_id) \
              DO UPDATE SET update_time = excluded.update_time \
              RETURNING provider, provider_account, authorization_id, currency_code, \
-             authorized_minor, held_minor, capture_count, closed_by, update_time"
+             authorized_minor, held_minor, capture_count, closed_by, update_time, \
+             released_minor, released_by, release_id"
                 .to_owned(),
         )
     });
@@ -252,6 +253,9 @@ mod tests {
             capture_count,
             closed_by: None,
             update_time: 0,
+            released_minor: None,
+            released_by: None,
+            release_id: None,
         }
     }
 

@@ -93,6 +93,8 @@ positional!(
         capture_sequence,
         lease_until,
         lease_owner,
+        operation,
+        refunded_minor,
     }
 );
 positional!(

@@ -38,6 +38,7 @@ pub fn parts(
     amount: Option<Money>,
 ) -> Result<CaptureParts, String> {
     Ok(CaptureParts {
+        operation: capture_service::domain::Operation::Capture,
         provider,
         account: None,
         authorization_id: AuthorizationId::parse(authorization_id)?,
@@ -109,6 +110,7 @@ pub fn processing_record(
         provider_capture_id: provider_capture_id.map(str::to_owned),
         provider_status: None,
         captured_amount: None,
+        refunded_amount: None,
         breakdown: None,
         network_reference: None,
         seller_protection: None,

@@ -170,6 +170,7 @@ async fn captures(checkout: &Checkout, id: &str) -> Result<Vec<Value>, Box<dyn E
 
 fn command(payment_id: &str, amount: Option<Money>) -> Result<CaptureCommand, Box<dyn Error>> {
     let parts = CaptureParts {
+        operation: capture_service::domain::Operation::Capture,
         provider: Provider::Checkout,
         account: None,
         authorization_id: AuthorizationId::parse(payment_id)?,
@@ -200,6 +201,7 @@ fn record(id: &str, command: CaptureCommand, action_id: Option<String>) -> Captu
         provider_capture_id: action_id,
         provider_status: None,
         captured_amount: None,
+        refunded_amount: None,
         breakdown: None,
         network_reference: None,
         seller_protection: None,

@@ -129,6 +129,7 @@ fn command(
         .map(|(currency, value)| Money::parse_positive(currency, value))
         .transpose()?;
     let parts = CaptureParts {
+        operation: capture_service::domain::Operation::Capture,
         provider: Provider::Cybersource,
         account: None,
         authorization_id: AuthorizationId::parse(auth)?,
@@ -336,6 +337,7 @@ async fn a_lookup_shows_the_capture_transmitted_unless_still_pending() -> TestRe
             provider_capture_id: made.provider_capture_id.clone(),
             provider_status: Some(made.provider_status.clone()),
             captured_amount: made.captured_amount,
+            refunded_amount: None,
             breakdown: None,
             network_reference: None,
             seller_protection: None,

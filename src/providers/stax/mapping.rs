@@ -275,6 +275,7 @@ mod tests {
             .transpose()
             .map_err(|e| e.to_string())?;
         CaptureCommand::new(CaptureParts {
+            operation: crate::domain::Operation::Capture,
             provider: Provider::Stax,
             account: None,
             authorization_id: AuthorizationId::parse("8e1d5b5c-1c1a-4c8e-9d7a-0f6c3b2a1e11")?,

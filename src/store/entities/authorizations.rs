@@ -19,9 +19,16 @@ pub struct Model {
     /// Captured or in flight: what no further capture may take.
     pub held_minor: i64,
     pub capture_count: i32,
-    /// The capture that closed the authorization (final or full-amount), if any.
+    /// The capture (final or full-amount) or the release that closed the authorization, if any.
     pub closed_by: Option<String>,
     pub update_time: i64,
+    /// What was released of the authorization, once known (`None` while nothing was, or the
+    /// authorized amount is unknown).
+    pub released_minor: Option<i64>,
+    /// How the remainder was released ([`ReleasedBy`](crate::domain::ReleasedBy)), once it was.
+    pub released_by: Option<String>,
+    /// The release (or final capture) that released it.
+    pub release_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

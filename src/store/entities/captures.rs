@@ -61,6 +61,10 @@ pub struct Model {
     pub lease_until: Option<i64>,
     /// The process that holds the lease ([`Store`](crate::store::Store)'s owner token).
     pub lease_owner: Option<String>,
+    /// [`Operation`](crate::domain::Operation): `capture` or `release`.
+    pub operation: String,
+    /// The refunded total a provider's notice reported, in the captured currency.
+    pub refunded_minor: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
