@@ -91,7 +91,10 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let columns = [
             (Captures::Table.into_iden(), Captures::Operation.into_iden()),
-            (Captures::Table.into_iden(), Captures::RefundedMinor.into_iden()),
+            (
+                Captures::Table.into_iden(),
+                Captures::RefundedMinor.into_iden(),
+            ),
             (
                 Authorizations::Table.into_iden(),
                 Authorizations::ReleasedMinor.into_iden(),

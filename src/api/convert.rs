@@ -26,7 +26,7 @@ pub fn provider_from_proto(value: i32) -> Option<Provider> {
         .find(|p| p.as_str().eq_ignore_ascii_case(name))
 }
 
-fn provider_to_proto(provider: Provider) -> proto::Provider {
+pub(super) fn provider_to_proto(provider: Provider) -> proto::Provider {
     proto::Provider::from_str_name(&proto_provider_name(provider))
         .unwrap_or(proto::Provider::Unspecified)
 }
@@ -37,7 +37,7 @@ fn proto_provider_name(provider: Provider) -> String {
 }
 
 /// What `provider` may be, for the error that names it.
-fn provider_choices() -> String {
+pub(super) fn provider_choices() -> String {
     let names: Vec<String> = Provider::ALL.into_iter().map(proto_provider_name).collect();
     format!("required: one of {}", names.join(", "))
 }
@@ -98,7 +98,11 @@ fn reason_to_proto(reason: StatusReason) -> proto::CaptureStatusReason {
 }
 
 /// Parses a proto money under `field`, recording what is wrong with it.
-fn money(violations: &mut Violations, field: &str, money: &proto::Money) -> Option<Money> {
+pub(super) fn money(
+    violations: &mut Violations,
+    field: &str,
+    money: &proto::Money,
+) -> Option<Money> {
     match Money::parse_positive(&money.currency_code, &money.value) {
         Ok(m) => Some(m),
         Err(err @ MoneyError::UnknownCurrency(_)) => {
@@ -279,7 +283,7 @@ impl TryFrom<proto::CaptureRequest> for CaptureCommand {
     }
 }
 
-fn money_to_proto(money: &Money) -> proto::Money {
+pub(super) fn money_to_proto(money: &Money) -> proto::Money {
     proto::Money {
         currency_code: money.currency().code().to_owned(),
         value: money.to_major_string(),
@@ -359,14 +363,7 @@ impl From<&CaptureRecord> for proto::Capture {
             } as i32,
             request_id: p.request_id.as_str().to_owned(),
             status: status_to_proto(record.status) as i32,
-            status_details: Some(proto::StatusDetails {
-                reason: record
-                    .reason
-                    .map(reason_to_proto)
-                    .unwrap_or(proto::CaptureStatusReason::Unspecified)
-                    as i32,
-                provider_reason: record.provider_reason.clone().unwrap_or_default(),
-            }),
+            status_details: Some(status_details(record)),
             provider_capture_id: record.provider_capture_id.clone().unwrap_or_default(),
             provider_status: record.provider_status.clone().unwrap_or_default(),
             captured_amount: record.captured_amount.as_ref().map(money_to_proto),
@@ -397,16 +394,33 @@ impl From<&CaptureRecord> for proto::Capture {
                     payment_advice_code: r.payment_advice_code.clone().unwrap_or_default(),
                 }
             }),
-            error: record.failure.as_ref().map(|f| proto::ProviderError {
-                code: f.code.clone(),
-                message: f.message.clone(),
-                debug_id: f.debug_id.clone().unwrap_or_default(),
-                http_status: i32::from(f.http_status),
-            }),
+            error: provider_error(record),
             create_time: Some(timestamp(record.create_time)),
             update_time: Some(timestamp(record.update_time)),
+            refunded_amount: record.refunded_amount.as_ref().map(money_to_proto),
         }
     }
+}
+
+/// A record's status details, as a capture and a release show them.
+pub(super) fn status_details(record: &CaptureRecord) -> proto::StatusDetails {
+    proto::StatusDetails {
+        reason: record
+            .reason
+            .map(reason_to_proto)
+            .unwrap_or(proto::CaptureStatusReason::Unspecified) as i32,
+        provider_reason: record.provider_reason.clone().unwrap_or_default(),
+    }
+}
+
+/// The provider's refusal kept on a record.
+pub(super) fn provider_error(record: &CaptureRecord) -> Option<proto::ProviderError> {
+    record.failure.as_ref().map(|f| proto::ProviderError {
+        code: f.code.clone(),
+        message: f.message.clone(),
+        debug_id: f.debug_id.clone().unwrap_or_default(),
+        http_status: i32::from(f.http_status),
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tracing::error;
 
 use crate::capture::{CaptureError, Overloaded};
+use crate::domain::Operation;
 use crate::domain::{pan, FieldViolation};
 use crate::providers::connectors::UnknownAccount;
 use crate::providers::{ProviderError, Rejection};
@@ -200,10 +201,29 @@ impl From<Overloaded> for Status {
 
 fn ledger_refusal(refusal: LedgerRefusal) -> Status {
     let (message, reason, metadata) = match refusal {
+        LedgerRefusal::Closed { closed_by }
+            if closed_by.starts_with(Operation::Release.id_prefix()) =>
+        {
+            (
+                format!("the authorization was released by {closed_by}"),
+                "AUTHORIZATION_RELEASED",
+                HashMap::from([("release_id".to_owned(), closed_by)]),
+            )
+        }
         LedgerRefusal::Closed { closed_by } => (
             format!("the authorization was closed by capture {closed_by} (final or full amount)"),
             "AUTHORIZATION_CLOSED",
             HashMap::from([("closed_by".to_owned(), closed_by)]),
+        ),
+        LedgerRefusal::Released { release_id } => (
+            format!("the authorization was released by {release_id}"),
+            "AUTHORIZATION_RELEASED",
+            HashMap::from([("release_id".to_owned(), release_id)]),
+        ),
+        LedgerRefusal::ReleaseUnsupported { reason } => (
+            format!("the provider cannot release this authorization's remainder: {reason}"),
+            "RELEASE_NOT_SUPPORTED",
+            HashMap::new(),
         ),
         LedgerRefusal::CurrencyMismatch { expected } => (
             format!("earlier captures of this authorization are in {expected}"),

@@ -1,6 +1,7 @@
 //! The gRPC edge: authentication, proto ⇄ domain conversion, handlers, error mapping.
 
 pub mod auth;
+pub mod authorization;
 pub mod codec;
 pub mod convert;
 pub mod error;

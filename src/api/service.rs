@@ -5,16 +5,19 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::auth::tenant;
+use super::authorization::{release_to_proto, AuthorizationKey};
 use super::convert::{micros, optional, provider_filter, status_filter};
 use super::error::invalid_argument;
 use super::page_token;
 use crate::capture::{is_capture_id, Admission, Captures};
-use crate::domain::capture::{AuthorizationId, InvoiceId};
+use crate::domain::authorization::{summarize, AuthorizationState};
+use crate::domain::capture::{AccountName, AuthorizationId, InvoiceId};
 use crate::domain::{CaptureCommand, FieldViolation, Violations};
 use crate::proto::{
     self, capture_service_server::CaptureService, CaptureRequest, CaptureResponse,
-    GetCaptureRequest, GetCaptureResponse, ListCapturesRequest, ListCapturesResponse,
-    WatchCapturesRequest,
+    GetAuthorizationRequest, GetAuthorizationResponse, GetCaptureRequest, GetCaptureResponse,
+    ListCapturesRequest, ListCapturesResponse, ReleaseAuthorizationRequest,
+    ReleaseAuthorizationResponse, WatchCapturesRequest,
 };
 use crate::store::ListQuery;
 
@@ -79,6 +82,58 @@ impl CaptureService for CaptureApi {
         Ok(Response::new(CaptureResponse {
             capture: Some(proto::Capture::from(&result.record)),
             replayed: result.replayed,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant))]
+    async fn release_authorization(
+        &self,
+        request: Request<ReleaseAuthorizationRequest>,
+    ) -> Result<Response<ReleaseAuthorizationResponse>, Status> {
+        let tenant = tenant(&request)?;
+        tracing::Span::current().record("tenant", tenant.0.as_str());
+        let command =
+            CaptureCommand::try_from(request.into_inner()).map_err(|v| invalid_argument(&v))?;
+        let result = self.captures.release(&tenant.0, command).await?;
+        let parts = result.record.command.parts();
+        let key = AuthorizationKey {
+            provider: parts.provider,
+            account: AccountName::parse(&result.record.account).ok(),
+            authorization_id: parts.authorization_id.clone(),
+        };
+        // The release is recorded: a failed read of the whole leaves the caller its answer.
+        let authorization = match self.authorization(&tenant.0, &key).await {
+            Ok(state) => state.map(|s| proto::Authorization::from(&s)),
+            Err(status) => {
+                tracing::warn!(error = %status.message(), "the authorization could not be read after its release");
+                None
+            }
+        };
+        Ok(Response::new(ReleaseAuthorizationResponse {
+            release: Some(release_to_proto(&result.record)),
+            replayed: result.replayed,
+            authorization,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant, authorization_id = %request.get_ref().authorization_id))]
+    async fn get_authorization(
+        &self,
+        request: Request<GetAuthorizationRequest>,
+    ) -> Result<Response<GetAuthorizationResponse>, Status> {
+        let _admitted = self.reads.admit()?;
+        let tenant = tenant(&request)?;
+        tracing::Span::current().record("tenant", tenant.0.as_str());
+        let key =
+            AuthorizationKey::try_from(request.get_ref()).map_err(|v| invalid_argument(&v))?;
+        let state = self.authorization(&tenant.0, &key).await?.ok_or_else(|| {
+            Status::not_found(format!(
+                "no capture or release of authorization {} by this caller",
+                key.authorization_id
+            ))
+        })?;
+        Ok(Response::new(GetAuthorizationResponse {
+            authorization: Some(proto::Authorization::from(&state)),
         }))
     }
 
@@ -157,6 +212,38 @@ impl CaptureService for CaptureApi {
                 .next
                 .map(|position| page_token::encode(&position, &filters))
                 .unwrap_or_default(),
+        }))
+    }
+}
+
+impl CaptureApi {
+    /// `tenant`'s view of the authorization `key` names, through the account it resolves to.
+    async fn authorization(
+        &self,
+        tenant: &str,
+        key: &AuthorizationKey,
+    ) -> Result<Option<AuthorizationState>, Status> {
+        let (account, connector) = self
+            .captures
+            .connectors()
+            .resolve(key.provider, key.account.as_ref())
+            .map_err(crate::capture::CaptureError::from)?;
+        let found = self
+            .captures
+            .store()
+            .authorization(
+                tenant,
+                key.provider,
+                &account,
+                key.authorization_id.as_str(),
+            )
+            .await?;
+        Ok(found.map(|(ledger, records)| {
+            summarize(
+                ledger,
+                records,
+                connector.release_rules().final_capture_releases,
+            )
         }))
     }
 }

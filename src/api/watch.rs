@@ -25,6 +25,7 @@ use super::convert::{optional, provider_filter, status_filter, status_to_proto, 
 use super::error::{invalid_argument, ERROR_DOMAIN};
 use crate::capture::{is_capture_id, Admitted};
 use crate::domain::capture::AuthorizationId;
+use crate::domain::Operation;
 use crate::domain::{CaptureRecord, Violations};
 use crate::proto::{self, WatchCapturesRequest};
 use crate::store::{Change, ChangeFilter, Store};
@@ -491,6 +492,11 @@ fn to_proto(change: &Change, capture: Option<&CaptureRecord>) -> proto::WatchCap
         kind: change.kind.clone(),
         source: change.source.clone(),
         change_time: Some(timestamp(change.time)),
-        capture: capture.map(proto::Capture::from),
+        capture: capture
+            .filter(|r| r.command.operation() == Operation::Capture)
+            .map(proto::Capture::from),
+        release: capture
+            .filter(|r| r.command.operation() == Operation::Release)
+            .map(super::authorization::release_to_proto),
     }
 }

@@ -17,14 +17,14 @@ use tracing::{info, warn, Instrument};
 
 use crate::domain::capture::AccountName;
 use crate::domain::{
-    CaptureCommand, CaptureRecord, CaptureStatus, FieldViolation, ProviderOutcome,
+    CaptureCommand, CaptureRecord, CaptureStatus, FieldViolation, Operation, ProviderOutcome,
 };
 use crate::providers::connectors::UnknownAccount;
-use crate::providers::{CaptureCall, Connector, Connectors, ProviderError};
+use crate::providers::{Connector, Connectors, ProviderError};
 use crate::store::{Begin, EventSource, LedgerRefusal, NewCapture, Resolution, Store, StoreError};
 
 pub use admission::{Admission, Admitted, Overloaded};
-pub use ids::{is_capture_id, new_capture_id};
+pub use ids::{is_capture_id, is_release_id, new_capture_id, new_id};
 use inflight::{InFlight, Slot};
 pub use reconcile::PassReport;
 pub use webhooks::{Receipt, WebhookFailure, WebhookLimits};
@@ -184,6 +184,10 @@ impl Captures {
         &self.store
     }
 
+    pub fn connectors(&self) -> &Connectors {
+        &self.connectors
+    }
+
     fn lease_micros(&self) -> i64 {
         i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX / 2)
     }
@@ -194,6 +198,27 @@ impl Captures {
     /// may cut it short before the provider is called and the outcome recorded — not a caller
     /// that hangs up right after the commit, nor a shutdown that has begun.
     pub async fn capture(
+        &self,
+        tenant: &str,
+        command: CaptureCommand,
+    ) -> Result<CaptureResult, CaptureError> {
+        self.submit(tenant, command).await
+    }
+
+    /// Releases what is left of an authorization for `tenant` (`command` is a
+    /// [`CaptureCommand::release`]), or returns the release an earlier identical request made.
+    /// The same durable path as a capture: recorded first, then the provider's call (or none,
+    /// where the provider already released it), then the outcome.
+    pub async fn release(
+        &self,
+        tenant: &str,
+        command: CaptureCommand,
+    ) -> Result<CaptureResult, CaptureError> {
+        self.submit(tenant, command).await
+    }
+
+    /// Runs any operation of an authorization as a tracked task.
+    async fn submit(
         &self,
         tenant: &str,
         command: CaptureCommand,
@@ -211,6 +236,7 @@ impl Captures {
 
     #[tracing::instrument(skip_all, fields(
         tenant,
+        operation = %command.operation(),
         provider = %command.parts().provider,
         authorization_id = %command.parts().authorization_id,
         request_id = %command.parts().request_id,
@@ -227,11 +253,13 @@ impl Captures {
         let (account, connector) = self
             .connectors
             .resolve(parts.provider, parts.account.as_ref())?;
-        let violations = connector.check(&command);
-        if !violations.is_empty() {
-            return Err(CaptureError::Unsupported(violations));
+        if command.operation() == Operation::Capture {
+            let violations = connector.check(&command);
+            if !violations.is_empty() {
+                return Err(CaptureError::Unsupported(violations));
+            }
         }
-        let id = new_capture_id().map_err(|e| CaptureError::Entropy(e.to_string()))?;
+        let id = new_id(command.operation()).map_err(|e| CaptureError::Entropy(e.to_string()))?;
         tracing::Span::current().record("capture_id", id.as_str());
         // Claimed before the row is committed, so a concurrent retry that finds the row also
         // finds the call running and waits for it.
@@ -245,6 +273,7 @@ impl Captures {
             account: &account,
             command: &command,
             lease_micros: self.lease_micros(),
+            release_rules: connector.release_rules(),
         };
         let begun = self
             .store
@@ -260,8 +289,16 @@ impl Captures {
                 err => CaptureError::Store(err),
             })?;
         match begun {
+            // Nothing to call: the provider already released what was left.
+            Begin::Created(record) if record.status != CaptureStatus::Processing => {
+                info!(capture_id = %record.id, status = %record.status, "recorded; the provider needs no call");
+                Ok(CaptureResult {
+                    record,
+                    replayed: false,
+                })
+            }
             Begin::Created(record) => {
-                info!(capture_id = %record.id, "capture recorded as PROCESSING; calling provider");
+                info!(capture_id = %record.id, "recorded as PROCESSING; calling provider");
                 let result = self
                     .drive(record, connector, claim, admitted, Attempt::First)
                     .await?;
@@ -383,11 +420,14 @@ impl Captures {
             let _claim = claim;
             let _admitted = admitted;
             let provider = record.command.parts().provider;
-            let answer = if attempt == Attempt::Again && !connector.resends_safely() {
-                call_provider(provider, "lookup", connector.fetch_outcome(&record)).await
+            let connector = connector.as_ref();
+            let answer = if attempt == Attempt::Again
+                && !crate::providers::resends_safely(connector, &record)
+            {
+                call_provider(provider, "lookup", crate::providers::look(connector, &record)).await
             } else {
-                let call = CaptureCall::of(&record);
-                call_provider(provider, "capture", connector.capture(call)).await
+                let operation = record.command.operation().as_str();
+                call_provider(provider, operation, crate::providers::send(connector, &record)).await
             };
             let answer = attempt.judge(answer);
             let id = record.id.clone();

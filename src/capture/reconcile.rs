@@ -192,8 +192,12 @@ impl Captures {
                 return Ok(None);
             }
         };
-        let fetched =
-            super::call_provider(provider, "lookup", connector.fetch_outcome(&record)).await;
+        let fetched = super::call_provider(
+            provider,
+            "lookup",
+            crate::providers::look(connector.as_ref(), &record),
+        )
+        .await;
         let resolution = match fetched {
             Ok(outcome) if outcome.status == record.status => {
                 // Still open (e.g. still PENDING): look again later.

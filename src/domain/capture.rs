@@ -452,6 +452,12 @@ impl CaptureCommand {
         })
     }
 
+    /// The same command with the authorized amount the ledger knows filled in.
+    pub fn with_authorized_amount(mut self, authorized: Money) -> Self {
+        self.0.authorized_amount = Some(authorized);
+        self
+    }
+
     pub fn operation(&self) -> Operation {
         self.0.operation
     }

@@ -1,5 +1,6 @@
 //! The domain: money, capture commands, statuses and outcomes. No I/O, no proto types.
 
+pub mod authorization;
 pub mod capture;
 pub mod money;
 pub mod notice;

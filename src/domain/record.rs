@@ -49,3 +49,29 @@ pub struct CaptureRecord {
     pub create_time: TimestampMicros,
     pub update_time: TimestampMicros,
 }
+
+/// A `PROCESSING` record of `command`, as a test starts from.
+#[cfg(test)]
+pub(crate) fn sample_record(id: &str, command: super::CaptureCommand) -> CaptureRecord {
+    CaptureRecord {
+        id: id.to_owned(),
+        tenant: "tenant".to_owned(),
+        account: "default".to_owned(),
+        command,
+        status: CaptureStatus::Processing,
+        reason: None,
+        provider_reason: None,
+        provider_capture_id: None,
+        provider_status: None,
+        captured_amount: None,
+        refunded_amount: None,
+        breakdown: None,
+        network_reference: None,
+        seller_protection: None,
+        processor_response: None,
+        failure: None,
+        capture_sequence: 1,
+        create_time: 0,
+        update_time: 0,
+    }
+}

@@ -64,6 +64,13 @@ pub struct ReleaseRules {
 }
 
 impl ReleaseRules {
+    /// No release allowed: what a command that is not a release is recorded with.
+    pub const NONE: ReleaseRules = ReleaseRules {
+        before_capture: ReleaseMechanism::Unsupported("no release rules were given"),
+        after_partial_capture: ReleaseMechanism::Unsupported("no release rules were given"),
+        final_capture_releases: false,
+    };
+
     /// The mechanism for an authorization with `captures` live captures (made or in flight).
     pub fn mechanism(&self, captures: u32) -> ReleaseMechanism {
         if captures == 0 {

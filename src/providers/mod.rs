@@ -24,9 +24,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::{ConfigError, ProviderSources};
+use crate::domain::capture::AuthorizationId;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::pan;
-use crate::domain::capture::AuthorizationId;
 use crate::domain::{
     CaptureCommand, CaptureRecord, FieldViolation, Money, Operation, Provider, ProviderOutcome,
     ReleaseRules,
@@ -300,7 +300,10 @@ pub trait Connector: Send + Sync + 'static {
     /// `COMPLETED` outcome; a definite refusal is a [`ProviderError::Rejected`].
     async fn release(&self, _call: ReleaseCall<'_>) -> Result<ProviderOutcome, ProviderError> {
         // PLACEHOLDER until each connector implements it (removed before commit).
-        Err(ProviderError::unknown(self.provider(), "release not implemented yet"))
+        Err(ProviderError::unknown(
+            self.provider(),
+            "release not implemented yet",
+        ))
     }
 
     /// What became of a release sent before whose answer was lost. By default it is sent

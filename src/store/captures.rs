@@ -11,14 +11,17 @@ use sea_orm::{
 };
 
 use super::convert::{self, FEE_REQUESTED};
-use super::entities::{capture_events, captures, platform_fees};
-use super::ledger::{self, LedgerKey};
+use super::entities::{authorizations, capture_events, captures, platform_fees};
+use super::ledger::{self, LedgerKey, ReleaseBy};
 use super::read;
 use super::sql::Sql;
 use super::writer::{self, Written};
 use super::{now_micros, Store, StoreError};
 use crate::domain::outcome::ProviderFailure;
-use crate::domain::{CaptureCommand, CaptureRecord, CaptureStatus, Provider, ProviderOutcome};
+use crate::domain::{
+    CaptureCommand, CaptureRecord, CaptureStatus, Money, Operation, Provider, ProviderOutcome,
+    ReleaseRules,
+};
 
 pub use super::ledger::LedgerRefusal;
 
@@ -32,6 +35,8 @@ pub struct NewCapture<'a> {
     /// How long its request may take, all attempts and back-off included: the reconciler
     /// leaves it alone until then.
     pub lease_micros: i64,
+    /// How the provider releases a remainder (used by a release).
+    pub release_rules: ReleaseRules,
 }
 
 /// How starting a capture went.
@@ -142,6 +147,7 @@ impl Store {
             command: new.command.clone(),
             lease_micros: new.lease_micros,
             lease_owner: self.lease_owner.clone(),
+            release_rules: new.release_rules,
         };
         let attempt = self
             .write(
@@ -203,7 +209,9 @@ impl Store {
 
     /// A tenant's captures, newest first, by keyset on (create_time, id).
     pub async fn list(&self, tenant: &str, query: &ListQuery) -> Result<ListPage, StoreError> {
-        let mut select = captures::Entity::find().filter(captures::Column::Tenant.eq(tenant));
+        let mut select = captures::Entity::find()
+            .filter(captures::Column::Tenant.eq(tenant))
+            .filter(captures::Column::Operation.eq(Operation::Capture.as_str()));
         if let Some(provider) = query.provider {
             select = select.filter(captures::Column::Provider.eq(provider.as_str()));
         }
@@ -285,6 +293,7 @@ struct OwnedCapture {
     command: CaptureCommand,
     lease_micros: i64,
     lease_owner: String,
+    release_rules: ReleaseRules,
 }
 
 /// Idempotency, ledger and the `PROCESSING` row, in the write transaction `txn`.
@@ -300,6 +309,9 @@ async fn begin_in(
         authorization_id: p.authorization_id.as_str(),
     };
     let ledger_row = ledger::lock(txn, &key, now).await?;
+    if new.command.operation() == Operation::Release {
+        return begin_release_in(txn, new, &ledger_row, now).await;
+    }
     let reserved = match ledger::admit(&ledger_row, &new.command) {
         Ok(reserved) => reserved,
         Err(refusal) => return Ok(Written::Discard(Attempt::done(Begin::Refused(refusal)))),
@@ -347,6 +359,87 @@ async fn begin_in(
     .await?;
     // What is being committed, without reading it back.
     let record = convert::new_record(new.id, new.tenant, new.account, new.command, sequence, now);
+    Ok(Written::Commit(Attempt::done(Begin::Created(record))))
+}
+
+/// A release's ledger decision and its row, in the write transaction `txn` that locked
+/// `ledger_row`. A release the provider already made (`Automatic`) is recorded `COMPLETED` at
+/// once: there is nothing to call.
+async fn begin_release_in(
+    txn: &DatabaseTransaction,
+    new: OwnedCapture,
+    ledger_row: &authorizations::Model,
+    now: i64,
+) -> Result<Written<Attempt>, StoreError> {
+    let by = match ledger::admit_release(ledger_row, &new.command, &new.release_rules) {
+        Ok(by) => by,
+        Err(refusal) => return Ok(Written::Discard(Attempt::done(Begin::Refused(refusal)))),
+    };
+    // What the provider's call needs (Cybersource's reversal states it) and the caller may
+    // have left to the ledger: the authorized amount a capture gave before.
+    let command = match (
+        new.command.parts().authorized_amount,
+        ledger_row.authorized_minor,
+    ) {
+        (None, Some(known)) => {
+            let currency = ledger_row
+                .currency_code
+                .as_deref()
+                .and_then(crate::domain::Currency::from_code);
+            match currency {
+                Some(currency) => new
+                    .command
+                    .clone()
+                    .with_authorized_amount(Money::from_minor_units(currency, known)),
+                None => new.command.clone(),
+            }
+        }
+        _ => new.command.clone(),
+    };
+    let mut row = convert::new_capture_row(&new.id, &new.tenant, &new.account, &command, 0, 0, now);
+    // The caller's request, not the ledger's completion of it, is what a retry must match.
+    row.request_fingerprint = Set(new.command.fingerprint());
+    let status = match by {
+        ReleaseBy::Call => {
+            row.lease_until = Set(Some(now.saturating_add(new.lease_micros)));
+            row.lease_owner = Set(Some(new.lease_owner));
+            CaptureStatus::Processing
+        }
+        ReleaseBy::Automatic => {
+            row.status = Set(CaptureStatus::Completed.as_str().to_owned());
+            CaptureStatus::Completed
+        }
+    };
+    if let Err(err) = captures::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await
+    {
+        return match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Ok(Written::Discard(Attempt::Raced)),
+            _ => Err(err.into()),
+        };
+    }
+    ledger::hold_release(txn, ledger_row, &command, &new.id, by, now).await?;
+    let detail = serde_json::json!({
+        "authorization_id": command.parts().authorization_id.as_str(),
+        "operation": Operation::Release.as_str(),
+        "released_by": match by {
+            ReleaseBy::Call => None,
+            ReleaseBy::Automatic => Some(crate::domain::ReleasedBy::ProviderAutomatic.as_str()),
+        },
+    });
+    insert_event(
+        txn,
+        EventSource::Api,
+        &new.id,
+        "CREATED",
+        status,
+        detail,
+        now,
+    )
+    .await?;
+    let mut record = convert::new_record(new.id, new.tenant, new.account, command, 0, now);
+    record.status = status;
     Ok(Written::Commit(Attempt::done(Begin::Created(record))))
 }
 

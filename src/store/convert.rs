@@ -340,7 +340,9 @@ pub fn record_from_rows(
         captured_amount: money(id, &row.captured_currency_code, row.captured_amount_minor)?,
         refunded_amount: money(
             id,
-            &row.captured_currency_code.clone().or(row.currency_code.clone()),
+            &row.captured_currency_code
+                .clone()
+                .or(row.currency_code.clone()),
             row.refunded_minor,
         )?,
         breakdown,

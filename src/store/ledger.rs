@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Qu
 use super::entities::authorizations::{self, Column, Entity};
 use super::sql::Sql;
 use super::StoreError;
-use crate::domain::{CaptureCommand, Money};
+use crate::domain::{CaptureCommand, Money, ReleaseMechanism, ReleaseRules, ReleasedBy};
 
 /// Why the ledger refuses a capture before the provider is called.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,10 @@ pub enum LedgerRefusal {
     ExceedsAuthorization { remaining: Money },
     /// The ledger's running totals would leave the range they are kept in.
     LedgerFull,
+    /// A release (`release_id`) released the authorization, or is releasing it.
+    Released { release_id: String },
+    /// The provider documents no release in this situation (`reason` says which).
+    ReleaseUnsupported { reason: &'static str },
 }
 
 /// The largest total the ledger lets captures hold. Half of `i64`, so that what providers
@@ -142,6 +146,163 @@ pub fn admit(
     Ok(reserved)
 }
 
+/// How an admitted release goes: by a provider call, or already done by the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseBy {
+    Call,
+    Automatic,
+}
+
+/// Whether a release of what is left may be recorded, and how it will go. What is captured or
+/// in flight is not released: captures recorded before it keep their hold.
+pub fn admit_release(
+    ledger: &authorizations::Model,
+    command: &CaptureCommand,
+    rules: &ReleaseRules,
+) -> Result<ReleaseBy, LedgerRefusal> {
+    if let Some(release_id) = &ledger.release_id {
+        return Err(LedgerRefusal::Released {
+            release_id: release_id.clone(),
+        });
+    }
+    if let Some(closed_by) = &ledger.closed_by {
+        // A final capture released the rest where the provider does so by itself; elsewhere
+        // (Stax) the rest stays held at the provider until it is voided.
+        if rules.final_capture_releases {
+            return Err(LedgerRefusal::Closed {
+                closed_by: closed_by.clone(),
+            });
+        }
+    }
+    if let Some(given) = command.parts().authorized_amount {
+        if let Some(expected) = &ledger.currency_code {
+            if expected != given.currency().code() {
+                return Err(LedgerRefusal::CurrencyMismatch {
+                    expected: expected.clone(),
+                });
+            }
+        }
+        if let Some(known) = ledger
+            .authorized_minor
+            .filter(|k| *k != given.minor_units())
+        {
+            return Err(LedgerRefusal::AuthorizedAmountMismatch {
+                known: Money::from_minor_units(given.currency(), known),
+            });
+        }
+    }
+    let captures = u32::try_from(ledger.capture_count).unwrap_or(u32::MAX);
+    let mechanism = if ledger.closed_by.is_some() {
+        rules.after_partial_capture
+    } else {
+        rules.mechanism(captures)
+    };
+    match mechanism {
+        ReleaseMechanism::Call => Ok(ReleaseBy::Call),
+        ReleaseMechanism::Automatic => Ok(ReleaseBy::Automatic),
+        ReleaseMechanism::Unsupported(reason) => Err(LedgerRefusal::ReleaseUnsupported { reason }),
+    }
+}
+
+/// What releasing now would release: the authorized amount less what captures hold, when the
+/// authorized amount is known.
+fn releasable(ledger: &authorizations::Model) -> Option<i64> {
+    ledger
+        .authorized_minor
+        .map(|authorized| authorized.saturating_sub(ledger.held_minor).max(0))
+}
+
+/// Records an admitted release: it closes the authorization to captures at once (a capture
+/// recorded after it is refused), and, when the provider already released the rest
+/// (`Automatic`), what was released.
+pub async fn hold_release(
+    txn: &DatabaseTransaction,
+    ledger: &authorizations::Model,
+    command: &CaptureCommand,
+    release_id: &str,
+    by: ReleaseBy,
+    now: i64,
+) -> Result<(), StoreError> {
+    let given = command.parts().authorized_amount;
+    let mut ledger = ledger.clone();
+    if ledger.authorized_minor.is_none() {
+        ledger.authorized_minor = given.map(|m| m.minor_units());
+    }
+    let currency = ledger
+        .currency_code
+        .clone()
+        .or(given.map(|m| m.currency().code().to_owned()));
+    let mut update = Entity::update_many()
+        .col_expr(Column::CurrencyCode, Expr::value(currency))
+        .col_expr(
+            Column::AuthorizedMinor,
+            Expr::value(ledger.authorized_minor),
+        )
+        .col_expr(
+            Column::ClosedBy,
+            Expr::value(ledger.closed_by.clone().unwrap_or(release_id.to_owned())),
+        )
+        .col_expr(Column::ReleaseId, Expr::value(release_id))
+        .col_expr(Column::UpdateTime, Expr::value(now));
+    if by == ReleaseBy::Automatic {
+        update = update
+            .col_expr(Column::ReleasedMinor, Expr::value(releasable(&ledger)))
+            .col_expr(
+                Column::ReleasedBy,
+                Expr::value(ReleasedBy::ProviderAutomatic.as_str()),
+            );
+    }
+    update.filter(key_filter(&ledger)).exec(txn).await?;
+    Ok(())
+}
+
+/// The provider released the rest for `release_id`: records what was released.
+pub async fn released(
+    txn: &DatabaseTransaction,
+    key: &LedgerKey<'_>,
+    release_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let ledger = find(txn, key).await?;
+    if ledger.release_id.as_deref() != Some(release_id) || ledger.released_by.is_some() {
+        return Ok(());
+    }
+    Entity::update_many()
+        .col_expr(Column::ReleasedMinor, Expr::value(releasable(&ledger)))
+        .col_expr(
+            Column::ReleasedBy,
+            Expr::value(ReleasedBy::VoidCall.as_str()),
+        )
+        .col_expr(Column::UpdateTime, Expr::value(now))
+        .filter(key_filter(&ledger))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The provider refused `release_id`: the authorization is open again, unless a capture
+/// closed it.
+pub async fn release_refused(
+    txn: &DatabaseTransaction,
+    key: &LedgerKey<'_>,
+    release_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let ledger = find(txn, key).await?;
+    if ledger.release_id.as_deref() != Some(release_id) {
+        return Ok(());
+    }
+    let closed_by = ledger.closed_by.clone().filter(|by| by != release_id);
+    Entity::update_many()
+        .col_expr(Column::ClosedBy, Expr::value(closed_by))
+        .col_expr(Column::ReleaseId, Expr::value(Option::<String>::None))
+        .col_expr(Column::UpdateTime, Expr::value(now))
+        .filter(key_filter(&ledger))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 /// Records an admitted capture in the ledger.
 pub async fn hold(
     txn: &DatabaseTransaction,
@@ -181,7 +342,7 @@ pub async fn hold(
 
 /// Gives back what a capture held, after the provider refused or declined it; reopens the
 /// authorization if that capture had closed it.
-pub async fn release(
+pub async fn give_back(
     txn: &DatabaseTransaction,
     key: &LedgerKey<'_>,
     capture_id: &str,
@@ -257,6 +418,97 @@ mod tests {
             released_by: None,
             release_id: None,
         }
+    }
+
+    fn release(authorized: Option<&str>) -> Result<CaptureCommand, String> {
+        let parts = sample_parts().ok_or("fixture")?;
+        let authorized = authorized
+            .map(|v| Money::parse_positive("USD", v).map_err(|e| e.to_string()))
+            .transpose()?;
+        Ok(CaptureCommand::release(
+            parts.provider,
+            None,
+            parts.authorization_id,
+            authorized,
+            parts.request_id,
+        ))
+    }
+
+    const RULES: ReleaseRules = ReleaseRules {
+        before_capture: ReleaseMechanism::Call,
+        after_partial_capture: ReleaseMechanism::Unsupported("not after a capture"),
+        final_capture_releases: true,
+    };
+
+    #[test]
+    fn a_release_is_decided_by_the_ledger_and_the_providers_rules() -> Result<(), String> {
+        let open = ledger(0, 0);
+        assert_eq!(
+            admit_release(&open, &release(None)?, &RULES),
+            Ok(ReleaseBy::Call)
+        );
+        // After a capture this provider cannot release; another does it by itself.
+        let captured = ledger(1000, 1);
+        assert_eq!(
+            admit_release(&captured, &release(None)?, &RULES),
+            Err(LedgerRefusal::ReleaseUnsupported {
+                reason: "not after a capture"
+            })
+        );
+        let automatic = ReleaseRules {
+            after_partial_capture: ReleaseMechanism::Automatic,
+            ..RULES
+        };
+        assert_eq!(
+            admit_release(&captured, &release(None)?, &automatic),
+            Ok(ReleaseBy::Automatic)
+        );
+        // Released (or releasing) once: never again.
+        let released = authorizations::Model {
+            release_id: Some("rel_1".into()),
+            closed_by: Some("rel_1".into()),
+            ..ledger(0, 0)
+        };
+        assert_eq!(
+            admit_release(&released, &release(None)?, &RULES),
+            Err(LedgerRefusal::Released {
+                release_id: "rel_1".into()
+            })
+        );
+        // A final capture released the rest where the provider does so; elsewhere it is voided.
+        let closed = authorizations::Model {
+            closed_by: Some("cap_1".into()),
+            ..ledger(1000, 1)
+        };
+        assert_eq!(
+            admit_release(&closed, &release(None)?, &RULES),
+            Err(LedgerRefusal::Closed {
+                closed_by: "cap_1".into()
+            })
+        );
+        let voided_after = ReleaseRules {
+            after_partial_capture: ReleaseMechanism::Call,
+            final_capture_releases: false,
+            ..RULES
+        };
+        assert_eq!(
+            admit_release(&closed, &release(None)?, &voided_after),
+            Ok(ReleaseBy::Call)
+        );
+        // The authorized amount binds a release as it binds a capture.
+        let known = authorizations::Model {
+            authorized_minor: Some(10_000),
+            ..ledger(0, 0)
+        };
+        assert!(matches!(
+            admit_release(&known, &release(Some("99.00"))?, &RULES),
+            Err(LedgerRefusal::AuthorizedAmountMismatch { .. })
+        ));
+        assert_eq!(
+            admit_release(&known, &release(Some("100.00"))?, &RULES),
+            Ok(ReleaseBy::Call)
+        );
+        Ok(())
     }
 
     /// A capture of `value` USD with no authorized amount known.

@@ -1,5 +1,6 @@
 //! Persistence with sea-orm, identical on SQLite and PostgreSQL.
 
+mod authorizations;
 pub mod captures;
 mod changes;
 mod convert;

@@ -15,7 +15,7 @@ use super::sql::Sql;
 use super::writer::{self, Written};
 use super::{now_micros, Store, StoreError};
 use crate::domain::outcome::ProviderFailure;
-use crate::domain::{pan, CaptureRecord, CaptureStatus, ProviderOutcome, StatusReason};
+use crate::domain::{pan, CaptureRecord, CaptureStatus, Operation, ProviderOutcome, StatusReason};
 
 impl Store {
     /// Records what the provider said about a capture: status, provider fields, breakdown,
@@ -129,6 +129,10 @@ pub(super) async fn resolve_in(
         return Ok(Written::Discard(None));
     };
     let stale = row.status != record.status.as_str();
+    let operation = Operation::parse(&row.operation).ok_or_else(|| StoreError::Corrupt {
+        id: row.id.clone(),
+        problem: "operation".into(),
+    })?;
     let key = LedgerKey {
         provider: &row.provider,
         account: &row.provider_account,
@@ -150,15 +154,25 @@ pub(super) async fn resolve_in(
     match &resolution {
         Resolution::Outcome(outcome) => {
             apply_outcome(&mut update, outcome);
-            if !outcome.status.holds_funds() {
-                ledger::release(txn, &key, &row.id, row.reserved_minor, now).await?;
-                update.reserved_minor = Set(0);
-            } else if let Some(captured) = outcome.captured_amount {
-                let delta = captured.minor_units() - row.reserved_minor;
-                if delta != 0 {
-                    ledger::adjust(txn, &key, delta, now).await?;
-                    update.reserved_minor = Set(captured.minor_units());
+            match operation {
+                Operation::Capture if !outcome.status.holds_funds() => {
+                    ledger::give_back(txn, &key, &row.id, row.reserved_minor, now).await?;
+                    update.reserved_minor = Set(0);
                 }
+                Operation::Capture => {
+                    if let Some(captured) = outcome.captured_amount {
+                        let delta = captured.minor_units() - row.reserved_minor;
+                        if delta != 0 {
+                            ledger::adjust(txn, &key, delta, now).await?;
+                            update.reserved_minor = Set(captured.minor_units());
+                        }
+                    }
+                }
+                Operation::Release => match outcome.status {
+                    CaptureStatus::Completed => ledger::released(txn, &key, &row.id, now).await?,
+                    CaptureStatus::Processing | CaptureStatus::Pending => {}
+                    _ => ledger::release_refused(txn, &key, &row.id, now).await?,
+                },
             }
             if let Some(breakdown) = &outcome.breakdown {
                 // A later answer replaces what an earlier one reported. Only an outcome
@@ -205,7 +219,12 @@ pub(super) async fn resolve_in(
             update.error_debug_id = Set(failure.debug_id.clone());
             update.error_http_status = Set(Some(i32::from(failure.http_status)));
             update.reserved_minor = Set(0);
-            ledger::release(txn, &key, &row.id, row.reserved_minor, now).await?;
+            match operation {
+                Operation::Capture => {
+                    ledger::give_back(txn, &key, &row.id, row.reserved_minor, now).await?
+                }
+                Operation::Release => ledger::release_refused(txn, &key, &row.id, now).await?,
+            }
             let detail = serde_json::json!({
                 "code": failure.code,
                 "message": masked(&failure.message),
@@ -226,6 +245,7 @@ pub(super) async fn resolve_in(
         Resolution::Refunded { status, total } => {
             update.status = Set(status.as_str().to_owned());
             update.status_reason = Set(Some(StatusReason::Refunded.as_str().to_owned()));
+            update.refunded_minor = Set(Some(total.minor_units()));
             let detail = serde_json::json!({ "refunded_total": total.to_string() });
             insert_event(txn, source, &row.id, "REFUNDED", *status, detail, now).await?;
         }
@@ -308,9 +328,10 @@ fn applied(mut record: CaptureRecord, resolution: &Resolution, now: i64) -> Capt
                 ..failure.clone()
             });
         }
-        Resolution::Refunded { status, .. } => {
+        Resolution::Refunded { status, total } => {
             record.status = *status;
             record.reason = Some(StatusReason::Refunded);
+            record.refunded_amount = Some(*total);
         }
         Resolution::Unknown { .. } => {
             record.reason = Some(StatusReason::ProviderOutcomeUnknown);

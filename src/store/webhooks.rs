@@ -125,13 +125,14 @@ impl Store {
     ) -> Result<Option<CaptureRecord>, StoreError> {
         static BY_PROVIDER_ID: LazyLock<Sql> = LazyLock::new(|| {
             read::select_where(
-                "c.provider = $1 AND c.provider_account = $2 AND c.provider_capture_id = $3",
+                "c.provider = $1 AND c.provider_account = $2 AND c.provider_capture_id = $3 \
+                 AND c.operation = 'capture'",
             )
         });
         static BY_REFERENCE: LazyLock<Sql> = LazyLock::new(|| {
             read::select_where(
                 "c.provider = $1 AND c.provider_account = $2 AND c.authorization_id = $3 \
-                 AND (c.id = $4 OR c.reference = $5)",
+                 AND (c.id = $4 OR c.reference = $5) AND c.operation = 'capture'",
             )
         });
         let scope = || -> Vec<sea_orm::Value> { vec![provider.as_str().into(), account.into()] };
@@ -166,7 +167,10 @@ impl Store {
         }
         // A hint's ids may be the provider's or ours (a reference the provider echoes).
         static BY_OWN_ID: LazyLock<Sql> = LazyLock::new(|| {
-            read::select_where("c.provider = $1 AND c.provider_account = $2 AND c.id = $3")
+            read::select_where(
+                "c.provider = $1 AND c.provider_account = $2 AND c.id = $3 \
+                 AND c.operation = 'capture'",
+            )
         });
         for id in &keys.candidates {
             let mut values = scope();

@@ -227,7 +227,7 @@ impl Metrics {
         // series that appears only with its first event misses that event, and an alert on a
         // series that does not exist yet can never fire.
         for provider in Provider::ALL.map(|p| p.as_str()) {
-            for (operation, outcome) in ["capture", "lookup", "verify_webhook"]
+            for (operation, outcome) in ["capture", "release", "lookup", "verify_webhook"]
                 .into_iter()
                 .flat_map(|o| OUTCOMES.map(|outcome| (o, outcome)))
             {

@@ -14,6 +14,7 @@ mod input_bounds;
 mod isolation;
 mod mtls;
 mod reconciliation;
+mod releases;
 mod replicas;
 mod resent;
 mod sandbox_book;

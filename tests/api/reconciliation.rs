@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::on_both_databases;
-use capture_service::domain::{CaptureCommand, CaptureStatus as DomainStatus};
+use capture_service::domain::{CaptureCommand, CaptureStatus as DomainStatus, ReleaseRules};
 use capture_service::proto::{self, CaptureStatus, CaptureStatusReason};
 use capture_service::store::{Begin, NewCapture, Store};
 use tonic::Code;
@@ -159,6 +159,7 @@ async fn a_capture_cut_off_by_a_crash_is_captured_once_by_the_reconciler(db: Db)
             command: &command,
             // As a crashed process leaves it once its request's lease has run out.
             lease_micros: 0,
+            release_rules: ReleaseRules::NONE,
         })
         .await?;
     assert!(matches!(begun, Begin::Created(_)));

@@ -415,6 +415,16 @@ async fn paypal_events_are_verified_by_paypal_and_refunds_follow_the_refunded_to
     })
     .await?;
     assert_eq!(partly.status(), CaptureStatus::PartiallyRefunded);
+    // The refunded total shows on the capture and on its authorization.
+    assert_eq!(partly.refunded_amount, usd("15.00"));
+    let authorization = app
+        .authorization_as(
+            TENANT_A_KEY,
+            capture_service::proto::Provider::Paypal,
+            &capture.authorization_id,
+        )
+        .await?;
+    assert_eq!(authorization.refunded_amount, usd("15.00"));
     paypal_admin(
         &app,
         &capture.provider_capture_id,
@@ -427,6 +437,7 @@ async fn paypal_events_are_verified_by_paypal_and_refunds_follow_the_refunded_to
     })
     .await?;
     assert_eq!(refunded.status(), CaptureStatus::Refunded);
+    assert_eq!(refunded.refunded_amount, capture.captured_amount);
     let trail = sources(&app, &capture.id).await?;
     let by_webhook: Vec<&str> = trail
         .iter()

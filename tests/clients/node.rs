@@ -67,5 +67,18 @@ async fn a_node_grpc_js_client_captures_pages_watches_and_reads_field_violations
         seen["bad_request"]["violations"],
         serde_json::json!([["amount.value", "USD allows at most 2 decimal places"]])
     );
+    assert_eq!(
+        seen["authorization_before"],
+        serde_json::json!(["AUTHORIZATION_STATUS_OPEN", "30.00", 2])
+    );
+    assert_eq!(
+        seen["release"],
+        serde_json::json!([
+            "CAPTURE_STATUS_COMPLETED",
+            "RELEASED_BY_VOID_CALL",
+            "AUTHORIZATION_STATUS_RELEASED",
+            "70.00"
+        ])
+    );
     app.stop().await
 }

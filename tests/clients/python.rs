@@ -63,6 +63,19 @@ async fn a_python_grpcio_client_captures_and_reads_field_violations() -> TestRes
         seen["bad_request"]["violations"],
         serde_json::json!([["amount.value", "JPY allows at most 0 decimal places"]])
     );
+    assert_eq!(
+        seen["authorization_before"],
+        serde_json::json!(["AUTHORIZATION_STATUS_OPEN", "2000", 2])
+    );
+    assert_eq!(
+        seen["release"],
+        serde_json::json!([
+            "CAPTURE_STATUS_COMPLETED",
+            "RELEASED_BY_VOID_CALL",
+            "AUTHORIZATION_STATUS_RELEASED",
+            "3000"
+        ])
+    );
     let stored = app
         .get(TENANT_A_KEY, seen["id"].as_str().unwrap_or_default())
         .await?;

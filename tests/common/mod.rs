@@ -287,6 +287,41 @@ impl TestApp {
         Ok(self.get(TENANT_A_KEY, id).await?)
     }
 
+    /// Releases what is left of an authorization, as the tenant of `key`.
+    pub async fn release_as(
+        &self,
+        key: &str,
+        request: proto::ReleaseAuthorizationRequest,
+    ) -> Result<proto::ReleaseAuthorizationResponse, Status> {
+        let mut client = self.client.clone();
+        client
+            .release_authorization(Self::authed(request, key))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// The authorization `authorization_id` at `provider`'s default account, as the tenant of
+    /// `key` sees it.
+    pub async fn authorization_as(
+        &self,
+        key: &str,
+        provider: proto::Provider,
+        authorization_id: &str,
+    ) -> Result<proto::Authorization, Status> {
+        let mut client = self.client.clone();
+        let request = proto::GetAuthorizationRequest {
+            provider: provider as i32,
+            authorization_id: authorization_id.to_owned(),
+            ..Default::default()
+        };
+        client
+            .get_authorization(Self::authed(request, key))
+            .await?
+            .into_inner()
+            .authorization
+            .ok_or_else(|| Status::internal("no authorization in response"))
+    }
+
     pub async fn get(&self, key: &str, id: &str) -> Result<proto::Capture, Status> {
         let mut client = self.client.clone();
         let request = proto::GetCaptureRequest { id: id.to_owned() };
@@ -423,6 +458,22 @@ pub fn capture_request(
         authorization_id: authorization_id.to_owned(),
         amount,
         request_id: format!("req-{}", hex::encode(random)),
+        ..Default::default()
+    }
+}
+
+/// A release request at `provider` for `authorization_id` with a fresh request id.
+pub fn release_request(
+    provider: proto::Provider,
+    authorization_id: &str,
+    authorized_amount: Option<Money>,
+) -> proto::ReleaseAuthorizationRequest {
+    let capture = capture_request(provider, authorization_id, None);
+    proto::ReleaseAuthorizationRequest {
+        provider: provider as i32,
+        authorization_id: authorization_id.to_owned(),
+        authorized_amount,
+        request_id: capture.request_id.replace("req-", "rel-"),
         ..Default::default()
     }
 }

@@ -134,5 +134,21 @@ try {
   seen.bad_request = { code: grpc.status[error.code], violations };
 }
 
+// The authorization as a whole: what its captures add up to, then the rest released.
+const key = { provider: "PROVIDER_PAYPAL", authorization_id: authorizationId };
+const before = (await call("GetAuthorization", key)).authorization;
+seen.authorization_before = [before.status, before.captured_amount.value, before.captures.length];
+const released = await call("ReleaseAuthorization", {
+  ...key,
+  authorized_amount: { currency_code: "USD", value: "100.00" },
+  request_id: "node-release",
+});
+seen.release = [
+  released.release.status,
+  released.release.released_by,
+  released.authorization.status,
+  released.authorization.released_amount.value,
+];
+
 client.close();
 console.log(JSON.stringify(seen));

@@ -80,4 +80,29 @@ with grpc.insecure_channel(target) as channel:
                 violations += [[v.field, v.description] for v in info.field_violations]
         seen["bad_request"] = {"code": error.code().name, "violations": violations}
 
+    # The authorization as a whole: what its captures add up to, then the rest released.
+    key = dict(provider=capture_pb2.PROVIDER_PAYPAL, authorization_id=authorization_id)
+    before = stub.GetAuthorization(
+        capture_service_pb2.GetAuthorizationRequest(**key), metadata=metadata
+    ).authorization
+    seen["authorization_before"] = [
+        capture_pb2.AuthorizationStatus.Name(before.status),
+        before.captured_amount.value,
+        len(before.captures),
+    ]
+    released = stub.ReleaseAuthorization(
+        capture_service_pb2.ReleaseAuthorizationRequest(
+            **key,
+            authorized_amount=capture_pb2.Money(currency_code="JPY", value="5000"),
+            request_id="python-release",
+        ),
+        metadata=metadata,
+    )
+    seen["release"] = [
+        capture_pb2.CaptureStatus.Name(released.release.status),
+        capture_pb2.ReleasedBy.Name(released.release.released_by),
+        capture_pb2.AuthorizationStatus.Name(released.authorization.status),
+        released.authorization.released_amount.value,
+    ]
+
 print(json.dumps(seen))

@@ -1,0 +1,223 @@
+//! An authorization as a whole: what its captures and releases add up to.
+
+use super::capture::Operation;
+use super::money::{Currency, Money};
+use super::release::ReleasedBy;
+use super::{CaptureRecord, CaptureStatus};
+
+/// Where an authorization stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizationStatus {
+    /// Captures may still be made.
+    Open,
+    /// A final (or full-amount) capture closed it.
+    Closed,
+    /// A release is recorded and its outcome is not known yet.
+    Releasing,
+    /// What was left was released.
+    Released,
+}
+
+/// What the ledger keeps of an authorization (for every tenant that used it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerFacts {
+    pub currency: Option<Currency>,
+    pub authorized_minor: Option<i64>,
+    pub closed_by: Option<String>,
+    pub release_id: Option<String>,
+    pub released_by: Option<ReleasedBy>,
+    pub released_minor: Option<i64>,
+}
+
+/// An authorization as one tenant sees it.
+#[derive(Debug, Clone)]
+pub struct AuthorizationState {
+    pub status: AuthorizationStatus,
+    pub currency: Option<Currency>,
+    pub authorized: Option<Money>,
+    /// Completed captures (refunds not deducted).
+    pub captured: Option<Money>,
+    /// Captures `PROCESSING` or `PENDING`.
+    pub pending: Option<Money>,
+    pub released: Option<Money>,
+    pub remaining: Option<Money>,
+    pub refunded: Option<Money>,
+    pub released_by: Option<ReleasedBy>,
+    pub closed_by: Option<String>,
+    /// Oldest first.
+    pub captures: Vec<CaptureRecord>,
+    /// Oldest first.
+    pub releases: Vec<CaptureRecord>,
+}
+
+/// Adds up `records` (the tenant's captures and releases of one authorization, oldest first)
+/// beside what the ledger keeps. `final_capture_releases`: the provider releases the rest when a
+/// final capture completes.
+pub fn summarize(
+    ledger: LedgerFacts,
+    records: Vec<CaptureRecord>,
+    final_capture_releases: bool,
+) -> AuthorizationState {
+    let (releases, captures): (Vec<_>, Vec<_>) = records
+        .into_iter()
+        .partition(|r| r.command.operation() == Operation::Release);
+    let currency = ledger.currency.or_else(|| {
+        captures
+            .iter()
+            .find_map(|c| c.command.parts().amount.or(c.captured_amount))
+            .map(|m| m.currency())
+    });
+    let sum = |pick: &dyn Fn(&CaptureRecord) -> Option<i64>| -> i64 {
+        captures.iter().filter_map(pick).sum()
+    };
+    let captured = sum(&|c| {
+        matches!(
+            c.status,
+            CaptureStatus::Completed | CaptureStatus::PartiallyRefunded | CaptureStatus::Refunded
+        )
+        .then(|| c.captured_amount.or(c.command.parts().amount))
+        .flatten()
+        .map(|m| m.minor_units())
+    });
+    let pending = sum(&|c| {
+        matches!(c.status, CaptureStatus::Processing | CaptureStatus::Pending)
+            .then_some(c.command.parts().amount)
+            .flatten()
+            .map(|m| m.minor_units())
+    });
+    let refunded = sum(&|c| c.refunded_amount.map(|m| m.minor_units()));
+    let closing_capture = ledger
+        .closed_by
+        .as_deref()
+        .and_then(|id| captures.iter().find(|c| c.id == id));
+    let status = match (&ledger.release_id, ledger.released_by, &ledger.closed_by) {
+        (Some(_), Some(_), _) => AuthorizationStatus::Released,
+        (Some(_), None, _) => AuthorizationStatus::Releasing,
+        (None, _, Some(_)) => AuthorizationStatus::Closed,
+        (None, _, None) => AuthorizationStatus::Open,
+    };
+    let final_capture_released = status == AuthorizationStatus::Closed
+        && final_capture_releases
+        && closing_capture.is_some_and(|c| c.status == CaptureStatus::Completed);
+    let (released_by, released_minor) = match (ledger.released_by, final_capture_released) {
+        (Some(by), _) => (Some(by), ledger.released_minor),
+        (None, true) => (
+            Some(ReleasedBy::FinalCapture),
+            ledger
+                .authorized_minor
+                .map(|a| a.saturating_sub(captured).max(0)),
+        ),
+        (None, false) => (None, None),
+    };
+    let remaining = match status {
+        AuthorizationStatus::Open => ledger
+            .authorized_minor
+            .map(|a| a.saturating_sub(captured).saturating_sub(pending).max(0)),
+        _ => Some(0),
+    };
+    let money = |minor: Option<i64>| {
+        currency
+            .zip(minor)
+            .map(|(c, m)| Money::from_minor_units(c, m))
+    };
+    AuthorizationState {
+        status,
+        currency,
+        authorized: money(ledger.authorized_minor),
+        captured: money(Some(captured)),
+        pending: money(Some(pending)),
+        released: money(released_minor),
+        remaining: money(remaining),
+        refunded: money((refunded > 0).then_some(refunded)),
+        released_by,
+        closed_by: ledger.closed_by,
+        captures,
+        releases,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::capture::sample_parts;
+    use crate::domain::record::sample_record;
+    use crate::domain::CaptureCommand;
+
+    fn usd(minor: i64) -> Option<Money> {
+        Currency::from_code("USD").map(|c| Money::from_minor_units(c, minor))
+    }
+
+    fn capture(id: &str, minor: i64, status: CaptureStatus) -> Option<CaptureRecord> {
+        let mut parts = sample_parts()?;
+        parts.amount = usd(minor);
+        parts.authorized_amount = None;
+        let mut record = sample_record(id, CaptureCommand::new(parts).ok()?);
+        record.status = status;
+        if status == CaptureStatus::Completed {
+            record.captured_amount = usd(minor);
+        }
+        Some(record)
+    }
+
+    fn ledger(closed_by: Option<&str>) -> LedgerFacts {
+        LedgerFacts {
+            currency: Currency::from_code("USD"),
+            authorized_minor: Some(10_000),
+            closed_by: closed_by.map(str::to_owned),
+            ..LedgerFacts::default()
+        }
+    }
+
+    #[test]
+    fn amounts_add_up_from_the_captures() -> Result<(), &'static str> {
+        let records = vec![
+            capture("cap_1", 3_000, CaptureStatus::Completed).ok_or("fixture")?,
+            capture("cap_2", 1_000, CaptureStatus::Processing).ok_or("fixture")?,
+            capture("cap_3", 500, CaptureStatus::Declined).ok_or("fixture")?,
+        ];
+        let state = summarize(ledger(None), records, true);
+        assert_eq!(state.status, AuthorizationStatus::Open);
+        assert_eq!(state.captured, usd(3_000));
+        assert_eq!(state.pending, usd(1_000));
+        assert_eq!(state.remaining, usd(6_000));
+        assert_eq!(state.released, None);
+        assert_eq!(state.captures.len(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_completed_final_capture_released_the_rest_only_where_the_provider_does() {
+        let records = || {
+            capture("cap_1", 4_000, CaptureStatus::Completed)
+                .into_iter()
+                .collect()
+        };
+        let state = summarize(ledger(Some("cap_1")), records(), true);
+        assert_eq!(state.status, AuthorizationStatus::Closed);
+        assert_eq!(state.released_by, Some(ReleasedBy::FinalCapture));
+        assert_eq!(state.released, usd(6_000));
+        assert_eq!(state.remaining, usd(0));
+        let stax_like = summarize(ledger(Some("cap_1")), records(), false);
+        assert_eq!(stax_like.released_by, None);
+        assert_eq!(stax_like.released, None);
+    }
+
+    #[test]
+    fn a_release_in_flight_is_releasing_and_a_made_one_released() {
+        let releasing = LedgerFacts {
+            release_id: Some("rel_1".into()),
+            ..ledger(Some("rel_1"))
+        };
+        let state = summarize(releasing.clone(), Vec::new(), true);
+        assert_eq!(state.status, AuthorizationStatus::Releasing);
+        assert_eq!(state.remaining, usd(0));
+        let released = LedgerFacts {
+            released_by: Some(ReleasedBy::VoidCall),
+            released_minor: Some(10_000),
+            ..releasing
+        };
+        let state = summarize(released, Vec::new(), true);
+        assert_eq!(state.status, AuthorizationStatus::Released);
+        assert_eq!(state.released, usd(10_000));
+    }
+}

@@ -1,0 +1,379 @@
+//! `ReleaseAuthorization` and `GetAuthorization`: the authorization as a whole. A release is
+//! recorded before the provider is called, like a capture; afterwards captures are refused; a
+//! final capture releases the rest where the provider does so by itself; the authorization's
+//! amounts add up from its captures. On SQLite and PostgreSQL, at the built-in sandbox (written
+//! from the providers' documentation) and at counting stand-ins.
+
+use std::time::{Duration, Instant};
+
+use capture_service::proto::{self, AuthorizationStatus, CaptureStatus, Provider, ReleasedBy};
+use tonic::Code;
+
+use crate::common::mock_provider::{MockProvider, Reply};
+use crate::common::*;
+use crate::on_both_databases;
+
+on_both_databases!(
+    a_release_before_any_capture_releases_the_whole_authorization,
+    a_release_after_partial_captures_releases_what_they_left,
+    a_final_capture_releases_the_rest,
+    payment_options_releases_the_rest_of_a_lesser_capture_by_itself,
+    every_provider_releases_an_uncaptured_authorization,
+    a_bad_release_request_names_its_fields_and_writes_nothing,
+    another_tenant_sees_neither_the_authorization_nor_its_release,
+    an_unknown_release_outcome_is_settled_by_the_reconciler,
+    a_refused_release_reopens_the_authorization,
+);
+
+const TENANT_A: &str = TENANT_A_KEY;
+
+/// What `value` is in cents.
+fn cents(money: &Option<proto::Money>) -> Option<i64> {
+    let money = money.as_ref()?;
+    let value: rust_decimal::Decimal = money.value.parse().ok()?;
+    (value * rust_decimal::Decimal::from(100)).try_into().ok()
+}
+
+async fn a_release_before_any_capture_releases_the_whole_authorization(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    let request = release_request(Provider::Paypal, &auth, usd("100.00"));
+    let answer = app.release_as(TENANT_A, request.clone()).await?;
+    assert!(!answer.replayed);
+    let release = answer.release.ok_or("no release")?;
+    assert!(release.id.starts_with("rel_"), "{release:?}");
+    assert_eq!(release.status(), CaptureStatus::Completed, "{release:?}");
+    assert_eq!(release.released_by(), ReleasedBy::VoidCall);
+    let authorization = answer.authorization.ok_or("no authorization")?;
+    assert_eq!(authorization.status(), AuthorizationStatus::Released);
+    assert_eq!(cents(&authorization.released_amount), Some(10_000));
+    assert_eq!(cents(&authorization.remaining_amount), Some(0));
+    assert_eq!(authorization.closed_by, release.id);
+
+    // Captures are refused afterwards, before the provider is called.
+    let refused_capture = app.capture(paypal_capture(&auth, usd("1.00"))).await;
+    let metadata = refused(
+        refused_capture,
+        Code::FailedPrecondition,
+        "AUTHORIZATION_RELEASED",
+    )?;
+    assert_eq!(detail(&metadata, "release_id"), Some(release.id.as_str()));
+    // The same request replays the release; a second release is refused.
+    let again = app.release_as(TENANT_A, request).await?;
+    assert!(again.replayed);
+    assert_eq!(again.release.map(|r| r.id), Some(release.id.clone()));
+    let second = app
+        .release_as(TENANT_A, release_request(Provider::Paypal, &auth, None))
+        .await;
+    refused(second, Code::FailedPrecondition, "AUTHORIZATION_RELEASED")?;
+    // No capture of it was listed, and its read is the answer's.
+    let read = app
+        .authorization_as(TENANT_A, Provider::Paypal, &auth)
+        .await?;
+    assert_eq!(read.releases.len(), 1);
+    assert!(read.captures.is_empty());
+    assert_eq!(read.status(), AuthorizationStatus::Released);
+    app.stop().await
+}
+
+async fn a_release_after_partial_captures_releases_what_they_left(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    let mut first = paypal_capture(&auth, usd("30.00"));
+    first.authorized_amount = usd("100.00");
+    let first = app.captured(first).await?;
+    let second = app.captured(paypal_capture(&auth, usd("20.50"))).await?;
+    let open = app
+        .authorization_as(TENANT_A, Provider::Paypal, &auth)
+        .await?;
+    assert_eq!(open.status(), AuthorizationStatus::Open);
+    assert_eq!(cents(&open.captured_amount), Some(5_050));
+    assert_eq!(cents(&open.remaining_amount), Some(4_950));
+    assert_eq!(cents(&open.pending_amount), Some(0));
+    assert_eq!(
+        open.captures
+            .iter()
+            .map(|c| c.id.clone())
+            .collect::<Vec<_>>(),
+        vec![first.id.clone(), second.id.clone()]
+    );
+    // GetAuthorization is the sum of its captures.
+    let summed: i64 = open
+        .captures
+        .iter()
+        .filter_map(|c| cents(&c.captured_amount))
+        .sum();
+    assert_eq!(cents(&open.captured_amount), Some(summed));
+
+    let answer = app
+        .release_as(TENANT_A, release_request(Provider::Paypal, &auth, None))
+        .await?;
+    let release = answer.release.ok_or("no release")?;
+    assert_eq!(release.status(), CaptureStatus::Completed, "{release:?}");
+    let after = answer.authorization.ok_or("no authorization")?;
+    assert_eq!(after.status(), AuthorizationStatus::Released);
+    assert_eq!(cents(&after.captured_amount), Some(5_050));
+    assert_eq!(cents(&after.released_amount), Some(4_950));
+    assert_eq!(cents(&after.remaining_amount), Some(0));
+    assert_eq!(after.released_by(), ReleasedBy::VoidCall);
+    // The captures are untouched.
+    assert_eq!(app.get(TENANT_A, &first.id).await?, first);
+    app.stop().await
+}
+
+async fn a_final_capture_releases_the_rest(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "100.00", "APPROVE").await?;
+    let mut request = paypal_capture(&auth, usd("40.00"));
+    request.authorized_amount = usd("100.00");
+    request.final_capture = true;
+    let capture = app.captured(request).await?;
+    let authorization = app
+        .authorization_as(TENANT_A, Provider::Paypal, &auth)
+        .await?;
+    assert_eq!(authorization.status(), AuthorizationStatus::Closed);
+    assert_eq!(authorization.released_by(), ReleasedBy::FinalCapture);
+    assert_eq!(cents(&authorization.released_amount), Some(6_000));
+    assert_eq!(cents(&authorization.remaining_amount), Some(0));
+    assert_eq!(authorization.closed_by, capture.id);
+    // Nothing is left to release.
+    let release = app
+        .release_as(TENANT_A, release_request(Provider::Paypal, &auth, None))
+        .await;
+    refused(release, Code::FailedPrecondition, "AUTHORIZATION_CLOSED")?;
+    app.stop().await
+}
+
+async fn payment_options_releases_the_rest_of_a_lesser_capture_by_itself(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app
+        .authorize_at("payment_options", "EUR", "80.00", "APPROVE")
+        .await?;
+    let mut request = capture_request(Provider::PaymentOptions, &auth, money("EUR", "30.00"));
+    request.authorized_amount = money("EUR", "80.00");
+    app.captured(request).await?;
+    let answer = app
+        .release_as(
+            TENANT_A,
+            release_request(Provider::PaymentOptions, &auth, None),
+        )
+        .await?;
+    let release = answer.release.ok_or("no release")?;
+    assert_eq!(release.status(), CaptureStatus::Completed, "{release:?}");
+    assert_eq!(release.released_by(), ReleasedBy::ProviderAutomatic);
+    // No call was made: the provider never answered it.
+    assert_eq!(release.provider_status, "");
+    assert_eq!(release.provider_release_id, "");
+    let authorization = answer.authorization.ok_or("no authorization")?;
+    assert_eq!(authorization.status(), AuthorizationStatus::Released);
+    assert_eq!(cents(&authorization.released_amount), Some(5_000));
+    app.stop().await
+}
+
+async fn every_provider_releases_an_uncaptured_authorization(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    for (provider, name) in [
+        (Provider::Paypal, "paypal"),
+        (Provider::Checkout, "checkout"),
+        (Provider::Cybersource, "cybersource"),
+        (Provider::PaymentOptions, "payment_options"),
+        (Provider::Stax, "stax"),
+    ] {
+        let auth = app.authorize_at(name, "USD", "25.00", "APPROVE").await?;
+        let answer = app
+            .release_as(TENANT_A, release_request(provider, &auth, usd("25.00")))
+            .await?;
+        let mut release = answer.release.ok_or("no release")?;
+        // Checkout.com accepts a void and confirms it later: the reconciler asks.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while release.status() == CaptureStatus::Pending && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let read = app.authorization_as(TENANT_A, provider, &auth).await?;
+            release = read.releases.into_iter().next().ok_or("no release")?;
+        }
+        assert_eq!(
+            release.status(),
+            CaptureStatus::Completed,
+            "{name}: {release:?}"
+        );
+        assert_eq!(release.released_by(), ReleasedBy::VoidCall, "{name}");
+        assert!(!release.provider_status.is_empty(), "{name}: {release:?}");
+        let authorization = app.authorization_as(TENANT_A, provider, &auth).await?;
+        assert_eq!(
+            authorization.status(),
+            AuthorizationStatus::Released,
+            "{name}"
+        );
+        assert_eq!(cents(&authorization.released_amount), Some(2_500), "{name}");
+        let capture = app
+            .capture(capture_request(provider, &auth, usd("1.00")))
+            .await;
+        refused(capture, Code::FailedPrecondition, "AUTHORIZATION_RELEASED")?;
+    }
+    app.stop().await
+}
+
+async fn a_bad_release_request_names_its_fields_and_writes_nothing(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let request = proto::ReleaseAuthorizationRequest {
+        provider: 0,
+        authorization_id: "../admin".into(),
+        authorized_amount: usd("1.001"),
+        request_id: String::new(),
+        ..Default::default()
+    };
+    let status = error_of(app.release_as(TENANT_A, request).await)?;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let mut fields = bad_fields(&status);
+    fields.sort();
+    assert_eq!(
+        fields,
+        vec![
+            "authorization_id",
+            "authorized_amount.value",
+            "provider",
+            "request_id"
+        ]
+    );
+    let listed = app
+        .list(TENANT_A, proto::ListCapturesRequest::default())
+        .await?;
+    assert!(listed.captures.is_empty());
+    let unknown = app
+        .authorization_as(TENANT_A, Provider::Paypal, "NEVER-USED")
+        .await;
+    assert_code(&unknown, Code::NotFound);
+    app.stop().await
+}
+
+async fn another_tenant_sees_neither_the_authorization_nor_its_release(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "10.00", "APPROVE").await?;
+    app.release_as(TENANT_A, release_request(Provider::Paypal, &auth, None))
+        .await?;
+    let seen_by_b = app
+        .authorization_as(TENANT_B_KEY, Provider::Paypal, &auth)
+        .await;
+    assert_code(&seen_by_b, Code::NotFound);
+    // Nor do releases show among captures.
+    let listed = app
+        .list(TENANT_A, proto::ListCapturesRequest::default())
+        .await?;
+    assert!(listed.captures.is_empty(), "{listed:?}");
+    app.stop().await
+}
+
+const AUTHORIZATION: &str = "5KX12345AB678901C";
+
+/// A stand-in PayPal that grants tokens.
+async fn stand_in_paypal() -> Result<MockProvider, Box<dyn std::error::Error>> {
+    let paypal = MockProvider::start().await?;
+    paypal.default_for(http::Method::POST, "/v1/oauth2/token", |_| {
+        Reply::json(
+            200,
+            r#"{"access_token":"token","token_type":"Bearer","expires_in":3600}"#,
+        )
+    });
+    Ok(paypal)
+}
+
+fn void_path() -> String {
+    format!("/v2/payments/authorizations/{AUTHORIZATION}/void")
+}
+
+async fn an_unknown_release_outcome_is_settled_by_the_reconciler(db: Db) -> TestResult {
+    let paypal = stand_in_paypal().await?;
+    // PayPal voided, but its answer was lost; then it answers the same void again.
+    paypal.reply(http::Method::POST, &void_path(), Reply::empty(503));
+    paypal.reply(http::Method::POST, &void_path(), Reply::empty(204));
+    let base = paypal.url();
+    let app = TestApp::spawn_with(db, move |config| {
+        use_paypal_at(config, base);
+        config.providers.max_retries = 0;
+        config.reconcile.interval = Duration::from_millis(100);
+        config.reconcile.min_age = Duration::ZERO;
+    })
+    .await?;
+    let request = release_request(Provider::Paypal, AUTHORIZATION, usd("50.00"));
+    let unknown = app.release_as(TENANT_A, request).await;
+    let release_id = unknown_outcome(unknown, "paypal")?;
+    assert!(release_id.starts_with("rel_"), "{release_id}");
+    // Meanwhile the authorization is closed to captures.
+    let capture = app
+        .capture(paypal_capture(AUTHORIZATION, usd("1.00")))
+        .await;
+    refused(capture, Code::FailedPrecondition, "AUTHORIZATION_RELEASED")?;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let authorization = loop {
+        let read = app
+            .authorization_as(TENANT_A, Provider::Paypal, AUTHORIZATION)
+            .await?;
+        if read.status() != AuthorizationStatus::Releasing || Instant::now() > deadline {
+            break read;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(authorization.status(), AuthorizationStatus::Released);
+    assert_eq!(cents(&authorization.released_amount), Some(5_000));
+    let release = authorization.releases.first().ok_or("no release")?;
+    assert_eq!(release.id, release_id);
+    assert_eq!(release.status(), CaptureStatus::Completed);
+    // Both sendings were one void under one key; no capture was sent.
+    let voids = paypal.seen(&void_path());
+    assert_eq!(voids.len(), 2, "{voids:?}");
+    assert!(voids
+        .iter()
+        .all(|v| v.header("paypal-request-id") == Some(release_id.as_str())));
+    assert!(paypal
+        .requests()
+        .iter()
+        .all(|r| !r.path.ends_with("/capture")));
+    app.stop().await
+}
+
+async fn a_refused_release_reopens_the_authorization(db: Db) -> TestResult {
+    let paypal = stand_in_paypal().await?;
+    paypal.reply(
+        http::Method::POST,
+        &void_path(),
+        Reply::json(
+            422,
+            r#"{"name":"UNPROCESSABLE_ENTITY","details":[{"issue":"CANNOT_BE_VOIDED","description":"A reauthorization cannot be voided."}],"debug_id":"dbg-1"}"#,
+        ),
+    );
+    let capture_path = format!("/v2/payments/authorizations/{AUTHORIZATION}/capture");
+    paypal.reply(
+        http::Method::POST,
+        &capture_path,
+        Reply::json(
+            201,
+            r#"{"id":"2GG279541U471931P","status":"COMPLETED","amount":{"currency_code":"USD","value":"5.00"}}"#,
+        ),
+    );
+    let app = TestApp::spawn_against_paypal(db, &paypal.url()).await?;
+    let refused_release = app
+        .release_as(
+            TENANT_A,
+            release_request(Provider::Paypal, AUTHORIZATION, None),
+        )
+        .await;
+    let status = error_of(refused_release)?;
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let authorization = app
+        .authorization_as(TENANT_A, Provider::Paypal, AUTHORIZATION)
+        .await?;
+    assert_eq!(authorization.status(), AuthorizationStatus::Open);
+    let release = authorization.releases.first().ok_or("no release")?;
+    assert_eq!(release.status(), CaptureStatus::Failed);
+    assert_eq!(
+        release.error.as_ref().map(|e| e.code.as_str()),
+        Some("CANNOT_BE_VOIDED")
+    );
+    // The authorization takes captures again.
+    let capture = app
+        .captured(paypal_capture(AUTHORIZATION, usd("5.00")))
+        .await?;
+    assert_eq!(capture.status(), CaptureStatus::Completed);
+    app.stop().await
+}
