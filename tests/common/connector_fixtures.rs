@@ -113,18 +113,19 @@ pub async fn release(
 
 /// A stored release of `authorization_id` at `provider`, still `PROCESSING`, as
 /// `fetch_release_outcome` gets it: its id is `id` (also the idempotency key), and it has the
-/// provider's id for it when one is given.
+/// provider's id for it when one is given, and the authorized amount when the caller gave it.
 pub fn release_record(
     provider: Provider,
     authorization_id: &str,
     id: &str,
     provider_id: Option<&str>,
+    authorized_amount: Option<Money>,
 ) -> Result<CaptureRecord, String> {
     let command = CaptureCommand::release(
         provider,
         None,
         AuthorizationId::parse(authorization_id)?,
-        None,
+        authorized_amount,
         RequestId::parse("req-release-1")?,
     );
     Ok(processing_record(command, id, provider_id))

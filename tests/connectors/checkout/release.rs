@@ -51,7 +51,7 @@ fn actions_with_void(approved: Option<bool>) -> String {
 
 /// A stored release as `fetch_release_outcome` gets it, with the void's action id when known.
 fn stored(action_id: Option<&str>) -> Result<CaptureRecord, String> {
-    release_record(Provider::Checkout, PAYMENT, RELEASE_KEY, action_id)
+    release_record(Provider::Checkout, PAYMENT, RELEASE_KEY, action_id, None)
 }
 
 #[tokio::test]

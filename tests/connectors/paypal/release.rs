@@ -203,7 +203,7 @@ async fn a_401_fetches_a_new_token_once_and_voids_again() -> TestResult {
 async fn a_lost_answer_is_settled_by_the_same_void_under_the_same_key() -> TestResult {
     let mock = mock_paypal().await?;
     on_void(&mock, refused("PREVIOUSLY_VOIDED"));
-    let record = release_record(Provider::Paypal, AUTHORIZATION_ID, RELEASE_KEY, None)?;
+    let record = release_record(Provider::Paypal, AUTHORIZATION_ID, RELEASE_KEY, None, None)?;
     let outcome = connector(&mock.url())
         .fetch_release_outcome(&record)
         .await?;
