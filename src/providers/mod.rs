@@ -24,9 +24,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::{ConfigError, ProviderSources};
+use crate::domain::capture::AuthorizationId;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::pan;
-use crate::domain::capture::AuthorizationId;
 use crate::domain::{
     CaptureCommand, CaptureRecord, FieldViolation, Money, Operation, Provider, ProviderOutcome,
     ReleaseRules,
@@ -285,23 +285,12 @@ pub trait Connector: Send + Sync + 'static {
     ) -> Result<ProviderOutcome, ProviderError>;
 
     /// How this provider releases an authorization's remainder, as its documentation says.
-    fn release_rules(&self) -> ReleaseRules {
-        // PLACEHOLDER until each connector states its rules (removed before commit).
-        let none = crate::domain::ReleaseMechanism::Unsupported("not implemented yet");
-        ReleaseRules {
-            before_capture: none,
-            after_partial_capture: none,
-            final_capture_releases: false,
-        }
-    }
+    fn release_rules(&self) -> ReleaseRules;
 
     /// Releases what is left of the authorization (a void or an authorization reversal). A
     /// release the provider reports as done, also by an earlier request (already voided), is a
     /// `COMPLETED` outcome; a definite refusal is a [`ProviderError::Rejected`].
-    async fn release(&self, _call: ReleaseCall<'_>) -> Result<ProviderOutcome, ProviderError> {
-        // PLACEHOLDER until each connector implements it (removed before commit).
-        Err(ProviderError::unknown(self.provider(), "release not implemented yet"))
-    }
+    async fn release(&self, call: ReleaseCall<'_>) -> Result<ProviderOutcome, ProviderError>;
 
     /// What became of a release sent before whose answer was lost. By default it is sent
     /// again with the same key: a second void releases nothing more.
