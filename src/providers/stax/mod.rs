@@ -74,8 +74,8 @@ impl StaxConnector {
             .header(http::header::ACCEPT, "application/json")
             .build()
             .map_err(|e| KIT.unknown(format!("cannot build the {what}: {}", e.without_url())))?;
-        // Captures carry `idempotency_id`; lookups have no effect; a void sent twice is answered
-        // "already voided" (see `classify_void`): all may be retried.
+        // Captures carry `idempotency_id`; lookups have no effect; a void sent twice finds the
+        // pre-authorization voided, which `classify_void` reads as done: all may be retried.
         self.http
             .send(request, RetryPolicy::Idempotent)
             .await
@@ -334,14 +334,17 @@ fn classify(
 fn classify_void(answer: HttpAnswer, pre_auth_id: &str) -> Result<ProviderOutcome, ProviderError> {
     let status = answer.status;
     let request_id = answer.header(REQUEST_ID_HEADER).unwrap_or_default();
-    let outcome = match status {
-        StatusCode::OK => mapping::void_outcome(&answer.body, pre_auth_id).map_err(|detail| {
-            tracing::warn!(status = 200, request_id, %detail, "unusable Stax void answer");
-            KIT.unknown(detail)
-        })?,
-        StatusCode::BAD_REQUEST if mapping::says_already_voided(&message_of(&answer)) => {
-            mapping::already_voided(pre_auth_id, message_of(&answer))
+    let voided_already = (status == StatusCode::BAD_REQUEST)
+        .then(|| message_of(&answer))
+        .filter(|message| mapping::says_already_voided(message));
+    let outcome = match (status, voided_already) {
+        (StatusCode::OK, _) => {
+            mapping::void_outcome(&answer.body, pre_auth_id).map_err(|detail| {
+                tracing::warn!(status = 200, request_id, %detail, "unusable Stax void answer");
+                KIT.unknown(detail)
+            })?
         }
+        (_, Some(message)) => mapping::already_voided(pre_auth_id, message),
         _ => {
             return Err(refused_or_unknown(
                 &answer,
