@@ -421,9 +421,7 @@ impl Captures {
             let _admitted = admitted;
             let provider = record.command.parts().provider;
             let connector = connector.as_ref();
-            let answer = if attempt == Attempt::Again
-                && !crate::providers::resends_safely(connector, &record)
-            {
+            let answer = if attempt == Attempt::Again && !connector.resends_safely() {
                 call_provider(provider, "lookup", crate::providers::look(connector, &record)).await
             } else {
                 let operation = record.command.operation().as_str();

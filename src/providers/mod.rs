@@ -140,15 +140,6 @@ pub async fn look(
     }
 }
 
-/// Whether `record`'s operation, after an attempt that went unanswered, may be sent again as it
-/// is. A release may always be: voiding twice releases nothing twice.
-pub fn resends_safely(connector: &dyn Connector, record: &CaptureRecord) -> bool {
-    match record.command.operation() {
-        Operation::Capture => connector.resends_safely(),
-        Operation::Release => true,
-    }
-}
-
 /// How the provider refused a request; decides the gRPC code the caller sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
@@ -285,26 +276,12 @@ pub trait Connector: Send + Sync + 'static {
     ) -> Result<ProviderOutcome, ProviderError>;
 
     /// How this provider releases an authorization's remainder, as its documentation says.
-    fn release_rules(&self) -> ReleaseRules {
-        // PLACEHOLDER until each connector states its rules (removed before commit).
-        let none = crate::domain::ReleaseMechanism::Unsupported("not implemented yet");
-        ReleaseRules {
-            before_capture: none,
-            after_partial_capture: none,
-            final_capture_releases: false,
-        }
-    }
+    fn release_rules(&self) -> ReleaseRules;
 
     /// Releases what is left of the authorization (a void or an authorization reversal). A
     /// release the provider reports as done, also by an earlier request (already voided), is a
     /// `COMPLETED` outcome; a definite refusal is a [`ProviderError::Rejected`].
-    async fn release(&self, _call: ReleaseCall<'_>) -> Result<ProviderOutcome, ProviderError> {
-        // PLACEHOLDER until each connector implements it (removed before commit).
-        Err(ProviderError::unknown(
-            self.provider(),
-            "release not implemented yet",
-        ))
-    }
+    async fn release(&self, call: ReleaseCall<'_>) -> Result<ProviderOutcome, ProviderError>;
 
     /// What became of a release sent before whose answer was lost. By default it is sent
     /// again with the same key: a second void releases nothing more.
@@ -315,10 +292,10 @@ pub trait Connector: Send + Sync + 'static {
         self.release(ReleaseCall::of(release)).await
     }
 
-    /// Whether a capture whose earlier attempt went unanswered may be sent again as it is: the
-    /// provider answers a repeat with the original result (an idempotency key) or refuses it as
-    /// a duplicate. Where it may not, a caller's retry asks [`Connector::fetch_outcome`]
-    /// instead, as the reconciler does.
+    /// Whether an operation whose earlier attempt went unanswered may be sent again as it is:
+    /// the provider answers a repeat with the original result (an idempotency key) or refuses
+    /// it as a duplicate. Where it may not, a caller's retry asks the provider as the reconciler
+    /// does ([`look`]: [`Connector::fetch_outcome`], [`Connector::fetch_release_outcome`]).
     fn resends_safely(&self) -> bool {
         true
     }

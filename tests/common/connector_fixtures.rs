@@ -11,7 +11,7 @@ use capture_service::domain::{
     CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, ProviderOutcome,
 };
 use capture_service::providers::http::ProviderHttp;
-use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection};
+use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection, ReleaseCall};
 
 use super::mock_provider::{MockProvider, Reply};
 
@@ -90,6 +90,45 @@ pub async fn capture_numbered(
             capture_sequence: sequence,
         })
         .await
+}
+
+/// Sends a release of `authorization_id` through `connector` with idempotency key `key`, the
+/// caller having said the authorized amount or not.
+pub async fn release(
+    connector: &dyn Connector,
+    authorization_id: &str,
+    key: &str,
+    authorized_amount: Option<Money>,
+) -> Result<ProviderOutcome, ProviderError> {
+    let authorization_id = AuthorizationId::parse(authorization_id)
+        .map_err(|e| ProviderError::unknown(connector.provider(), e))?;
+    connector
+        .release(ReleaseCall {
+            authorization_id: &authorization_id,
+            idempotency_key: key,
+            authorized_amount,
+        })
+        .await
+}
+
+/// A stored release of `authorization_id` at `provider`, still `PROCESSING`, as
+/// `fetch_release_outcome` gets it: its id is `id` (also the idempotency key), and it has the
+/// provider's id for it when one is given, and the authorized amount when the caller gave it.
+pub fn release_record(
+    provider: Provider,
+    authorization_id: &str,
+    id: &str,
+    provider_id: Option<&str>,
+    authorized_amount: Option<Money>,
+) -> Result<CaptureRecord, String> {
+    let command = CaptureCommand::release(
+        provider,
+        None,
+        AuthorizationId::parse(authorization_id)?,
+        authorized_amount,
+        RequestId::parse("req-release-1")?,
+    );
+    Ok(processing_record(command, id, provider_id))
 }
 
 /// A stored capture of `command` still `PROCESSING`, as `fetch_outcome` gets it: its id is

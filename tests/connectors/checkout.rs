@@ -787,3 +787,5 @@ async fn a_webhook_is_taken_only_with_the_hmac_of_its_exact_body() -> Result<(),
     );
     Ok(())
 }
+
+mod release;

@@ -788,3 +788,5 @@ async fn an_unreachable_cybersource_is_an_unknown_outcome() -> TestResult {
     assert!(is_unknown(&capture(&connector, &command, CAPTURE_ID).await));
     Ok(())
 }
+
+mod release;

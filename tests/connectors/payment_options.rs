@@ -556,3 +556,5 @@ async fn fetch_outcome_says_payment_options_has_no_lookup() -> TestResult {
     assert!(mock.requests().is_empty(), "nothing is re-sent");
     Ok(())
 }
+
+mod release;

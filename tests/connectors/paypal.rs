@@ -687,3 +687,5 @@ async fn a_webhook_is_verified_by_asking_paypal_with_the_headers_the_webhook_id_
     );
     Ok(())
 }
+
+mod release;

@@ -745,3 +745,5 @@ fn check_refuses_what_a_stax_capture_cannot_carry() -> Result<(), String> {
     );
     Ok(())
 }
+
+mod release;

@@ -1,5 +1,5 @@
-//! The caller's side: Capture calls as a client makes them, what each answer was, and the
-//! service's records read back through ListCaptures.
+//! The caller's side: Capture and ReleaseAuthorization calls as a client makes them, what each
+//! answer was, and the service's records read back through ListCaptures and GetAuthorization.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -73,6 +73,21 @@ pub async fn cut_by_kill(call: tokio::task::JoinHandle<Answer>, answered_before:
     }
 }
 
+/// An error's answer: silence for a transport failure (it carries its cause; an answer of the
+/// service does not), else the service's refusal and when to ask again.
+fn refusal(status: tonic::Status) -> Answer {
+    if std::error::Error::source(&status).is_some() {
+        return Answer::Silence(status.to_string());
+    }
+    Answer::Refused {
+        code: status.code(),
+        message: status.message().to_owned(),
+        retry_after: status
+            .get_details_retry_info()
+            .and_then(|info| info.retry_delay),
+    }
+}
+
 #[derive(Clone)]
 pub struct Client {
     inner: CaptureServiceClient<Channel>,
@@ -109,18 +124,48 @@ impl Client {
                     retry_after: None,
                 },
             },
-            // A transport failure carries its cause; an answer of the service does not.
-            Err(status) if std::error::Error::source(&status).is_some() => {
-                Answer::Silence(status.to_string())
-            }
-            Err(status) => Answer::Refused {
-                code: status.code(),
-                message: status.message().to_owned(),
-                retry_after: status
-                    .get_details_retry_info()
-                    .and_then(|info| info.retry_delay),
-            },
+            Err(status) => refusal(status),
         }
+    }
+
+    /// A ReleaseAuthorization call: the release the service answered with, or what else came.
+    pub async fn release(
+        &self,
+        request: proto::ReleaseAuthorizationRequest,
+    ) -> Result<proto::Release, Answer> {
+        match self
+            .inner
+            .clone()
+            .release_authorization(Self::authorized(request))
+            .await
+        {
+            Ok(answer) => answer.into_inner().release.ok_or(Answer::Refused {
+                code: Code::Internal,
+                message: "an answer without its release".to_owned(),
+                retry_after: None,
+            }),
+            Err(status) => Err(refusal(status)),
+        }
+    }
+
+    /// The authorization as the service sees it (GetAuthorization at the default account).
+    pub async fn authorization(
+        &self,
+        provider: proto::Provider,
+        authorization_id: &str,
+    ) -> anyhow::Result<proto::Authorization> {
+        let request = proto::GetAuthorizationRequest {
+            provider: provider as i32,
+            authorization_id: authorization_id.to_owned(),
+            ..Default::default()
+        };
+        self.inner
+            .clone()
+            .get_authorization(Self::authorized(request))
+            .await?
+            .into_inner()
+            .authorization
+            .ok_or_else(|| anyhow::anyhow!("an answer without its authorization"))
     }
 
     /// `request`, then the same again while the answer is not definite, as README tells

@@ -24,6 +24,7 @@ mod processes;
 mod client;
 mod db_outage;
 mod kill9;
+mod kill9_release;
 mod overload;
 mod provider_faults;
 mod replicas;
@@ -46,7 +47,7 @@ use report::Report;
 #[derive(Debug, Parser)]
 #[command(name = "capture-faults")]
 struct Options {
-    /// all, or one of: kill9, replicas, db_outage, provider_faults, webhook_chaos, overload
+    /// all, or one of: kill9, kill9_release, replicas, db_outage, provider_faults, webhook_chaos, overload
     #[arg(long, default_value = "all")]
     scenario: String,
     /// sqlite or postgres (a fresh database on the local server, dropped afterwards)
@@ -64,8 +65,9 @@ fn parse_db(name: &str) -> Result<Db, String> {
     Db::parse(name).ok_or_else(|| "sqlite or postgres".to_owned())
 }
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "kill9",
+    "kill9_release",
     "replicas",
     "db_outage",
     "provider_faults",
@@ -140,6 +142,10 @@ async fn run(name: &str, options: &Options, report: &mut Report) -> anyhow::Resu
         "kill9" => {
             let world = world::World::new(options.db, name, kill9::LATENCY).await?;
             kill9::run(&world, options.iterations, &mut rng, report).await
+        }
+        "kill9_release" => {
+            let world = world::World::new(options.db, name, kill9::LATENCY).await?;
+            kill9_release::run(&world, options.iterations, &mut rng, report).await
         }
         "replicas" => replicas::run(options.db, options.iterations, &mut rng, report).await,
         "db_outage" => db_outage::run(options.db, options.iterations, &mut rng, report).await,

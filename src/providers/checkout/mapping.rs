@@ -1,5 +1,5 @@
-//! Checkout.com wire types ⇄ domain: the amount unit, the payment's currency, the capture
-//! request, the 202 answer, the capture actions and the 422 error codes.
+//! Checkout.com wire types ⇄ domain: the amount unit, the payment's currency, the capture and
+//! void requests, the 202 answer, the capture and void actions and the 422 error codes.
 //!
 //! An action's outcome maps through an exhaustive `match` over [`ActionState`]; an answer we
 //! cannot read is an unknown outcome, never a guess.
@@ -12,6 +12,10 @@ use crate::domain::{
     CaptureCommand, CaptureStatus, Currency, Money, ProviderOutcome, StatusReason,
 };
 use crate::providers::Rejection;
+
+mod release;
+
+pub use release::{already_voided, void_request};
 
 /// Checkout.com's longest `amount`: "not more than nine digits".
 pub const MAX_AMOUNT: i64 = 999_999_999;
@@ -173,12 +177,13 @@ pub fn request<'a>(
     })
 }
 
-/// The 202 answer: accepted, to be confirmed later (webhook or the actions list).
+/// The 202 answer to a capture or a void: accepted, to be confirmed later (webhook or the
+/// actions list).
 pub fn outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
     let json: Value =
-        serde_json::from_slice(body).map_err(|e| format!("capture answer is not JSON: {e}"))?;
-    let accepted: wire::CaptureAccepted = serde_json::from_value(json.clone())
-        .map_err(|e| format!("capture answer does not match Checkout.com's schema: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| format!("202 answer is not JSON: {e}"))?;
+    let accepted: wire::Accepted = serde_json::from_value(json.clone())
+        .map_err(|e| format!("202 answer does not match Checkout.com's schema: {e}"))?;
     if !accepted.action_id.starts_with("act_") {
         return Err(format!("unexpected action id {:?}", accepted.action_id));
     }
@@ -239,8 +244,9 @@ pub fn actions_from_body(body: &[u8]) -> Result<Vec<(wire::Action, Value)>, Stri
         .collect()
 }
 
-/// The outcome one capture action reports. `currency` is the payment's, when the command says
-/// it (Checkout.com's actions carry none); without it the amount is not reported.
+/// The outcome one capture (or void) action reports. `currency` is the payment's, when the
+/// command says it (Checkout.com's actions carry none); without it (and for a void, which
+/// captures nothing) the amount is not reported.
 pub fn action_outcome(
     action: wire::Action,
     json: Value,
@@ -289,7 +295,7 @@ pub fn action_outcome(
     })
 }
 
-/// The outcome of a capture Checkout.com accepted but does not list yet.
+/// The outcome of a capture (or void) Checkout.com accepted but does not list yet.
 pub fn still_awaiting(action_id: &str) -> ProviderOutcome {
     ProviderOutcome {
         status: CaptureStatus::Pending,

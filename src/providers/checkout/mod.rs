@@ -6,9 +6,13 @@
 //! authorization. So before a capture with an amount, `GET /payments/{id}` reads the payment and
 //! a capture in another currency is refused (`currency_mismatch`) without being sent.
 //!
-//! Checkout.com answers a capture with **202 Accepted**: the capture is recorded as `PENDING`
-//! (`AWAITING_PROVIDER_CONFIRMATION`) with the action id, and [`Connector::fetch_outcome`] reads
-//! `GET /payments/{id}/actions` to learn whether it was approved.
+//! Checkout.com answers a capture, and a void (the release), with **202 Accepted**: it is
+//! recorded as `PENDING` (`AWAITING_PROVIDER_CONFIRMATION`) with the action id, and
+//! [`Connector::fetch_outcome`] / [`Connector::fetch_release_outcome`] read
+//! `GET /payments/{id}/actions` to learn whether the action was approved. The actions list, not
+//! the payment's status, decides: it names the action itself, approved or declined (a card
+//! scheme may decline a void: `payment_void_declined`), where the payment's status could not tell
+//! a declined void from one not processed yet.
 
 mod account;
 #[cfg(test)]
@@ -23,11 +27,12 @@ use http::StatusCode;
 use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
 use super::kit::Kit;
 use super::webhook::{Delivery, Screened, Trust, WebhookError, WebhookEvent};
-use super::{CaptureCall, Connector, ProviderError, Rejection};
+use super::{CaptureCall, Connector, ProviderError, Rejection, ReleaseCall};
 use crate::config::Secret;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{
     CaptureCommand, CaptureRecord, Currency, FieldViolation, Provider, ProviderOutcome,
+    ReleaseMechanism, ReleaseRules,
 };
 
 pub use mapping::{
@@ -74,6 +79,103 @@ impl CheckoutConnector {
             .send(request, RetryPolicy::Idempotent)
             .await
             .map_err(|e| KIT.no_answer(what, e))
+    }
+
+    /// `POST {path}` with `body` (the `what` request), under `Cko-Idempotency-Key`, which makes a
+    /// resent request return the first one's answer: every failure may be retried.
+    async fn post(
+        &self,
+        path: &str,
+        idempotency_key: &str,
+        body: Vec<u8>,
+        what: &str,
+    ) -> Result<HttpAnswer, ProviderError> {
+        let request = self
+            .http
+            .client()
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(self.secret_key.expose())
+            .header("Cko-Idempotency-Key", idempotency_key)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .build()
+            .map_err(|e| {
+                KIT.unknown(format!(
+                    "cannot build the {what} request: {}",
+                    e.without_url()
+                ))
+            })?;
+        self.http
+            .send(request, RetryPolicy::Idempotent)
+            .await
+            .map_err(|e| KIT.no_answer(what, e))
+    }
+
+    /// Finds `record`'s action of `kind` among its payment's actions: by the action id the 202
+    /// gave, once known; else by `reference` when exactly one action of that kind carries it.
+    async fn find_action(
+        &self,
+        record: &CaptureRecord,
+        kind: &str,
+        reference: &str,
+    ) -> Result<Listed, ProviderError> {
+        let payment_id = record.command.parts().authorization_id.as_str();
+        let answer = self
+            .read(&format!("/payments/{payment_id}/actions"), "actions lookup")
+            .await?;
+        if answer.status != StatusCode::OK {
+            return Err(refusal(&answer, "actions lookup", documented_description));
+        }
+        let actions = mapping::actions_from_body(&answer.body).map_err(|detail| {
+            tracing::warn!(status = 200, %detail, "unusable Checkout.com actions answer");
+            KIT.unknown(detail)
+        })?;
+        let mut of_kind = actions
+            .into_iter()
+            .filter(|(action, _)| action.kind == kind);
+        let listed = match record.provider_capture_id.as_deref() {
+            Some(action_id) => match of_kind.find(|(action, _)| action.id == action_id) {
+                Some((action, json)) => Listed::Found(action, json),
+                None => Listed::NotYet(action_id.to_owned()),
+            },
+            None => {
+                let mut matching: Vec<_> = of_kind
+                    .filter(|(action, _)| action.reference.as_deref() == Some(reference))
+                    .collect();
+                match (matching.pop(), matching.is_empty()) {
+                    (Some((action, json)), true) => Listed::Found(action, json),
+                    _ => Listed::Unidentified,
+                }
+            }
+        };
+        match &listed {
+            Listed::Found(action, _) => {
+                tracing::info!(action_id = %action.id, kind, "action listed")
+            }
+            Listed::NotYet(action_id) => tracing::info!(action_id, kind, "action not listed yet"),
+            Listed::Unidentified => {
+                tracing::info!(kind, "action not identifiable by reference; re-sending it")
+            }
+        }
+        Ok(listed)
+    }
+
+    /// After a 403 to a void: the release done when the payment is `Voided` already, else `None`
+    /// (also when the payment cannot be read: the 403 then stands).
+    async fn voided_already(&self, payment_id: &str) -> Option<ProviderOutcome> {
+        let answer = self
+            .read(&format!("/payments/{payment_id}"), "payment lookup")
+            .await
+            .ok()?;
+        let payment = (answer.status == StatusCode::OK)
+            .then(|| mapping::payment_from_body(&answer.body).ok())
+            .flatten()?;
+        let done = mapping::already_voided(&payment)?;
+        tracing::info!(
+            payment_id,
+            "void refused on a payment Voided already: released"
+        );
+        Some(done)
     }
 
     /// Reads the payment (`GET /payments/{id}`) and refuses a capture in another currency than
@@ -142,42 +244,49 @@ impl Connector for CheckoutConnector {
             .map_err(|e| {
                 KIT.unknown(format!("cannot encode the capture request (not sent): {e}"))
             })?;
-        let request = self
-            .http
-            .client()
-            .post(format!("{}/payments/{payment_id}/captures", self.base_url))
-            .bearer_auth(self.secret_key.expose())
-            .header("Cko-Idempotency-Key", call.idempotency_key)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .build()
-            .map_err(|e| {
-                KIT.unknown(format!(
-                    "cannot build the capture request: {}",
-                    e.without_url()
-                ))
-            })?;
-        // `Cko-Idempotency-Key` makes a resent capture return the first one's answer.
+        let path = format!("/payments/{payment_id}/captures");
         let answer = self
-            .http
-            .send(request, RetryPolicy::Idempotent)
-            .await
-            .map_err(|e| KIT.no_answer("capture", e))?;
+            .post(&path, call.idempotency_key, body, "capture")
+            .await?;
         if answer.status != StatusCode::ACCEPTED {
-            return Err(refusal(&answer, "capture"));
+            return Err(refusal(&answer, "capture", documented_description));
         }
-        let outcome = mapping::outcome(&answer.body).map_err(|detail| {
-            tracing::warn!(status = 202, request_id = answer.header(REQUEST_ID_HEADER).unwrap_or_default(),
-                %detail, "unusable Checkout.com capture answer");
-            KIT.unknown(detail)
-        })?;
-        tracing::info!(
-            status = 202,
-            action_id = outcome.provider_capture_id.as_deref().unwrap_or_default(),
-            attempts = answer.attempts,
-            "Checkout.com accepted the capture"
-        );
-        Ok(outcome)
+        accepted(&answer, "capture")
+    }
+
+    /// A void releases the authorization before any capture and, for American Express,
+    /// Mastercard and Visa, the rest of a partially captured payment; a capture with
+    /// `capture_type: Final` (which this connector sends for a closing capture) voids the rest by
+    /// itself.
+    fn release_rules(&self) -> ReleaseRules {
+        ReleaseRules {
+            before_capture: ReleaseMechanism::Call,
+            after_partial_capture: ReleaseMechanism::Call,
+            final_capture_releases: true,
+        }
+    }
+
+    /// `POST /payments/{id}/voids` with our reference and `Cko-Idempotency-Key`, answered 202:
+    /// accepted, `PENDING` until the void action is approved. A 403 ("Void not allowed") on a
+    /// payment that is `Voided` already is the release done (see `mapping::already_voided`).
+    #[tracing::instrument(
+        skip_all,
+        fields(provider = "checkout", payment_id = %call.authorization_id)
+    )]
+    async fn release(&self, call: ReleaseCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        let payment_id = call.authorization_id.as_str();
+        let body = serde_json::to_vec(&mapping::void_request(call.idempotency_key))
+            .map_err(|e| KIT.unknown(format!("cannot encode the void request (not sent): {e}")))?;
+        let path = format!("/payments/{payment_id}/voids");
+        let answer = self.post(&path, call.idempotency_key, body, "void").await?;
+        match answer.status {
+            StatusCode::ACCEPTED => accepted(&answer, "void"),
+            StatusCode::FORBIDDEN => match self.voided_already(payment_id).await {
+                Some(done) => Ok(done),
+                None => Err(refusal(&answer, "void", void_description)),
+            },
+            _ => Err(refusal(&answer, "void", void_description)),
+        }
     }
 
     /// Reads the payment's actions and reports the capture's: by its action id once known;
@@ -196,55 +305,47 @@ impl Connector for CheckoutConnector {
         capture: &CaptureRecord,
     ) -> Result<ProviderOutcome, ProviderError> {
         let parts = capture.command.parts();
-        let payment_id = parts.authorization_id.as_str();
-        let answer = self
-            .read(&format!("/payments/{payment_id}/actions"), "actions lookup")
-            .await?;
-        if answer.status != StatusCode::OK {
-            return Err(refusal(&answer, "actions lookup"));
-        }
-        let actions = mapping::actions_from_body(&answer.body).map_err(|detail| {
-            tracing::warn!(status = 200, %detail, "unusable Checkout.com actions answer");
-            KIT.unknown(detail)
-        })?;
+        let reference = mapping::reference(&capture.command, &capture.id);
+        let (action, json) = match self
+            .find_action(capture, wire::Action::CAPTURE, reference)
+            .await?
+        {
+            Listed::Found(action, json) => (action, json),
+            Listed::NotYet(action_id) => return Ok(mapping::still_awaiting(&action_id)),
+            Listed::Unidentified => return self.capture(CaptureCall::of(capture)).await,
+        };
         let currency = parts
             .amount
             .or(parts.authorized_amount)
             .map(|m| m.currency());
-        let mut captures = actions
-            .into_iter()
-            .filter(|(action, _)| action.kind == wire::Action::CAPTURE);
-        let found = match capture.provider_capture_id.as_deref() {
-            Some(action_id) => match captures.find(|(action, _)| action.id == action_id) {
-                Some(found) => found,
-                None => {
-                    tracing::info!(action_id, "capture not listed yet");
-                    return Ok(mapping::still_awaiting(action_id));
-                }
-            },
-            None => {
-                let sent = mapping::reference(&capture.command, &capture.id);
-                let mut matching: Vec<_> = captures
-                    .filter(|(action, _)| action.reference.as_deref() == Some(sent))
-                    .collect();
-                match (matching.pop(), matching.is_empty()) {
-                    (Some(only), true) => only,
-                    _ => {
-                        tracing::info!("capture not identifiable by reference; re-sending it");
-                        return self.capture(CaptureCall::of(capture)).await;
-                    }
-                }
+        reported(mapping::action_outcome(action, json, currency), "capture")
+    }
+
+    /// Reads the payment's actions and reports the void's, found as a capture's is (by action
+    /// id, else by our reference): approved is `COMPLETED`, declined (the card scheme refused the
+    /// void) `DECLINED`, not processed yet `PENDING`. A void found nowhere is sent again with its
+    /// `Cko-Idempotency-Key`.
+    #[tracing::instrument(skip_all, fields(
+        provider = "checkout",
+        payment_id = %release.command.parts().authorization_id,
+        release_id = %release.id,
+    ))]
+    async fn fetch_release_outcome(
+        &self,
+        release: &CaptureRecord,
+    ) -> Result<ProviderOutcome, ProviderError> {
+        let call = ReleaseCall::of(release);
+        match self
+            .find_action(release, wire::Action::VOID, call.idempotency_key)
+            .await?
+        {
+            // A void captures nothing: no amount to read.
+            Listed::Found(action, json) => {
+                reported(mapping::action_outcome(action, json, None), "void")
             }
-        };
-        let (action, json) = found;
-        let outcome = mapping::action_outcome(action, json, currency)
-            .map_err(|detail| KIT.unknown(detail))?;
-        tracing::info!(
-            action_id = outcome.provider_capture_id.as_deref().unwrap_or_default(),
-            capture_status = %outcome.status,
-            "Checkout.com reported the capture"
-        );
-        Ok(outcome)
+            Listed::NotYet(action_id) => Ok(mapping::still_awaiting(&action_id)),
+            Listed::Unidentified => self.release(call).await,
+        }
     }
 
     /// `Cko-Signature`, the HMAC of the body with the account's webhook secret.
@@ -258,10 +359,52 @@ impl Connector for CheckoutConnector {
     }
 }
 
-/// Turns a non-success answer into the error the caller sees.
-fn refusal(answer: &HttpAnswer, what: &str) -> ProviderError {
+/// Where an action stands among its payment's actions.
+enum Listed {
+    /// Listed: the action, with its JSON for the stored body.
+    Found(wire::Action, serde_json::Value),
+    /// Accepted under this action id, not listed yet.
+    NotYet(String),
+    /// No action id known, and the reference names no single action of the kind: the request
+    /// may never have arrived.
+    Unidentified,
+}
+
+/// The 202 answer to the `what` request: accepted, to be confirmed later.
+fn accepted(answer: &HttpAnswer, what: &str) -> Result<ProviderOutcome, ProviderError> {
+    let outcome = mapping::outcome(&answer.body).map_err(|detail| {
+        tracing::warn!(status = 202, request_id = answer.header(REQUEST_ID_HEADER).unwrap_or_default(),
+            %detail, "unusable Checkout.com {what} answer");
+        KIT.unknown(detail)
+    })?;
+    tracing::info!(
+        status = 202,
+        action_id = outcome.provider_capture_id.as_deref().unwrap_or_default(),
+        attempts = answer.attempts,
+        "Checkout.com accepted the {what}"
+    );
+    Ok(outcome)
+}
+
+/// What a listed action reports about the `what`, logged; unreadable is unknown.
+fn reported(
+    read: Result<ProviderOutcome, String>,
+    what: &str,
+) -> Result<ProviderOutcome, ProviderError> {
+    let outcome = read.map_err(|detail| KIT.unknown(detail))?;
+    tracing::info!(
+        action_id = outcome.provider_capture_id.as_deref().unwrap_or_default(),
+        status = %outcome.status,
+        "Checkout.com reported the {what}"
+    );
+    Ok(outcome)
+}
+
+/// Turns a non-success answer to the `what` request into the error the caller sees; `describe`
+/// words the documented answers without a body.
+fn refusal(answer: &HttpAnswer, what: &str, describe: fn(StatusCode) -> String) -> ProviderError {
     let status = answer.status;
-    let failure = failure(answer, documented_description);
+    let failure = failure(answer, describe);
     tracing::warn!(
         status = failure.http_status, code = %failure.code,
         request_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
@@ -269,12 +412,12 @@ fn refusal(answer: &HttpAnswer, what: &str) -> ProviderError {
     );
     let rejection = match status {
         StatusCode::UNAUTHORIZED => Rejection::Unauthorized,
-        // "Capture not allowed": voided, expired, already fully captured.
+        // "Capture not allowed" (voided, expired, fully captured), "Void not allowed".
         StatusCode::FORBIDDEN => Rejection::FailedPrecondition,
         StatusCode::NOT_FOUND => Rejection::NotFound,
         StatusCode::UNPROCESSABLE_ENTITY => mapping::rejection(first_code(answer).as_deref()),
         StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
-        // 5xx, other 2xx, redirects and undocumented 4xx: Checkout.com may have captured.
+        // 5xx, other 2xx, redirects and undocumented 4xx: Checkout.com may have acted.
         _ => {
             return KIT.unknown(format!(
                 "Checkout.com answered the {what} with HTTP {} ({})",
@@ -346,6 +489,14 @@ fn documented_description(status: StatusCode) -> String {
         StatusCode::NOT_FOUND => "Payment not found".to_owned(),
         StatusCode::TOO_MANY_REQUESTS => "Too many requests".to_owned(),
         other => other.canonical_reason().unwrap_or("").to_owned(),
+    }
+}
+
+/// How Checkout.com's void reference describes its answers without a body.
+fn void_description(status: StatusCode) -> String {
+    match status {
+        StatusCode::FORBIDDEN => "Void not allowed".to_owned(),
+        other => documented_description(other),
     }
 }
 

@@ -29,9 +29,16 @@ pub enum CaptureType {
     NonFinal,
 }
 
-/// The 202 answer: the capture is accepted for processing, not yet captured.
+/// `POST /payments/{id}/voids` body: only our reference, by which the void is found among the
+/// payment's actions when its answer was lost.
+#[derive(Debug, Serialize)]
+pub struct VoidRequest<'a> {
+    pub reference: &'a str,
+}
+
+/// The 202 answer to a capture or a void: accepted for processing, not yet done.
 #[derive(Debug, Deserialize)]
-pub struct CaptureAccepted {
+pub struct Accepted {
     pub action_id: String,
     pub reference: Option<String>,
 }
@@ -49,11 +56,18 @@ pub struct Payment {
     pub status: Option<String>,
 }
 
+impl Payment {
+    /// The status of a payment whose authorization is voided (by a void, or by Checkout.com
+    /// when it expired).
+    pub const VOIDED: &'static str = "Voided";
+}
+
 /// One entry of `GET /payments/{id}/actions`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Action {
     pub id: String,
-    /// `Authorization`, `Capture`, `Void`, `Refund`, ... kept as text: only `Capture` matters.
+    /// `Authorization`, `Capture`, `Void`, `Refund`, ... kept as text: only `Capture` and `Void`
+    /// matter.
     #[serde(rename = "type")]
     pub kind: String,
     /// Absent while the action has not been processed.
@@ -68,6 +82,7 @@ pub struct Action {
 
 impl Action {
     pub const CAPTURE: &'static str = "Capture";
+    pub const VOID: &'static str = "Void";
 }
 
 /// Checkout.com's error body: `{request_id, error_type, error_codes[]}` (422, sometimes 429).

@@ -27,6 +27,13 @@ use super::wire;
 use crate::domain::{CaptureCommand, CaptureStatus, Money, ProviderOutcome};
 use crate::providers::{CaptureCall, Rejection};
 
+mod release;
+
+pub use release::{
+    already_reversed, reversal_outcome, reversal_refusal_for_400, reversal_request,
+    AUTHORIZED_AMOUNT_REQUIRED,
+};
+
 /// The `merchantDefinedInformation` key carrying the caller's reference.
 pub const REFERENCE_KEY: &str = "reference";
 
@@ -168,14 +175,53 @@ pub fn status_from_wire(status: wire::Status) -> CaptureStatus {
     }
 }
 
-/// What a 400 (`INVALID_REQUEST`) means for the capture.
+/// What a 400 (`INVALID_REQUEST`) means for the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// Nothing was captured, for this reason.
+    /// Nothing was done, for this reason.
     Rejected(Rejection),
-    /// `DUPLICATE_REQUEST`: this very capture (same `clientReferenceInformation.code` = capture
-    /// id) reached Cybersource before, whose answer we did not get.
+    /// `DUPLICATE_REQUEST`: this very request (same `clientReferenceInformation.code` = our
+    /// capture or release id) reached Cybersource before, whose answer we did not get.
     Duplicate,
+    /// `PROCESSOR_UNAVAILABLE`: the processor could not be reached; sending again later may
+    /// succeed, so it is no refusal.
+    ProcessorUnavailable,
+    /// `AUTH_ALREADY_REVERSED` to a reversal: the release is done.
+    AlreadyReversed,
+}
+
+/// Which request an answer is to: a capture and a reversal read their success and their 400s
+/// differently; the rest of an answer reads the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    Capture,
+    Reversal,
+}
+
+impl Sent {
+    /// The request's name, in logs and errors.
+    pub fn what(self) -> &'static str {
+        match self {
+            Sent::Capture => "capture",
+            Sent::Reversal => "reversal",
+        }
+    }
+
+    /// Reads the documented success answer.
+    pub fn outcome(self, body: &[u8]) -> Result<ProviderOutcome, String> {
+        match self {
+            Sent::Capture => outcome(body),
+            Sent::Reversal => reversal_outcome(body),
+        }
+    }
+
+    /// What a 400 `reason` means for this request.
+    pub fn refusal_for_400(self, reason: wire::InvalidRequestReason, fields: &[&str]) -> Refusal {
+        match self {
+            Sent::Capture => refusal_for_400(reason, fields),
+            Sent::Reversal => reversal_refusal_for_400(reason),
+        }
+    }
 }
 
 /// How a 400 `reason` refuses the capture. `fields` are the `details[].field` named.
@@ -199,6 +245,7 @@ pub fn refusal_for_400(reason: wire::InvalidRequestReason, fields: &[&str]) -> R
         R::MissingAuth => Refusal::Rejected(Rejection::NotFound),
         R::InvalidMerchantConfiguration => Refusal::Rejected(Rejection::Unauthorized),
         R::DuplicateRequest => Refusal::Duplicate,
+        R::ProcessorUnavailable => Refusal::ProcessorUnavailable,
     }
 }
 
@@ -367,6 +414,7 @@ mod tests {
                 rejected(Rejection::Unauthorized),
             ),
             (R::DuplicateRequest, Refusal::Duplicate),
+            (R::ProcessorUnavailable, Refusal::ProcessorUnavailable),
         ];
         for (reason, refusal) in cases {
             assert_eq!(refusal_for_400(reason, &[]), refusal, "{reason:?}");

@@ -25,11 +25,15 @@ use http::StatusCode;
 
 use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
 use super::kit::Kit;
-use super::{CaptureCall, Connector, ProviderError, Rejection};
+use super::{CaptureCall, Connector, ProviderError, Rejection, ReleaseCall};
 use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::record::now_micros;
-use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+use crate::domain::{
+    CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome, ReleaseMechanism,
+    ReleaseRules,
+};
+use mapping::Sent;
 use signature::{SignedRequest, SigningKey};
 
 pub use account::CybersourceAccount;
@@ -242,7 +246,62 @@ impl Connector for CybersourceConnector {
             .send(request, RetryPolicy::NotIdempotent)
             .await
             .map_err(|e| KIT.no_answer("capture", e))?;
-        classify(answer, StatusCode::CREATED)
+        classify(answer, StatusCode::CREATED, Sent::Capture)
+    }
+
+    /// An authorization reversal releases an authorization not captured yet; a capture with
+    /// `isFinal` "true" releases the rest by itself. Cybersource documents the reversal for the
+    /// whole authorized amount only, and nothing for what is left after captures.
+    fn release_rules(&self) -> ReleaseRules {
+        ReleaseRules {
+            before_capture: ReleaseMechanism::Call,
+            after_partial_capture: ReleaseMechanism::Unsupported(
+                "Cybersource documents its authorization reversal for the whole authorized \
+                 amount only, not for what captures left; capture with final_capture to release \
+                 the rest",
+            ),
+            final_capture_releases: true,
+        }
+    }
+
+    /// `POST /pts/v2/payments/{id}/reversals`, signed as a capture is, reversing the whole
+    /// `authorized_amount`; without it the reversal cannot be written and nothing is sent. No
+    /// idempotency header exists: as a capture, the request is retried only when it provably
+    /// never left, and a reversal sent again later (the reconciler's) is answered
+    /// `AUTH_ALREADY_REVERSED` when the first went through, which settles the release.
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            provider = "cybersource",
+            authorization_id = %call.authorization_id,
+            release_id = %call.idempotency_key,
+        )
+    )]
+    async fn release(&self, call: ReleaseCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        let Some(authorized) = call.authorized_amount else {
+            let failure = ProviderFailure {
+                code: mapping::AUTHORIZED_AMOUNT_REQUIRED.to_owned(),
+                message: "Cybersource reverses an authorization by its whole authorized amount: \
+                          give authorized_amount (nothing was sent)"
+                    .to_owned(),
+                debug_id: None,
+                http_status: 0,
+            };
+            return Err(KIT.rejected(Rejection::InvalidArgument, failure, None));
+        };
+        let body = serde_json::to_vec(&mapping::reversal_request(&call, &authorized))
+            .map_err(|e| KIT.unknown(format!("cannot encode the reversal request: {e}")))?;
+        let url = format!(
+            "{}/pts/v2/payments/{}/reversals",
+            self.base_url, call.authorization_id
+        );
+        let request = self.signed(&url, Some(body))?;
+        let answer = self
+            .http
+            .send(request, RetryPolicy::NotIdempotent)
+            .await
+            .map_err(|e| KIT.no_answer("reversal", e))?;
+        classify(answer, StatusCode::CREATED, Sent::Reversal)
     }
 
     /// `GET /pts/v2/captures/{id}` once Cybersource's capture id is known. Without it (the
@@ -287,7 +346,7 @@ impl Connector for CybersourceConnector {
             .send(request, RetryPolicy::Idempotent)
             .await
             .map_err(|e| KIT.no_answer("capture lookup", e))?;
-        classify(answer, StatusCode::OK)
+        classify(answer, StatusCode::OK, Sent::Capture)
     }
 
     /// Cybersource's webhook signature is not confirmed in our material: a delivery is taken only as
@@ -347,15 +406,21 @@ impl CybersourceConnector {
     }
 }
 
-/// Turns a final answer into an outcome or an error; `success` is the documented 2xx.
-fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, ProviderError> {
+/// Turns a final answer to the `sent` request into an outcome or an error; `success` is the
+/// documented 2xx.
+fn classify(
+    answer: HttpAnswer,
+    success: StatusCode,
+    sent: Sent,
+) -> Result<ProviderOutcome, ProviderError> {
     let status = answer.status;
+    let what = sent.what();
     let correlation_id = answer.header(CORRELATION_HEADER).map(str::to_owned);
     if status == success {
-        let outcome = mapping::outcome(&answer.body).map_err(|detail| {
+        let outcome = sent.outcome(&answer.body).map_err(|detail| {
             tracing::warn!(
                 status = status.as_u16(), correlation_id = correlation_id.as_deref().unwrap_or(""),
-                %detail, "unusable Cybersource capture answer"
+                %detail, "unusable Cybersource {what} answer"
             );
             KIT.unknown(detail)
         })?;
@@ -385,16 +450,28 @@ fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, 
                 .filter_map(|d| d.field.as_deref())
                 .collect();
             match body.reason.as_deref().and_then(wire::parse_name) {
-                Some(reason) => match mapping::refusal_for_400(reason, &fields) {
+                Some(reason) => match sent.refusal_for_400(reason, &fields) {
                     mapping::Refusal::Rejected(rejection) => rejection,
                     mapping::Refusal::Duplicate => {
-                        return Err(KIT.unknown(
+                        return Err(KIT.unknown(format!(
                             "Cybersource reports DUPLICATE_REQUEST: an earlier attempt of this \
-                             capture reached it, and its answer and capture id are unknown here",
-                        ));
+                             {what} reached it, and its answer and id are unknown here"
+                        )));
+                    }
+                    mapping::Refusal::ProcessorUnavailable => {
+                        return Err(KIT.unknown(format!(
+                            "Cybersource reports PROCESSOR_UNAVAILABLE for the {what}"
+                        )));
+                    }
+                    mapping::Refusal::AlreadyReversed => {
+                        tracing::info!(
+                            correlation_id = failure.debug_id.as_deref().unwrap_or(""),
+                            "Cybersource reports the authorization reversed already: released"
+                        );
+                        return Ok(mapping::already_reversed(&answer.body));
                     }
                 },
-                // An undocumented reason is still INVALID_REQUEST: nothing was captured.
+                // An undocumented reason is still INVALID_REQUEST: nothing was done.
                 None if readable => Rejection::InvalidArgument,
                 // Cut short, or a proxy's page: it may have been a DUPLICATE_REQUEST.
                 None => {
@@ -423,7 +500,7 @@ fn classify(answer: HttpAnswer, success: StatusCode) -> Result<ProviderOutcome, 
                 }
             }
         }
-        // Other 5xx, other 2xx, redirects and undocumented 4xx: Cybersource may have captured.
+        // Other 5xx, other 2xx, redirects and undocumented 4xx: Cybersource may have acted.
         _ => {
             return Err(KIT.unknown(format!(
                 "Cybersource answered HTTP {} ({})",

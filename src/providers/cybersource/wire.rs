@@ -1,4 +1,5 @@
-//! Cybersource REST payments wire types for captures, as documented (providers.md, seed 000).
+//! Cybersource REST payments wire types for captures and authorization reversals, as documented
+//! (providers.md, seed 000, Cybersource's REST client and authorization reversal pages).
 //! Requests omit absent optionals rather than send `null`; answers tolerate fields we do not
 //! use, because an extra field must never turn a capture into an unknown outcome.
 
@@ -99,6 +100,40 @@ pub struct AnsweredOrderInformation {
     pub amount_details: Option<AmountDetails>,
 }
 
+/// `POST /pts/v2/payments/{id}/reversals` body (an authorization reversal): our reference and the
+/// amount, which must be the whole authorized amount. `reversalInformation.reason` is left out:
+/// its one documented value, `34`, means suspected fraud.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReversalRequest<'a> {
+    pub client_reference_information: ClientReferenceInformation<'a>,
+    pub reversal_information: ReversalInformation,
+}
+
+/// `reversalInformation`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReversalInformation {
+    pub amount_details: AmountDetails,
+}
+
+/// A reversal as Cybersource answers it (201).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reversal {
+    pub id: Option<String>,
+    /// Kept as text so an undocumented status is reported verbatim, not a parse failure.
+    pub status: String,
+}
+
+/// Reversal statuses Cybersource documents (201). Parsed from [`Reversal::status`] so that the
+/// mapping is an exhaustive `match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReversalStatus {
+    Reversed,
+}
+
 /// Cybersource's error body: `{submitTimeUtc, status, reason, message, details[]}` for 400 and
 /// 502, `{response: {rmsg}}` for 401. Every field optional, because gateways in front of
 /// Cybersource answer some errors with other shapes.
@@ -140,7 +175,7 @@ pub enum Status {
     Transmitted,
 }
 
-/// `reason` values of a 400 (`status: INVALID_REQUEST`) to a capture.
+/// `reason` values of a 400 (`status: INVALID_REQUEST`) to a capture or a reversal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InvalidRequestReason {
@@ -148,6 +183,7 @@ pub enum InvalidRequestReason {
     InvalidData,
     DuplicateRequest,
     InvalidMerchantConfiguration,
+    /// Documented for captures.
     ExceedsAuthAmount,
     AuthAlreadyReversed,
     TransactionAlreadySettled,
@@ -155,6 +191,8 @@ pub enum InvalidRequestReason {
     MissingAuth,
     TransactionAlreadyReversedOrSettled,
     NotSupported,
+    /// Documented for reversals.
+    ProcessorUnavailable,
 }
 
 /// `reason` values of a 502 (`status: SERVER_ERROR`).

@@ -19,6 +19,10 @@ use crate::domain::{
     CaptureCommand, CaptureStatus, Currency, Money, ProviderOutcome, StatusReason,
 };
 
+mod release;
+
+pub use release::{void_request, voided};
+
 /// The largest `amount` PaymentOptions takes: 10 digits of minor units.
 pub const MAX_AMOUNT_MINOR_UNITS: i64 = 9_999_999_999;
 /// `transactionId` length limit.
@@ -191,11 +195,11 @@ pub fn mask_pans(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// What a documented response code says about the capture.
+/// What a documented response code says about the capture (or void).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Meaning {
-    /// Captured (when `success` agrees).
-    Captured,
+    /// Done: captured, or voided (when `success` agrees).
+    Approved,
     /// The issuer refused; nothing was captured.
     Declined,
     /// PaymentOptions did not say whether money moved.
@@ -206,7 +210,7 @@ pub enum Meaning {
 /// is a compile error here.
 pub fn meaning(code: ResponseCode) -> Meaning {
     match code {
-        ResponseCode::Approved => Meaning::Captured,
+        ResponseCode::Approved => Meaning::Approved,
         // "Expired card" is the issuer's answer about the card, like the other two: a decline
         // of this capture, not a state of the authorization we could have checked.
         ResponseCode::DoNotHonour | ResponseCode::InsufficientFunds | ResponseCode::ExpiredCard => {
@@ -424,7 +428,7 @@ mod tests {
     #[test]
     fn every_documented_response_code_has_a_meaning() {
         let cases = [
-            (0, Meaning::Captured),
+            (0, Meaning::Approved),
             (5, Meaning::Declined),
             (51, Meaning::Declined),
             (54, Meaning::Declined),

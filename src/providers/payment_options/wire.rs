@@ -23,7 +23,19 @@ pub struct CaptureRequest<'a> {
     pub notes: Option<&'a str>,
 }
 
-/// Any answer of the capture endpoint: the documented success and failure envelope. Gateways in
+/// `POST {path_prefix}/server-to-server-interface/void` body.
+#[derive(Debug, Serialize)]
+pub struct VoidRequest<'a> {
+    /// The authorization's id.
+    #[serde(rename = "transactionId")]
+    pub transaction_id: &'a str,
+    pub merchant_id: &'a str,
+}
+
+/// `transaction_type` of a void's answer.
+pub const VOID: &str = "VOID";
+
+/// Any answer of the capture and void endpoints: the documented success and failure envelope. Gateways in
 /// front of PaymentOptions answer some errors with only `{"message": ...}`, hence `message`.
 #[derive(Debug, Default, Deserialize)]
 pub struct Answer {

@@ -1,6 +1,6 @@
-//! PayPal wire types ⇄ domain. Statuses and reasons map through exhaustive `match`es, so a
-//! status PayPal adds to its documentation is a compile error here, and a status it sends
-//! without documenting is an unknown outcome, never a guess.
+//! PayPal wire types ⇄ domain, for captures and voids. Statuses and reasons map through
+//! exhaustive `match`es, so a status PayPal adds to its documentation is a compile error here,
+//! and a status it sends without documenting is an unknown outcome, never a guess.
 
 use super::wire;
 use crate::domain::capture::{EmailAddress, FeePayee, MerchantId, PlatformFee};
@@ -10,6 +10,10 @@ use crate::domain::outcome::{
 };
 use crate::domain::{CaptureCommand, CaptureStatus, Money, ProviderOutcome, StatusReason};
 use crate::providers::Rejection;
+
+mod release;
+
+pub use release::{previously_voided, void_refusal, voided_authorization, VoidRefusal, VOIDED};
 
 /// The capture request body for a command. `reference` and `metadata` are ours alone: PayPal's
 /// capture request has no field for them, so they are not sent.

@@ -1,6 +1,6 @@
-//! PayPal Payments v2 connector: OAuth2 client credentials, the capture call with its headers,
-//! and the reading of PayPal's error bodies. Wire types live in [`wire`], their conversion to
-//! and from the domain in `mapping`.
+//! PayPal Payments v2 connector: OAuth2 client credentials, the capture and void calls with their
+//! headers, and the reading of PayPal's error bodies. Wire types live in [`wire`], their
+//! conversion to and from the domain in `mapping`.
 
 mod account;
 #[cfg(test)]
@@ -16,13 +16,16 @@ use http::StatusCode;
 use tokio::sync::Mutex;
 
 use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
-use super::kit::Kit;
+use super::kit::{self, Kit};
 use super::webhook::{Delivery, Screened, Trust, WebhookError, WebhookEvent};
-use super::{CaptureCall, Connector, ProviderError, Rejection};
+use super::{CaptureCall, Connector, ProviderError, Rejection, ReleaseCall};
 use crate::config::Secret;
 use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
-use crate::domain::{CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome};
+use crate::domain::{
+    CaptureCommand, CaptureRecord, FieldViolation, Provider, ProviderOutcome, ReleaseMechanism,
+    ReleaseRules,
+};
 
 pub use account::PaypalAccount;
 
@@ -146,13 +149,37 @@ impl PaypalConnector {
         })
     }
 
-    /// One capture request (with the transport's retries) under `token`.
-    async fn post_capture(
+    /// `POST url` (the `what` request: a capture, a void) under the cached token. A 401 means the
+    /// token was revoked or expired early: one new token, one more try; a second 401 is final.
+    async fn post(
+        &self,
+        url: &str,
+        body: Option<&[u8]>,
+        idempotency_key: &str,
+        what: &str,
+    ) -> Result<HttpAnswer, ProviderError> {
+        let token = self.token().await?;
+        let answer = self
+            .post_once(url, &token, body, idempotency_key, what)
+            .await?;
+        if answer.status != StatusCode::UNAUTHORIZED {
+            return Ok(answer);
+        }
+        tracing::info!("PayPal refused the access token; fetching a new one");
+        self.drop_token(&token).await;
+        let token = self.token().await?;
+        self.post_once(url, &token, body, idempotency_key, what)
+            .await
+    }
+
+    /// One `POST` (with the transport's retries) under `token`; `None` sends no body at all.
+    async fn post_once(
         &self,
         url: &str,
         token: &Secret,
-        body: &[u8],
+        body: Option<&[u8]>,
         idempotency_key: &str,
+        what: &str,
     ) -> Result<HttpAnswer, ProviderError> {
         let mut builder = self
             .http
@@ -166,17 +193,20 @@ impl PaypalConnector {
         if let Some(assertion) = &self.auth_assertion {
             builder = builder.header("PayPal-Auth-Assertion", assertion.expose());
         }
-        let request = builder.body(body.to_vec()).build().map_err(|e| {
+        if let Some(body) = body {
+            builder = builder.body(body.to_vec());
+        }
+        let request = builder.build().map_err(|e| {
             KIT.unknown(format!(
-                "cannot build the capture request: {}",
+                "cannot build the {what} request: {}",
                 e.without_url()
             ))
         })?;
-        // `PayPal-Request-Id` makes a resent capture return the first one's result.
+        // `PayPal-Request-Id` makes a resent request return the first one's result.
         self.http
             .send(request, RetryPolicy::Idempotent)
             .await
-            .map_err(|e| KIT.no_answer("capture", e))
+            .map_err(|e| KIT.no_answer(what, e))
     }
 }
 
@@ -219,20 +249,36 @@ impl Connector for PaypalConnector {
         );
         let body = serde_json::to_vec(&mapping::request(call.command))
             .map_err(|e| KIT.unknown(format!("cannot encode the capture request: {e}")))?;
-        let token = self.token().await?;
-        let mut answer = self
-            .post_capture(&url, &token, &body, call.idempotency_key)
+        let answer = self
+            .post(&url, Some(&body), call.idempotency_key, "capture")
             .await?;
-        if answer.status == StatusCode::UNAUTHORIZED {
-            // Revoked or expired early: one new token, one more try. A second 401 is final.
-            tracing::info!("PayPal refused the access token; fetching a new one");
-            self.drop_token(&token).await;
-            let token = self.token().await?;
-            answer = self
-                .post_capture(&url, &token, &body, call.idempotency_key)
-                .await?;
-        }
         classify(answer)
+    }
+
+    /// A void releases the authorization before any capture, and after partial captures made
+    /// with `final_capture: false`; a capture with `final_capture: true` closes it by itself.
+    fn release_rules(&self) -> ReleaseRules {
+        ReleaseRules {
+            before_capture: ReleaseMechanism::Call,
+            after_partial_capture: ReleaseMechanism::Call,
+            final_capture_releases: true,
+        }
+    }
+
+    /// `POST /v2/payments/authorizations/{id}/void` with no body, under the same headers as a
+    /// capture: its `PayPal-Request-Id` makes a re-sent void return the first one's answer.
+    #[tracing::instrument(
+        skip_all,
+        fields(provider = "paypal", authorization_id = %call.authorization_id)
+    )]
+    async fn release(&self, call: ReleaseCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        let authorization_id = call.authorization_id.as_str();
+        let url = format!(
+            "{}/v2/payments/authorizations/{authorization_id}/void",
+            self.base_url
+        );
+        let answer = self.post(&url, None, call.idempotency_key, "void").await?;
+        classify_void(answer, authorization_id)
     }
 
     /// `GET /v2/payments/captures/{id}` once PayPal's capture id is known; before that, the
@@ -373,30 +419,74 @@ fn classify(answer: HttpAnswer) -> Result<ProviderOutcome, ProviderError> {
         );
         return Ok(outcome);
     }
-    let failure = failure(&answer);
+    let on_422 = mapping::rejection(first_issue(&answer.body).as_deref());
+    Err(refusal(&answer, "capture", on_422))
+}
+
+/// Turns the void's final answer into an outcome or an error: 204 (no body) or 200 (the
+/// authorization, `VOIDED`) is the release done, and so is a 422 `PREVIOUSLY_VOIDED`.
+fn classify_void(
+    answer: HttpAnswer,
+    authorization_id: &str,
+) -> Result<ProviderOutcome, ProviderError> {
+    let status = answer.status;
+    let read = match status {
+        StatusCode::NO_CONTENT => Ok(kit::released(
+            mapping::VOIDED,
+            Some(authorization_id.to_owned()),
+        )),
+        StatusCode::OK => mapping::voided_authorization(&answer.body, authorization_id),
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            match mapping::void_refusal(first_issue(&answer.body).as_deref()) {
+                mapping::VoidRefusal::AlreadyVoided => {
+                    Ok(mapping::previously_voided(authorization_id, &answer.body))
+                }
+                mapping::VoidRefusal::Refused => {
+                    return Err(refusal(&answer, "void", Rejection::FailedPrecondition))
+                }
+            }
+        }
+        _ => return Err(refusal(&answer, "void", Rejection::FailedPrecondition)),
+    };
+    let outcome = read.map_err(|detail| {
+        tracing::warn!(status = status.as_u16(), %detail, "unusable PayPal void answer");
+        KIT.unknown(detail)
+    })?;
+    tracing::info!(
+        status = status.as_u16(), provider_status = %outcome.provider_status,
+        provider_reason = outcome.provider_reason.as_deref().unwrap_or(""),
+        attempts = answer.attempts, "PayPal answered the void"
+    );
+    Ok(outcome)
+}
+
+/// Turns a non-success answer to the `what` request into the error the caller sees; a 422 is
+/// `on_422` (read from its issue by the caller).
+fn refusal(answer: &HttpAnswer, what: &str, on_422: Rejection) -> ProviderError {
+    let status = answer.status;
+    let failure = failure(answer);
     tracing::warn!(
         status = failure.http_status, code = %failure.code,
         debug_id = failure.debug_id.as_deref().unwrap_or(""), attempts = answer.attempts,
-        "PayPal did not capture"
+        "PayPal did not take the {what}"
     );
     let rejection = match status {
         StatusCode::BAD_REQUEST => Rejection::InvalidArgument,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Rejection::Unauthorized,
         StatusCode::NOT_FOUND => Rejection::NotFound,
-        StatusCode::UNPROCESSABLE_ENTITY => {
-            mapping::rejection(first_issue(&answer.body).as_deref())
-        }
+        StatusCode::UNPROCESSABLE_ENTITY => on_422,
         StatusCode::TOO_MANY_REQUESTS => Rejection::RateLimited,
-        // 5xx, other 2xx, redirects and undocumented 4xx: PayPal may have captured.
+        // 5xx, 409 (a previous request on the authorization still in progress), other 2xx,
+        // redirects and undocumented 4xx: PayPal may have acted.
         _ => {
-            return Err(KIT.unknown(format!(
-                "PayPal answered HTTP {} ({})",
+            return KIT.unknown(format!(
+                "PayPal answered the {what} with HTTP {} ({})",
                 status.as_u16(),
                 failure.code
-            )));
+            ));
         }
     };
-    Err(KIT.rejected(rejection, failure, answer.retry_after()))
+    KIT.rejected(rejection, failure, answer.retry_after())
 }
 
 /// PayPal's error body as a failure: `code` is the first `details[].issue`, else `name`.

@@ -135,6 +135,40 @@ pub struct ProcessorResponse {
     pub payment_advice_code: Option<String>,
 }
 
+/// An authorization as PayPal answers a void with `Prefer: return=representation` (200); only
+/// what tells the void happened is read.
+#[derive(Debug, Deserialize)]
+pub struct Authorization {
+    pub id: Option<String>,
+    /// Kept as text so an undocumented status is reported verbatim, not a parse failure.
+    pub status: String,
+}
+
+/// Authorization statuses PayPal documents (`authorization_status.status`), parsed from
+/// [`Authorization::status`] so that what a void's answer means is an exhaustive `match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthorizationStatus {
+    Created,
+    Captured,
+    Denied,
+    PartiallyCaptured,
+    Voided,
+    Pending,
+}
+
+/// The 422 `issue`s PayPal documents for a void (`authorizations.void-422`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VoidIssue {
+    /// "Authorization has been previously captured and hence cannot be voided."
+    PreviouslyCaptured,
+    /// "Authorization has been previously voided and hence cannot be voided again."
+    PreviouslyVoided,
+    /// "A reauthorization cannot be voided. Please void the original parent authorization."
+    CannotBeVoided,
+}
+
 /// PayPal's error body: `{name, message, debug_id, details[]}`. Every field optional, because
 /// gateways in front of PayPal answer some errors with other shapes.
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,5 @@
-//! Stax wire ⇄ domain: the capture body for a command, a transaction answer as an outcome, and
-//! Stax's error bodies as failures. Stax has no status field; [`wire::State`] is derived from
+//! Stax wire ⇄ domain: the capture body for a command, a transaction answer (to a capture or a
+//! void) as an outcome, and Stax's error bodies as failures. Stax has no status field; [`wire::State`] is derived from
 //! `success`, `is_voided` and `total_refunded`, and maps to our status through an exhaustive
 //! `match`. Whatever does not fit what Stax documents is an unknown outcome, never a guess.
 
@@ -9,6 +9,10 @@ use serde_json::{Map, Value};
 use super::wire::{self, Field};
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{CaptureCommand, CaptureStatus, Currency, Money, ProviderOutcome};
+
+mod release;
+
+pub use release::{already_voided, says_already_voided, void_code_for_400, void_outcome};
 
 /// The key of `meta` that carries the caller's `reference`.
 pub const REFERENCE_META_KEY: &str = "reference";

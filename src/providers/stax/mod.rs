@@ -24,12 +24,13 @@ use http::StatusCode;
 
 use super::http::{HttpAnswer, ProviderHttp, RetryPolicy};
 use super::kit::Kit;
-use super::{CaptureCall, Connector, ProviderError, Rejection};
+use super::{CaptureCall, Connector, ProviderError, Rejection, ReleaseCall};
 use crate::config::Secret;
 use crate::domain::capture::is_path_segment;
 use crate::domain::outcome::ProviderFailure;
 use crate::domain::{
     CaptureCommand, CaptureRecord, Currency, FieldViolation, Provider, ProviderOutcome,
+    ReleaseMechanism, ReleaseRules,
 };
 
 pub use account::StaxAccount;
@@ -73,7 +74,8 @@ impl StaxConnector {
             .header(http::header::ACCEPT, "application/json")
             .build()
             .map_err(|e| KIT.unknown(format!("cannot build the {what}: {}", e.without_url())))?;
-        // Captures carry `idempotency_id`; lookups have no effect: both may be retried.
+        // Captures carry `idempotency_id`; lookups have no effect; a void sent twice finds the
+        // pre-authorization voided, which `classify_void` reads as done: all may be retried.
         self.http
             .send(request, RetryPolicy::Idempotent)
             .await
@@ -129,7 +131,8 @@ impl StaxConnector {
                     | StatusCode::FORBIDDEN
                     | StatusCode::TOO_MANY_REQUESTS
             );
-            if let Some((rejection, failure)) = documented.then(|| refusal(&answer)).flatten() {
+            let refused = documented.then(|| refusal(&answer, mapping::code_for_400));
+            if let Some((rejection, failure)) = refused.flatten() {
                 return Err(KIT.refused(&answer, what, rejection, failure));
             }
             tracing::warn!(
@@ -220,6 +223,32 @@ impl Connector for StaxConnector {
             .map_err(|failure| KIT.rejected(Rejection::FailedPrecondition, failure, None))
     }
 
+    /// A void releases a pre-authorization not captured yet. Stax's seed says that after a partial
+    /// capture "remaining pre-authorized funds may need to be released": the void is the call for
+    /// that (*unconfirmed* whether it releases the rest of a partly captured pre-authorization).
+    /// Stax has no final-capture flag.
+    fn release_rules(&self) -> ReleaseRules {
+        ReleaseRules {
+            before_capture: ReleaseMechanism::Call,
+            after_partial_capture: ReleaseMechanism::Call,
+            final_capture_releases: false,
+        }
+    }
+
+    /// `POST /transaction/{id}/void` with no body, under the capture's headers; answered with a
+    /// transaction (`mapping::void_outcome`). A 400 saying the pre-authorization is voided
+    /// already is the release done.
+    #[tracing::instrument(
+        skip_all,
+        fields(provider = "stax", authorization_id = %call.authorization_id)
+    )]
+    async fn release(&self, call: ReleaseCall<'_>) -> Result<ProviderOutcome, ProviderError> {
+        let pre_auth_id = call.authorization_id.as_str();
+        let url = format!("{}/transaction/{pre_auth_id}/void", self.base_url);
+        let answer = self.send("void", self.http.client().post(url)).await?;
+        classify_void(answer, pre_auth_id)
+    }
+
     /// `GET /transaction/{id}` once Stax's transaction id is known; before that, the capture
     /// re-sent with its `idempotency_id`, which Stax answers with the original result.
     ///
@@ -294,27 +323,78 @@ fn classify(
         );
         return Ok(outcome);
     }
-    let Some((rejection, failure)) = refusal(&answer) else {
-        // 5xx, other 2xx, redirects and undocumented 4xx: Stax may have captured.
-        tracing::warn!(
-            status = status.as_u16(),
-            request_id = request_id.as_deref().unwrap_or(""),
-            attempts = answer.attempts,
-            "Stax gave no definite answer"
-        );
-        return Err(KIT.unknown(format!("Stax answered HTTP {}", status.as_u16())));
-    };
-    Err(KIT.refused(&answer, "capture", rejection, failure))
+    Err(refused_or_unknown(
+        &answer,
+        "capture",
+        mapping::code_for_400,
+    ))
 }
 
-/// What a documented error answer refuses, read from its status and body; `None` for any other
-/// answer.
-fn refusal(answer: &HttpAnswer) -> Option<(Rejection, ProviderFailure)> {
+/// Turns the void's final answer into an outcome or an error.
+fn classify_void(answer: HttpAnswer, pre_auth_id: &str) -> Result<ProviderOutcome, ProviderError> {
+    let status = answer.status;
+    let request_id = answer.header(REQUEST_ID_HEADER).unwrap_or_default();
+    let voided_already = (status == StatusCode::BAD_REQUEST)
+        .then(|| message_of(&answer))
+        .filter(|message| mapping::says_already_voided(message));
+    let outcome = match (status, voided_already) {
+        (StatusCode::OK, _) => {
+            mapping::void_outcome(&answer.body, pre_auth_id).map_err(|detail| {
+                tracing::warn!(status = 200, request_id, %detail, "unusable Stax void answer");
+                KIT.unknown(detail)
+            })?
+        }
+        (_, Some(message)) => mapping::already_voided(pre_auth_id, message),
+        _ => {
+            return Err(refused_or_unknown(
+                &answer,
+                "void",
+                mapping::void_code_for_400,
+            ))
+        }
+    };
+    tracing::info!(
+        status = status.as_u16(), release_status = %outcome.status,
+        provider_status = %outcome.provider_status, request_id,
+        attempts = answer.attempts, "Stax answered the void"
+    );
+    Ok(outcome)
+}
+
+/// A documented refusal of the `what` request, logged, or else an unknown outcome;
+/// `code_for_400` names a 400 from its words.
+fn refused_or_unknown(
+    answer: &HttpAnswer,
+    what: &str,
+    code_for_400: fn(&str) -> &'static str,
+) -> ProviderError {
+    let Some((rejection, failure)) = refusal(answer, code_for_400) else {
+        // 5xx, other 2xx, redirects and undocumented 4xx: Stax may have acted.
+        tracing::warn!(
+            status = answer.status.as_u16(),
+            request_id = answer.header(REQUEST_ID_HEADER).unwrap_or_default(),
+            attempts = answer.attempts,
+            "Stax gave no definite answer to the {what}"
+        );
+        return KIT.unknown(format!(
+            "Stax answered the {what} with HTTP {}",
+            answer.status.as_u16()
+        ));
+    };
+    KIT.refused(answer, what, rejection, failure)
+}
+
+/// What a documented error answer refuses, read from its status and body (a 400's code from its
+/// words by `code_for_400`); `None` for any other answer.
+fn refusal(
+    answer: &HttpAnswer,
+    code_for_400: fn(&str) -> &'static str,
+) -> Option<(Rejection, ProviderFailure)> {
     let status = answer.status;
     let (rejection, code, message) = match status {
         StatusCode::BAD_REQUEST => {
             let message = message_of(answer);
-            let code = mapping::code_for_400(&message).to_owned();
+            let code = code_for_400(&message).to_owned();
             (Rejection::FailedPrecondition, code, message)
         }
         StatusCode::NOT_FOUND => (Rejection::NotFound, "NOT_FOUND".into(), message_of(answer)),

@@ -236,6 +236,31 @@ impl State {
     }
 }
 
+/// What a transaction answer to a void says, read from `success` and `is_voided`. Which
+/// transaction Stax answers a void with (the pre-authorization, now voided, or a new void
+/// transaction) is not confirmed, so both readings are kept; the mapping to our status is an
+/// exhaustive `match` over this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoidState {
+    /// `is_voided: true`.
+    Voided,
+    /// `success: true`, without `is_voided: true`.
+    Succeeded,
+    /// `success: false`: the processor refused the void; `message` says why.
+    Declined,
+}
+
+impl VoidState {
+    /// The Stax fields that decided the state, kept as the provider status.
+    pub fn as_provider_status(&self) -> &'static str {
+        match self {
+            VoidState::Voided => "is_voided=true",
+            VoidState::Succeeded => "success=true",
+            VoidState::Declined => "success=false",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
