@@ -1,10 +1,23 @@
 //! What the sandbox's book says of one authorization (`GET /sandbox/book/holds`): what was
-//! authorized, captured and released, for the release tests of every provider.
+//! authorized, captured and released, for the release tests of every provider; and the request
+//! that makes an authorization.
 
 use std::error::Error;
 
 use capture_service::domain::Money;
-use capture_service::sandbox::{Hold, MoneyJson, ReleasedBy, Sandbox};
+use capture_service::sandbox::{Hold, MoneyJson, NewAuthorization, ReleasedBy, Sandbox, Scenario};
+
+/// An authorization of `value` `currency` whose captures follow `scenario`, not observed.
+pub fn new_authorization(currency: &str, value: &str, scenario: Scenario) -> NewAuthorization {
+    NewAuthorization {
+        amount: MoneyJson {
+            currency_code: currency.to_owned(),
+            value: value.to_owned(),
+        },
+        scenario,
+        faults: None,
+    }
+}
 
 /// The book's hold of `authorization_id`, read over HTTP as a test of the service would, after
 /// checking the rule every provider keeps: captured + released never exceeds authorized.
