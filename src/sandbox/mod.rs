@@ -11,6 +11,10 @@
 //! with a [`Scenario`] that decides how the provider will answer its captures. Emulators may add
 //! admin endpoints of their own under `/sandbox/{provider}/` (PayPal's capture state changes).
 //!
+//! Emulators release authorizations as their providers do (voids, and the rest released by a
+//! final capture), noted in the book (`book.rs`); scenarios other than `Expired` and `Voided`
+//! shape captures only, and the fault injector (`faults.rs`) never touches a release.
+//!
 //! Checkout.com and PayPal send signed webhooks, as they do, to the service named by
 //! [`Sandbox::send_webhooks_to`] (see `webhooks.rs`).
 
@@ -40,7 +44,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::domain::{Money, MoneyError, Provider};
-pub use book::Charge;
+pub use book::{Charge, Hold, Release, ReleasedBy};
 use book::{Charged, Charges};
 use faults::Faults;
 pub use faults::{Attempt, Fault};
@@ -176,7 +180,7 @@ trait Emulator: Send + Sync + 'static {
 /// The emulated providers, shared by the provider server and the admin endpoint.
 struct Emulators {
     all: Vec<Arc<dyn Emulator>>,
-    /// What they charged, for `GET /sandbox/book`.
+    /// What they charged and released, for `GET /sandbox/book` and `/sandbox/book/holds`.
     charges: Charges,
     /// The observed authorizations and their attempts, for `GET /sandbox/attempts`.
     faults: Faults,
@@ -197,6 +201,7 @@ impl Emulators {
             .ok_or(SandboxError::NotEmulated(provider))?;
         let amount = Money::parse_positive(&request.amount.currency_code, &request.amount.value)?;
         let authorization = emulator.authorize(amount, request.scenario);
+        self.charges.authorized(provider, &authorization.id, amount);
         if let Some(faults) = request.faults {
             self.faults.observe(&authorization.id, faults);
         }
@@ -216,6 +221,11 @@ impl Emulators {
                 .unwrap_or_else(|| "COMPLETED".to_owned());
         }
         charges
+    }
+
+    /// Every authorization with what it gave: captured, released.
+    fn holds(&self) -> Vec<Hold> {
+        self.charges.holds(&self.book())
     }
 }
 
@@ -362,6 +372,11 @@ impl Sandbox {
         self.emulators.book()
     }
 
+    /// Every authorization so far, with what it gave (also `GET /sandbox/book/holds`).
+    pub fn holds(&self) -> Vec<Hold> {
+        self.emulators.holds()
+    }
+
     /// Every webhook delivery attempt so far (at most the last thousand), oldest first.
     pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
         self.webhooks.deliveries()
@@ -438,6 +453,7 @@ fn admin_router(emulators: &Arc<Emulators>) -> Router {
     let mut router = Router::new()
         .route("/sandbox/{provider}/authorizations", post(admin_authorize))
         .route("/sandbox/book", get(book))
+        .route("/sandbox/book/holds", get(holds))
         .with_state(Arc::clone(emulators))
         .merge(emulators.faults.routes())
         .merge(emulators.webhooks.routes());
@@ -455,6 +471,11 @@ fn admin_router(emulators: &Arc<Emulators>) -> Router {
 /// `GET /sandbox/book`: every charge, oldest first, with where its capture stands now.
 async fn book(State(emulators): State<Arc<Emulators>>) -> Json<Vec<Charge>> {
     Json(emulators.book())
+}
+
+/// `GET /sandbox/book/holds`: every authorization, oldest first, with what it gave.
+async fn holds(State(emulators): State<Arc<Emulators>>) -> Json<Vec<Hold>> {
+    Json(emulators.holds())
 }
 
 /// 201 with the authorization; 404 for a provider that is unknown or not emulated; 400 for a

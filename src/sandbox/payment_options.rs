@@ -16,6 +16,16 @@
 //!   them captures. `Timeout` captures, then answers after `TIMEOUT_DELAY` (60 s); `MalformedBody`
 //!   captures, then answers 201 with a body that is not JSON. `Pending` is `Approve`:
 //!   PaymentOptions has no pending capture.
+//! - `POST {prefix}/server-to-server-interface/void` `{transactionId, merchant_id}` (the API
+//!   manual's "Void Authorization") cancels an authorization never captured: 201 with
+//!   `transaction_type: "VOID"` and `INFO0003`, its `payment_details.amount` the authorized
+//!   amount, noted in the book as a void. A capture releases the rest by itself ("if the capture
+//!   is for a lesser amount, the remaining funds will be released"; noted in the book), so after
+//!   any capture nothing is left to void: 412 `ERR1005`; a voided authorization (through the API
+//!   or by the `Voided` scenario) refuses voids and captures with 412 `ERR1007`, an expired one
+//!   412 `ERR1006`; credentials, body, merchant and unknown ids as for captures, each refusal
+//!   with `transaction_type: "VOID"`. *Unconfirmed*: these refusals' statuses and codes (the
+//!   manual shows only the success).
 //! - Answers carry the full test card number [`TEST_PAN`], as PaymentOptions' do: the connector
 //!   must mask it.
 
@@ -36,7 +46,7 @@ use super::kit::{
     delay_of, header_str, held, json_reply, random_digits, random_uuid, rfc3339, Decision, Locked,
     Reply, Secrets,
 };
-use super::{Charges, Emulator, SandboxAuthorization, Scenario};
+use super::{Charged, Charges, Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
 
 /// The card every sandbox authorization was made with (Visa's test number).
@@ -45,11 +55,17 @@ pub const TEST_PAN: &str = "4111111111111111";
 const CAPTURE_PATH: &str = "/api/v1/server-to-server-interface/capture";
 /// The same, as the published example writes it (`/api/v1` twice).
 const DOUBLED_CAPTURE_PATH: &str = "/api/v1/api/v1/server-to-server-interface/capture";
+/// The void endpoint, under the default prefix and doubled as the published example has it.
+const VOID_PATH: &str = "/api/v1/server-to-server-interface/void";
+const DOUBLED_VOID_PATH: &str = "/api/v1/api/v1/server-to-server-interface/void";
 /// PaymentOptions' limits on the request fields.
 const MAX_TRANSACTION_ID_CHARS: usize = 36;
 const MAX_AMOUNT: i64 = 9_999_999_999;
 const MAX_MERCHANT_ID_CHARS: usize = 10;
 const MAX_NOTES_CHARS: usize = 128;
+/// The `transaction_type` of each answer.
+const CAPTURE: &str = "CAPTURE";
+const VOID: &str = "VOID";
 
 /// One authorization and its capture, if it has one.
 struct Authorization {
@@ -57,6 +73,8 @@ struct Authorization {
     scenario: Scenario,
     /// Minor units of the one capture made.
     captured: Option<i64>,
+    /// Voided through the API.
+    voided: bool,
 }
 
 /// The emulated PaymentOptions: generated credentials plus its authorizations.
@@ -139,6 +157,8 @@ impl Emulator for PaymentOptionsEmulator {
         Router::new()
             .route(CAPTURE_PATH, post(capture))
             .route(DOUBLED_CAPTURE_PATH, post(capture))
+            .route(VOID_PATH, post(void))
+            .route(DOUBLED_VOID_PATH, post(void))
             .with_state(self)
     }
 
@@ -153,6 +173,7 @@ impl Emulator for PaymentOptionsEmulator {
             amount,
             scenario,
             captured: None,
+            voided: false,
         };
         self.authorizations().insert(id.clone(), authorization);
         SandboxAuthorization::new(Provider::PaymentOptions, id, status, amount, scenario)
@@ -173,6 +194,19 @@ async fn capture(
     reply.into_response()
 }
 
+/// `POST {prefix}/server-to-server-interface/void`.
+async fn void(
+    State(emulator): State<Arc<PaymentOptionsEmulator>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !emulator.credentials_ok(&headers) {
+        return failure(VOID, StatusCode::UNAUTHORIZED, "ERR1002", "Unauthorized.").into_response();
+    }
+    let (reply, _) = voided(&emulator, &headers, &body).unwrap_or_else(|r| (r, None));
+    reply.into_response()
+}
+
 /// The documented capture body, checked field by field.
 struct CaptureRequest {
     transaction_id: String,
@@ -180,8 +214,23 @@ struct CaptureRequest {
     merchant_id: String,
 }
 
-fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<CaptureRequest, Reply> {
-    let invalid = |message: &str| error(StatusCode::BAD_REQUEST, "ERR1003", message);
+/// The fields every request names, `transactionId` and `merchant_id`, read from a JSON body;
+/// refusals are written for a request of `transaction_type`.
+struct Named {
+    value: Value,
+    transaction_id: String,
+    merchant_id: String,
+}
+
+fn parse_named(transaction_type: &str, headers: &HeaderMap, body: &[u8]) -> Result<Named, Reply> {
+    let invalid = |message: &str| {
+        failure(
+            transaction_type,
+            StatusCode::BAD_REQUEST,
+            "ERR1003",
+            message,
+        )
+    };
     let is_json = header_str(headers, header::CONTENT_TYPE.as_str())
         .is_some_and(|v| v.starts_with("application/json"));
     if !is_json {
@@ -192,65 +241,66 @@ fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<CaptureRequest, Rep
     let transaction_id = value["transactionId"]
         .as_str()
         .filter(|t| !t.is_empty() && t.chars().count() <= MAX_TRANSACTION_ID_CHARS)
-        .ok_or_else(|| invalid("transactionId is required: a string of at most 36 characters."))?;
+        .ok_or_else(|| invalid("transactionId is required: a string of at most 36 characters."))?
+        .to_owned();
+    let merchant_id = value["merchant_id"]
+        .as_str()
+        .filter(|m| !m.is_empty() && m.chars().count() <= MAX_MERCHANT_ID_CHARS)
+        .ok_or_else(|| invalid("merchant_id is required: at most 10 characters."))?
+        .to_owned();
+    Ok(Named {
+        value,
+        transaction_id,
+        merchant_id,
+    })
+}
+
+fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<CaptureRequest, Reply> {
+    let invalid = |message: &str| error(StatusCode::BAD_REQUEST, "ERR1003", message);
+    let Named {
+        value,
+        transaction_id,
+        merchant_id,
+    } = parse_named(CAPTURE, headers, body)?;
     let amount = value["amount"]
         .as_i64()
         .filter(|a| (1..=MAX_AMOUNT).contains(a))
         .ok_or_else(|| invalid("amount is required: an integer of at most 10 digits."))?;
-    let merchant_id = value["merchant_id"]
-        .as_str()
-        .filter(|m| !m.is_empty() && m.chars().count() <= MAX_MERCHANT_ID_CHARS)
-        .ok_or_else(|| invalid("merchant_id is required: at most 10 characters."))?;
     match &value["notes"] {
         Value::Null => {}
         Value::String(notes) if notes.chars().count() <= MAX_NOTES_CHARS => {}
         _ => return Err(invalid("notes must be a string of at most 128 characters.")),
     }
     Ok(CaptureRequest {
-        transaction_id: transaction_id.to_owned(),
+        transaction_id,
         amount,
-        merchant_id: merchant_id.to_owned(),
+        merchant_id,
     })
 }
 
 /// Applies PaymentOptions' capture rules to one request, recording the capture when money moves.
 fn decide(emulator: &PaymentOptionsEmulator, headers: &HeaderMap, body: &[u8]) -> Decision {
     let request = parse_request(headers, body)?;
-    if request.merchant_id != emulator.merchant_id {
-        return Err(error(
-            StatusCode::NOT_ACCEPTABLE,
-            "ERR1008",
-            "The merchant_id does not belong to this API key.",
-        ));
-    }
     let mut authorizations = emulator.authorizations();
-    let Some(auth) = authorizations.get_mut(&request.transaction_id) else {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            "ERR1001",
-            "Transaction not found.",
-        ));
-    };
+    let auth = open_authorization(
+        CAPTURE,
+        emulator,
+        &mut authorizations,
+        &request.transaction_id,
+        &request.merchant_id,
+    )?;
     let refuse =
         |code: &str, message: &str| Err(error(StatusCode::PRECONDITION_FAILED, code, message));
-    match auth.scenario {
-        Scenario::Expired => return refuse("ERR1006", "The authorisation has expired."),
-        Scenario::Voided => return refuse("ERR1007", "The authorisation has been voided."),
-        _ => {}
-    }
     let currency = auth.amount.currency();
     let asked = Money::from_minor_units(currency, request.amount);
-    let answer = |status: StatusCode, code: i64, gateway: (&str, &str, &str)| {
-        let reference = emulator.next_ref.fetch_add(1, Ordering::Relaxed);
-        answer_body(
-            emulator,
+    let answer = |status: StatusCode, response_code: i64, gateway: (&str, &str, &str)| {
+        let outcome = Outcome {
+            transaction_type: CAPTURE,
             status,
-            &request.transaction_id,
-            asked,
-            code,
+            response_code,
             gateway,
-            reference,
-        )
+        };
+        answer_body(emulator, &request.transaction_id, asked, outcome)
     };
     match auth.captured {
         Some(captured) if captured == request.amount => {
@@ -293,14 +343,16 @@ fn decide(emulator: &PaymentOptionsEmulator, headers: &HeaderMap, body: &[u8]) -
     }
     auth.captured = Some(request.amount);
     // No idempotency key: one capture per authorization, named by its transactionId.
-    let money = Money::from_minor_units(auth.amount.currency(), request.amount);
-    emulator.charges.record(
-        Provider::PaymentOptions,
-        &request.transaction_id,
-        &request.transaction_id,
-        money,
-        None,
-    );
+    let charged = Charged {
+        charges: &emulator.charges,
+        key: None,
+    };
+    let money = |minor| Money::from_minor_units(currency, minor);
+    let id = &request.transaction_id;
+    charged.record(Provider::PaymentOptions, id, id, money(request.amount));
+    // A capture for less than was authorized releases the rest.
+    let rest = money(auth.amount.minor_units() - request.amount);
+    charged.closed(Provider::PaymentOptions, id, id, rest);
     let scenario = auth.scenario;
     drop(authorizations);
     let success = ("INFO", "Amount successfully captured.", "INFO0001");
@@ -315,17 +367,99 @@ fn decide(emulator: &PaymentOptionsEmulator, headers: &HeaderMap, body: &[u8]) -
     Ok((reply, delay))
 }
 
+/// The authorization `transaction_id` of `merchant_id` if it is still open (neither expired nor
+/// voided); else the refusal, written for a request of `transaction_type`.
+fn open_authorization<'a>(
+    transaction_type: &str,
+    emulator: &PaymentOptionsEmulator,
+    authorizations: &'a mut HashMap<String, Authorization>,
+    transaction_id: &str,
+    merchant_id: &str,
+) -> Result<&'a mut Authorization, Reply> {
+    let refuse = |status, code, message| failure(transaction_type, status, code, message);
+    if merchant_id != emulator.merchant_id {
+        return Err(refuse(
+            StatusCode::NOT_ACCEPTABLE,
+            "ERR1008",
+            "The merchant_id does not belong to this API key.",
+        ));
+    }
+    let Some(auth) = authorizations.get_mut(transaction_id) else {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            "ERR1001",
+            "Transaction not found.",
+        ));
+    };
+    let failed = StatusCode::PRECONDITION_FAILED;
+    if auth.scenario == Scenario::Expired {
+        return Err(refuse(failed, "ERR1006", "The authorisation has expired."));
+    }
+    if auth.scenario == Scenario::Voided || auth.voided {
+        return Err(refuse(
+            failed,
+            "ERR1007",
+            "The authorisation has been voided.",
+        ));
+    }
+    Ok(auth)
+}
+
+/// Applies PaymentOptions' void rules to one request, releasing the authorization if allowed.
+fn voided(emulator: &PaymentOptionsEmulator, headers: &HeaderMap, body: &[u8]) -> Decision {
+    let named = parse_named(VOID, headers, body)?;
+    let id = &named.transaction_id;
+    let mut authorizations = emulator.authorizations();
+    let auth = open_authorization(VOID, emulator, &mut authorizations, id, &named.merchant_id)?;
+    if auth.captured.is_some() {
+        return Err(failure(
+            VOID,
+            StatusCode::PRECONDITION_FAILED,
+            "ERR1005",
+            "The transaction has already been captured.",
+        ));
+    }
+    auth.voided = true;
+    let amount = auth.amount;
+    drop(authorizations);
+    emulator
+        .charges
+        .voided(Provider::PaymentOptions, id, id, amount, None);
+    let cancelled = ("INFO", "Authorization Successfully Cancelled.", "INFO0003");
+    let outcome = Outcome {
+        transaction_type: VOID,
+        status: StatusCode::CREATED,
+        response_code: 0,
+        gateway: cancelled,
+    };
+    Ok((answer_body(emulator, id, amount, outcome), None))
+}
+
+/// What an answer says of a processed transaction.
+struct Outcome<'a> {
+    transaction_type: &'a str,
+    status: StatusCode,
+    /// `payment_details.response_code`: 0 for success.
+    response_code: i64,
+    /// `gateway_response`'s `type`, `message` and `code`.
+    gateway: (&'a str, &'a str, &'a str),
+}
+
 /// The documented answer envelope for a processed transaction, success or not, with the full
 /// test card number as PaymentOptions sends it.
 fn answer_body(
     emulator: &PaymentOptionsEmulator,
-    status: StatusCode,
     transaction_id: &str,
     amount: Money,
-    response_code: i64,
-    (kind, message, code): (&str, &str, &str),
-    reference: u64,
+    outcome: Outcome<'_>,
 ) -> Reply {
+    let Outcome {
+        transaction_type,
+        status,
+        response_code,
+        gateway: (kind, message, code),
+    } = outcome;
+    let reference = emulator.next_ref.fetch_add(1, Ordering::Relaxed);
     let merchant_txn_ref = format!("sbx-{}", &transaction_id[..transaction_id.len().min(8)]);
     json_reply(
         status,
@@ -333,7 +467,7 @@ fn answer_body(
             "success": response_code == 0,
             "status_code": status.as_u16(),
             "is_live": false,
-            "transaction_type": "CAPTURE",
+            "transaction_type": transaction_type,
             "gateway_response": {"version": "1", "type": kind, "message": message, "code": code},
             "merchant_details": {
                 "legal_name": "Sandbox Merchant",
@@ -374,15 +508,20 @@ fn timestamp() -> String {
     }
 }
 
-/// PaymentOptions' failure envelope for a refused request.
+/// PaymentOptions' failure envelope for a refused capture.
 fn error(status: StatusCode, code: &str, message: &str) -> Reply {
+    failure(CAPTURE, status, code, message)
+}
+
+/// PaymentOptions' failure envelope for a refused request of `transaction_type`.
+fn failure(transaction_type: &str, status: StatusCode, code: &str, message: &str) -> Reply {
     json_reply(
         status,
         &json!({
             "success": false,
             "status_code": status.as_u16(),
             "is_live": false,
-            "transaction_type": "CAPTURE",
+            "transaction_type": transaction_type,
             "gateway_response": {"version": "1", "type": "ERROR", "message": message, "code": code},
         }),
     )

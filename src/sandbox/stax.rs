@@ -21,6 +21,13 @@
 //!   `TIMEOUT_DELAY` (60 s), so a retry with the same `idempotency_id` gets it at once;
 //!   `MalformedBody` → captured, answered 200 with a body that is not JSON; `Pending` → Stax
 //!   documents no pending capture, so it completes like `Approve`.
+//! - `POST /transaction/{id}/void` (Stax's SDKs), no body, voids a pre-authorization: 200 with
+//!   the pre-authorization's transaction object, `is_voided: true`; the book notes what it had
+//!   left as released. A void after partial captures releases the rest (*unconfirmed*: the seed
+//!   says only that the rest "may need to be released"). A voided pre-authorization (through the
+//!   API or by the `Voided` scenario) refuses voids and captures with 400 "has been voided", a
+//!   closed one (captured whole) voids with 400 "already captured", an expired one with 400
+//!   "expired"; unknown ids 404; keys and the rate limit as for captures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
@@ -58,6 +65,8 @@ struct PreAuth {
     captured: i64,
     /// Closed by a full capture (no `total`) or by taking exactly what remained.
     closed: bool,
+    /// Voided through the API.
+    voided: bool,
     customer_id: String,
     payment_method_id: String,
     created_at: String,
@@ -142,6 +151,7 @@ impl Emulator for StaxEmulator {
     fn routes(self: Arc<Self>) -> Router {
         Router::new()
             .route("/transaction/{transaction_id}/capture", post(capture))
+            .route("/transaction/{transaction_id}/void", post(void))
             .route("/transaction/{transaction_id}", get(get_transaction))
             .with_state(self)
     }
@@ -158,6 +168,7 @@ impl Emulator for StaxEmulator {
             scenario,
             captured: 0,
             closed: false,
+            voided: false,
             customer_id: random_uuid(),
             payment_method_id: random_uuid(),
             created_at: now(),
@@ -196,8 +207,58 @@ async fn capture(
     reply.into_response()
 }
 
+/// `POST /transaction/{id}/void`.
+async fn void(
+    State(stax): State<Arc<StaxEmulator>>,
+    Path(transaction_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = stax.refusal(&headers) {
+        return refusal;
+    }
+    let mut ledger = stax.ledger();
+    transaction_reply(voided(&stax.charges, &mut ledger, &transaction_id))
+}
+
+/// Voids pre-authorization `id` if it is still open, releasing what it has left; the
+/// pre-authorization as Stax then shows it.
+fn voided(charges: &Charges, ledger: &mut Ledger, id: &str) -> Result<Bytes, Reply> {
+    let pre_auth = ledger.pre_auths.get_mut(id).ok_or_else(not_found)?;
+    let remaining = open_remaining(pre_auth)?;
+    pre_auth.voided = true;
+    let rest = Money::from_minor_units(pre_auth.amount.currency(), remaining);
+    charges.voided(Provider::Stax, id, id, rest, None);
+    transaction(id, pre_auth, Tx::PreAuth, &json!({}))
+}
+
+/// 200 with a transaction object, or the refusal.
+fn transaction_reply(found: Result<Bytes, Reply>) -> Response {
+    let status = StatusCode::OK;
+    found
+        .map_or_else(|refusal| refusal, |body| Reply { status, body })
+        .into_response()
+}
+
+/// What `pre_auth` has left in minor units, if it is still open: else the refusal (expired,
+/// voided, or already captured whole).
+fn open_remaining(pre_auth: &PreAuth) -> Result<i64, Reply> {
+    if pre_auth.scenario == Scenario::Expired {
+        return Err(bad_request("This pre-authorization has expired."));
+    }
+    if pre_auth.scenario == Scenario::Voided || pre_auth.voided {
+        return Err(bad_request("This pre-authorization has been voided."));
+    }
+    let remaining = pre_auth.amount.minor_units() - pre_auth.captured;
+    if pre_auth.closed || remaining <= 0 {
+        return Err(bad_request(
+            "This pre-authorization has already been captured.",
+        ));
+    }
+    Ok(remaining)
+}
+
 /// `GET /transaction/{id}`: a capture as it was answered, or a pre-authorization (`type:
-/// "pre_auth"`, its pre-authorized `total` and `currency`, `is_voided` for `Voided`); else 404.
+/// "pre_auth"`, its pre-authorized `total` and `currency`, `is_voided` once voided); else 404.
 async fn get_transaction(
     State(stax): State<Arc<StaxEmulator>>,
     Path(transaction_id): Path<String>,
@@ -214,10 +275,7 @@ async fn get_transaction(
             None => Err(not_found()),
         },
     };
-    let status = StatusCode::OK;
-    found
-        .map_or_else(|refusal| refusal, |body| Reply { status, body })
-        .into_response()
+    transaction_reply(found)
 }
 
 /// The capture request as the emulator reads it.
@@ -289,17 +347,7 @@ fn decide(
         None => None,
         Some(text) => Some(parse_total(text, currency)?),
     };
-    match pre_auth.scenario {
-        Scenario::Expired => return Err(bad_request("This pre-authorization has expired.")),
-        Scenario::Voided => return Err(bad_request("This pre-authorization has been voided.")),
-        _ => {}
-    }
-    let remaining = pre_auth.amount.minor_units() - pre_auth.captured;
-    if pre_auth.closed || remaining <= 0 {
-        return Err(bad_request(
-            "This pre-authorization has already been captured.",
-        ));
-    }
+    let remaining = open_remaining(pre_auth)?;
     let amount = match asked {
         None => Money::from_minor_units(currency, remaining),
         Some(asked) if asked.minor_units() > remaining => {
@@ -416,7 +464,7 @@ fn transaction(id: &str, pre_auth: &PreAuth, tx: Tx<'_>, meta: &Value) -> Result
         Tx::PreAuth => ("pre_auth", true, pre_auth.amount, None),
     };
     let is_pre_auth = matches!(tx, Tx::PreAuth);
-    let voided = is_pre_auth && pre_auth.scenario == Scenario::Voided;
+    let voided = is_pre_auth && (pre_auth.scenario == Scenario::Voided || pre_auth.voided);
     let created_at = match tx {
         Tx::Capture(..) => now(),
         Tx::PreAuth => pre_auth.created_at.clone(),

@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 
 use crate::common::TestResult;
 
+/// Its voids, and the rest released by a `Final` capture.
+mod releases;
 /// Its webhooks: what is sent after each change, signed as the provider signs.
 mod webhooks;
 
@@ -88,9 +90,22 @@ impl Checkout {
         key: &str,
         idempotency_key: &str,
     ) -> Result<Answer, Box<dyn Error>> {
+        self.post_action(id, "captures", body, key, idempotency_key)
+            .await
+    }
+
+    /// `POST /payments/{id}/{action}` (`captures`, `voids`) with `key` as the bearer token.
+    async fn post_action(
+        &self,
+        id: &str,
+        action: &str,
+        body: Value,
+        key: &str,
+        idempotency_key: &str,
+    ) -> Result<Answer, Box<dyn Error>> {
         let response = self
             .http
-            .post(format!("{}/payments/{id}/captures", self.base))
+            .post(format!("{}/payments/{id}/{action}", self.base))
             .bearer_auth(key)
             .header("cko-idempotency-key", idempotency_key)
             .json(&body)

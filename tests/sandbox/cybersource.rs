@@ -19,6 +19,9 @@ use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
 
 use crate::common::TestResult;
 
+/// Its authorization reversal, and the rest reversed by a final capture.
+mod releases;
+
 /// A started sandbox and a connector holding the credentials it issued.
 struct Cybersource {
     sandbox: Sandbox,

@@ -6,6 +6,7 @@ mod common;
 
 mod checkout;
 mod cybersource;
+mod holds;
 mod payment_options;
 mod paypal;
 mod receiver;

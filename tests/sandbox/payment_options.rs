@@ -6,11 +6,14 @@ use std::net::SocketAddr;
 
 use capture_service::domain::Provider;
 use capture_service::providers::payment_options::PaymentOptionsAccount;
-use capture_service::sandbox::{MoneyJson, NewAuthorization, Sandbox, Scenario};
+use capture_service::sandbox::{Sandbox, Scenario};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::TestResult;
+
+/// Its void, and the rest released by a lesser capture.
+mod releases;
 
 const PATH: &str = "/api/v1/server-to-server-interface/capture";
 
@@ -35,14 +38,7 @@ impl PaymentOptions {
     }
 
     async fn authorize(&self, value: &str, scenario: Scenario) -> Result<String, Box<dyn Error>> {
-        let request = NewAuthorization {
-            amount: MoneyJson {
-                currency_code: "USD".into(),
-                value: value.into(),
-            },
-            scenario,
-            faults: None,
-        };
+        let request = crate::holds::new_authorization("USD", value, scenario);
         Ok(self
             .sandbox
             .create_authorization(Provider::PaymentOptions, request)

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 
 use crate::common::TestResult;
 
+/// Its voids, and the rest released by a final capture.
+mod releases;
 /// Its webhooks: what is sent after each change, signed as the provider signs.
 mod webhooks;
 
@@ -106,7 +108,20 @@ impl PayPal {
         request_id: &str,
         prefer: Option<&str>,
     ) -> Result<Answer, Box<dyn Error>> {
-        let url = format!("{}/v2/payments/authorizations/{id}/capture", self.base);
+        self.post_action(id, "capture", body, request_id, prefer)
+            .await
+    }
+
+    /// `POST /v2/payments/authorizations/{id}/{action}` (`capture`, `void`) with the token.
+    async fn post_action(
+        &self,
+        id: &str,
+        action: &str,
+        body: Option<Value>,
+        request_id: &str,
+        prefer: Option<&str>,
+    ) -> Result<Answer, Box<dyn Error>> {
+        let url = format!("{}/v2/payments/authorizations/{id}/{action}", self.base);
         let mut request = self
             .http
             .post(url)

@@ -12,6 +12,9 @@ use serde_json::Value;
 
 use crate::common::TestResult;
 
+/// Its void of a pre-authorization.
+mod releases;
+
 /// A started sandbox and the Stax account it accepts.
 struct Stax {
     sandbox: Sandbox,

@@ -66,7 +66,7 @@ pub(super) fn latest_capture_event(payment_id: &str, payment: &Payment) -> Optio
 }
 
 /// Checkout.com's balances object; a `Final` capture voids what it left.
-fn balances(payment: &Payment) -> Value {
+pub(super) fn balances(payment: &Payment) -> Value {
     let captured: i64 = payment
         .actions
         .iter()

@@ -19,11 +19,13 @@
 //!   whatever the new body says; 401, 403, 404 and 5xx are not stored, since nothing happened.
 //! - `Expired` and `Voided` payments answer 403; an unknown payment 404; both without a body.
 //! - `GET /payments/{id}` answers 200 `{id, amount (authorized), currency, status, approved,
-//!   reference, _links}` whatever the scenario (status `Authorized`, `Partially Captured`,
-//!   `Captured`, `Voided` or `Expired`); an unknown payment 404 without a body.
+//!   reference, balances, _links}` whatever the scenario (status `Authorized`, `Partially
+//!   Captured`, `Captured`, `Voided` or `Expired`); an unknown payment 404 without a body.
 //! - `ServerError` answers 500 without a body and captures nothing; `Timeout` records the capture
 //!   and its answer, then answers after `TIMEOUT_DELAY` (60 s); `MalformedBody` captures and answers
 //!   202 with a body that is not JSON.
+//! - `POST /payments/{id}/voids` (`voids.rs`) releases what the payment has left; a `Final`
+//!   capture releases the rest by itself (both noted in the book).
 //! - Each capture that got a 202 is followed by a signed webhook (`events.rs`):
 //!   `payment_captured`, `payment_capture_declined` or, while the action is unprocessed,
 //!   `payment_capture_pending`. `Timeout` sends it at once, before its answer. Refusals, 5xx and
@@ -43,6 +45,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 mod events;
+mod voids;
 
 use super::kit::{
     delay_of, header_str, held, json_reply, random_digits, random_from, random_hex, rfc3339, Book,
@@ -104,8 +107,10 @@ struct Payment {
     scenario: Scenario,
     /// Captured or about to be (approved and pending actions; declined ones do not count).
     captured: i64,
-    /// Closed by a `Final` capture.
+    /// Closed by a `Final` capture or a void.
     closed: bool,
+    /// Voided through the API.
+    voided: bool,
     /// Oldest first; the authorization itself is the first.
     actions: Vec<Action>,
 }
@@ -212,6 +217,7 @@ impl Emulator for CheckoutEmulator {
     fn routes(self: Arc<Self>) -> Router {
         Router::new()
             .route("/payments/{payment_id}/captures", post(capture))
+            .route("/payments/{payment_id}/voids", post(voids::void))
             .route("/payments/{payment_id}/actions", get(actions))
             .route("/payments/{payment_id}", get(payment))
             .with_state(self)
@@ -236,6 +242,7 @@ impl Emulator for CheckoutEmulator {
             scenario,
             captured: 0,
             closed: false,
+            voided: false,
             actions: vec![Action {
                 json: authorization,
                 processed: true,
@@ -260,6 +267,18 @@ fn units_of(amount: Money) -> i64 {
     } else {
         amount.minor_units() / 10_i64.pow(iso - unit)
     }
+}
+
+/// Units of `currency` in Checkout.com's unit back as money (the inverse of [`units_of`]).
+fn money_of(currency: Currency, units: i64) -> Money {
+    let unit = Unit::of(currency).exponent();
+    let iso = currency.exponent();
+    let minor = if unit >= iso {
+        units / 10_i64.pow(unit - iso)
+    } else {
+        units.saturating_mul(10_i64.pow(iso - unit))
+    };
+    Money::from_minor_units(currency, minor)
 }
 
 fn action_id() -> String {
@@ -344,12 +363,14 @@ async fn payment(
         let status = match p.scenario {
             Scenario::Expired => "Expired",
             Scenario::Voided => "Voided",
+            _ if p.voided && p.captured == 0 => "Voided",
             _ if p.closed || p.captured >= p.authorized => "Captured",
             _ if p.captured > 0 => "Partially Captured",
             _ => "Authorized",
         };
         json!({"id": payment_id, "amount": p.authorized, "currency": p.currency.code(),
             "status": status, "approved": true, "reference": p.reference,
+            "balances": events::balances(p),
             "_links": {"self": href(""), "actions": href("/actions")}})
     });
     match details {
@@ -413,21 +434,15 @@ fn decide(
             false
         }
     };
-    let reference = match &request.reference {
-        None => None,
-        Some(Value::String(r)) if r.chars().count() <= MAX_REFERENCE_CHARS => Some(r.clone()),
-        Some(_) => {
-            invalid.push("reference_invalid");
-            None
-        }
-    };
-    if request.metadata.as_ref().is_some_and(|m| !m.is_object()) {
-        invalid.push("metadata_invalid");
-    }
+    let reference = reference_of(&request.reference, &request.metadata, &mut invalid);
     if !invalid.is_empty() {
         return Err(error_422("request_invalid", &invalid));
     }
-    let captures = payment.actions.len() - 1;
+    let captures = payment
+        .actions
+        .iter()
+        .filter(|a| a.json["type"] == "Capture")
+        .count();
     let refused = matches!(payment.scenario, Scenario::Expired | Scenario::Voided);
     let remaining = payment.authorized - payment.captured;
     if refused || payment.closed || remaining <= 0 || captures >= MAX_CAPTURES {
@@ -462,8 +477,12 @@ fn decide(
     }
     let id = action_id();
     if approved != Some(false) {
-        let money = Money::from_minor_units(payment.currency, amount);
-        charged.record(Provider::Checkout, payment_id, &id, money);
+        let money = |units| money_of(payment.currency, units);
+        charged.record(Provider::Checkout, payment_id, &id, money(amount));
+        if closes {
+            let rest = money(payment.authorized - payment.captured);
+            charged.closed(Provider::Checkout, payment_id, &id, rest);
+        }
     }
     let mut action = json!({
         "id": id,
@@ -521,6 +540,27 @@ fn decide(
     };
     let delay = delay_of(scenario);
     Ok((reply, delay))
+}
+
+/// The request's `reference` (a string of at most [`MAX_REFERENCE_CHARS`]), with the codes of
+/// a bad `reference` or a `metadata` that is not an object added to `invalid`.
+fn reference_of(
+    reference: &Option<Value>,
+    metadata: &Option<Value>,
+    invalid: &mut Vec<&'static str>,
+) -> Option<String> {
+    let reference = match reference {
+        None => None,
+        Some(Value::String(r)) if r.chars().count() <= MAX_REFERENCE_CHARS => Some(r.clone()),
+        Some(_) => {
+            invalid.push("reference_invalid");
+            None
+        }
+    };
+    if metadata.as_ref().is_some_and(|m| !m.is_object()) {
+        invalid.push("metadata_invalid");
+    }
+    reference
 }
 
 /// An empty body is an empty request; otherwise it must be a JSON object.

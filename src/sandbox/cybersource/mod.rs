@@ -23,11 +23,14 @@
 //!   nothing recorded; `Timeout` records the capture, then answers 502 `SERVER_TIMEOUT` only
 //!   after `TIMEOUT_DELAY` (60 s) (a retry meanwhile gets `DUPLICATE_REQUEST`); `MalformedBody`
 //!   records the capture and answers 201 with a body that is not JSON.
+//! - `POST /pts/v2/payments/{id}/reversals` (`reversals.rs`) reverses an authorization never
+//!   captured; a final capture reverses the rest by itself (both noted in the book).
 //! - Every answer carries a `v-c-correlation-id` header.
 
 mod auth;
 mod replies;
 mod request;
+mod reversals;
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
@@ -50,7 +53,7 @@ use super::{Charged, Charges, Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
 use auth::Credentials;
 use replies::{authentication_failed, invalid, respond, server_error};
-use request::{numbering, parse_amount, AmountDetails, CaptureRequest, SEQUENCE};
+use request::{numbering, parse_amount, reference_code, AmountDetails, CaptureRequest, SEQUENCE};
 
 const AMOUNT: &str = "orderInformation.amountDetails.totalAmount";
 const CURRENCY: &str = "orderInformation.amountDetails.currency";
@@ -61,8 +64,10 @@ struct Authorization {
     scenario: Scenario,
     /// Minor units captured so far.
     captured: i64,
-    /// Closed by a final capture (its remainder reversed).
+    /// Closed by a final capture (its remainder reversed) or by a reversal.
     closed: bool,
+    /// Reversed by an authorization reversal.
+    reversed: bool,
     /// Captures taken so far.
     captures: u64,
 }
@@ -187,6 +192,10 @@ impl Emulator for CybersourceEmulator {
                 "/pts/v2/payments/{authorization_id}/captures",
                 post(capture),
             )
+            .route(
+                "/pts/v2/payments/{authorization_id}/reversals",
+                post(reversals::reverse),
+            )
             .route("/pts/v2/captures/{capture_id}", get(get_capture))
             .route("/tss/v2/searches", post(search))
             .with_state(self)
@@ -204,6 +213,7 @@ impl Emulator for CybersourceEmulator {
             scenario,
             captured: 0,
             closed: false,
+            reversed: false,
             captures: 0,
         };
         self.ledger()
@@ -330,17 +340,7 @@ fn decide(
 ) -> Decision {
     let request: CaptureRequest = serde_json::from_slice(body)
         .map_err(|_| invalid("INVALID_DATA", None, "The request is not well-formed JSON"))?;
-    let code = request
-        .client_reference_information
-        .and_then(|c| c.code)
-        .unwrap_or_default();
-    if code.chars().count() > 50 {
-        return Err(invalid(
-            "INVALID_DATA",
-            Some("clientReferenceInformation.code"),
-            "",
-        ));
-    }
+    let code = reference_code(request.client_reference_information)?;
     for (i, field) in request.merchant_defined_information.iter().enumerate() {
         let key_ok = field
             .key
@@ -378,7 +378,7 @@ fn decide(
     if currency != auth.amount.currency().code() {
         return Err(invalid("INVALID_DATA", Some(CURRENCY), ""));
     }
-    let asked = parse_amount(&value, auth.amount)?;
+    let asked = parse_amount(&value, auth.amount, AMOUNT)?;
     if !code.is_empty()
         && ledger
             .seen
@@ -418,6 +418,10 @@ fn decide(
     auth.captured += asked.minor_units();
     auth.closed |= numbering.closes;
     auth.captures += 1;
+    let rest = Money::from_minor_units(
+        auth.amount.currency(),
+        auth.amount.minor_units() - auth.captured,
+    );
     let scenario = auth.scenario;
     ledger
         .seen
@@ -447,6 +451,9 @@ fn decide(
         key: Some(&code),
     };
     charged.record(Provider::Cybersource, auth_id, &id, asked);
+    if numbering.closes {
+        charged.closed(Provider::Cybersource, auth_id, &id, rest);
+    }
     ledger.captures.insert(
         id,
         Recorded {
@@ -481,6 +488,7 @@ mod tests {
             scenario: Scenario::Approve,
             captured: 0,
             closed: false,
+            reversed: false,
             captures: 0,
         };
         Ok(Ledger {

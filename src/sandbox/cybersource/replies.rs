@@ -17,6 +17,7 @@ fn describe(reason: &str) -> &'static str {
         "EXCEEDS_AUTH_AMOUNT" => "Declined - The requested amount exceeds the originally authorized amount.",
         "AUTH_ALREADY_REVERSED" => "Declined - The authorization has already been reversed.",
         "TRANSACTION_ALREADY_REVERSED_OR_SETTLED" => "Declined - The transaction has already been settled or reversed.",
+        "TRANSACTION_ALREADY_SETTLED" => "Declined - The authorization has already been captured or settled.",
         "INVALID_AMOUNT" => "Declined - The request amount is invalid.",
         "MISSING_AUTH" => "Declined - You requested a capture, but there is no corresponding, unused authorization record.",
         "SYSTEM_ERROR" => "Error - General system failure.",

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::replies::invalid;
-use super::{Reply, AMOUNT};
+use super::Reply;
 use crate::domain::Money;
 
 /// The capture request; fields the emulator does not use are accepted and ignored.
@@ -124,8 +124,20 @@ pub(super) fn numbering(options: Option<&CaptureOptions>) -> Result<Numbering, R
     }
 }
 
-/// A positive decimal with at most the currency's decimals.
-pub(super) fn parse_amount(value: &str, authorized: Money) -> Result<Money, Reply> {
+/// The request's `clientReferenceInformation.code` (empty when absent), at most 50 characters;
+/// else `INVALID_DATA` naming it.
+pub(super) fn reference_code(client: Option<ClientReference>) -> Result<String, Reply> {
+    let code = client.and_then(|c| c.code).unwrap_or_default();
+    if code.chars().count() > 50 {
+        let at = Some("clientReferenceInformation.code");
+        return Err(invalid("INVALID_DATA", at, ""));
+    }
+    Ok(code)
+}
+
+/// A positive decimal with at most the currency's decimals; else `INVALID_AMOUNT` naming
+/// `field`.
+pub(super) fn parse_amount(value: &str, authorized: Money, field: &str) -> Result<Money, Reply> {
     let currency = authorized.currency();
     let well_formed = !value.is_empty()
         && value.len() <= 19
@@ -137,5 +149,5 @@ pub(super) fn parse_amount(value: &str, authorized: Money) -> Result<Money, Repl
         .filter(|a| well_formed && *a > Decimal::ZERO && a.scale() <= currency.exponent());
     amount
         .and_then(|a| Money::from_decimal(currency, a).ok())
-        .ok_or_else(|| invalid("INVALID_AMOUNT", Some(AMOUNT), ""))
+        .ok_or_else(|| invalid("INVALID_AMOUNT", Some(field), ""))
 }

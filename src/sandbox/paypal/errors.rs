@@ -26,6 +26,12 @@ pub(super) fn describe(issue: &str) -> &'static str {
         "AUTHORIZATION_EXPIRED" => "Authorization has expired.",
         "AUTHORIZATION_VOIDED" => "A voided authorization cannot be captured or reauthorized.",
         "AUTHORIZATION_ALREADY_CAPTURED" => "Authorization has already been captured.",
+        "PREVIOUSLY_CAPTURED" => {
+            "Authorization has been previously captured and hence cannot be voided."
+        }
+        "PREVIOUSLY_VOIDED" => {
+            "Authorization has been previously voided and hence cannot be voided again."
+        }
         "MAX_CAPTURE_AMOUNT_EXCEEDED" => "Capture amount exceeds allowable limit.",
         "AUTH_CAPTURE_CURRENCY_MISMATCH" => {
             "Currency of capture must be the same as currency of authorization."

@@ -15,6 +15,9 @@
 //!   /v1/notifications/verify-webhook-signature` verifies exactly what was sent. Captures made
 //!   through the API send none.
 //! - `GET /v2/payments/refunds/{id}` reads a refund made through the admin endpoints.
+//! - `POST /v2/payments/authorizations/{id}/void` and `GET /v2/payments/authorizations/{id}`
+//!   (`authorizations.rs`): a void releases what the authorization has left; a capture with
+//!   `final_capture: true` releases the rest by itself (both noted in the book).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, MutexGuard};
@@ -32,6 +35,7 @@ use serde_json::{json, Value};
 
 mod admin;
 mod amounts;
+mod authorizations;
 mod errors;
 mod notifications;
 
@@ -58,6 +62,10 @@ struct Authorization {
     captured: i64,
     /// Closed by a final or a full (no-amount) capture.
     closed: bool,
+    /// Voided through the API: nothing more can be captured.
+    voided: bool,
+    /// When it was made, for its representation.
+    created: SystemTime,
 }
 
 /// One capture: its full representation and what later changes to it need.
@@ -185,6 +193,14 @@ impl Emulator for PaypalEmulator {
                 "/v2/payments/authorizations/{authorization_id}/capture",
                 post(capture),
             )
+            .route(
+                "/v2/payments/authorizations/{authorization_id}/void",
+                post(authorizations::void),
+            )
+            .route(
+                "/v2/payments/authorizations/{authorization_id}",
+                get(authorizations::show),
+            )
             .route("/v2/payments/captures/{capture_id}", get(get_capture))
             .route("/v2/payments/refunds/{refund_id}", get(get_refund))
             .route(
@@ -210,6 +226,8 @@ impl Emulator for PaypalEmulator {
             scenario,
             captured: 0,
             closed: false,
+            voided: false,
+            created: SystemTime::now(),
         };
         self.ledger()
             .authorizations
@@ -218,9 +236,17 @@ impl Emulator for PaypalEmulator {
     }
 }
 
-/// The `PayPal-Request-Id` a capture carries: PayPal's idempotency key.
+/// The `PayPal-Request-Id` a capture or a void carries: PayPal's idempotency key.
 fn request_id(headers: &HeaderMap) -> Option<String> {
     header_str(headers, "paypal-request-id").map(str::to_owned)
+}
+
+/// Whether the request asks for the full representation (`Prefer: return=representation`).
+fn wants_representation(headers: &HeaderMap) -> bool {
+    header_str(headers, "prefer").is_some_and(|v| {
+        v.split([',', ';'])
+            .any(|p| p.trim() == "return=representation")
+    })
 }
 
 /// `POST /v1/oauth2/token`: Basic client credentials and `grant_type=client_credentials`.
@@ -277,10 +303,7 @@ async fn capture(
         .into_response();
     }
     let request_id = request_id(&headers);
-    let representation = header_str(&headers, "prefer").is_some_and(|v| {
-        v.split([',', ';'])
-            .any(|p| p.trim() == "return=representation")
-    });
+    let representation = wants_representation(&headers);
     // PayPal keeps its answers to a PayPal-Request-Id: a capture (201) or a refusal (422).
     let charged = Charged {
         charges: &paypal.charges,
@@ -365,10 +388,11 @@ fn decide(
         return Err(error(StatusCode::NOT_FOUND, "INVALID_RESOURCE_ID", None));
     };
     let refuse = |issue: &str, at: Option<(&str, &str)>| Err(unprocessable(issue, at));
-    match auth.scenario {
-        Scenario::Expired => return refuse("AUTHORIZATION_EXPIRED", None),
-        Scenario::Voided => return refuse("AUTHORIZATION_VOIDED", None),
-        _ => {}
+    if auth.scenario == Scenario::Expired {
+        return refuse("AUTHORIZATION_EXPIRED", None);
+    }
+    if auth.scenario == Scenario::Voided || auth.voided {
+        return refuse("AUTHORIZATION_VOIDED", None);
     }
     let remaining = auth.amount.minor_units() - auth.captured;
     if auth.closed || remaining <= 0 {
@@ -424,6 +448,7 @@ fn decide(
         auth.captured += gross.minor_units();
         auth.closed |= closes;
     }
+    let rest = Money::from_minor_units(currency, auth.amount.minor_units() - auth.captured);
     let scenario = auth.scenario;
 
     let id = random_alnum(17);
@@ -489,6 +514,9 @@ fn decide(
     };
     if status != "DECLINED" {
         charged.record(Provider::Paypal, auth_id, &id, gross);
+        if closes {
+            charged.closed(Provider::Paypal, auth_id, &id, rest);
+        }
     }
     ledger.captures.insert(id, capture);
     let delay = delay_of(scenario);
