@@ -171,7 +171,11 @@ async fn payment_options_releases_the_rest_of_a_lesser_capture_by_itself(db: Db)
 }
 
 async fn every_provider_releases_an_uncaptured_authorization(db: Db) -> TestResult {
-    let app = TestApp::spawn(db).await?;
+    let app = TestApp::spawn_with(db, |config| {
+        config.reconcile.interval = Duration::from_millis(100);
+        config.reconcile.min_age = Duration::ZERO;
+    })
+    .await?;
     for (provider, name) in [
         (Provider::Paypal, "paypal"),
         (Provider::Checkout, "checkout"),
