@@ -16,23 +16,14 @@
 //!   them captures. `Timeout` captures, then answers after `TIMEOUT_DELAY` (60 s); `MalformedBody`
 //!   captures, then answers 201 with a body that is not JSON. `Pending` is `Approve`:
 //!   PaymentOptions has no pending capture.
-//! - `POST {prefix}/server-to-server-interface/void` `{transactionId, merchant_id}` (the API
-//!   manual's "Void Authorization") cancels an authorization never captured: 201 with
-//!   `transaction_type: "VOID"` and `INFO0003`, its `payment_details.amount` the authorized
-//!   amount, noted in the book as a void. A capture releases the rest by itself ("if the capture
-//!   is for a lesser amount, the remaining funds will be released"; noted in the book), so after
-//!   any capture nothing is left to void: 412 `ERR1005`; a voided authorization (through the API
-//!   or by the `Voided` scenario) refuses voids and captures with 412 `ERR1007`, an expired one
-//!   412 `ERR1006`; credentials, body, merchant and unknown ids as for captures, each refusal
-//!   with `transaction_type: "VOID"`. *Unconfirmed*: these refusals' statuses and codes (the
-//!   manual shows only the success).
+//! - `POST {prefix}/server-to-server-interface/void` (`void.rs`) cancels an authorization never
+//!   captured; a capture of less than authorized releases the rest (both noted in the book).
 //! - Answers carry the full test card number [`TEST_PAN`], as PaymentOptions' do: the connector
-//!   must mask it.
+//!   must mask it (`replies.rs`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, MutexGuard};
-use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -40,14 +31,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::kit::{
-    delay_of, header_str, held, json_reply, random_digits, random_uuid, rfc3339, Decision, Locked,
-    Reply, Secrets,
-};
+use super::kit::{delay_of, header_str, held, random_uuid, Decision, Locked, Reply, Secrets};
 use super::{Charged, Charges, Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
+use replies::{answer_body, error, failure, Outcome};
+
+mod replies;
+mod void;
 
 /// The card every sandbox authorization was made with (Visa's test number).
 pub const TEST_PAN: &str = "4111111111111111";
@@ -157,8 +149,8 @@ impl Emulator for PaymentOptionsEmulator {
         Router::new()
             .route(CAPTURE_PATH, post(capture))
             .route(DOUBLED_CAPTURE_PATH, post(capture))
-            .route(VOID_PATH, post(void))
-            .route(DOUBLED_VOID_PATH, post(void))
+            .route(VOID_PATH, post(void::void))
+            .route(DOUBLED_VOID_PATH, post(void::void))
             .with_state(self)
     }
 
@@ -191,19 +183,6 @@ async fn capture(
     }
     let (reply, delay) = decide(&emulator, &headers, &body).unwrap_or_else(|r| (r, None));
     held(delay).await;
-    reply.into_response()
-}
-
-/// `POST {prefix}/server-to-server-interface/void`.
-async fn void(
-    State(emulator): State<Arc<PaymentOptionsEmulator>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if !emulator.credentials_ok(&headers) {
-        return failure(VOID, StatusCode::UNAUTHORIZED, "ERR1002", "Unauthorized.").into_response();
-    }
-    let (reply, _) = voided(&emulator, &headers, &body).unwrap_or_else(|r| (r, None));
     reply.into_response()
 }
 
@@ -405,128 +384,6 @@ fn open_authorization<'a>(
     Ok(auth)
 }
 
-/// Applies PaymentOptions' void rules to one request, releasing the authorization if allowed.
-fn voided(emulator: &PaymentOptionsEmulator, headers: &HeaderMap, body: &[u8]) -> Decision {
-    let named = parse_named(VOID, headers, body)?;
-    let id = &named.transaction_id;
-    let mut authorizations = emulator.authorizations();
-    let auth = open_authorization(VOID, emulator, &mut authorizations, id, &named.merchant_id)?;
-    if auth.captured.is_some() {
-        return Err(failure(
-            VOID,
-            StatusCode::PRECONDITION_FAILED,
-            "ERR1005",
-            "The transaction has already been captured.",
-        ));
-    }
-    auth.voided = true;
-    let amount = auth.amount;
-    drop(authorizations);
-    emulator
-        .charges
-        .voided(Provider::PaymentOptions, id, id, amount, None);
-    let cancelled = ("INFO", "Authorization Successfully Cancelled.", "INFO0003");
-    let outcome = Outcome {
-        transaction_type: VOID,
-        status: StatusCode::CREATED,
-        response_code: 0,
-        gateway: cancelled,
-    };
-    Ok((answer_body(emulator, id, amount, outcome), None))
-}
-
-/// What an answer says of a processed transaction.
-struct Outcome<'a> {
-    transaction_type: &'a str,
-    status: StatusCode,
-    /// `payment_details.response_code`: 0 for success.
-    response_code: i64,
-    /// `gateway_response`'s `type`, `message` and `code`.
-    gateway: (&'a str, &'a str, &'a str),
-}
-
-/// The documented answer envelope for a processed transaction, success or not, with the full
-/// test card number as PaymentOptions sends it.
-fn answer_body(
-    emulator: &PaymentOptionsEmulator,
-    transaction_id: &str,
-    amount: Money,
-    outcome: Outcome<'_>,
-) -> Reply {
-    let Outcome {
-        transaction_type,
-        status,
-        response_code,
-        gateway: (kind, message, code),
-    } = outcome;
-    let reference = emulator.next_ref.fetch_add(1, Ordering::Relaxed);
-    let merchant_txn_ref = format!("sbx-{}", &transaction_id[..transaction_id.len().min(8)]);
-    json_reply(
-        status,
-        &json!({
-            "success": response_code == 0,
-            "status_code": status.as_u16(),
-            "is_live": false,
-            "transaction_type": transaction_type,
-            "gateway_response": {"version": "1", "type": kind, "message": message, "code": code},
-            "merchant_details": {
-                "legal_name": "Sandbox Merchant",
-                "mid": emulator.merchant_id,
-                "merchant_txn_ref": merchant_txn_ref,
-            },
-            "payment_details": {
-                "amount": amount.minor_units(),
-                "response_code": response_code,
-                "auth_code": random_digits(6),
-                "currency": amount.currency().code(),
-                "payment_method": "VISA-SSL",
-                "scheme": "VISA",
-                "card": {
-                    "name": "Sandbox Cardholder",
-                    "number": TEST_PAN,
-                    "exp_month": "12",
-                    "exp_year": "30",
-                },
-                "additional_data": {"payment_data_source": {"type": "card"}},
-            },
-            "transaction_details": {
-                "id": random_uuid(),
-                "ref": reference,
-                "timestamp": timestamp(),
-                "merchant_txn_ref": merchant_txn_ref,
-            },
-        }),
-    )
-}
-
-/// `2024-11-25T08:41:15.000Z`, as the documented answer writes it.
-fn timestamp() -> String {
-    let seconds = rfc3339(SystemTime::now());
-    match seconds.strip_suffix('Z') {
-        Some(stem) => format!("{stem}.000Z"),
-        None => seconds,
-    }
-}
-
-/// PaymentOptions' failure envelope for a refused capture.
-fn error(status: StatusCode, code: &str, message: &str) -> Reply {
-    failure(CAPTURE, status, code, message)
-}
-
-/// PaymentOptions' failure envelope for a refused request of `transaction_type`.
-fn failure(transaction_type: &str, status: StatusCode, code: &str, message: &str) -> Reply {
-    json_reply(
-        status,
-        &json!({
-            "success": false,
-            "status_code": status.as_u16(),
-            "is_live": false,
-            "transaction_type": transaction_type,
-            "gateway_response": {"version": "1", "type": "ERROR", "message": message, "code": code},
-        }),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,12 +394,5 @@ mod tests {
         assert_eq!(id.len(), MAX_TRANSACTION_ID_CHARS);
         assert_eq!(id.matches('-').count(), 4);
         assert_eq!(&id[14..15], "4");
-    }
-
-    #[test]
-    fn timestamps_have_milliseconds() {
-        let t = timestamp();
-        assert!(t.ends_with(".000Z"), "{t}");
-        assert_eq!(t.len(), "2024-11-25T08:41:15.000Z".len());
     }
 }

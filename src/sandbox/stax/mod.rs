@@ -21,17 +21,12 @@
 //!   `TIMEOUT_DELAY` (60 s), so a retry with the same `idempotency_id` gets it at once;
 //!   `MalformedBody` → captured, answered 200 with a body that is not JSON; `Pending` → Stax
 //!   documents no pending capture, so it completes like `Approve`.
-//! - `POST /transaction/{id}/void` (Stax's SDKs), no body, voids a pre-authorization: 200 with
-//!   the pre-authorization's transaction object, `is_voided: true`; the book notes what it had
-//!   left as released. A void after partial captures releases the rest (*unconfirmed*: the seed
-//!   says only that the rest "may need to be released"). A voided pre-authorization (through the
-//!   API or by the `Voided` scenario) refuses voids and captures with 400 "has been voided", a
-//!   closed one (captured whole) voids with 400 "already captured", an expired one with 400
-//!   "expired"; unknown ids 404; keys and the rate limit as for captures.
+//! - `POST /transaction/{id}/void` (`void.rs`) voids a pre-authorization, releasing what it has
+//!   left (noted in the book). Transaction objects are written in `transaction.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -39,23 +34,23 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::kit::{
-    delay_of, header_str, held, json_reply, random_uuid, rfc3339, Book, Decision, Locked, Reply,
-    Secrets,
+    delay_of, header_str, held, json_reply, random_uuid, Book, Decision, Locked, Reply, Secrets,
 };
 use super::{Charged, Charges, Emulator, SandboxAuthorization, Scenario};
 use crate::domain::{Money, Provider};
+use transaction::{now, transaction, Tx};
+
+mod transaction;
+mod void;
 
 /// Requests a key may make per [`RATE_WINDOW`] (Stax: 100 a minute).
 pub const RATE_LIMIT: u32 = 100;
 /// The rate limit's window.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
-/// Stax's generic decline message (what its sandbox answers for every failing card).
-const DECLINE_MESSAGE: &str = "Unable to process the purchase transaction";
 
 /// One pre-authorization and what has been taken from it.
 struct PreAuth {
@@ -151,7 +146,7 @@ impl Emulator for StaxEmulator {
     fn routes(self: Arc<Self>) -> Router {
         Router::new()
             .route("/transaction/{transaction_id}/capture", post(capture))
-            .route("/transaction/{transaction_id}/void", post(void))
+            .route("/transaction/{transaction_id}/void", post(void::void))
             .route("/transaction/{transaction_id}", get(get_transaction))
             .with_state(self)
     }
@@ -205,30 +200,6 @@ async fn capture(
     );
     held(delay).await;
     reply.into_response()
-}
-
-/// `POST /transaction/{id}/void`.
-async fn void(
-    State(stax): State<Arc<StaxEmulator>>,
-    Path(transaction_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(refusal) = stax.refusal(&headers) {
-        return refusal;
-    }
-    let mut ledger = stax.ledger();
-    transaction_reply(voided(&stax.charges, &mut ledger, &transaction_id))
-}
-
-/// Voids pre-authorization `id` if it is still open, releasing what it has left; the
-/// pre-authorization as Stax then shows it.
-fn voided(charges: &Charges, ledger: &mut Ledger, id: &str) -> Result<Bytes, Reply> {
-    let pre_auth = ledger.pre_auths.get_mut(id).ok_or_else(not_found)?;
-    let remaining = open_remaining(pre_auth)?;
-    pre_auth.voided = true;
-    let rest = Money::from_minor_units(pre_auth.amount.currency(), remaining);
-    charges.voided(Provider::Stax, id, id, rest, None);
-    transaction(id, pre_auth, Tx::PreAuth, &json!({}))
 }
 
 /// 200 with a transaction object, or the refusal.
@@ -420,91 +391,6 @@ fn exact_decimal(text: &str) -> Option<rust_decimal::Decimal> {
     } else {
         rust_decimal::Decimal::from_str_exact(text).ok()
     }
-}
-
-/// A Stax transaction object as the API answers it, fields in Stax's order.
-#[derive(Serialize)]
-struct Transaction<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    success: bool,
-    message: Option<&'a str>,
-    /// A JSON number written exactly (`12.30`), as Stax writes amounts.
-    total: Box<RawValue>,
-    currency: &'a str,
-    method: &'a str,
-    meta: &'a Value,
-    pre_auth: bool,
-    is_refundable: bool,
-    is_voidable: bool,
-    is_voided: bool,
-    total_refunded: Box<RawValue>,
-    customer_id: &'a str,
-    payment_method_id: &'a str,
-    reference_id: Option<&'a str>,
-    last_four: &'a str,
-    created_at: &'a str,
-    updated_at: &'a str,
-}
-
-/// What a transaction object describes.
-#[derive(Clone, Copy)]
-enum Tx<'a> {
-    /// A capture of `.1` (`.2`: whether it succeeded) from the pre-authorization `.0`.
-    Capture(&'a str, Money, bool),
-    /// The pre-authorization itself.
-    PreAuth,
-}
-
-/// Transaction `id` (`tx`, on `pre_auth`'s card) as Stax answers it, `total` written exactly.
-fn transaction(id: &str, pre_auth: &PreAuth, tx: Tx<'_>, meta: &Value) -> Result<Bytes, Reply> {
-    let (kind, success, amount, of) = match tx {
-        Tx::Capture(of, amount, success) => ("charge", success, amount, Some(of)),
-        Tx::PreAuth => ("pre_auth", true, pre_auth.amount, None),
-    };
-    let is_pre_auth = matches!(tx, Tx::PreAuth);
-    let voided = is_pre_auth && (pre_auth.scenario == Scenario::Voided || pre_auth.voided);
-    let created_at = match tx {
-        Tx::Capture(..) => now(),
-        Tx::PreAuth => pre_auth.created_at.clone(),
-    };
-    let number = |text: String| {
-        RawValue::from_string(text)
-            .map_err(|_| message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"))
-    };
-    let updated_at = now();
-    let body = serde_json::to_vec(&Transaction {
-        id,
-        kind,
-        success,
-        message: (!success).then_some(DECLINE_MESSAGE),
-        total: number(amount.to_major_string())?,
-        currency: amount.currency().code(),
-        method: "card",
-        meta,
-        pre_auth: is_pre_auth,
-        is_refundable: success && !is_pre_auth,
-        is_voidable: success && !voided && !(is_pre_auth && pre_auth.closed),
-        is_voided: voided,
-        total_refunded: number("0".to_owned())?,
-        customer_id: &pre_auth.customer_id,
-        payment_method_id: &pre_auth.payment_method_id,
-        reference_id: of,
-        last_four: "1111",
-        created_at: &created_at,
-        updated_at: &updated_at,
-    })
-    .map_err(|_| message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"))?;
-    Ok(Bytes::from(body))
-}
-
-/// The time as Stax writes it: `2024-05-01 12:00:00`.
-fn now() -> String {
-    rfc3339(SystemTime::now())
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_owned()
 }
 
 fn message(status: StatusCode, text: &str) -> Reply {
