@@ -203,12 +203,17 @@ pub async fn run(
     Ok(())
 }
 
-/// Waits (at most 60 s) until no release the callers asked for is still `RELEASING`.
+/// Waits (at most 60 s) until no release the callers asked for is still `RELEASING`. Not for
+/// PaymentOptions': with no lookup, a void whose answer was lost stays open for a person (as
+/// its captures do; README "Providers").
 async fn settle(client: &Client, asked: &[Asked]) -> Duration {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
         let mut open = false;
-        for one in asked {
+        for one in asked
+            .iter()
+            .filter(|one| one.provider != proto::Provider::PaymentOptions)
+        {
             let state = client
                 .authorization(one.provider, &one.authorization_id)
                 .await;
@@ -280,14 +285,7 @@ fn judge(report: &mut Report, one: &Asked, state: Option<&proto::Authorization>,
                 capture_id: one.request_id.clone(),
                 provider: name.clone(),
                 status: "RELEASING".to_owned(),
-                why: format!(
-                    "{} at the provider, not settled within the settle phase",
-                    if released_at_provider {
-                        "released"
-                    } else {
-                        "not released"
-                    }
-                ),
+                why: why_open(one.provider, released_at_provider),
             });
         }
         (true, _) => {
@@ -324,5 +322,21 @@ fn judge(report: &mut Report, one: &Asked, state: Option<&proto::Authorization>,
             report.wrong_answers += 1;
             report.finding(format!("{name} {}: {breach}", one.authorization_id));
         }
+    }
+}
+
+fn why_open(provider: proto::Provider, released_at_provider: bool) -> String {
+    let released = if released_at_provider {
+        "released"
+    } else {
+        "not released"
+    };
+    match provider {
+        proto::Provider::PaymentOptions => format!(
+            "{released} at PaymentOptions, which documents no lookup and no answer to a second \
+             void: once a void's answer is lost, neither the reconciler nor a retry can learn \
+             the outcome, so it stays RELEASING for a person to settle in the PaymentOptions portal"
+        ),
+        _ => format!("{released} at the provider, not settled within the settle phase"),
     }
 }
