@@ -421,7 +421,9 @@ impl Captures {
             let _admitted = admitted;
             let provider = record.command.parts().provider;
             let connector = connector.as_ref();
-            let answer = if attempt == Attempt::Again && !connector.resends_safely() {
+            let answer = if let Err(waiting) = captures_settled(&store, &record).await {
+                Err(waiting)
+            } else if attempt == Attempt::Again && !connector.resends_safely() {
                 call_provider(provider, "lookup", crate::providers::look(connector, &record)).await
             } else {
                 let operation = record.command.operation().as_str();
@@ -472,6 +474,45 @@ impl Captures {
                 capture: Box::new(stored),
             }),
         }
+    }
+}
+
+/// How long a release's call waits for captures of its authorization still in flight, before
+/// it is left to a retry or the reconciler.
+const CAPTURES_IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Before a release is sent: waits until no capture of its authorization is `PROCESSING`, so a
+/// void never overtakes a capture the ledger admitted before the release (the provider would
+/// refuse it as voided, and the release would have left its amount held). An error when some
+/// still are after [`CAPTURES_IN_FLIGHT_WAIT`]: the release stays `PROCESSING`, not sent.
+async fn captures_settled(store: &Store, record: &CaptureRecord) -> Result<(), ProviderError> {
+    if record.command.operation() != Operation::Release {
+        return Ok(());
+    }
+    let provider = record.command.parts().provider;
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        let in_flight = store.captures_in_flight(record).await.map_err(|err| {
+            ProviderError::unknown(
+                provider,
+                format!("not sent: captures in flight unknown ({err})"),
+            )
+        })?;
+        if in_flight == 0 {
+            return Ok(());
+        }
+        if started.elapsed() >= CAPTURES_IN_FLIGHT_WAIT {
+            return Err(ProviderError::unknown(
+                provider,
+                format!(
+                    "not sent yet: {in_flight} capture(s) of the authorization are still in \
+                     flight; the release is sent once they are settled"
+                ),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(500));
     }
 }
 

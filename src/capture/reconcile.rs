@@ -192,6 +192,13 @@ impl Captures {
                 return Ok(None);
             }
         };
+        if record.command.operation() == crate::domain::Operation::Release
+            && self.store.captures_in_flight(&record).await? > 0
+        {
+            // Its void waits for the captures the ledger admitted before it.
+            self.postpone(later).await?;
+            return Ok(None);
+        }
         let fetched = super::call_provider(
             provider,
             "lookup",

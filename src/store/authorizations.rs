@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use sea_orm::EntityTrait;
+use sea_orm::{ConnectionTrait, EntityTrait};
 
 use super::entities::authorizations;
 use super::read;
@@ -57,6 +57,38 @@ impl Store {
             })
             .await?;
         Ok(Some((ledger.map(facts).unwrap_or_default(), records)))
+    }
+}
+
+impl Store {
+    /// How many captures of `release`'s authorization are `PROCESSING`: recorded, and perhaps
+    /// on their way to the provider. A release's call waits for them, so a void never overtakes
+    /// a capture the ledger admitted before the release.
+    pub async fn captures_in_flight(&self, release: &CaptureRecord) -> Result<i64, StoreError> {
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(
+                "SELECT COUNT(*) FROM captures WHERE provider = $1 AND provider_account = $2 \
+                 AND authorization_id = $3 AND operation = 'capture' AND status = 'PROCESSING'"
+                    .to_owned(),
+            )
+        });
+        let parts = release.command.parts();
+        let statement = SQL.statement(
+            self.db.get_database_backend(),
+            vec![
+                parts.provider.as_str().into(),
+                release.account.as_str().into(),
+                parts.authorization_id.as_str().into(),
+            ],
+        );
+        self.bounded("captures in flight", async {
+            let row = self.db.query_one(statement).await?;
+            Ok(row
+                .map(|r| r.try_get_by_index::<i64>(0))
+                .transpose()?
+                .unwrap_or(0))
+        })
+        .await
     }
 }
 

@@ -23,6 +23,8 @@ on_both_databases!(
     another_tenant_sees_neither_the_authorization_nor_its_release,
     an_unknown_release_outcome_is_settled_by_the_reconciler,
     a_refused_release_reopens_the_authorization,
+    a_watch_of_the_authorization_sees_its_release,
+    releases_racing_captures_on_two_replicas_never_exceed_the_authorization,
 );
 
 const TENANT_A: &str = TENANT_A_KEY;
@@ -380,4 +382,173 @@ async fn a_refused_release_reopens_the_authorization(db: Db) -> TestResult {
         .await?;
     assert_eq!(capture.status(), CaptureStatus::Completed);
     app.stop().await
+}
+
+async fn a_watch_of_the_authorization_sees_its_release(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize("USD", "30.00", "APPROVE").await?;
+    let capture = app.captured(paypal_capture(&auth, usd("10.00"))).await?;
+    let mut watch = app
+        .watch(
+            TENANT_A,
+            proto::WatchCapturesRequest {
+                since: 1,
+                authorization_id: auth.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let release = app
+        .release_as(TENANT_A, release_request(Provider::Paypal, &auth, None))
+        .await?
+        .release
+        .ok_or("no release")?;
+    let mut seen = Vec::new();
+    // After the first change (the capture's CREATED, cursor 1): three.
+    while seen.len() < 3 {
+        let change = tokio::time::timeout(Duration::from_secs(5), watch.message())
+            .await??
+            .ok_or("the watch ended")?;
+        seen.push(change);
+    }
+    // The capture's two changes carry the capture; the release's carry the release.
+    let described: Vec<(String, CaptureStatus, bool, bool)> = seen
+        .iter()
+        .map(|c| {
+            (
+                c.capture_id.clone(),
+                c.status(),
+                c.capture.is_some(),
+                c.release.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        vec![
+            (capture.id.clone(), CaptureStatus::Completed, true, false),
+            (release.id.clone(), CaptureStatus::Processing, false, true),
+            (release.id.clone(), CaptureStatus::Completed, false, true),
+        ]
+    );
+    let last = seen
+        .last()
+        .and_then(|c| c.release.clone())
+        .ok_or("no release")?;
+    assert_eq!(last.released_by(), ReleasedBy::VoidCall);
+    app.stop().await
+}
+
+/// One authorization at the sandbox (`GET /sandbox/book/holds`), in cents.
+async fn hold_at_sandbox(
+    app: &TestApp,
+    authorization_id: &str,
+) -> Result<(i64, i64, i64, usize), Box<dyn std::error::Error>> {
+    let holds: Vec<serde_json::Value> =
+        reqwest::get(format!("http://{}/sandbox/book/holds", app.http_addr))
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+    let hold = holds
+        .iter()
+        .find(|h| h["authorization_id"] == authorization_id)
+        .ok_or("not in the sandbox's holds")?;
+    let cents_of = |field: &str| {
+        cents(&Some(proto::Money {
+            currency_code: "USD".into(),
+            value: hold[field]["value"].as_str().unwrap_or_default().to_owned(),
+        }))
+        .ok_or(format!("no {field}"))
+    };
+    let releases = hold["releases"].as_array().map_or(0, Vec::len);
+    Ok((
+        cents_of("authorized")?,
+        cents_of("captured")?,
+        cents_of("released")?,
+        releases,
+    ))
+}
+
+async fn releases_racing_captures_on_two_replicas_never_exceed_the_authorization(
+    db: Db,
+) -> TestResult {
+    let first = TestApp::spawn(db).await?;
+    let (url, providers) = (first.database_url.clone(), first.sandbox_env.clone());
+    // The second replica: the same database, the first one's sandbox as its providers.
+    let second = TestApp::spawn_with(db, move |config| {
+        config.database_url = url.into();
+        config.sandbox = capture_service::config::SandboxMode::Off;
+        for (name, value) in providers {
+            config.providers.sources.set_var(name, value);
+        }
+    })
+    .await?;
+    for round in 0..3 {
+        let auth = first.authorize("USD", "100.00", "APPROVE").await?;
+        let mut calls = tokio::task::JoinSet::new();
+        for n in 0..8 {
+            let replica = if n % 2 == 0 { &first } else { &second };
+            let mut client = replica.client();
+            let mut request = paypal_capture(&auth, usd("15.00"));
+            request.authorized_amount = usd("100.00");
+            calls.spawn(async move {
+                client
+                    .capture(TestApp::authed_request(request, TENANT_A))
+                    .await
+                    .map(|_| ())
+            });
+            if n == 3 + round {
+                for replica in [&first, &second] {
+                    let mut client = replica.client();
+                    let request = release_request(Provider::Paypal, &auth, usd("100.00"));
+                    calls.spawn(async move {
+                        client
+                            .release_authorization(TestApp::authed_request(request, TENANT_A))
+                            .await
+                            .map(|_| ())
+                    });
+                }
+            }
+        }
+        while let Some(call) = calls.join_next().await {
+            // Each call succeeds, or is refused because the authorization was released (or
+            // would be exceeded); nothing else.
+            if let Err(status) = call? {
+                let reason = error_info(&status).map(|(reason, _)| reason);
+                assert!(
+                    status.code() == Code::FailedPrecondition
+                        && matches!(
+                            reason.as_deref(),
+                            Some("AUTHORIZATION_RELEASED" | "AMOUNT_EXCEEDS_AUTHORIZATION")
+                        ),
+                    "{status:?}"
+                );
+            }
+        }
+        let state = first
+            .authorization_as(TENANT_A, Provider::Paypal, &auth)
+            .await?;
+        assert_eq!(state.status(), AuthorizationStatus::Released, "{state:?}");
+        let completed = state
+            .releases
+            .iter()
+            .filter(|r| r.status() == CaptureStatus::Completed)
+            .count();
+        assert_eq!(completed, 1, "one release, {:?}", state.releases);
+        let (captured, released) = (
+            cents(&state.captured_amount).ok_or("captured")?,
+            cents(&state.released_amount).ok_or("released")?,
+        );
+        assert!(captured + released <= 10_000, "{captured} + {released}");
+        let (authorized, charged, voided, releases) = hold_at_sandbox(&first, &auth).await?;
+        assert_eq!(releases, 1, "released once at the provider");
+        assert!(charged + voided <= authorized, "{charged} + {voided}");
+        assert_eq!(charged, captured, "every charge is a completed capture");
+        // The void waited for the captures in flight at the release: it released exactly what
+        // the service says, and voided no capture over.
+        assert_eq!(released, voided);
+    }
+    second.stop().await?;
+    first.stop().await
 }

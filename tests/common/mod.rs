@@ -207,6 +207,16 @@ impl TestApp {
             .ok_or_else(|| format!("the sandbox sets no {name}"))
     }
 
+    /// A client of the app, for calls the harness has no helper for (concurrent ones).
+    pub fn client(&self) -> CaptureServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    /// `message` as a request of the tenant of `key`.
+    pub fn authed_request<T>(message: T, key: &str) -> Request<T> {
+        Self::authed(message, key)
+    }
+
     fn authed<T>(message: T, key: &str) -> Request<T> {
         let mut request = Request::new(message);
         if let Ok(value) = MetadataValue::try_from(format!("Bearer {key}")) {
