@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
-use crate::domain::capture::AccountName;
+use crate::domain::capture::{AccountName, RequestId};
 use crate::domain::{
     CaptureCommand, CaptureRecord, CaptureStatus, FieldViolation, Operation, ProviderOutcome,
 };
@@ -299,9 +299,17 @@ impl Captures {
             }
             Begin::Created(record) => {
                 info!(capture_id = %record.id, "recorded as PROCESSING; calling provider");
+                let void_after = !connector.release_rules().final_capture_releases;
                 let result = self
                     .drive(record, connector, claim, admitted, Attempt::First)
                     .await?;
+                if void_after && leaves_a_rest_held(&result) {
+                    self.tasks.spawn(
+                        self.clone()
+                            .follow_up_release(result.clone())
+                            .in_current_span(),
+                    );
+                }
                 Ok(CaptureResult {
                     record: result,
                     replayed: false,
@@ -474,6 +482,48 @@ impl Captures {
                 capture: Box::new(stored),
             }),
         }
+    }
+}
+
+/// Whether `record` is a completed final capture of part of its authorization: where the
+/// provider does not release the rest by itself, the service voids it.
+fn leaves_a_rest_held(record: &CaptureRecord) -> bool {
+    record.command.operation() == Operation::Capture
+        && record.status == CaptureStatus::Completed
+        && record.command.closes_authorization()
+        && record.command.parts().amount.is_some()
+}
+
+impl Captures {
+    /// Voids what a final capture left held where the provider does not release it by itself
+    /// (Stax): a release through the same durable path, its `request_id` made from the capture's
+    /// id so that it is made once, whoever starts it (the capture's own request, or the
+    /// reconciler's pass on any replica).
+    ///
+    /// Boxed: a release is itself submitted, and the compiler cannot see through the cycle.
+    pub(super) fn follow_up_release(
+        self,
+        capture: CaptureRecord,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let parts = capture.command.parts();
+            let Ok(request_id) = RequestId::parse(&format!("release-after-{}", capture.id)) else {
+                return;
+            };
+            let command = CaptureCommand::release(
+                parts.provider,
+                AccountName::parse(&capture.account).ok(),
+                parts.authorization_id.clone(),
+                None,
+                request_id,
+            );
+            match self.submit(&capture.tenant, command).await {
+                Ok(result) => info!(capture_id = %capture.id, release_id = %result.record.id,
+                    status = %result.record.status, "released what the final capture left"),
+                Err(err) => warn!(capture_id = %capture.id, error = %err,
+                    "could not release what the final capture left; the reconciler tries again"),
+            }
+        })
     }
 }
 

@@ -131,6 +131,17 @@ impl Captures {
                 Err(err) => warn!(error = %err, "reconciliation task failed"),
             }
         }
+        drop(looks);
+        // Final captures whose rest the provider keeps held (Stax), completed by a look, a
+        // webhook, or a request whose follow-up a crash cut off.
+        let providers = self.connectors.needing_a_void_after_a_final_capture();
+        for capture in self
+            .store
+            .final_captures_to_follow_up(&providers, config.batch)
+            .await?
+        {
+            self.clone().follow_up_release(capture).await;
+        }
         Ok(report)
     }
 

@@ -45,6 +45,20 @@ impl Connectors {
             .insert((provider, account.to_owned()), connector);
     }
 
+    /// The providers whose final capture leaves the rest of the authorization held, so the
+    /// service voids it after the capture (Stax).
+    pub fn needing_a_void_after_a_final_capture(&self) -> Vec<Provider> {
+        let mut providers: Vec<Provider> = self
+            .accounts
+            .iter()
+            .filter(|(_, c)| !c.release_rules().final_capture_releases)
+            .map(|((provider, _), _)| *provider)
+            .collect();
+        providers.sort();
+        providers.dedup();
+        providers
+    }
+
     /// The connector for an account, or the provider's default account when none is named.
     /// Returns the account's name with it.
     pub fn resolve(

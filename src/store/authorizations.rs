@@ -92,6 +92,48 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Completed final captures at `providers` whose authorization still holds a rest that no
+    /// release has been made for (none was ever recorded): at most `limit`, oldest first.
+    pub async fn final_captures_to_follow_up(
+        &self,
+        providers: &[Provider],
+        limit: u64,
+    ) -> Result<Vec<CaptureRecord>, StoreError> {
+        if providers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = providers
+            .iter()
+            .map(|p| format!("'{}'", p.as_str()))
+            .collect();
+        let sql = read::select_where(&format!(
+            "c.id IN (SELECT a.closed_by FROM authorizations a WHERE a.release_id IS NULL \
+             AND a.provider IN ({}) \
+             AND (a.authorized_minor IS NULL OR a.authorized_minor > a.held_minor) \
+             AND NOT EXISTS (SELECT 1 FROM captures r WHERE r.operation = 'release' \
+             AND r.provider = a.provider AND r.provider_account = a.provider_account \
+             AND r.authorization_id = a.authorization_id)) \
+             AND c.operation = 'capture' AND c.status = 'COMPLETED' \
+             AND c.amount_minor IS NOT NULL",
+            names.join(", ")
+        ));
+        let rows = self
+            .bounded(
+                "final captures to follow up",
+                read::joined(&self.db, &sql, Vec::new()),
+            )
+            .await?;
+        let mut records = rows
+            .into_iter()
+            .map(read::Joined::into_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by_key(|r| r.update_time);
+        records.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(records)
+    }
+}
+
 fn facts(row: authorizations::Model) -> LedgerFacts {
     LedgerFacts {
         currency: row.currency_code.as_deref().and_then(Currency::from_code),

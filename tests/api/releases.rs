@@ -25,6 +25,7 @@ on_both_databases!(
     a_refused_release_reopens_the_authorization,
     a_watch_of_the_authorization_sees_its_release,
     releases_racing_captures_on_two_replicas_never_exceed_the_authorization,
+    a_final_capture_at_stax_is_followed_by_a_void_of_the_rest,
 );
 
 const TENANT_A: &str = TENANT_A_KEY;
@@ -551,4 +552,41 @@ async fn releases_racing_captures_on_two_replicas_never_exceed_the_authorization
     }
     second.stop().await?;
     first.stop().await
+}
+
+async fn a_final_capture_at_stax_is_followed_by_a_void_of_the_rest(db: Db) -> TestResult {
+    let app = TestApp::spawn(db).await?;
+    let auth = app.authorize_at("stax", "USD", "50.00", "APPROVE").await?;
+    let mut request = capture_request(Provider::Stax, &auth, usd("20.00"));
+    request.authorized_amount = usd("50.00");
+    request.final_capture = true;
+    let capture = app.captured(request).await?;
+    assert_eq!(capture.status(), CaptureStatus::Completed);
+    // Stax keeps the rest held after a capture: the service voids it right after.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let authorization = loop {
+        let read = app
+            .authorization_as(TENANT_A, Provider::Stax, &auth)
+            .await?;
+        if read.status() == AuthorizationStatus::Released || Instant::now() > deadline {
+            break read;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        authorization.status(),
+        AuthorizationStatus::Released,
+        "{authorization:?}"
+    );
+    assert_eq!(authorization.released_by(), ReleasedBy::VoidCall);
+    assert_eq!(cents(&authorization.released_amount), Some(3_000));
+    assert_eq!(authorization.closed_by, capture.id);
+    let release = authorization.releases.first().ok_or("no release")?;
+    assert_eq!(release.request_id, format!("release-after-{}", capture.id));
+    let (authorized, captured, released, releases) = hold_at_sandbox(&app, &auth).await?;
+    assert_eq!(
+        (authorized, captured, released, releases),
+        (5_000, 2_000, 3_000, 1)
+    );
+    app.stop().await
 }
