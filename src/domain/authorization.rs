@@ -140,7 +140,6 @@ pub fn summarize(
 mod tests {
     use super::*;
     use crate::domain::capture::sample_parts;
-    use crate::domain::record::sample_record;
     use crate::domain::CaptureCommand;
 
     fn usd(minor: i64) -> Option<Money> {
@@ -151,7 +150,9 @@ mod tests {
         let mut parts = sample_parts()?;
         parts.amount = usd(minor);
         parts.authorized_amount = None;
-        let mut record = sample_record(id, CaptureCommand::new(parts).ok()?);
+        let command = CaptureCommand::new(parts).ok()?;
+        let mut record =
+            CaptureRecord::processing(id.into(), "t".into(), "default".into(), command, 1, 0);
         record.status = status;
         if status == CaptureStatus::Completed {
             record.captured_amount = usd(minor);

@@ -50,28 +50,36 @@ pub struct CaptureRecord {
     pub update_time: TimestampMicros,
 }
 
-/// A `PROCESSING` record of `command`, as a test starts from.
-#[cfg(test)]
-pub(crate) fn sample_record(id: &str, command: super::CaptureCommand) -> CaptureRecord {
-    CaptureRecord {
-        id: id.to_owned(),
-        tenant: "tenant".to_owned(),
-        account: "default".to_owned(),
-        command,
-        status: CaptureStatus::Processing,
-        reason: None,
-        provider_reason: None,
-        provider_capture_id: None,
-        provider_status: None,
-        captured_amount: None,
-        refunded_amount: None,
-        breakdown: None,
-        network_reference: None,
-        seller_protection: None,
-        processor_response: None,
-        failure: None,
-        capture_sequence: 1,
-        create_time: 0,
-        update_time: 0,
+impl CaptureRecord {
+    /// The record of `command` just recorded `PROCESSING`, nothing heard from the provider yet.
+    pub fn processing(
+        id: String,
+        tenant: String,
+        account: String,
+        command: CaptureCommand,
+        capture_sequence: u32,
+        now: TimestampMicros,
+    ) -> CaptureRecord {
+        CaptureRecord {
+            id,
+            tenant,
+            account,
+            command,
+            status: CaptureStatus::Processing,
+            reason: None,
+            provider_reason: None,
+            provider_capture_id: None,
+            provider_status: None,
+            captured_amount: None,
+            refunded_amount: None,
+            breakdown: None,
+            network_reference: None,
+            seller_protection: None,
+            processor_response: None,
+            failure: None,
+            capture_sequence,
+            create_time: now,
+            update_time: now,
+        }
     }
 }

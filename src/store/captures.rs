@@ -330,14 +330,8 @@ async fn begin_in(
     // The request about to call the provider holds it.
     row.lease_until = Set(Some(now.saturating_add(new.lease_micros)));
     row.lease_owner = Set(Some(new.lease_owner));
-    if let Err(err) = captures::Entity::insert(row)
-        .exec_without_returning(txn)
-        .await
-    {
-        return match err.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => Ok(Written::Discard(Attempt::Raced)),
-            _ => Err(err.into()),
-        };
+    if !insert_row(txn, row).await? {
+        return Ok(Written::Discard(Attempt::Raced));
     }
     insert_fees(txn, &new.id, FEE_REQUESTED, &p.platform_fees).await?;
     ledger::hold(txn, &ledger_row, &new.command, &new.id, reserved, now).await?;
@@ -410,14 +404,8 @@ async fn begin_release_in(
             CaptureStatus::Completed
         }
     };
-    if let Err(err) = captures::Entity::insert(row)
-        .exec_without_returning(txn)
-        .await
-    {
-        return match err.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => Ok(Written::Discard(Attempt::Raced)),
-            _ => Err(err.into()),
-        };
+    if !insert_row(txn, row).await? {
+        return Ok(Written::Discard(Attempt::Raced));
     }
     ledger::hold_release(txn, ledger_row, &command, &new.id, by, now).await?;
     let detail = serde_json::json!({
@@ -441,6 +429,24 @@ async fn begin_release_in(
     let mut record = convert::new_record(new.id, new.tenant, new.account, command, 0, now);
     record.status = status;
     Ok(Written::Commit(Attempt::done(Begin::Created(record))))
+}
+
+/// Inserts a new record's row: `false` when another request with its key got there first (the
+/// unique index on the tenant's `request_id`).
+async fn insert_row(
+    txn: &DatabaseTransaction,
+    row: captures::ActiveModel,
+) -> Result<bool, StoreError> {
+    match captures::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(err) => match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Ok(false),
+            _ => Err(err.into()),
+        },
+    }
 }
 
 /// A request seen before: its capture, or the other request that holds its key.

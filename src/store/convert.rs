@@ -145,27 +145,7 @@ pub fn new_record(
         Ok(name) => command.with_account(name),
         Err(_) => command,
     };
-    CaptureRecord {
-        id,
-        tenant,
-        account,
-        command,
-        status: CaptureStatus::Processing,
-        reason: None,
-        provider_reason: None,
-        provider_capture_id: None,
-        provider_status: None,
-        captured_amount: None,
-        refunded_amount: None,
-        breakdown: None,
-        network_reference: None,
-        seller_protection: None,
-        processor_response: None,
-        failure: None,
-        capture_sequence,
-        create_time: now,
-        update_time: now,
-    }
+    CaptureRecord::processing(id, tenant, account, command, capture_sequence, now)
 }
 
 /// Fee rows, requested or reported.

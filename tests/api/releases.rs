@@ -274,13 +274,7 @@ const AUTHORIZATION: &str = "5KX12345AB678901C";
 
 /// A stand-in PayPal that grants tokens.
 async fn stand_in_paypal() -> Result<MockProvider, Box<dyn std::error::Error>> {
-    let paypal = MockProvider::start().await?;
-    paypal.default_for(http::Method::POST, "/v1/oauth2/token", |_| {
-        Reply::json(
-            200,
-            r#"{"access_token":"token","token_type":"Bearer","expires_in":3600}"#,
-        )
-    });
+    let paypal = MockProvider::paypal_granting_tokens().await?;
     Ok(paypal)
 }
 

@@ -18,13 +18,7 @@ on_both_databases!(a_throttled_resend_leaves_a_capture_that_may_be_taken_process
 const AUTHORIZATION: &str = "7HF62431DM4557623";
 
 async fn a_throttled_resend_leaves_a_capture_that_may_be_taken_processing(db: Db) -> TestResult {
-    let paypal = MockProvider::start().await?;
-    paypal.default_for(http::Method::POST, "/v1/oauth2/token", |_| {
-        Reply::json(
-            200,
-            r#"{"access_token":"token","token_type":"Bearer","expires_in":3600}"#,
-        )
-    });
+    let paypal = MockProvider::paypal_granting_tokens().await?;
     let path = format!("/v2/payments/authorizations/{AUTHORIZATION}/capture");
     // PayPal captured, but its answer was lost (a 5xx after the fact); then it throttles the
     // second sending; then it replays the capture it made under the same PayPal-Request-Id.

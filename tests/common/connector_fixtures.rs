@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use capture_service::domain::capture::{AuthorizationId, CaptureParts, Metadata, RequestId};
 use capture_service::domain::outcome::ProviderFailure;
-use capture_service::domain::{
-    CaptureCommand, CaptureRecord, CaptureStatus, Money, Provider, ProviderOutcome,
-};
+use capture_service::domain::{CaptureCommand, CaptureRecord, Money, Provider, ProviderOutcome};
 use capture_service::providers::http::ProviderHttp;
 use capture_service::providers::{CaptureCall, Connector, ProviderError, Rejection, ReleaseCall};
 
@@ -138,27 +136,16 @@ pub fn processing_record(
     id: &str,
     provider_capture_id: Option<&str>,
 ) -> CaptureRecord {
-    CaptureRecord {
-        id: id.to_owned(),
-        tenant: "tenant-a".to_owned(),
-        account: "default".to_owned(),
+    let mut record = CaptureRecord::processing(
+        id.to_owned(),
+        "tenant-a".to_owned(),
+        "default".to_owned(),
         command,
-        status: CaptureStatus::Processing,
-        reason: None,
-        provider_reason: None,
-        provider_capture_id: provider_capture_id.map(str::to_owned),
-        provider_status: None,
-        captured_amount: None,
-        refunded_amount: None,
-        breakdown: None,
-        network_reference: None,
-        seller_protection: None,
-        processor_response: None,
-        failure: None,
-        capture_sequence: 1,
-        create_time: 0,
-        update_time: 0,
-    }
+        1,
+        0,
+    );
+    record.provider_capture_id = provider_capture_id.map(str::to_owned);
+    record
 }
 
 /// The refusal inside a result (rejection, failure, retry-after), `None` for anything else.

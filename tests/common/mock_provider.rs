@@ -194,6 +194,19 @@ pub struct MockProvider {
 }
 
 impl MockProvider {
+    /// A stand-in PayPal that grants an access token to every token request, and has nothing
+    /// else scripted.
+    pub async fn paypal_granting_tokens() -> Result<MockProvider, std::io::Error> {
+        let paypal = MockProvider::start().await?;
+        paypal.default_for(http::Method::POST, "/v1/oauth2/token", |_| {
+            Reply::json(
+                200,
+                r#"{"access_token":"token","token_type":"Bearer","expires_in":3600}"#,
+            )
+        });
+        Ok(paypal)
+    }
+
     /// Starts a mock on `127.0.0.1` and a random port, with nothing scripted.
     pub async fn start() -> Result<MockProvider, std::io::Error> {
         let script = Arc::new(Mutex::new(Script {

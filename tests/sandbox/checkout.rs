@@ -206,25 +206,16 @@ fn command(payment_id: &str, amount: Option<Money>) -> Result<CaptureCommand, Bo
 
 fn record(id: &str, command: CaptureCommand, action_id: Option<String>) -> CaptureRecord {
     CaptureRecord {
-        id: id.to_owned(),
-        tenant: "tenant-a".to_owned(),
-        account: "default".to_owned(),
-        command,
         status: CaptureStatus::Pending,
-        reason: None,
-        provider_reason: None,
         provider_capture_id: action_id,
-        provider_status: None,
-        captured_amount: None,
-        refunded_amount: None,
-        breakdown: None,
-        network_reference: None,
-        seller_protection: None,
-        processor_response: None,
-        failure: None,
-        capture_sequence: 1,
-        create_time: 0,
-        update_time: 0,
+        ..CaptureRecord::processing(
+            id.to_owned(),
+            "tenant-a".to_owned(),
+            "default".to_owned(),
+            command,
+            1,
+            0,
+        )
     }
 }
 

@@ -330,25 +330,18 @@ async fn a_lookup_shows_the_capture_transmitted_unless_still_pending() -> TestRe
         let auth = cs.authorize("JPY", "1000", scenario).await?;
         let made = cs.capture(&auth, "JPY", "1000", false, id).await??;
         let record = CaptureRecord {
-            id: id.into(),
-            tenant: "t".into(),
-            account: "default".into(),
-            command: command(&auth, Some(("JPY", "1000")), false)?,
             status: made.status,
-            reason: None,
-            provider_reason: None,
             provider_capture_id: made.provider_capture_id.clone(),
             provider_status: Some(made.provider_status.clone()),
             captured_amount: made.captured_amount,
-            refunded_amount: None,
-            breakdown: None,
-            network_reference: None,
-            seller_protection: None,
-            processor_response: None,
-            failure: None,
-            capture_sequence: 1,
-            create_time: 0,
-            update_time: 0,
+            ..CaptureRecord::processing(
+                id.into(),
+                "t".into(),
+                "default".into(),
+                command(&auth, Some(("JPY", "1000")), false)?,
+                1,
+                0,
+            )
         };
         let found = cs.connector.fetch_outcome(&record).await?;
         assert_eq!(found.provider_status, status);

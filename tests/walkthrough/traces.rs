@@ -136,13 +136,7 @@ fn ancestry<'a>(spans: &'a [Span], span: &'a Span) -> Vec<&'a Span> {
 
 /// PayPal as it documents itself: a token, then a COMPLETED capture.
 async fn stand_in_paypal(authorization: &str) -> Res<MockProvider> {
-    let paypal = MockProvider::start().await?;
-    paypal.default_for(http::Method::POST, "/v1/oauth2/token", |_| {
-        Reply::json(
-            200,
-            r#"{"access_token":"token","token_type":"Bearer","expires_in":3600}"#,
-        )
-    });
+    let paypal = MockProvider::paypal_granting_tokens().await?;
     paypal.default_for(
         http::Method::POST,
         &format!("/v2/payments/authorizations/{authorization}/capture"),
