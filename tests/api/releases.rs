@@ -170,6 +170,9 @@ async fn payment_options_releases_the_rest_of_a_lesser_capture_by_itself(db: Db)
     let authorization = answer.authorization.ok_or("no authorization")?;
     assert_eq!(authorization.status(), AuthorizationStatus::Released);
     assert_eq!(cents(&authorization.released_amount), Some(5_000));
+    // At PaymentOptions the capture released the rest; no void was sent.
+    let hold = hold_at_sandbox(&app, &auth).await?;
+    assert_eq!(hold, (8_000, 3_000, 5_000, 1, false));
     app.stop().await
 }
 
@@ -434,11 +437,12 @@ async fn a_watch_of_the_authorization_sees_its_release(db: Db) -> TestResult {
     app.stop().await
 }
 
-/// One authorization at the sandbox (`GET /sandbox/book/holds`), in cents.
+/// One authorization at the sandbox (`GET /sandbox/book/holds`): authorized, captured and
+/// released in cents, how many releases, and whether a void call made one.
 async fn hold_at_sandbox(
     app: &TestApp,
     authorization_id: &str,
-) -> Result<(i64, i64, i64, usize), Box<dyn std::error::Error>> {
+) -> Result<(i64, i64, i64, usize, bool), Box<dyn std::error::Error>> {
     let holds: Vec<serde_json::Value> =
         reqwest::get(format!("http://{}/sandbox/book/holds", app.http_addr))
             .await?
@@ -462,6 +466,7 @@ async fn hold_at_sandbox(
         cents_of("captured")?,
         cents_of("released")?,
         releases,
+        hold["voided"] == true,
     ))
 }
 
@@ -536,7 +541,7 @@ async fn releases_racing_captures_on_two_replicas_never_exceed_the_authorization
             cents(&state.released_amount).ok_or("released")?,
         );
         assert!(captured + released <= 10_000, "{captured} + {released}");
-        let (authorized, charged, voided, releases) = hold_at_sandbox(&first, &auth).await?;
+        let (authorized, charged, voided, releases, _) = hold_at_sandbox(&first, &auth).await?;
         assert_eq!(releases, 1, "released once at the provider");
         assert!(charged + voided <= authorized, "{charged} + {voided}");
         assert_eq!(charged, captured, "every charge is a completed capture");
@@ -577,10 +582,7 @@ async fn a_final_capture_at_stax_is_followed_by_a_void_of_the_rest(db: Db) -> Te
     assert_eq!(authorization.closed_by, capture.id);
     let release = authorization.releases.first().ok_or("no release")?;
     assert_eq!(release.request_id, format!("release-after-{}", capture.id));
-    let (authorized, captured, released, releases) = hold_at_sandbox(&app, &auth).await?;
-    assert_eq!(
-        (authorized, captured, released, releases),
-        (5_000, 2_000, 3_000, 1)
-    );
+    let hold = hold_at_sandbox(&app, &auth).await?;
+    assert_eq!(hold, (5_000, 2_000, 3_000, 1, true));
     app.stop().await
 }

@@ -274,6 +274,8 @@ fn capture_body(auth: &str, value: &str, request_id: &str) -> String {
 const CAPTURE: &str = "capture.v1.CaptureService/Capture";
 const GET: &str = "capture.v1.CaptureService/GetCapture";
 const LIST: &str = "capture.v1.CaptureService/ListCaptures";
+const GET_AUTHORIZATION: &str = "capture.v1.CaptureService/GetAuthorization";
+const RELEASE: &str = "capture.v1.CaptureService/ReleaseAuthorization";
 
 #[tokio::test]
 async fn the_readme_walkthrough_works_with_grpcurl() -> TestResult {
@@ -353,6 +355,42 @@ async fn the_readme_walkthrough_works_with_grpcurl() -> TestResult {
 
     let anonymous = grpcurl(&["-plaintext", "-d", r#"{"page_size":10}"#, &target, LIST])?;
     anonymous.failed_with(&["Unauthenticated"]);
+
+    // What is left, then the rest released; a capture afterwards is refused.
+    let key_body = format!(r#"{{"provider":"PROVIDER_PAYPAL","authorization_id":"{auth}"}}"#);
+    let open = call(&key, &key_body, &target, GET_AUTHORIZATION)?.json()?;
+    let authorization = &open["authorization"];
+    assert_eq!(
+        authorization["status"], "AUTHORIZATION_STATUS_OPEN",
+        "{open}"
+    );
+    assert_eq!(authorization["capturedAmount"]["value"], "40.00", "{open}");
+    assert_eq!(authorization["captures"][0]["id"], id.as_str(), "{open}");
+    let release_body = format!(
+        r#"{{"provider":"PROVIDER_PAYPAL","authorization_id":"{auth}","authorized_amount":{{"currency_code":"USD","value":"100.00"}},"request_id":"walkthrough-release-1"}}"#
+    );
+    let released = call(&key, &release_body, &target, RELEASE)?.json()?;
+    assert_eq!(
+        released["release"]["status"], "CAPTURE_STATUS_COMPLETED",
+        "{released}"
+    );
+    assert_eq!(
+        released["release"]["releasedBy"], "RELEASED_BY_VOID_CALL",
+        "{released}"
+    );
+    let after = &released["authorization"];
+    assert_eq!(
+        after["status"], "AUTHORIZATION_STATUS_RELEASED",
+        "{released}"
+    );
+    assert_eq!(after["releasedAmount"]["value"], "60.00", "{released}");
+    call(
+        &key,
+        &capture_body(&auth, "1.00", "walkthrough-after-release"),
+        &target,
+        CAPTURE,
+    )?
+    .failed_with(&["FailedPrecondition", "AUTHORIZATION_RELEASED"]);
     Ok(())
 }
 
