@@ -157,11 +157,14 @@ impl Store {
             .await?;
         if let Attempt::Done(begun) = &attempt {
             if let Begin::Created(record) = begun.as_ref() {
-                crate::telemetry::metrics::metrics().status_change(
-                    record.command.parts().provider.as_str(),
-                    record.status.as_str(),
-                    EventSource::Api.as_str(),
-                );
+                // Releases are counted by their provider calls, not as captures' statuses.
+                if record.command.operation() == Operation::Capture {
+                    crate::telemetry::metrics::metrics().status_change(
+                        record.command.parts().provider.as_str(),
+                        record.status.as_str(),
+                        EventSource::Api.as_str(),
+                    );
+                }
             }
         }
         Ok(attempt)

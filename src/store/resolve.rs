@@ -96,9 +96,10 @@ fn claim_for(resolution: &Resolution) -> &'static Sql {
 
 /// Records `resolution` of `record` in the write transaction `txn`: the record as stored
 /// afterwards, or `None` when what is stored is not what `record` says (read it instead).
-/// Counts a committed status change in the metrics (not a detail changed under one status).
+/// Counts a committed status change of a capture in the metrics (not a detail changed under one
+/// status; releases are not captures and are not counted there).
 pub(super) fn count_change(before: CaptureStatus, after: &CaptureRecord, source: EventSource) {
-    if after.status != before {
+    if after.status != before && after.command.operation() == Operation::Capture {
         crate::telemetry::metrics::metrics().status_change(
             after.command.parts().provider.as_str(),
             after.status.as_str(),
