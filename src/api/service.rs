@@ -238,13 +238,7 @@ impl CaptureApi {
                 key.authorization_id.as_str(),
             )
             .await?;
-        Ok(found.map(|(ledger, records)| {
-            summarize(
-                ledger,
-                records,
-                connector.release_rules().final_capture_releases,
-            )
-        }))
+        Ok(found.map(|(ledger, records)| summarize(ledger, records, &connector.release_rules())))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::capture::Operation;
 use super::money::{Currency, Money};
-use super::release::ReleasedBy;
+use super::release::{ReleaseMechanism, ReleaseRules, ReleasedBy};
 use super::{CaptureRecord, CaptureStatus};
 
 /// Where an authorization stands.
@@ -51,12 +51,14 @@ pub struct AuthorizationState {
 }
 
 /// Adds up `records` (the tenant's captures and releases of one authorization, oldest first)
-/// beside what the ledger keeps. `final_capture_releases`: the provider releases the rest when a
-/// final capture completes.
+/// beside what the ledger keeps, under the provider's release `rules`: a provider that releases
+/// the rest when a final capture completes (`final_capture_releases`), or after any capture
+/// (`after_partial_capture: Automatic`, PaymentOptions), has released it once such a capture
+/// completed, whether or not anyone asked for a release.
 pub fn summarize(
     ledger: LedgerFacts,
     records: Vec<CaptureRecord>,
-    final_capture_releases: bool,
+    rules: &ReleaseRules,
 ) -> AuthorizationState {
     let (releases, captures): (Vec<_>, Vec<_>) = records
         .into_iter()
@@ -86,28 +88,38 @@ pub fn summarize(
             .map(|m| m.minor_units())
     });
     let refunded = sum(&|c| c.refunded_amount.map(|m| m.minor_units()));
+    let completed = |c: &&CaptureRecord| c.status == CaptureStatus::Completed;
     let closing_capture = ledger
         .closed_by
         .as_deref()
         .and_then(|id| captures.iter().find(|c| c.id == id));
-    let status = match (&ledger.release_id, ledger.released_by, &ledger.closed_by) {
+    // Where any capture releases the rest at the provider, the first completed one closed it.
+    let released_by_a_capture = (rules.after_partial_capture == ReleaseMechanism::Automatic)
+        .then(|| captures.iter().find(completed))
+        .flatten();
+    let closed_by = ledger
+        .closed_by
+        .clone()
+        .or_else(|| released_by_a_capture.map(|c| c.id.clone()));
+    let status = match (&ledger.release_id, ledger.released_by, &closed_by) {
         (Some(_), Some(_), _) => AuthorizationStatus::Released,
         (Some(_), None, _) => AuthorizationStatus::Releasing,
         (None, _, Some(_)) => AuthorizationStatus::Closed,
         (None, _, None) => AuthorizationStatus::Open,
     };
-    let final_capture_released = status == AuthorizationStatus::Closed
-        && final_capture_releases
-        && closing_capture.is_some_and(|c| c.status == CaptureStatus::Completed);
-    let (released_by, released_minor) = match (ledger.released_by, final_capture_released) {
-        (Some(by), _) => (Some(by), ledger.released_minor),
-        (None, true) => (
-            Some(ReleasedBy::FinalCapture),
-            ledger
-                .authorized_minor
-                .map(|a| a.saturating_sub(captured).max(0)),
-        ),
-        (None, false) => (None, None),
+    let rest = || {
+        ledger
+            .authorized_minor
+            .map(|a| a.saturating_sub(captured).saturating_sub(pending).max(0))
+    };
+    let (released_by, released_minor) = match ledger.released_by {
+        Some(by) => (Some(by), ledger.released_minor),
+        None if status != AuthorizationStatus::Closed => (None, None),
+        None if released_by_a_capture.is_some() => (Some(ReleasedBy::ProviderAutomatic), rest()),
+        None if rules.final_capture_releases && closing_capture.is_some_and(|c| completed(&c)) => {
+            (Some(ReleasedBy::FinalCapture), rest())
+        }
+        None => (None, None),
     };
     let remaining = match status {
         AuthorizationStatus::Open => ledger
@@ -130,7 +142,7 @@ pub fn summarize(
         remaining: money(remaining),
         refunded: money((refunded > 0).then_some(refunded)),
         released_by,
-        closed_by: ledger.closed_by,
+        closed_by,
         captures,
         releases,
     }
@@ -160,6 +172,37 @@ mod tests {
         Some(record)
     }
 
+    const PAYPAL_LIKE: ReleaseRules = ReleaseRules {
+        before_capture: ReleaseMechanism::Call,
+        after_partial_capture: ReleaseMechanism::Call,
+        final_capture_releases: true,
+    };
+    const STAX_LIKE: ReleaseRules = ReleaseRules {
+        final_capture_releases: false,
+        ..PAYPAL_LIKE
+    };
+
+    #[test]
+    fn where_any_capture_releases_the_rest_a_completed_one_closed_it() -> Result<(), &'static str> {
+        let automatic = ReleaseRules {
+            after_partial_capture: ReleaseMechanism::Automatic,
+            ..PAYPAL_LIKE
+        };
+        let records = vec![capture("cap_1", 3_000, CaptureStatus::Completed).ok_or("fixture")?];
+        let state = summarize(ledger(None), records, &automatic);
+        assert_eq!(state.status, AuthorizationStatus::Closed);
+        assert_eq!(state.closed_by.as_deref(), Some("cap_1"));
+        assert_eq!(state.released_by, Some(ReleasedBy::ProviderAutomatic));
+        assert_eq!(state.released, usd(7_000));
+        assert_eq!(state.remaining, usd(0));
+        // Not before a capture completed.
+        let records = vec![capture("cap_1", 3_000, CaptureStatus::Processing).ok_or("fixture")?];
+        let state = summarize(ledger(None), records, &automatic);
+        assert_eq!(state.status, AuthorizationStatus::Open);
+        assert_eq!(state.released_by, None);
+        Ok(())
+    }
+
     fn ledger(closed_by: Option<&str>) -> LedgerFacts {
         LedgerFacts {
             currency: Currency::from_code("USD"),
@@ -176,7 +219,7 @@ mod tests {
             capture("cap_2", 1_000, CaptureStatus::Processing).ok_or("fixture")?,
             capture("cap_3", 500, CaptureStatus::Declined).ok_or("fixture")?,
         ];
-        let state = summarize(ledger(None), records, true);
+        let state = summarize(ledger(None), records, &PAYPAL_LIKE);
         assert_eq!(state.status, AuthorizationStatus::Open);
         assert_eq!(state.captured, usd(3_000));
         assert_eq!(state.pending, usd(1_000));
@@ -193,12 +236,12 @@ mod tests {
                 .into_iter()
                 .collect()
         };
-        let state = summarize(ledger(Some("cap_1")), records(), true);
+        let state = summarize(ledger(Some("cap_1")), records(), &PAYPAL_LIKE);
         assert_eq!(state.status, AuthorizationStatus::Closed);
         assert_eq!(state.released_by, Some(ReleasedBy::FinalCapture));
         assert_eq!(state.released, usd(6_000));
         assert_eq!(state.remaining, usd(0));
-        let stax_like = summarize(ledger(Some("cap_1")), records(), false);
+        let stax_like = summarize(ledger(Some("cap_1")), records(), &STAX_LIKE);
         assert_eq!(stax_like.released_by, None);
         assert_eq!(stax_like.released, None);
     }
@@ -209,7 +252,7 @@ mod tests {
             release_id: Some("rel_1".into()),
             ..ledger(Some("rel_1"))
         };
-        let state = summarize(releasing.clone(), Vec::new(), true);
+        let state = summarize(releasing.clone(), Vec::new(), &PAYPAL_LIKE);
         assert_eq!(state.status, AuthorizationStatus::Releasing);
         assert_eq!(state.remaining, usd(0));
         let released = LedgerFacts {
@@ -217,7 +260,7 @@ mod tests {
             released_minor: Some(10_000),
             ..releasing
         };
-        let state = summarize(released, Vec::new(), true);
+        let state = summarize(released, Vec::new(), &PAYPAL_LIKE);
         assert_eq!(state.status, AuthorizationStatus::Released);
         assert_eq!(state.released, usd(10_000));
     }
