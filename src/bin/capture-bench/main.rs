@@ -57,9 +57,10 @@ fn main() -> ExitCode {
         }
     };
     let mut failed = false;
+    let mut ceilings = report::Ceilings::default();
     for scenario in options.scenarios.clone() {
         match runtime.block_on(scenarios::run(scenario, &options)) {
-            Ok(report) => println!("{}", report.to_json_line()),
+            Ok(report) => println!("{}", ceilings.beside(scenario, report).to_json_line()),
             Err(e) => {
                 eprintln!("capture-bench: scenario {}: {e:#}", scenario.name());
                 failed = true;
