@@ -256,6 +256,17 @@ pub async fn hold_release(
     Ok(())
 }
 
+/// The ledger row, while `release_id` is the release it records (a release answered after
+/// another outcome already changed the row leaves it alone).
+async fn of_release(
+    txn: &DatabaseTransaction,
+    key: &LedgerKey<'_>,
+    release_id: &str,
+) -> Result<Option<authorizations::Model>, StoreError> {
+    let ledger = find(txn, key).await?;
+    Ok((ledger.release_id.as_deref() == Some(release_id)).then_some(ledger))
+}
+
 /// The provider released the rest for `release_id`: records what was released.
 pub async fn released(
     txn: &DatabaseTransaction,
@@ -263,8 +274,10 @@ pub async fn released(
     release_id: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let ledger = find(txn, key).await?;
-    if ledger.release_id.as_deref() != Some(release_id) || ledger.released_by.is_some() {
+    let Some(ledger) = of_release(txn, key, release_id).await? else {
+        return Ok(());
+    };
+    if ledger.released_by.is_some() {
         return Ok(());
     }
     Entity::update_many()
@@ -288,10 +301,9 @@ pub async fn release_refused(
     release_id: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let ledger = find(txn, key).await?;
-    if ledger.release_id.as_deref() != Some(release_id) {
+    let Some(ledger) = of_release(txn, key, release_id).await? else {
         return Ok(());
-    }
+    };
     let closed_by = ledger.closed_by.clone().filter(|by| by != release_id);
     Entity::update_many()
         .col_expr(Column::ClosedBy, Expr::value(closed_by))

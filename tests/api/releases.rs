@@ -275,18 +275,12 @@ async fn another_tenant_sees_neither_the_authorization_nor_its_release(db: Db) -
 
 const AUTHORIZATION: &str = "5KX12345AB678901C";
 
-/// A stand-in PayPal that grants tokens.
-async fn stand_in_paypal() -> Result<MockProvider, Box<dyn std::error::Error>> {
-    let paypal = MockProvider::paypal_granting_tokens().await?;
-    Ok(paypal)
-}
-
 fn void_path() -> String {
     format!("/v2/payments/authorizations/{AUTHORIZATION}/void")
 }
 
 async fn an_unknown_release_outcome_is_settled_by_the_reconciler(db: Db) -> TestResult {
-    let paypal = stand_in_paypal().await?;
+    let paypal = MockProvider::paypal_granting_tokens().await?;
     // PayPal voided, but its answer was lost; then it answers the same void again.
     paypal.reply(http::Method::POST, &void_path(), Reply::empty(503));
     paypal.reply(http::Method::POST, &void_path(), Reply::empty(204));
@@ -337,7 +331,7 @@ async fn an_unknown_release_outcome_is_settled_by_the_reconciler(db: Db) -> Test
 }
 
 async fn a_refused_release_reopens_the_authorization(db: Db) -> TestResult {
-    let paypal = stand_in_paypal().await?;
+    let paypal = MockProvider::paypal_granting_tokens().await?;
     paypal.reply(
         http::Method::POST,
         &void_path(),

@@ -13,11 +13,6 @@ use capture_service::proto::CaptureStatus;
 
 const CAPTURE_PATH_PREFIX: &str = "/v2/payments/authorizations/";
 
-async fn stand_in_paypal() -> Result<MockProvider, Box<dyn std::error::Error>> {
-    let paypal = MockProvider::paypal_granting_tokens().await?;
-    Ok(paypal)
-}
-
 fn completed(id: &str) -> Reply {
     Reply::json(
         201,
@@ -71,7 +66,7 @@ async fn replica(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_on_one_replica_holds_its_capture_from_the_other_replicas_reconciler(
 ) -> TestResult {
-    let paypal = stand_in_paypal().await?;
+    let paypal = MockProvider::paypal_granting_tokens().await?;
     // PayPal takes 2 s to answer; the other replica reconciles every 50 ms with no minimum age.
     paypal.default_for(
         http::Method::POST,
@@ -102,7 +97,7 @@ async fn a_request_in_flight_on_one_replica_holds_its_capture_from_the_other_rep
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_reconciling_together_never_look_at_one_capture_twice() -> TestResult {
-    let paypal = stand_in_paypal().await?;
+    let paypal = MockProvider::paypal_granting_tokens().await?;
     // Every capture call ends without an answer (a 500): twenty captures stay PROCESSING.
     paypal.default_for(
         http::Method::POST,
@@ -156,7 +151,7 @@ async fn two_replicas_reconciling_together_never_look_at_one_capture_twice() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_on_another_replica_while_the_request_is_in_flight_does_not_call_the_provider_again(
 ) -> TestResult {
-    let paypal = stand_in_paypal().await?;
+    let paypal = MockProvider::paypal_granting_tokens().await?;
     paypal.default_for(
         http::Method::POST,
         "/v2/payments/authorizations/AUTH-RETRY-1/capture",
