@@ -14,6 +14,7 @@ use super::convert::{self, FEE_REQUESTED};
 use super::entities::{authorizations, capture_events, captures, platform_fees};
 use super::ledger::{self, LedgerKey, ReleaseBy};
 use super::read;
+use super::single_statement::{self, NewCaptureRows, SeenLedger, Started};
 use super::sql::Sql;
 use super::writer::{self, Written};
 use super::{now_micros, Store, StoreError};
@@ -149,12 +150,16 @@ impl Store {
             lease_owner: self.lease_owner.clone(),
             release_rules: new.release_rules,
         };
-        let attempt = self
-            .write(
-                "begin capture",
-                writer::work(move |txn| Box::pin(begin_in(txn, new))),
-            )
-            .await?;
+        let attempt = match self.begin_in_one_statement(new).await? {
+            Ok(attempt) => attempt,
+            Err(new) => {
+                self.write(
+                    "begin capture",
+                    writer::work(move |txn| Box::pin(begin_in(txn, new))),
+                )
+                .await?
+            }
+        };
         if let Attempt::Done(begun) = &attempt {
             if let Begin::Created(record) = begun.as_ref() {
                 // Releases are counted by their provider calls, not as captures' statuses.
@@ -299,6 +304,61 @@ struct OwnedCapture {
     release_rules: ReleaseRules,
 }
 
+/// What an admitted capture writes.
+struct Admitted {
+    /// The ledger row's key and changed columns.
+    ledger: authorizations::ActiveModel,
+    row: captures::ActiveModel,
+    fees: Vec<platform_fees::ActiveModel>,
+    event: capture_events::ActiveModel,
+    /// Its place among the authorization's live captures.
+    sequence: u32,
+}
+
+/// What `new` writes if `ledger_row` admits it, or why not.
+fn admit_capture(
+    new: &OwnedCapture,
+    ledger_row: &authorizations::Model,
+    now: i64,
+) -> Result<Admitted, LedgerRefusal> {
+    let p = new.command.parts();
+    let reserved = ledger::admit(ledger_row, &new.command)?;
+    // admit checked the count can grow.
+    let sequence = u32::try_from(ledger_row.capture_count).unwrap_or(0) + 1;
+    let mut row = convert::new_capture_row(
+        &new.id,
+        &new.tenant,
+        &new.account,
+        &new.command,
+        reserved,
+        sequence,
+        now,
+    );
+    // The request about to call the provider holds it.
+    row.lease_until = Set(Some(now.saturating_add(new.lease_micros)));
+    row.lease_owner = Set(Some(new.lease_owner.clone()));
+    let detail = serde_json::json!({
+        "authorization_id": p.authorization_id.as_str(),
+        "amount": p.amount.map(|m| m.to_string()),
+        "final_capture": p.final_capture,
+        "reserved_minor": reserved,
+    });
+    Ok(Admitted {
+        ledger: ledger::held(ledger_row, &new.command, &new.id, reserved, now),
+        row,
+        fees: convert::fee_rows(&new.id, FEE_REQUESTED, &p.platform_fees),
+        event: event_row(
+            EventSource::Api,
+            &new.id,
+            "CREATED",
+            CaptureStatus::Processing,
+            detail,
+            now,
+        ),
+        sequence,
+    })
+}
+
 /// Idempotency, ledger and the `PROCESSING` row, in the write transaction `txn`.
 async fn begin_in(
     txn: &DatabaseTransaction,
@@ -315,48 +375,81 @@ async fn begin_in(
     if new.command.operation() == Operation::Release {
         return begin_release_in(txn, new, &ledger_row, now).await;
     }
-    let reserved = match ledger::admit(&ledger_row, &new.command) {
-        Ok(reserved) => reserved,
+    let admitted = match admit_capture(&new, &ledger_row, now) {
+        Ok(admitted) => admitted,
         Err(refusal) => return Ok(Written::Discard(Attempt::done(Begin::Refused(refusal)))),
     };
-    // Its place among the authorization's live captures (admit checked the count can grow).
-    let sequence = u32::try_from(ledger_row.capture_count).unwrap_or(0) + 1;
-    let mut row = convert::new_capture_row(
-        &new.id,
-        &new.tenant,
-        &new.account,
-        &new.command,
-        reserved,
-        sequence,
-        now,
-    );
-    // The request about to call the provider holds it.
-    row.lease_until = Set(Some(now.saturating_add(new.lease_micros)));
-    row.lease_owner = Set(Some(new.lease_owner));
-    if !insert_row(txn, row).await? {
+    if !insert_row(txn, admitted.row).await? {
         return Ok(Written::Discard(Attempt::Raced));
     }
-    insert_fees(txn, &new.id, FEE_REQUESTED, &p.platform_fees).await?;
-    ledger::hold(txn, &ledger_row, &new.command, &new.id, reserved, now).await?;
-    let detail = serde_json::json!({
-        "authorization_id": p.authorization_id.as_str(),
-        "amount": p.amount.map(|m| m.to_string()),
-        "final_capture": p.final_capture,
-        "reserved_minor": reserved,
-    });
-    insert_event(
-        txn,
-        EventSource::Api,
-        &new.id,
-        "CREATED",
-        CaptureStatus::Processing,
-        detail,
-        now,
-    )
-    .await?;
-    // What is being committed, without reading it back.
+    insert_fee_rows(txn, admitted.fees).await?;
+    ledger::hold(txn, &ledger_row, admitted.ledger).await?;
+    capture_events::Entity::insert(admitted.event)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(Written::Commit(created(new, admitted.sequence, now)))
+}
+
+/// The answer to a capture just recorded: what is being committed, without reading it back.
+fn created(new: OwnedCapture, sequence: u32, now: i64) -> Attempt {
     let record = convert::new_record(new.id, new.tenant, new.account, new.command, sequence, now);
-    Ok(Written::Commit(Attempt::done(Begin::Created(record))))
+    Attempt::done(Begin::Created(record))
+}
+
+impl Store {
+    /// Starts a capture as one statement on PostgreSQL ([`single_statement`]), deciding on the
+    /// ledger row as read just before. `Err(new)` when the general path must decide: another
+    /// database, a release, a refusal (which the locked row confirms or not), or a ledger row
+    /// changed since it was read.
+    async fn begin_in_one_statement(
+        &self,
+        new: OwnedCapture,
+    ) -> Result<Result<Attempt, OwnedCapture>, StoreError> {
+        if !self.single_statement_writes || new.command.operation() != Operation::Capture {
+            return Ok(Err(new));
+        }
+        let p = new.command.parts();
+        let key = LedgerKey {
+            provider: p.provider.as_str(),
+            account: &new.account,
+            authorization_id: p.authorization_id.as_str(),
+        };
+        let seen = self
+            .bounded("read ledger", single_statement::read_ledger(&self.db, &key))
+            .await?;
+        let now = now_micros();
+        let blank;
+        let ledger_row = match &seen {
+            SeenLedger::Row { row, .. } => row,
+            SeenLedger::Absent => {
+                blank = ledger::blank(&key, now);
+                &blank
+            }
+        };
+        let Ok(admitted) = admit_capture(&new, ledger_row, now) else {
+            return Ok(Err(new));
+        };
+        let rows = NewCaptureRows {
+            ledger: &admitted.ledger,
+            capture: &admitted.row,
+            fees: &admitted.fees,
+            event: &admitted.event,
+        };
+        let started = self
+            .bounded("begin capture", async {
+                let _turn = self.write_turn().await?;
+                single_statement::start_capture(&self.db, &seen, rows).await
+            })
+            .await?;
+        match started {
+            Started::Written => {
+                self.feed.committed();
+                Ok(Ok(created(new, admitted.sequence, now)))
+            }
+            Started::KeyTaken => Ok(Ok(Attempt::Raced)),
+            Started::LedgerChanged => Ok(Err(new)),
+        }
+    }
 }
 
 /// A release's ledger decision and its row, in the write transaction `txn` that locked
@@ -462,13 +555,10 @@ fn existing(found: read::Joined, command: &CaptureCommand) -> Result<Begin, Stor
     Ok(Begin::Existing(found.into_record()?))
 }
 
-pub(super) async fn insert_fees(
+pub(super) async fn insert_fee_rows(
     txn: &DatabaseTransaction,
-    capture_id: &str,
-    source: &str,
-    fees: &[crate::domain::capture::PlatformFee],
+    rows: Vec<platform_fees::ActiveModel>,
 ) -> Result<(), StoreError> {
-    let rows = convert::fee_rows(capture_id, source, fees);
     if !rows.is_empty() {
         platform_fees::Entity::insert_many(rows)
             .exec_without_returning(txn)
@@ -513,7 +603,22 @@ pub(super) async fn insert_event(
     detail: serde_json::Value,
     now: i64,
 ) -> Result<(), StoreError> {
-    capture_events::Entity::insert(capture_events::ActiveModel {
+    capture_events::Entity::insert(event_row(source, capture_id, kind, status, detail, now))
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// A row of a capture's audit trail.
+pub(super) fn event_row(
+    source: EventSource,
+    capture_id: &str,
+    kind: &str,
+    status: CaptureStatus,
+    detail: serde_json::Value,
+    now: i64,
+) -> capture_events::ActiveModel {
+    capture_events::ActiveModel {
         id: NotSet,
         capture_id: Set(capture_id.to_owned()),
         kind: Set(kind.to_owned()),
@@ -521,8 +626,5 @@ pub(super) async fn insert_event(
         detail: Set(detail.to_string()),
         create_time: Set(now),
         source: Set(source.as_str().to_owned()),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+    }
 }

@@ -4,6 +4,7 @@
 use std::sync::LazyLock;
 
 use sea_orm::sea_query::Expr;
+use sea_orm::ActiveValue::Set;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::entities::authorizations::{self, Column, Entity};
@@ -77,6 +78,24 @@ pub async fn lock(
         .one(txn)
         .await?
         .ok_or_else(|| StoreError::Missing(format!("ledger of {}", key.authorization_id)))
+}
+
+/// The ledger row [`lock`] creates for an authorization not seen before.
+pub fn blank(key: &LedgerKey<'_>, now: i64) -> authorizations::Model {
+    authorizations::Model {
+        provider: key.provider.to_owned(),
+        provider_account: key.account.to_owned(),
+        authorization_id: key.authorization_id.to_owned(),
+        currency_code: None,
+        authorized_minor: None,
+        held_minor: 0,
+        capture_count: 0,
+        closed_by: None,
+        update_time: now,
+        released_minor: None,
+        released_by: None,
+        release_id: None,
+    }
 }
 
 async fn find(
@@ -315,15 +334,15 @@ pub async fn release_refused(
     Ok(())
 }
 
-/// Records an admitted capture in the ledger.
-pub async fn hold(
-    txn: &DatabaseTransaction,
+/// The ledger row once an admitted capture holds `reserved_minor` of it: its key and the
+/// columns that change.
+pub fn held(
     ledger: &authorizations::Model,
     command: &CaptureCommand,
     capture_id: &str,
     reserved_minor: i64,
     now: i64,
-) -> Result<(), StoreError> {
+) -> authorizations::ActiveModel {
     let p = command.parts();
     let currency = p
         .amount
@@ -336,16 +355,30 @@ pub async fn hold(
     let closed_by = command
         .closes_authorization()
         .then(|| capture_id.to_owned());
+    authorizations::ActiveModel {
+        provider: Set(ledger.provider.clone()),
+        provider_account: Set(ledger.provider_account.clone()),
+        authorization_id: Set(ledger.authorization_id.clone()),
+        currency_code: Set(currency),
+        authorized_minor: Set(authorized),
+        // `admit` checked that both fit.
+        held_minor: Set(ledger.held_minor + reserved_minor),
+        capture_count: Set(ledger.capture_count + 1),
+        closed_by: Set(closed_by),
+        update_time: Set(now),
+        ..Default::default()
+    }
+}
+
+/// Records an admitted capture in the ledger row `txn` has locked: the row as [`held`] makes
+/// it.
+pub async fn hold(
+    txn: &DatabaseTransaction,
+    ledger: &authorizations::Model,
+    held: authorizations::ActiveModel,
+) -> Result<(), StoreError> {
     Entity::update_many()
-        .col_expr(Column::CurrencyCode, Expr::value(currency))
-        .col_expr(Column::AuthorizedMinor, Expr::value(authorized))
-        .col_expr(
-            Column::HeldMinor,
-            Expr::col(Column::HeldMinor).add(reserved_minor),
-        )
-        .col_expr(Column::CaptureCount, Expr::col(Column::CaptureCount).add(1))
-        .col_expr(Column::ClosedBy, Expr::value(closed_by))
-        .col_expr(Column::UpdateTime, Expr::value(now))
+        .set(held)
         .filter(key_filter(ledger))
         .exec(txn)
         .await?;

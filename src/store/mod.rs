@@ -10,6 +10,7 @@ mod lease;
 mod ledger;
 mod read;
 mod resolve;
+mod single_statement;
 mod sql;
 mod sqlite;
 mod unavailable;
@@ -125,6 +126,9 @@ pub struct Store {
     /// This store's name on the leases it takes: another process's lease keeps it away, its
     /// own does not (its in-flight table guards its own calls).
     lease_owner: String,
+    /// Whether a capture's two writes are single statements ([`single_statement`]): on
+    /// PostgreSQL.
+    single_statement_writes: bool,
 }
 
 /// Held for the length of a write transaction.
@@ -181,6 +185,7 @@ impl Store {
         let feed = feed::Feed::new(db.clone(), url, pool.change_poll);
         let group_commit = (db.get_database_backend() == DbBackend::Sqlite)
             .then(|| writer::GroupCommit::start(db.clone(), Arc::clone(&writers)));
+        let single_statement_writes = db.get_database_backend() == DbBackend::Postgres;
         Ok(Store {
             db,
             writers,
@@ -189,6 +194,7 @@ impl Store {
             operation_timeout: pool.statement_timeout,
             feed,
             lease_owner: lease::new_owner(),
+            single_statement_writes,
         })
     }
 
@@ -213,6 +219,16 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         Migrator::up(&self.db, None).await?;
         Ok(())
+    }
+
+    /// This store with a capture's writes made as single statements or not. Off, every write
+    /// takes the general path (a transaction that locks the ledger row), as on SQLite: for the
+    /// tests that hold the two paths to the same result, and to measure what the single
+    /// statements save. They are made on PostgreSQL only.
+    #[doc(hidden)]
+    pub fn with_single_statement_writes(mut self, on: bool) -> Self {
+        self.single_statement_writes = on && self.db.get_database_backend() == DbBackend::Postgres;
+        self
     }
 
     /// Whether the database answers (readiness), within the operation bound.

@@ -6,11 +6,12 @@ use std::sync::LazyLock;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
-use super::captures::{insert_event, insert_fees, EventSource, Resolution};
+use super::captures::{event_row, insert_fee_rows, EventSource, Resolution};
 use super::convert::{self, FEE_REPORTED};
-use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
+use super::entities::{capture_events, captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
 use super::read;
+use super::single_statement::{self, Hold, OutcomeRows};
 use super::sql::Sql;
 use super::writer::{self, Written};
 use super::{now_micros, Store, StoreError};
@@ -33,6 +34,13 @@ impl Store {
     ) -> Result<CaptureRecord, StoreError> {
         let id = record.id.clone();
         let before = record.status;
+        if let Some(applied) = self
+            .resolve_in_one_statement(&record, &resolution, source)
+            .await?
+        {
+            count_change(before, &applied, source);
+            return Ok(applied);
+        }
         let written = self
             .write(
                 "record outcome",
@@ -48,6 +56,57 @@ impl Store {
             // caller read it: what is stored is the truth.
             None => self.get_any(&id).await,
         }
+    }
+}
+
+impl Store {
+    /// Records the outcome or refusal of a capture the caller saw `PROCESSING` as one
+    /// statement on PostgreSQL ([`single_statement`]): the record as stored, or `None` when
+    /// the general path must decide (another database, another case, or the capture no longer
+    /// `PROCESSING`).
+    async fn resolve_in_one_statement(
+        &self,
+        record: &CaptureRecord,
+        resolution: &Resolution,
+        source: EventSource,
+    ) -> Result<Option<CaptureRecord>, StoreError> {
+        let eligible = self.single_statement_writes
+            && record.status == CaptureStatus::Processing
+            && record.command.operation() == Operation::Capture
+            && matches!(resolution, Resolution::Outcome(_) | Resolution::Rejected(_));
+        if !eligible {
+            return Ok(None);
+        }
+        let now = now_micros();
+        let (capture, event) = changes(&record.id, resolution, source, now);
+        let breakdown = match resolution {
+            Resolution::Outcome(outcome) => outcome.breakdown.as_ref(),
+            _ => None,
+        };
+        let breakdown_row = breakdown.map(|b| convert::breakdown_row(&record.id, b));
+        let fees = breakdown
+            .map(|b| convert::fee_rows(&record.id, FEE_REPORTED, &b.platform_fees))
+            .unwrap_or_default();
+        let rows = OutcomeRows {
+            capture_id: &record.id,
+            capture: &capture,
+            hold: hold_after(resolution),
+            breakdown: breakdown_row.as_ref(),
+            fees: &fees,
+            event: &event,
+            now,
+        };
+        let recorded = self
+            .bounded("record outcome", async {
+                let _turn = self.write_turn().await?;
+                single_statement::record_outcome(&self.db, rows).await
+            })
+            .await?;
+        if !recorded {
+            return Ok(None);
+        }
+        self.feed.committed();
+        Ok(Some(applied(record.clone(), resolution, now)))
     }
 }
 
@@ -139,36 +198,24 @@ pub(super) async fn resolve_in(
         account: &row.provider_account,
         authorization_id: &row.authorization_id,
     };
-    let mut update = captures::ActiveModel {
-        id: Set(row.id.clone()),
-        update_time: Set(now),
-        reconcile_after: Set(None),
-        reconcile_attempts: Set(0),
-        ..Default::default()
-    };
-    // The request or the look that holds the lease has its answer; a provider's notice may
-    // come while either is still calling, and leaves their lease alone.
-    if source != EventSource::Webhook {
-        update.lease_until = Set(None);
-        update.lease_owner = Set(None);
-    }
+    let (mut update, event) = changes(&row.id, &resolution, source, now);
     match &resolution {
         Resolution::Outcome(outcome) => {
-            apply_outcome(&mut update, outcome);
             match operation {
-                Operation::Capture if !outcome.status.holds_funds() => {
-                    ledger::give_back(txn, &key, &row.id, row.reserved_minor, now).await?;
-                    update.reserved_minor = Set(0);
-                }
-                Operation::Capture => {
-                    if let Some(captured) = outcome.captured_amount {
-                        let delta = captured.minor_units() - row.reserved_minor;
+                Operation::Capture => match hold_after(&resolution) {
+                    Hold::Kept => {}
+                    Hold::GivenBack => {
+                        ledger::give_back(txn, &key, &row.id, row.reserved_minor, now).await?;
+                        update.reserved_minor = Set(0);
+                    }
+                    Hold::Captured(captured) => {
+                        let delta = captured - row.reserved_minor;
                         if delta != 0 {
                             ledger::adjust(txn, &key, delta, now).await?;
-                            update.reserved_minor = Set(captured.minor_units());
+                            update.reserved_minor = Set(captured);
                         }
                     }
-                }
+                },
                 Operation::Release => match outcome.status {
                     CaptureStatus::Completed => ledger::released(txn, &key, &row.id, now).await?,
                     CaptureStatus::Processing | CaptureStatus::Pending => {}
@@ -194,23 +241,80 @@ pub(super) async fn resolve_in(
                 ))
                 .exec_without_returning(txn)
                 .await?;
-                insert_fees(txn, &row.id, FEE_REPORTED, &breakdown.platform_fees).await?;
+                insert_fee_rows(
+                    txn,
+                    convert::fee_rows(&row.id, FEE_REPORTED, &breakdown.platform_fees),
+                )
+                .await?;
             }
+        }
+        Resolution::Rejected(_) => {
+            update.reserved_minor = Set(0);
+            match operation {
+                Operation::Capture => {
+                    ledger::give_back(txn, &key, &row.id, row.reserved_minor, now).await?
+                }
+                Operation::Release => ledger::release_refused(txn, &key, &row.id, now).await?,
+            }
+        }
+        Resolution::Refunded { .. } | Resolution::Unknown { .. } => {}
+    }
+    capture_events::Entity::insert(event)
+        .exec_without_returning(txn)
+        .await?;
+    captures::Entity::update_many()
+        .set(update)
+        .filter(captures::Column::Id.eq(row.id.as_str()))
+        .exec(txn)
+        .await?;
+    if stale {
+        return Ok(Written::Commit(None));
+    }
+    Ok(Written::Commit(Some(applied(record, &resolution, now))))
+}
+
+/// What a capture's outcome does to what it holds.
+fn hold_after(resolution: &Resolution) -> Hold {
+    match resolution {
+        Resolution::Outcome(outcome) if !outcome.status.holds_funds() => Hold::GivenBack,
+        Resolution::Outcome(outcome) => match outcome.captured_amount {
+            Some(captured) => Hold::Captured(captured.minor_units()),
+            None => Hold::Kept,
+        },
+        Resolution::Rejected(_) => Hold::GivenBack,
+        Resolution::Refunded { .. } | Resolution::Unknown { .. } => Hold::Kept,
+    }
+}
+
+/// How `resolution` changes the row of capture `id` (what it holds aside, which depends on
+/// the row: [`hold_after`]), and the audit event that records it.
+fn changes(
+    id: &str,
+    resolution: &Resolution,
+    source: EventSource,
+    now: i64,
+) -> (captures::ActiveModel, capture_events::ActiveModel) {
+    let mut update = captures::ActiveModel {
+        update_time: Set(now),
+        reconcile_after: Set(None),
+        reconcile_attempts: Set(0),
+        ..Default::default()
+    };
+    // The request or the look that holds the lease has its answer; a provider's notice may
+    // come while either is still calling, and leaves their lease alone.
+    if source != EventSource::Webhook {
+        update.lease_until = Set(None);
+        update.lease_owner = Set(None);
+    }
+    let (kind, status, detail) = match resolution {
+        Resolution::Outcome(outcome) => {
+            apply_outcome(&mut update, outcome);
             let detail = serde_json::json!({
                 "provider_status": outcome.provider_status,
                 "provider_capture_id": outcome.provider_capture_id,
                 "captured_amount": outcome.captured_amount.map(|m| m.to_string()),
             });
-            insert_event(
-                txn,
-                source,
-                &row.id,
-                "PROVIDER_OUTCOME",
-                outcome.status,
-                detail,
-                now,
-            )
-            .await?;
+            ("PROVIDER_OUTCOME", outcome.status, detail)
         }
         Resolution::Rejected(failure) => {
             update.status = Set(CaptureStatus::Failed.as_str().to_owned());
@@ -219,36 +323,20 @@ pub(super) async fn resolve_in(
             update.error_message = Set(Some(masked(&failure.message)));
             update.error_debug_id = Set(failure.debug_id.clone());
             update.error_http_status = Set(Some(i32::from(failure.http_status)));
-            update.reserved_minor = Set(0);
-            match operation {
-                Operation::Capture => {
-                    ledger::give_back(txn, &key, &row.id, row.reserved_minor, now).await?
-                }
-                Operation::Release => ledger::release_refused(txn, &key, &row.id, now).await?,
-            }
             let detail = serde_json::json!({
                 "code": failure.code,
                 "message": masked(&failure.message),
                 "debug_id": failure.debug_id,
                 "http_status": failure.http_status,
             });
-            insert_event(
-                txn,
-                source,
-                &row.id,
-                "PROVIDER_REJECTED",
-                CaptureStatus::Failed,
-                detail,
-                now,
-            )
-            .await?;
+            ("PROVIDER_REJECTED", CaptureStatus::Failed, detail)
         }
         Resolution::Refunded { status, total } => {
             update.status = Set(status.as_str().to_owned());
             update.status_reason = Set(Some(StatusReason::Refunded.as_str().to_owned()));
             update.refunded_minor = Set(Some(total.minor_units()));
             let detail = serde_json::json!({ "refunded_total": total.to_string() });
-            insert_event(txn, source, &row.id, "REFUNDED", *status, detail, now).await?;
+            ("REFUNDED", *status, detail)
         }
         Resolution::Unknown { detail, not_before } => {
             if let Some(wait) = not_before {
@@ -259,27 +347,10 @@ pub(super) async fn resolve_in(
                 StatusReason::ProviderOutcomeUnknown.as_str().to_owned(),
             ));
             let detail = serde_json::json!({ "detail": masked(detail) });
-            insert_event(
-                txn,
-                source,
-                &row.id,
-                "OUTCOME_UNKNOWN",
-                CaptureStatus::Processing,
-                detail,
-                now,
-            )
-            .await?;
+            ("OUTCOME_UNKNOWN", CaptureStatus::Processing, detail)
         }
-    }
-    captures::Entity::update_many()
-        .set(update)
-        .filter(captures::Column::Id.eq(row.id.as_str()))
-        .exec(txn)
-        .await?;
-    if stale {
-        return Ok(Written::Commit(None));
-    }
-    Ok(Written::Commit(Some(applied(record, &resolution, now))))
+    };
+    (update, event_row(source, id, kind, status, detail, now))
 }
 
 fn apply_outcome(update: &mut captures::ActiveModel, outcome: &ProviderOutcome) {

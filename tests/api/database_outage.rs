@@ -80,10 +80,10 @@ async fn paypal_that_breaks_the_database(
             let first = !once.swap(true, Ordering::SeqCst);
             Box::pin(async move {
                 if first && blackhole {
-                    // Mid-transaction: the statement that records the answer is held.
-                    let _ = outage
-                        .blackhole_at(b"UPDATE captures SET update_time")
-                        .await;
+                    // The statement that records the answer is held: the claim of the
+                    // capture's row in a transaction, or the single statement
+                    // (`UPDATE captures AS c SET …`) that records it whole on PostgreSQL.
+                    let _ = outage.blackhole_at(b"UPDATE captures").await;
                 } else if first {
                     let _ = outage.begin().await;
                 }

@@ -27,3 +27,4 @@ mod stax;
 mod watch;
 mod webhook_limits;
 mod webhooks;
+mod write_paths;

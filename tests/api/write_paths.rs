@@ -1,0 +1,360 @@
+//! On PostgreSQL a capture's two writes are single statements, each guarded by what it relies
+//! on; the general path is a transaction that locks the ledger row. These tests hold the two to
+//! the same stored result, and the single statements to their guards under contention.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use capture_service::domain::capture::{AuthorizationId, PlatformFee, RequestId};
+use capture_service::domain::outcome::{ProviderFailure, SellerReceivableBreakdown};
+use capture_service::domain::{
+    CaptureCommand, CaptureParts, CaptureRecord, CaptureStatus, Money, Operation, Provider,
+    ProviderOutcome, ReleaseRules,
+};
+use capture_service::store::{
+    Begin, EventSource, LedgerRefusal, NewCapture, PoolSettings, Resolution, Store,
+};
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::common::{create_postgres_database, drop_postgres_database, TestResult};
+
+/// A PostgreSQL database of its own, dropped with it.
+struct Scratch {
+    url: String,
+    name: String,
+}
+
+impl Scratch {
+    async fn new() -> Result<Scratch, Box<dyn std::error::Error>> {
+        let (url, name) = create_postgres_database("write_paths").await?;
+        Ok(Scratch { url, name })
+    }
+
+    async fn store(&self, single_statement: bool) -> Result<Store, Box<dyn std::error::Error>> {
+        Ok(Store::connect_migrated(&self.url, PoolSettings::default())
+            .await?
+            .with_single_statement_writes(single_statement))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        drop_postgres_database(std::mem::take(&mut self.name));
+    }
+}
+
+fn usd(value: &str) -> Money {
+    Money::parse_positive("USD", value).expect("a valid amount")
+}
+
+/// A PayPal capture of `amount` (`None`: the rest) of a 100.00 authorization.
+fn command(
+    authorization: &str,
+    request: &str,
+    amount: Option<&str>,
+    final_capture: bool,
+) -> CaptureCommand {
+    CaptureCommand::new(CaptureParts {
+        operation: Operation::Capture,
+        provider: Provider::Paypal,
+        account: None,
+        authorization_id: AuthorizationId::parse(authorization).expect("an id"),
+        amount: amount.map(usd),
+        authorized_amount: Some(usd("100.00")),
+        final_capture,
+        invoice_id: None,
+        note_to_payer: None,
+        soft_descriptor: None,
+        reference: None,
+        metadata: Default::default(),
+        // A fee needs an amount to be taken from.
+        platform_fees: amount
+            .map(|_| PlatformFee {
+                amount: usd("0.50"),
+                payee: None,
+            })
+            .into_iter()
+            .collect(),
+        disbursement_mode: None,
+        request_id: RequestId::parse(request).expect("a request id"),
+    })
+    .expect("a valid command")
+}
+
+async fn begin(
+    store: &Store,
+    id: &str,
+    command: &CaptureCommand,
+) -> Result<Begin, Box<dyn std::error::Error>> {
+    Ok(store
+        .begin_capture(&NewCapture {
+            id,
+            tenant: "tenant-a",
+            account: "default",
+            command,
+            lease_micros: 60_000_000,
+            release_rules: ReleaseRules::NONE,
+        })
+        .await?)
+}
+
+async fn created(
+    store: &Store,
+    id: &str,
+    command: &CaptureCommand,
+) -> Result<CaptureRecord, Box<dyn std::error::Error>> {
+    match begin(store, id, command).await? {
+        Begin::Created(record) => Ok(record),
+        other => Err(format!("{id} was not created: {other:?}").into()),
+    }
+}
+
+fn completed(captured: &str) -> Resolution {
+    Resolution::Outcome(Box::new(ProviderOutcome {
+        status: CaptureStatus::Completed,
+        reason: None,
+        provider_capture_id: Some("2GG279541U471931P".into()),
+        provider_status: "COMPLETED".into(),
+        provider_reason: None,
+        captured_amount: Some(usd(captured)),
+        breakdown: Some(SellerReceivableBreakdown {
+            gross_amount: Some(usd(captured)),
+            provider_fee: Some(usd("0.29")),
+            net_amount: Some(usd("9.21")),
+            platform_fees: vec![
+                PlatformFee {
+                    amount: usd("0.50"),
+                    payee: None,
+                },
+                PlatformFee {
+                    amount: usd("0.25"),
+                    payee: None,
+                },
+            ],
+            ..Default::default()
+        }),
+        network_reference: None,
+        seller_protection: None,
+        processor_response: None,
+        redacted_body: Some(serde_json::json!({"id": "2GG279541U471931P"})),
+    }))
+}
+
+fn declined() -> Resolution {
+    Resolution::Outcome(Box::new(ProviderOutcome {
+        status: CaptureStatus::Declined,
+        reason: None,
+        provider_capture_id: Some("8F148933LY9388354".into()),
+        provider_status: "DECLINED".into(),
+        provider_reason: Some("DECLINED_BY_RISK_FRAUD_FILTERS".into()),
+        captured_amount: None,
+        breakdown: None,
+        network_reference: None,
+        seller_protection: None,
+        processor_response: None,
+        redacted_body: None,
+    }))
+}
+
+fn pending() -> Resolution {
+    Resolution::Outcome(Box::new(ProviderOutcome {
+        status: CaptureStatus::Pending,
+        reason: None,
+        provider_capture_id: Some("5NX91735JE2349022".into()),
+        provider_status: "PENDING".into(),
+        provider_reason: Some("PENDING_REVIEW".into()),
+        captured_amount: None,
+        breakdown: None,
+        network_reference: None,
+        seller_protection: None,
+        processor_response: None,
+        redacted_body: None,
+    }))
+}
+
+fn rejected() -> Resolution {
+    Resolution::Rejected(ProviderFailure {
+        code: "AUTHORIZATION_EXPIRED".into(),
+        message: "The authorization has expired. Card 4111111111111111.".into(),
+        debug_id: Some("90957fca61718".into()),
+        http_status: 422,
+    })
+}
+
+/// One history of captures of an authorization: each step begins a capture (amount, final)
+/// and records its resolution.
+type Step = (Option<&'static str>, bool, fn() -> Resolution);
+
+const HISTORIES: &[&[Step]] = &[
+    // Captured for less than was asked: the ledger holds what was captured.
+    &[(Some("10.00"), false, || completed("9.50"))],
+    // A final capture refused: the authorization reopens and forgets what it claimed.
+    &[(Some("30.00"), true, rejected)],
+    // A second capture declined: the first keeps its hold, currency and authorized amount.
+    &[
+        (Some("20.00"), false, || completed("20.00")),
+        (None, true, declined),
+    ],
+    // Pending: the hold stays.
+    &[(Some("5.00"), false, pending)],
+];
+
+/// Everything stored about one authorization, as JSON text, with its ids and times replaced:
+/// `ids` are replaced by their position.
+async fn stored(
+    store: &Store,
+    authorization: &str,
+    ids: &[String],
+) -> Result<String, Box<dyn std::error::Error>> {
+    let db = store.connection();
+    let queries = [
+        "SELECT row_to_json(a)::text FROM authorizations a WHERE authorization_id = $1",
+        "SELECT row_to_json(c)::text FROM captures c WHERE authorization_id = $1 \
+         ORDER BY capture_sequence, create_time",
+        "SELECT row_to_json(e)::text FROM capture_events e JOIN captures c \
+         ON c.id = e.capture_id WHERE c.authorization_id = $1 ORDER BY e.id",
+        "SELECT row_to_json(b)::text FROM seller_receivable_breakdowns b JOIN captures c \
+         ON c.id = b.capture_id WHERE c.authorization_id = $1 ORDER BY c.create_time",
+        "SELECT row_to_json(f)::text FROM platform_fees f JOIN captures c \
+         ON c.id = f.capture_id WHERE c.authorization_id = $1 ORDER BY f.id",
+    ];
+    let mut tables = Vec::new();
+    for sql in queries {
+        let rows = db
+            .query_all(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                sql,
+                [authorization.into()],
+            ))
+            .await?;
+        let mut table = Vec::new();
+        for row in rows {
+            let text: String = row.try_get_by_index(0)?;
+            let mut value: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)?;
+            for volatile in [
+                "create_time",
+                "update_time",
+                "lease_until",
+                "lease_owner",
+                "id",
+                "request_fingerprint",
+            ] {
+                value.remove(volatile);
+            }
+            table.push(value);
+        }
+        tables.push(table);
+    }
+    let mut text = serde_json::to_string_pretty(&tables)?;
+    for (n, id) in ids.iter().enumerate() {
+        text = text.replace(id.as_str(), &format!("<capture {n}>"));
+    }
+    Ok(text.replace(authorization, "<authorization>"))
+}
+
+/// Runs `history` on `store` for `authorization`; what is stored afterwards.
+async fn run(
+    store: &Store,
+    authorization: &str,
+    history: &[Step],
+) -> Result<String, Box<dyn std::error::Error>> {
+    let mut ids = Vec::new();
+    for (n, (amount, final_capture, resolution)) in history.iter().enumerate() {
+        let id = format!("cap_{authorization}_{n}");
+        let request = format!("req-{authorization}-{n}");
+        let command = command(authorization, &request, *amount, *final_capture);
+        let record = created(store, &id, &command).await?;
+        let resolution = resolution();
+        let answered = store
+            .resolve(record, resolution.clone(), EventSource::Api)
+            .await?;
+        // The answer is the record as stored.
+        let read = store.get("tenant-a", &id).await?.ok_or("not stored")?;
+        assert_eq!(
+            format!("{answered:?}"),
+            format!("{read:?}"),
+            "the answer is what a read gives"
+        );
+        assert_eq!(Some(answered.status), resolution.status());
+        ids.push(id);
+    }
+    stored(store, authorization, &ids).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_statements_store_what_the_general_path_stores() -> TestResult {
+    let scratch = Scratch::new().await?;
+    let single = scratch.store(true).await?;
+    let general = scratch.store(false).await?;
+    for (n, history) in HISTORIES.iter().enumerate() {
+        let by_single = run(&single, &format!("SINGLE{n}"), history).await?;
+        let by_general = run(&general, &format!("GENERAL{n}"), history).await?;
+        assert_eq!(by_single, by_general, "history {n}");
+        // The history wrote what it says (not two empty tables agreeing).
+        assert!(by_single.contains("\"capture_count\""), "{by_single}");
+    }
+    Ok(())
+}
+
+/// Many captures of one authorization at once: the single statement's guard (the ledger row's
+/// version) sends those that lose a race to the general path, and the ledger never holds more
+/// than was authorized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_captures_of_one_authorization_never_exceed_it() -> TestResult {
+    let scratch = Scratch::new().await?;
+    let store = Arc::new(scratch.store(true).await?);
+    let captures = (0..24).map(|n| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let command = command("RACED", &format!("req-raced-{n}"), Some("10.00"), false);
+            begin(&store, &format!("cap_raced_{n}"), &command)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    });
+    let (mut admitted, mut refused) = (0, 0);
+    for capture in captures.collect::<Vec<_>>() {
+        match capture.await?? {
+            Begin::Created(_) => admitted += 1,
+            Begin::Refused(LedgerRefusal::ExceedsAuthorization { .. }) => refused += 1,
+            other => return Err(format!("unexpected: {other:?}").into()),
+        }
+    }
+    assert_eq!((admitted, refused), (10, 14));
+    let db = store.connection();
+    let row = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT held_minor, capture_count, \
+             (SELECT count(*) FROM captures WHERE authorization_id = 'RACED') \
+             FROM authorizations WHERE authorization_id = 'RACED'",
+        ))
+        .await?
+        .ok_or("no ledger row")?;
+    let held: i64 = row.try_get_by_index(0)?;
+    let count: i32 = row.try_get_by_index(1)?;
+    let rows: i64 = row.try_get_by_index(2)?;
+    assert_eq!((held, count, rows), (10_000, 10, 10));
+    Ok(())
+}
+
+/// An outcome for a capture that another write already moved on is not applied by the single
+/// statement; the general path answers with what is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_for_a_capture_no_longer_processing_changes_nothing_twice() -> TestResult {
+    let scratch = Scratch::new().await?;
+    let store = scratch.store(true).await?;
+    let command = command("LATE", "req-late", Some("10.00"), false);
+    let record = created(&store, "cap_late", &command).await?;
+    let first = store
+        .resolve(record.clone(), completed("10.00"), EventSource::Webhook)
+        .await?;
+    assert_eq!(first.status, CaptureStatus::Completed);
+    // The caller still holds the PROCESSING record: its late refusal must not undo the capture.
+    let late = store.resolve(record, rejected(), EventSource::Api).await?;
+    assert_eq!(late.status, CaptureStatus::Completed);
+    let stored = stored(&store, "LATE", &["cap_late".to_owned()]).await?;
+    assert!(stored.contains("\"held_minor\": 1000"), "{stored}");
+    assert!(!stored.contains("PROVIDER_REJECTED"), "{stored}");
+    Ok(())
+}
