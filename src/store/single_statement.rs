@@ -30,6 +30,8 @@ use super::ledger::LedgerKey;
 use super::StoreError;
 
 /// The ledger row of an authorization as read outside any transaction, with its version.
+// One lives on the stack for the length of a begin: boxing the row would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum SeenLedger {
     /// No capture of it was recorded yet.
     Absent,

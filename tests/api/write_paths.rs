@@ -43,8 +43,8 @@ impl Drop for Scratch {
     }
 }
 
-fn usd(value: &str) -> Money {
-    Money::parse_positive("USD", value).expect("a valid amount")
+fn usd(value: &str) -> Option<Money> {
+    Money::parse_positive("USD", value).ok()
 }
 
 /// A PayPal capture of `amount` (`None`: the rest) of a 100.00 authorization.
@@ -53,14 +53,18 @@ fn command(
     request: &str,
     amount: Option<&str>,
     final_capture: bool,
-) -> CaptureCommand {
-    CaptureCommand::new(CaptureParts {
+) -> Result<CaptureCommand, Box<dyn std::error::Error>> {
+    let fee = PlatformFee {
+        amount: usd("0.50").ok_or("amount")?,
+        payee: None,
+    };
+    let command = CaptureCommand::new(CaptureParts {
         operation: Operation::Capture,
         provider: Provider::Paypal,
         account: None,
-        authorization_id: AuthorizationId::parse(authorization).expect("an id"),
-        amount: amount.map(usd),
-        authorized_amount: Some(usd("100.00")),
+        authorization_id: AuthorizationId::parse(authorization)?,
+        amount: amount.and_then(usd),
+        authorized_amount: usd("100.00"),
         final_capture,
         invoice_id: None,
         note_to_payer: None,
@@ -68,17 +72,11 @@ fn command(
         reference: None,
         metadata: Default::default(),
         // A fee needs an amount to be taken from.
-        platform_fees: amount
-            .map(|_| PlatformFee {
-                amount: usd("0.50"),
-                payee: None,
-            })
-            .into_iter()
-            .collect(),
+        platform_fees: amount.map(|_| fee).into_iter().collect(),
         disbursement_mode: None,
-        request_id: RequestId::parse(request).expect("a request id"),
-    })
-    .expect("a valid command")
+        request_id: RequestId::parse(request)?,
+    });
+    command.map_err(|errors| format!("{errors:?}").into())
 }
 
 async fn begin(
@@ -109,25 +107,25 @@ async fn created(
     }
 }
 
-fn completed(captured: &str) -> Resolution {
-    Resolution::Outcome(Box::new(ProviderOutcome {
+fn completed(captured: &str) -> Option<Resolution> {
+    Some(Resolution::Outcome(Box::new(ProviderOutcome {
         status: CaptureStatus::Completed,
         reason: None,
         provider_capture_id: Some("2GG279541U471931P".into()),
         provider_status: "COMPLETED".into(),
         provider_reason: None,
-        captured_amount: Some(usd(captured)),
+        captured_amount: usd(captured),
         breakdown: Some(SellerReceivableBreakdown {
-            gross_amount: Some(usd(captured)),
-            provider_fee: Some(usd("0.29")),
-            net_amount: Some(usd("9.21")),
+            gross_amount: usd(captured),
+            provider_fee: usd("0.29"),
+            net_amount: usd("9.21"),
             platform_fees: vec![
                 PlatformFee {
-                    amount: usd("0.50"),
+                    amount: usd("0.50")?,
                     payee: None,
                 },
                 PlatformFee {
-                    amount: usd("0.25"),
+                    amount: usd("0.25")?,
                     payee: None,
                 },
             ],
@@ -137,11 +135,11 @@ fn completed(captured: &str) -> Resolution {
         seller_protection: None,
         processor_response: None,
         redacted_body: Some(serde_json::json!({"id": "2GG279541U471931P"})),
-    }))
+    })))
 }
 
-fn declined() -> Resolution {
-    Resolution::Outcome(Box::new(ProviderOutcome {
+fn declined() -> Option<Resolution> {
+    Some(Resolution::Outcome(Box::new(ProviderOutcome {
         status: CaptureStatus::Declined,
         reason: None,
         provider_capture_id: Some("8F148933LY9388354".into()),
@@ -153,11 +151,11 @@ fn declined() -> Resolution {
         seller_protection: None,
         processor_response: None,
         redacted_body: None,
-    }))
+    })))
 }
 
-fn pending() -> Resolution {
-    Resolution::Outcome(Box::new(ProviderOutcome {
+fn pending() -> Option<Resolution> {
+    Some(Resolution::Outcome(Box::new(ProviderOutcome {
         status: CaptureStatus::Pending,
         reason: None,
         provider_capture_id: Some("5NX91735JE2349022".into()),
@@ -169,21 +167,21 @@ fn pending() -> Resolution {
         seller_protection: None,
         processor_response: None,
         redacted_body: None,
-    }))
+    })))
 }
 
-fn rejected() -> Resolution {
-    Resolution::Rejected(ProviderFailure {
+fn rejected() -> Option<Resolution> {
+    Some(Resolution::Rejected(ProviderFailure {
         code: "AUTHORIZATION_EXPIRED".into(),
         message: "The authorization has expired. Card 4111111111111111.".into(),
         debug_id: Some("90957fca61718".into()),
         http_status: 422,
-    })
+    }))
 }
 
 /// One history of captures of an authorization: each step begins a capture (amount, final)
 /// and records its resolution.
-type Step = (Option<&'static str>, bool, fn() -> Resolution);
+type Step = (Option<&'static str>, bool, fn() -> Option<Resolution>);
 
 const HISTORIES: &[&[Step]] = &[
     // Captured for less than was asked: the ledger holds what was captured.
@@ -262,9 +260,9 @@ async fn run(
     for (n, (amount, final_capture, resolution)) in history.iter().enumerate() {
         let id = format!("cap_{authorization}_{n}");
         let request = format!("req-{authorization}-{n}");
-        let command = command(authorization, &request, *amount, *final_capture);
+        let command = command(authorization, &request, *amount, *final_capture)?;
         let record = created(store, &id, &command).await?;
-        let resolution = resolution();
+        let resolution = resolution().ok_or("an invalid amount")?;
         let answered = store
             .resolve(record, resolution.clone(), EventSource::Api)
             .await?;
@@ -306,7 +304,8 @@ async fn racing_captures_of_one_authorization_never_exceed_it() -> TestResult {
     let captures = (0..24).map(|n| {
         let store = Arc::clone(&store);
         tokio::spawn(async move {
-            let command = command("RACED", &format!("req-raced-{n}"), Some("10.00"), false);
+            let command = command("RACED", &format!("req-raced-{n}"), Some("10.00"), false)
+                .map_err(|e| e.to_string())?;
             begin(&store, &format!("cap_raced_{n}"), &command)
                 .await
                 .map_err(|e| e.to_string())
@@ -344,14 +343,16 @@ async fn racing_captures_of_one_authorization_never_exceed_it() -> TestResult {
 async fn an_outcome_for_a_capture_no_longer_processing_changes_nothing_twice() -> TestResult {
     let scratch = Scratch::new().await?;
     let store = scratch.store(true).await?;
-    let command = command("LATE", "req-late", Some("10.00"), false);
+    let command = command("LATE", "req-late", Some("10.00"), false)?;
     let record = created(&store, "cap_late", &command).await?;
+    let completed = completed("10.00").ok_or("an invalid amount")?;
     let first = store
-        .resolve(record.clone(), completed("10.00"), EventSource::Webhook)
+        .resolve(record.clone(), completed, EventSource::Webhook)
         .await?;
     assert_eq!(first.status, CaptureStatus::Completed);
     // The caller still holds the PROCESSING record: its late refusal must not undo the capture.
-    let late = store.resolve(record, rejected(), EventSource::Api).await?;
+    let rejected = rejected().ok_or("an invalid amount")?;
+    let late = store.resolve(record, rejected, EventSource::Api).await?;
     assert_eq!(late.status, CaptureStatus::Completed);
     let stored = stored(&store, "LATE", &["cap_late".to_owned()]).await?;
     assert!(stored.contains("\"held_minor\": 1000"), "{stored}");
