@@ -136,9 +136,32 @@ impl Store {
 
     async fn try_begin(&self, new: &NewCapture<'_>) -> Result<Attempt, StoreError> {
         let p = new.command.parts();
+        let single_statement =
+            self.single_statement_writes && new.command.operation() == Operation::Capture;
         // A repeated request is answered from one read, without waiting for a write turn. Two
-        // first requests with one key that race past this meet at the unique index below.
-        if let Some(found) = self.find_request(new.tenant, p.request_id.as_str()).await? {
+        // first requests with one key that race past this meet at the unique index below. For
+        // a single statement, the same read gives the ledger row it decides on.
+        let (found, seen) = if single_statement {
+            let key = LedgerKey {
+                provider: p.provider.as_str(),
+                account: new.account,
+                authorization_id: p.authorization_id.as_str(),
+            };
+            let read = single_statement::find_request_and_ledger(
+                &self.db,
+                new.tenant,
+                p.request_id.as_str(),
+                &key,
+            );
+            let (found, seen) = self.bounded("find request", read).await?;
+            (found, Some(seen))
+        } else {
+            (
+                self.find_request(new.tenant, p.request_id.as_str()).await?,
+                None,
+            )
+        };
+        if let Some(found) = found {
             return Ok(Attempt::done(existing(found, new.command)?));
         }
         let new = OwnedCapture {
@@ -150,7 +173,11 @@ impl Store {
             lease_owner: self.lease_owner.clone(),
             release_rules: new.release_rules,
         };
-        let attempt = match self.begin_in_one_statement(new).await? {
+        let begun = match seen {
+            Some(seen) => self.begin_in_one_statement(new, seen).await?,
+            None => Err(new),
+        };
+        let attempt = match begun {
             Ok(attempt) => attempt,
             Err(new) => {
                 self.write(
@@ -397,26 +424,21 @@ fn created(new: OwnedCapture, sequence: u32, now: i64) -> Attempt {
 }
 
 impl Store {
-    /// Starts a capture as one statement on PostgreSQL ([`single_statement`]), deciding on the
-    /// ledger row as read just before. `Err(new)` when the general path must decide: another
-    /// database, a release, a refusal (which the locked row confirms or not), or a ledger row
-    /// changed since it was read.
+    /// Starts a capture as one statement on PostgreSQL ([`single_statement`]), deciding on
+    /// `seen`, the ledger row as read just before. `Err(new)` when the general path must
+    /// decide: a refusal (which the locked row confirms or not), or a ledger row changed since
+    /// it was read.
     async fn begin_in_one_statement(
         &self,
         new: OwnedCapture,
+        seen: SeenLedger,
     ) -> Result<Result<Attempt, OwnedCapture>, StoreError> {
-        if !self.single_statement_writes || new.command.operation() != Operation::Capture {
-            return Ok(Err(new));
-        }
         let p = new.command.parts();
         let key = LedgerKey {
             provider: p.provider.as_str(),
             account: &new.account,
             authorization_id: p.authorization_id.as_str(),
         };
-        let seen = self
-            .bounded("read ledger", single_statement::read_ledger(&self.db, &key))
-            .await?;
         let now = now_micros();
         let blank;
         let ledger_row = match &seen {
@@ -429,11 +451,12 @@ impl Store {
         let Ok(admitted) = admit_capture(&new, ledger_row, now) else {
             return Ok(Err(new));
         };
+        let sequence = admitted.sequence;
         let rows = NewCaptureRows {
-            ledger: &admitted.ledger,
-            capture: &admitted.row,
-            fees: &admitted.fees,
-            event: &admitted.event,
+            ledger: admitted.ledger,
+            capture: admitted.row,
+            fees: admitted.fees,
+            event: admitted.event,
         };
         let started = self
             .bounded("begin capture", async {
@@ -444,7 +467,7 @@ impl Store {
         match started {
             Started::Written => {
                 self.feed.committed();
-                Ok(Ok(created(new, admitted.sequence, now)))
+                Ok(Ok(created(new, sequence, now)))
             }
             Started::KeyTaken => Ok(Ok(Attempt::Raced)),
             Started::LedgerChanged => Ok(Err(new)),

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement};
 
 use super::convert;
-use super::entities::{captures, platform_fees, seller_receivable_breakdowns};
+use super::entities::{authorizations, captures, platform_fees, seller_receivable_breakdowns};
 use super::sql::Sql;
 use super::StoreError;
 use crate::domain::CaptureRecord;
@@ -131,6 +131,43 @@ positional!(
     }
 );
 
+positional!(
+    LEDGER,
+    ledger,
+    authorizations {
+        provider,
+        provider_account,
+        authorization_id,
+        currency_code,
+        authorized_minor,
+        held_minor,
+        capture_count,
+        closed_by,
+        update_time,
+        released_minor,
+        released_by,
+        release_id,
+    }
+);
+
+/// Every column of `authorizations` (as `alias.column`), in the order [`ledger_row`] reads
+/// them.
+pub(super) fn ledger_columns(alias: &str) -> String {
+    LEDGER
+        .iter()
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many columns [`ledger_columns`] names.
+pub(super) const LEDGER_WIDTH: usize = LEDGER.len();
+
+/// An `authorizations` row from the columns of `row` starting at `at`.
+pub(super) fn ledger_row(row: &QueryResult, at: usize) -> Result<authorizations::Model, DbErr> {
+    ledger(row, at)
+}
+
 /// The statement of the records `condition` (on `c.`, with `$n` placeholders) selects, one
 /// capture's rows together, for [`joined`] and [`joined_one`].
 pub(super) fn select_where(condition: &str) -> Sql {
@@ -153,16 +190,22 @@ pub(super) fn capture_columns() -> String {
 /// `SELECT <capture, breakdown and fee columns> FROM <from> LEFT JOIN …`, columns in the
 /// order [`group`] decodes them.
 fn select_joined(from: &str) -> String {
-    let columns: Vec<String> = (CAPTURE.iter().map(|c| format!("c.{c}")))
-        .chain(BREAKDOWN.iter().map(|c| format!("b.{c}")))
-        .chain(FEE.iter().map(|c| format!("f.{c}")))
-        .collect();
     format!(
         "SELECT {} FROM {from} \
          LEFT JOIN seller_receivable_breakdowns b ON b.capture_id = c.id \
          LEFT JOIN platform_fees f ON f.capture_id = c.id",
-        columns.join(", ")
+        joined_columns()
     )
+}
+
+/// The capture (`c.`), breakdown (`b.`) and fee (`f.`) columns of a record, in the order
+/// [`group_at`] decodes them.
+pub(super) fn joined_columns() -> String {
+    let columns: Vec<String> = (CAPTURE.iter().map(|c| format!("c.{c}")))
+        .chain(BREAKDOWN.iter().map(|c| format!("b.{c}")))
+        .chain(FEE.iter().map(|c| format!("f.{c}")))
+        .collect();
+    columns.join(", ")
 }
 
 /// The records `sql` (a [`select_where`]) selects.
@@ -209,15 +252,23 @@ pub(super) async fn joined_page<C: ConnectionTrait>(
 
 /// Rows of one capture are adjacent: fold them into one record each.
 fn group(rows: Vec<QueryResult>) -> Result<Vec<Joined>, StoreError> {
-    let breakdown_at = CAPTURE.len();
+    group_at(rows, 0)
+}
+
+/// [`group`] of records whose columns ([`joined_columns`]) start at `at`; a row without a
+/// capture (an outer join's) is skipped.
+pub(super) fn group_at(rows: Vec<QueryResult>, at: usize) -> Result<Vec<Joined>, StoreError> {
+    let breakdown_at = at + CAPTURE.len();
     let fee_at = breakdown_at + BREAKDOWN.len();
     let mut out: Vec<Joined> = Vec::new();
     for result in rows {
+        let Some(id) = result.try_get_by_index::<Option<String>>(at)? else {
+            continue;
+        };
         let fee = match result.try_get_by_index::<Option<i64>>(fee_at)? {
             Some(_) => Some(fee(&result, fee_at)?),
             None => None,
         };
-        let id: String = result.try_get_by_index(0)?;
         match out.last_mut() {
             Some(last) if last.row.id == id => last.fees.extend(fee),
             _ => {
@@ -226,7 +277,7 @@ fn group(rows: Vec<QueryResult>) -> Result<Vec<Joined>, StoreError> {
                     None => None,
                 };
                 out.push(Joined {
-                    row: capture(&result, 0)?,
+                    row: capture(&result, at)?,
                     breakdown,
                     fees: fee.into_iter().collect(),
                 });

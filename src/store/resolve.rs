@@ -89,11 +89,11 @@ impl Store {
             .unwrap_or_default();
         let rows = OutcomeRows {
             capture_id: &record.id,
-            capture: &capture,
+            capture,
             hold: hold_after(resolution),
-            breakdown: breakdown_row.as_ref(),
-            fees: &fees,
-            event: &event,
+            breakdown: breakdown_row,
+            fees,
+            event,
             now,
         };
         let recorded = self

@@ -19,14 +19,18 @@
 //! The change feed's rule holds ([`super::feed`]): the audit event is inserted from the rows the
 //! statement has already written, so the transaction has its id before it takes an event id.
 
+use std::fmt::Write;
+use std::sync::LazyLock;
+
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityName, EntityTrait,
-    FromQueryResult, IdenStatic, Iterable, SqlErr, Statement, Value,
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityName, EntityTrait, IdenStatic,
+    Iterable, SqlErr, Statement, Value,
 };
 
 use super::entities::seller_receivable_breakdowns;
 use super::entities::{authorizations, capture_events, captures, platform_fees};
 use super::ledger::LedgerKey;
+use super::read;
 use super::StoreError;
 
 /// The ledger row of an authorization as read outside any transaction, with its version.
@@ -42,36 +46,59 @@ pub(super) enum SeenLedger {
     },
 }
 
-/// Reads the ledger row of (provider, account, authorization).
-pub(super) async fn read_ledger(
+/// The record a tenant's request made, if any, and the ledger row of the authorization the
+/// request names, in one read.
+pub(super) async fn find_request_and_ledger(
     db: &DatabaseConnection,
+    tenant: &str,
+    request_id: &str,
     key: &LedgerKey<'_>,
-) -> Result<SeenLedger, StoreError> {
-    const SQL: &str = "SELECT provider, provider_account, authorization_id, currency_code, \
-         authorized_minor, held_minor, capture_count, closed_by, update_time, released_minor, \
-         released_by, release_id, xmin::text AS row_version FROM authorizations \
-         WHERE provider = $1 AND provider_account = $2 AND authorization_id = $3";
-    let statement = Statement::from_sql_and_values(
-        db.get_database_backend(),
-        SQL,
-        [key.provider, key.account, key.authorization_id].map(Value::from),
-    );
-    let Some(found) = db.query_one(statement).await? else {
-        return Ok(SeenLedger::Absent);
+) -> Result<(Option<read::Joined>, SeenLedger), StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {}, a.xmin::text, {} FROM (SELECT 1) AS one \
+             LEFT JOIN authorizations a ON a.provider = $1 AND a.provider_account = $2 \
+             AND a.authorization_id = $3 \
+             LEFT JOIN captures c ON c.tenant = $4 AND c.request_id = $5 \
+             LEFT JOIN seller_receivable_breakdowns b ON b.capture_id = c.id \
+             LEFT JOIN platform_fees f ON f.capture_id = c.id \
+             ORDER BY f.id",
+            read::ledger_columns("a"),
+            read::joined_columns()
+        )
+    });
+    let values = [
+        key.provider,
+        key.account,
+        key.authorization_id,
+        tenant,
+        request_id,
+    ]
+    .map(Value::from);
+    let statement = Statement::from_sql_and_values(db.get_database_backend(), SQL.as_str(), values);
+    let rows = db.query_all(statement).await?;
+    let version_at = read::LEDGER_WIDTH;
+    let seen = match rows.first() {
+        Some(first) => match first.try_get_by_index::<Option<String>>(version_at)? {
+            Some(version) => SeenLedger::Row {
+                row: read::ledger_row(first, 0)?,
+                version,
+            },
+            None => SeenLedger::Absent,
+        },
+        None => SeenLedger::Absent,
     };
-    Ok(SeenLedger::Row {
-        row: authorizations::Model::from_query_result(&found, "")?,
-        version: found.try_get("", "row_version")?,
-    })
+    let found = read::group_at(rows, version_at + 1)?.into_iter().next();
+    Ok((found, seen))
 }
 
 /// What starting an admitted capture writes.
-pub(super) struct NewCaptureRows<'a> {
+pub(super) struct NewCaptureRows {
     /// The ledger's changed columns (key columns included).
-    pub ledger: &'a authorizations::ActiveModel,
-    pub capture: &'a captures::ActiveModel,
-    pub fees: &'a [platform_fees::ActiveModel],
-    pub event: &'a capture_events::ActiveModel,
+    pub ledger: authorizations::ActiveModel,
+    pub capture: captures::ActiveModel,
+    pub fees: Vec<platform_fees::ActiveModel>,
+    pub event: capture_events::ActiveModel,
 }
 
 /// How starting a capture as one statement went.
@@ -88,7 +115,7 @@ pub(super) enum Started {
 pub(super) async fn start_capture(
     db: &DatabaseConnection,
     seen: &SeenLedger,
-    rows: NewCaptureRows<'_>,
+    rows: NewCaptureRows,
 ) -> Result<Started, StoreError> {
     let mut binds = Binds::default();
     let ledger = match seen {
@@ -142,11 +169,11 @@ pub(super) enum Hold {
 pub(super) struct OutcomeRows<'a> {
     pub capture_id: &'a str,
     /// The capture's changed columns (what it holds aside: `hold` says).
-    pub capture: &'a captures::ActiveModel,
+    pub capture: captures::ActiveModel,
     pub hold: Hold,
-    pub breakdown: Option<&'a seller_receivable_breakdowns::ActiveModel>,
-    pub fees: &'a [platform_fees::ActiveModel],
-    pub event: &'a capture_events::ActiveModel,
+    pub breakdown: Option<seller_receivable_breakdowns::ActiveModel>,
+    pub fees: Vec<platform_fees::ActiveModel>,
+    pub event: capture_events::ActiveModel,
     pub now: i64,
 }
 
@@ -243,26 +270,33 @@ struct Binds(Vec<Value>);
 
 impl Binds {
     fn bind(&mut self, value: impl Into<Value>) -> String {
+        let mut placeholder = String::with_capacity(4);
+        self.bind_into(value, &mut placeholder);
+        placeholder
+    }
+
+    /// Binds `value` and writes its placeholder at the end of `sql`.
+    fn bind_into(&mut self, value: impl Into<Value>, sql: &mut String) {
         self.0.push(value.into());
-        format!("${}", self.0.len())
+        let _ = write!(sql, "${}", self.0.len());
     }
 }
 
 /// Calls `each` with the name and value of every column `model` sets, in the entity's order.
-fn for_each_set<A>(model: &A, mut each: impl FnMut(&str, Value))
+fn for_each_set<A>(mut model: A, mut each: impl FnMut(&str, Value))
 where
     A: ActiveModelTrait,
     <A::Entity as EntityTrait>::Column: Iterable,
 {
     for column in <A::Entity as EntityTrait>::Column::iter() {
-        if let Some(value) = model.get(column).into_value() {
+        if let Some(value) = model.take(column).into_value() {
             each(IdenStatic::as_str(&column), value);
         }
     }
 }
 
 /// `(<columns>)` and `<values>` of what `model` sets, the values bound.
-fn columns_and_values<A>(model: &A, binds: &mut Binds) -> (String, String)
+fn columns_and_values<A>(model: A, binds: &mut Binds) -> (String, String)
 where
     A: ActiveModelTrait,
     <A::Entity as EntityTrait>::Column: Iterable,
@@ -273,8 +307,8 @@ where
             columns.push_str(", ");
             values.push_str(", ");
         }
-        columns.push_str(&format!("\"{column}\""));
-        values.push_str(&binds.bind(value));
+        let _ = write!(columns, "\"{column}\"");
+        binds.bind_into(value, &mut values);
     });
     (columns, values)
 }
@@ -284,7 +318,7 @@ fn table_of<A: ActiveModelTrait>() -> String {
 }
 
 /// `INSERT INTO <table> (<columns>) VALUES (<values>)`.
-fn insert_values<A>(model: &A, binds: &mut Binds) -> String
+fn insert_values<A>(model: A, binds: &mut Binds) -> String
 where
     A: ActiveModelTrait,
     <A::Entity as EntityTrait>::Column: Iterable,
@@ -298,7 +332,7 @@ where
 
 /// `INSERT INTO <table> (<columns>) SELECT <values> FROM <source>`: a row for each row of
 /// `source`, so none when the statement's check let nothing through.
-fn insert_from<A>(model: &A, source: &str, binds: &mut Binds) -> String
+fn insert_from<A>(model: A, source: &str, binds: &mut Binds) -> String
 where
     A: ActiveModelTrait,
     <A::Entity as EntityTrait>::Column: Iterable,
@@ -313,20 +347,20 @@ where
 /// `INSERT INTO <table> (<columns>) SELECT <columns> FROM <source>, (VALUES …)`: the rows of
 /// `models` (which set the same columns) for each row of `source`, inserted in their order (their
 /// ids, which order them when read, follow it); `None` for no rows.
-fn insert_many_from<A>(models: &[A], source: &str, binds: &mut Binds) -> Option<String>
+fn insert_many_from<A>(models: Vec<A>, source: &str, binds: &mut Binds) -> Option<String>
 where
     A: ActiveModelTrait,
     <A::Entity as EntityTrait>::Column: Iterable,
 {
     let mut columns = String::new();
-    for_each_set(models.first()?, |column, _| {
+    for_each_set(models.first()?.clone(), |column, _| {
         if !columns.is_empty() {
             columns.push_str(", ");
         }
-        columns.push_str(&format!("\"{column}\""));
+        let _ = write!(columns, "\"{column}\"");
     });
     let rows: Vec<String> = models
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(n, model)| {
             let (_, values) = columns_and_values(model, binds);
@@ -342,7 +376,7 @@ where
 }
 
 /// `<column> = <value>, …` for the columns `model` sets, but those in `except`.
-fn set_clause<A>(model: &A, binds: &mut Binds, except: &[&str]) -> String
+fn set_clause<A>(model: A, binds: &mut Binds, except: &[&str]) -> String
 where
     A: ActiveModelTrait,
     <A::Entity as EntityTrait>::Column: Iterable,
@@ -355,7 +389,8 @@ where
         if !sets.is_empty() {
             sets.push_str(", ");
         }
-        sets.push_str(&format!("\"{column}\" = {}", binds.bind(value)));
+        let _ = write!(sets, "\"{column}\" = ");
+        binds.bind_into(value, &mut sets);
     });
     sets
 }
