@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::database::{seed, seeded_id, Ceiling};
+use crate::database::{self, seed, seeded_id, Ceiling};
 use crate::fresh_database::Database;
 use crate::load::{channels, closed_loop, Measured};
 use crate::options::{Options, Scenario, DEFAULT_CONCURRENCY, SLOW_PROVIDER_CONCURRENCY};
@@ -203,7 +203,7 @@ async fn db_read_ceiling(options: &Options) -> anyhow::Result<Report> {
 struct Stage {
     service: Service,
     sandbox: Sandbox,
-    _db: Database,
+    db: Database,
 }
 
 async fn stage(
@@ -230,7 +230,7 @@ async fn stage(
     Ok(Stage {
         service,
         sandbox,
-        _db: db,
+        db,
     })
 }
 
@@ -362,6 +362,7 @@ async fn capture(
         capturing(channels.clone(), Arc::clone(&first), nonce()?)?,
     )
     .await;
+    database::analyze(&stage.db.url).await?;
     let rate = warm.rps().max(500.0);
     let needed = (rate * options.duration.as_secs_f64() * 1.5) as usize + concurrency * 4;
     let authorizations = Arc::new(Authorizations::make(&origin, needed).await?);
