@@ -411,9 +411,7 @@ async fn begin_in(
     }
     insert_fee_rows(txn, admitted.fees).await?;
     ledger::hold(txn, &ledger_row, admitted.ledger).await?;
-    capture_events::Entity::insert(admitted.event)
-        .exec_without_returning(txn)
-        .await?;
+    insert_event(txn, admitted.event).await?;
     Ok(Written::Commit(created(new, admitted.sequence, now)))
 }
 
@@ -466,7 +464,7 @@ impl Store {
             .await?;
         match started {
             Started::Written => {
-                self.feed.committed();
+                self.single_statement_committed();
                 Ok(Ok(created(new, sequence, now)))
             }
             Started::KeyTaken => Ok(Ok(Attempt::Raced)),
@@ -535,16 +533,8 @@ async fn begin_release_in(
             ReleaseBy::Automatic => Some(crate::domain::ReleasedBy::ProviderAutomatic.as_str()),
         },
     });
-    insert_event(
-        txn,
-        EventSource::Api,
-        &new.id,
-        "CREATED",
-        status,
-        detail,
-        now,
-    )
-    .await?;
+    let event = event_row(EventSource::Api, &new.id, "CREATED", status, detail, now);
+    insert_event(txn, event).await?;
     let mut record = convert::new_record(new.id, new.tenant, new.account, command, 0, now);
     record.status = status;
     Ok(Written::Commit(Attempt::done(Begin::Created(record))))
@@ -619,14 +609,9 @@ impl EventSource {
 
 pub(super) async fn insert_event(
     txn: &DatabaseTransaction,
-    source: EventSource,
-    capture_id: &str,
-    kind: &str,
-    status: CaptureStatus,
-    detail: serde_json::Value,
-    now: i64,
+    event: capture_events::ActiveModel,
 ) -> Result<(), StoreError> {
-    capture_events::Entity::insert(event_row(source, capture_id, kind, status, detail, now))
+    capture_events::Entity::insert(event)
         .exec_without_returning(txn)
         .await?;
     Ok(())

@@ -129,6 +129,8 @@ pub struct Store {
     /// Whether a capture's two writes are single statements ([`single_statement`]): on
     /// PostgreSQL.
     single_statement_writes: bool,
+    /// How many writes this store made as single statements (the rest took the general path).
+    single_statements_made: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Held for the length of a write transaction.
@@ -195,6 +197,7 @@ impl Store {
             feed,
             lease_owner: lease::new_owner(),
             single_statement_writes,
+            single_statements_made: Arc::default(),
         })
     }
 
@@ -229,6 +232,21 @@ impl Store {
     pub fn with_single_statement_writes(mut self, on: bool) -> Self {
         self.single_statement_writes = on && self.db.get_database_backend() == DbBackend::Postgres;
         self
+    }
+
+    /// How many writes this store (and its clones) made as single statements: tests tell by it
+    /// that the single statements were taken, not the general path they fall back to.
+    #[doc(hidden)]
+    pub fn single_statements_made(&self) -> u64 {
+        self.single_statements_made
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a write made as a single statement, and wakes the change feed for it.
+    fn single_statement_committed(&self) {
+        self.single_statements_made
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.feed.committed();
     }
 
     /// Whether the database answers (readiness), within the operation bound.

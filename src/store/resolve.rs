@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
-use super::captures::{event_row, insert_fee_rows, EventSource, Resolution};
+use super::captures::{event_row, insert_event, insert_fee_rows, EventSource, Resolution};
 use super::convert::{self, FEE_REPORTED};
 use super::entities::{capture_events, captures, platform_fees, seller_receivable_breakdowns};
 use super::ledger::{self, LedgerKey};
@@ -105,7 +105,7 @@ impl Store {
         if !recorded {
             return Ok(None);
         }
-        self.feed.committed();
+        self.single_statement_committed();
         Ok(Some(applied(record.clone(), resolution, now)))
     }
 }
@@ -259,9 +259,7 @@ pub(super) async fn resolve_in(
         }
         Resolution::Refunded { .. } | Resolution::Unknown { .. } => {}
     }
-    capture_events::Entity::insert(event)
-        .exec_without_returning(txn)
-        .await?;
+    insert_event(txn, event).await?;
     captures::Entity::update_many()
         .set(update)
         .filter(captures::Column::Id.eq(row.id.as_str()))

@@ -138,36 +138,37 @@ fn completed(captured: &str) -> Option<Resolution> {
     })))
 }
 
-fn declined() -> Option<Resolution> {
-    Some(Resolution::Outcome(Box::new(ProviderOutcome {
-        status: CaptureStatus::Declined,
+/// An outcome that captured nothing (yet): `status` as the provider's `provider_status` says.
+fn uncaptured(status: CaptureStatus, provider_status: &str, reason: &str) -> Resolution {
+    Resolution::Outcome(Box::new(ProviderOutcome {
+        status,
         reason: None,
         provider_capture_id: Some("8F148933LY9388354".into()),
-        provider_status: "DECLINED".into(),
-        provider_reason: Some("DECLINED_BY_RISK_FRAUD_FILTERS".into()),
+        provider_status: provider_status.into(),
+        provider_reason: Some(reason.into()),
         captured_amount: None,
         breakdown: None,
         network_reference: None,
         seller_protection: None,
         processor_response: None,
         redacted_body: None,
-    })))
+    }))
+}
+
+fn declined() -> Option<Resolution> {
+    Some(uncaptured(
+        CaptureStatus::Declined,
+        "DECLINED",
+        "DECLINED_BY_RISK_FRAUD_FILTERS",
+    ))
 }
 
 fn pending() -> Option<Resolution> {
-    Some(Resolution::Outcome(Box::new(ProviderOutcome {
-        status: CaptureStatus::Pending,
-        reason: None,
-        provider_capture_id: Some("5NX91735JE2349022".into()),
-        provider_status: "PENDING".into(),
-        provider_reason: Some("PENDING_REVIEW".into()),
-        captured_amount: None,
-        breakdown: None,
-        network_reference: None,
-        seller_protection: None,
-        processor_response: None,
-        redacted_body: None,
-    })))
+    Some(uncaptured(
+        CaptureStatus::Pending,
+        "PENDING",
+        "PENDING_REVIEW",
+    ))
 }
 
 fn rejected() -> Option<Resolution> {
@@ -285,8 +286,18 @@ async fn single_statements_store_what_the_general_path_stores() -> TestResult {
     let single = scratch.store(true).await?;
     let general = scratch.store(false).await?;
     for (n, history) in HISTORIES.iter().enumerate() {
+        let before = single.single_statements_made();
         let by_single = run(&single, &format!("SINGLE{n}"), history).await?;
+        // Nothing raced them: each capture's two writes were single statements, not the
+        // general path they fall back to.
+        let writes = 2 * history.len() as u64;
+        assert_eq!(
+            single.single_statements_made() - before,
+            writes,
+            "history {n}"
+        );
         let by_general = run(&general, &format!("GENERAL{n}"), history).await?;
+        assert_eq!(general.single_statements_made(), 0);
         assert_eq!(by_single, by_general, "history {n}");
         // The history wrote what it says (not two empty tables agreeing).
         assert!(by_single.contains("\"capture_count\""), "{by_single}");
@@ -320,6 +331,10 @@ async fn racing_captures_of_one_authorization_never_exceed_it() -> TestResult {
         }
     }
     assert_eq!((admitted, refused), (10, 14));
+    // Some were written as single statements; the guard sent the losers of a race to the
+    // general path, which refused the 14.
+    let single = store.single_statements_made();
+    assert!((1..=10).contains(&single), "{single} single statements");
     let db = store.connection();
     let row = db
         .query_one(Statement::from_string(
@@ -350,10 +365,13 @@ async fn an_outcome_for_a_capture_no_longer_processing_changes_nothing_twice() -
         .resolve(record.clone(), completed, EventSource::Webhook)
         .await?;
     assert_eq!(first.status, CaptureStatus::Completed);
+    let made = store.single_statements_made();
     // The caller still holds the PROCESSING record: its late refusal must not undo the capture.
     let rejected = rejected().ok_or("an invalid amount")?;
     let late = store.resolve(record, rejected, EventSource::Api).await?;
     assert_eq!(late.status, CaptureStatus::Completed);
+    // The single statement found it no longer PROCESSING and wrote nothing.
+    assert_eq!(store.single_statements_made(), made);
     let stored = stored(&store, "LATE", &["cap_late".to_owned()]).await?;
     assert!(stored.contains("\"held_minor\": 1000"), "{stored}");
     assert!(!stored.contains("PROVIDER_REJECTED"), "{stored}");
