@@ -6,6 +6,7 @@
 //! driver caches and 60 positional reads (a named read costs a hash lookup, and a prefixed one
 //! a `format!`, per column).
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement};
@@ -229,38 +230,42 @@ pub(super) async fn joined_one<C: ConnectionTrait>(
     Ok(joined(db, sql, values).await?.into_iter().next())
 }
 
-/// The records of a page whose rows and order `page` (a full `SELECT <captures columns> …
-/// ORDER BY … LIMIT …` statement) gives: the page is one range of the keyset index, and only
-/// its rows are joined. (Joining the page's ids back to `captures` let PostgreSQL's planner
-/// pick a scan of the whole table for a small one: 4 ms of a 6 ms page at 10,000 rows.)
+/// The records of a page whose rows `page` (a full `SELECT <captures columns> … ORDER BY
+/// create_time DESC, id DESC LIMIT …` statement) gives, in that order: the page is one range of
+/// the keyset index, and only its rows are joined. (Joining the page's ids back to `captures`
+/// let PostgreSQL's planner pick a scan of the whole table for a small one: 4 ms of a 6 ms page
+/// at 10,000 rows.) The joined rows are put in order here, not by the database: SQLite sorted
+/// them in a temporary b-tree, each a record of some 60 columns.
 pub(super) async fn joined_page<C: ConnectionTrait>(
     db: &C,
     page: Statement,
 ) -> Result<Vec<Joined>, StoreError> {
     static JOINED: LazyLock<String> = LazyLock::new(|| select_joined("page c"));
-    let sql = format!(
-        "WITH page AS ({}) {} ORDER BY c.create_time DESC, c.id DESC, f.id",
-        page.sql, *JOINED
-    );
     let statement = Statement {
-        sql,
+        sql: format!("WITH page AS ({}) {}", page.sql, *JOINED),
         values: page.values,
         db_backend: page.db_backend,
     };
-    group(db.query_all(statement).await?)
+    let mut records = group(db.query_all(statement).await?)?;
+    records.sort_unstable_by(|a, b| {
+        (b.row.create_time, &b.row.id).cmp(&(a.row.create_time, &a.row.id))
+    });
+    Ok(records)
 }
 
-/// Rows of one capture are adjacent: fold them into one record each.
+/// Folds the rows of each capture into one record, its fees in the order they were written.
 fn group(rows: Vec<QueryResult>) -> Result<Vec<Joined>, StoreError> {
     group_at(rows, 0)
 }
 
 /// [`group`] of records whose columns ([`joined_columns`]) start at `at`; a row without a
-/// capture (an outer join's) is skipped.
+/// capture (an outer join's) is skipped. Records keep the order of their first rows.
 pub(super) fn group_at(rows: Vec<QueryResult>, at: usize) -> Result<Vec<Joined>, StoreError> {
     let breakdown_at = at + CAPTURE.len();
     let fee_at = breakdown_at + BREAKDOWN.len();
     let mut out: Vec<Joined> = Vec::new();
+    // Where each capture's record is in `out`: a plan may interleave the rows of captures.
+    let mut position: HashMap<String, usize> = HashMap::new();
     for result in rows {
         let Some(id) = result.try_get_by_index::<Option<String>>(at)? else {
             continue;
@@ -269,9 +274,10 @@ pub(super) fn group_at(rows: Vec<QueryResult>, at: usize) -> Result<Vec<Joined>,
             Some(_) => Some(fee(&result, fee_at)?),
             None => None,
         };
-        match out.last_mut() {
-            Some(last) if last.row.id == id => last.fees.extend(fee),
-            _ => {
+        match position.get(&id) {
+            Some(&found) => out[found].fees.extend(fee),
+            None => {
+                position.insert(id, out.len());
                 let breakdown = match result.try_get_by_index::<Option<String>>(breakdown_at)? {
                     Some(_) => Some(breakdown(&result, breakdown_at)?),
                     None => None,
@@ -283,6 +289,9 @@ pub(super) fn group_at(rows: Vec<QueryResult>, at: usize) -> Result<Vec<Joined>,
                 });
             }
         }
+    }
+    for joined in &mut out {
+        joined.fees.sort_unstable_by_key(|fee| fee.id);
     }
     Ok(out)
 }

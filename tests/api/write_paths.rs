@@ -16,7 +16,8 @@ use capture_service::store::{
 };
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::common::{create_postgres_database, drop_postgres_database, TestResult};
+use crate::common::db_outage::{outage_of, Outage};
+use crate::common::{create_postgres_database, drop_postgres_database, Db, TestResult};
 
 /// A PostgreSQL database of its own, dropped with it.
 struct Scratch {
@@ -375,5 +376,71 @@ async fn an_outcome_for_a_capture_no_longer_processing_changes_nothing_twice() -
     let stored = stored(&store, "LATE", &["cap_late".to_owned()]).await?;
     assert!(stored.contains("\"held_minor\": 1000"), "{stored}");
     assert!(!stored.contains("PROVIDER_REJECTED"), "{stored}");
+    Ok(())
+}
+
+/// A capture on PostgreSQL is its three statements (the read, the start, the outcome), each one
+/// round trip, and one more each as its connection goes back to the pool: sqlx tests it there
+/// (a `Sync`, always). A connection that answered a moment ago is not tested again as it is
+/// handed out (`store::pool`): with that test back, ten captures make 90 round trips, not 60.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_is_three_statements_and_sqlx_release_tests() -> TestResult {
+    let scratch = Scratch::new().await?;
+    let outage = outage_of(Db::Postgres).await?;
+    let Outage::Postgres(proxy) = &outage else {
+        return Err("no proxy in front of PostgreSQL".into());
+    };
+    // One connection: the statements it prepared at the first capture serve the rest (a
+    // connection new to a statement first prepares it, one round trip more).
+    let pool = PoolSettings {
+        max_connections: 1,
+        ..PoolSettings::default()
+    };
+    let store = Store::connect_migrated(&outage.route(&scratch.url), pool)
+        .await?
+        .with_single_statement_writes(true);
+    let capture = |n: usize| {
+        let store = store.clone();
+        async move {
+            let authorization = format!("TRIPS{n}");
+            let command = command(
+                &authorization,
+                &format!("req-trips-{n}"),
+                Some("10.00"),
+                false,
+            )?;
+            // Its begin reads the request's record and the ledger, then starts the capture.
+            let record = created(&store, &format!("cap_trips_{n}"), &command).await?;
+            let resolution = completed("10.00").ok_or("an invalid amount")?;
+            store.resolve(record, resolution, EventSource::Api).await?;
+            Ok::<(), Box<dyn std::error::Error>>(())
+        }
+    };
+    // The first prepares the statements.
+    capture(0).await?;
+    // Counted once quiet: the release test runs after the statement has answered, and the
+    // notices (below) a moment after the commits.
+    let settled = || async {
+        let mut last = (proxy.round_trips(), proxy.simple_queries());
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let now = (proxy.round_trips(), proxy.simple_queries());
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    };
+    let (trips, notices) = settled().await;
+    for n in 1..=10 {
+        capture(n).await?;
+    }
+    let (trips_after, notices_after) = settled().await;
+    // Besides, the store tells other processes of its commits: a `pg_notify` at most every
+    // 20 ms, a simple query, and its connection's release test.
+    let notices = notices_after - notices;
+    let round_trips = trips_after - trips - 2 * notices;
+    assert_eq!(round_trips, 60, "ten captures (and {notices} notices)");
+    assert_eq!(store.single_statements_made(), 22);
     Ok(())
 }

@@ -10,7 +10,7 @@
 //!   so the app's writes wait out their busy timeout and fail.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,10 @@ pub struct TcpProxy {
     cuts: watch::Sender<u64>,
     /// While true, the listening socket is closed: connecting is refused.
     refusing: watch::Sender<bool>,
+    /// The server's `ReadyForQuery` messages, over every connection ([`TcpProxy::round_trips`]).
+    ready: Arc<AtomicU64>,
+    /// The clients' simple queries (`Query` messages), over every connection.
+    queries: Arc<AtomicU64>,
 }
 
 /// Closes a socket with RST instead of FIN, as a crashed peer or a cut link does.
@@ -54,7 +58,11 @@ impl TcpProxy {
             armed: Arc::clone(&armed),
             cuts: cuts.clone(),
             refusing: watch::channel(false).0,
+            ready: Arc::default(),
+            queries: Arc::default(),
         };
+        let ready = Arc::clone(&proxy.ready);
+        let queries = Arc::clone(&proxy.queries);
         let mut refusing = proxy.refusing.subscribe();
         tokio::spawn(async move {
             let mut listener = Some(listener);
@@ -94,6 +102,8 @@ impl TcpProxy {
                     armed: Arc::clone(&armed),
                     blackholed: blackholed.clone(),
                 };
+                let ready = Arc::clone(&ready);
+                let queries = Arc::clone(&queries);
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         reset(&client);
@@ -105,8 +115,8 @@ impl TcpProxy {
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
                     tokio::select! {
-                        () = forward(client_read, server_write, hole.clone(), Some(trigger)) => {}
-                        () = forward(server_read, client_write, hole, None) => {}
+                        () = forward(client_read, server_write, hole.clone(), Watch::Client(trigger, queries)) => {}
+                        () = forward(server_read, client_write, hole, Watch::Server(ready)) => {}
                         _ = cut.changed() => {}
                     }
                     // The halves are dropped here: both sockets close (reset).
@@ -118,6 +128,17 @@ impl TcpProxy {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many round trips of PostgreSQL's protocol went through: the server ends each (a
+    /// query, a statement's `Sync`, a driver's ping) with one `ReadyForQuery` message.
+    pub fn round_trips(&self) -> u64 {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// How many simple queries (unprepared statements, such as a `pg_notify`) went through.
+    pub fn simple_queries(&self) -> u64 {
+        self.queries.load(Ordering::SeqCst)
     }
 
     /// Resets every open connection and refuses new ones.
@@ -183,20 +204,110 @@ impl Trigger {
     }
 }
 
+/// What a forwarding task watches in the bytes it copies.
+enum Watch {
+    /// A client's: the armed pattern that begins a blackhole, and its simple queries.
+    Client(Trigger, Arc<AtomicU64>),
+    /// The server's: its `ReadyForQuery` messages.
+    Server(Arc<AtomicU64>),
+}
+
+/// Counts the messages of one type in one direction of PostgreSQL's protocol, in plain text.
+/// Every message is a type byte and a big-endian length that counts itself, except a client's
+/// first (the startup message: the length alone).
+struct MessageCounter {
+    kind: u8,
+    /// Whether the next message is a client's startup message.
+    startup: bool,
+    header: [u8; 5],
+    filled: usize,
+    /// What is left of the current message's body.
+    skip: usize,
+}
+
+impl MessageCounter {
+    fn client(kind: u8) -> MessageCounter {
+        MessageCounter {
+            startup: true,
+            ..MessageCounter::server(kind)
+        }
+    }
+
+    fn server(kind: u8) -> MessageCounter {
+        MessageCounter {
+            kind,
+            startup: false,
+            header: [0; 5],
+            filled: 0,
+            skip: 0,
+        }
+    }
+
+    /// How many messages of the type begin in `bytes`.
+    fn feed(&mut self, mut bytes: &[u8]) -> u64 {
+        let mut found = 0;
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let header = if self.startup { 4 } else { 5 };
+            let n = (header - self.filled).min(bytes.len());
+            self.header[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled < header {
+                continue;
+            }
+            let length = if self.startup {
+                [
+                    self.header[0],
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                ]
+            } else {
+                if self.header[0] == self.kind {
+                    found += 1;
+                }
+                [
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                    self.header[4],
+                ]
+            };
+            self.skip = (u32::from_be_bytes(length) as usize).saturating_sub(4);
+            self.startup = false;
+            self.filled = 0;
+        }
+        found
+    }
+}
+
 /// Copies `from` to `to`, holding what it read, and the end of the stream, while the proxy is
 /// blackholed.
 async fn forward(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut hole: watch::Receiver<bool>,
-    trigger: Option<Trigger>,
+    watch: Watch,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 16 * 1024];
+    let (mut counter, count) = match &watch {
+        Watch::Client(_, queries) => (MessageCounter::client(b'Q'), queries),
+        Watch::Server(ready) => (MessageCounter::server(b'Z'), ready),
+    };
     loop {
         let read = from.read(&mut buf).await;
-        if let (Some(trigger), Ok(n)) = (&trigger, &read) {
-            trigger.check(&buf[..*n]);
+        if let Ok(n) = &read {
+            if let Watch::Client(trigger, _) = &watch {
+                trigger.check(&buf[..*n]);
+            }
+            count.fetch_add(counter.feed(&buf[..*n]), Ordering::SeqCst);
         }
         // Held, like the bytes: a blackhole carries no close either.
         while *hole.borrow_and_update() {
