@@ -8,6 +8,7 @@ pub mod entities;
 mod feed;
 mod lease;
 mod ledger;
+mod pool;
 mod read;
 mod resolve;
 mod single_statement;
@@ -20,12 +21,9 @@ mod writer;
 use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use std::sync::Arc;
 
-use sea_orm::{
-    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
-};
+use sea_orm::{ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
@@ -146,42 +144,7 @@ impl Store {
     /// so readers never block the single writer and writers queue instead of failing.
     pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Self, StoreError> {
         sqlite::configure();
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .max_connections(pool.max_connections)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(pool.acquire_timeout)
-            // sqlx tests a connection as it hands it out. A SQLite connection is a file this
-            // process holds open, so the test (a hop to its thread and back, a tenth of a Get's
-            // CPU) learns nothing. A PostgreSQL connection keeps it: one a cut left broken is
-            // replaced before a statement is sent on it (without the test, capture-faults'
-            // `db_outage` saw wrong answers and lost captures).
-            .test_before_acquire(!url.starts_with("sqlite:"))
-            .map_sqlx_sqlite_opts(move |o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    // Writers of this process take turns (below), so only another process holds
-                    // the lock: wait for it as long as for a connection, then report it.
-                    .busy_timeout(pool.acquire_timeout)
-                    .foreign_keys(true)
-            });
-        if let Some(timeout) = pool.statement_timeout {
-            // The server ends a statement, and a transaction left idle by a client that went
-            // away, at the bound (so it releases the rows it locked); its keepalives notice a
-            // client that vanished. The client side bounds each operation itself (`bounded`):
-            // a network that drops packets never lets the server's answer reach it.
-            let millis = timeout.as_millis().to_string();
-            options.map_sqlx_postgres_opts(move |o| {
-                o.options([
-                    ("statement_timeout", millis.as_str()),
-                    ("idle_in_transaction_session_timeout", millis.as_str()),
-                    ("tcp_keepalives_idle", "30"),
-                    ("tcp_keepalives_interval", "10"),
-                    ("tcp_keepalives_count", "3"),
-                ])
-            });
-        }
-        let db = Database::connect(options).await?;
+        let db = pool::open(url, pool).await?;
         let writers = match db.get_database_backend() {
             DbBackend::Sqlite => 1,
             _ => pool

@@ -17,6 +17,10 @@ const POSTGRES_TRANSIENT_CODES: &[&str] = &[
     "40001", // serialization failure
     "40P01", // deadlock detected
     "55P03", // lock not available
+    // The server ended a transaction left idle past `idle_in_transaction_session_timeout` and
+    // closed the connection (class 25, "invalid transaction state", holds statement errors too):
+    // nothing of it was committed, and a new connection may go on.
+    "25P03", // idle in transaction session timeout
 ];
 
 /// SQLite primary result codes of a database that is busy or whose file cannot be used now.
@@ -80,6 +84,52 @@ mod tests {
         assert!(is_unavailable(&DbErr::ConnectionAcquire(
             sea_orm::ConnAcquireErr::Timeout
         )));
+    }
+
+    #[test]
+    fn a_connection_the_server_ended_is_unavailable() {
+        for code in ["25P03", "57P01", "08006"] {
+            assert!(sqlx_unavailable(&postgres_error(code)), "{code}");
+        }
+        // The rest of class 25 is the statement's own fault.
+        assert!(!sqlx_unavailable(&postgres_error("25P02")));
+    }
+
+    /// A server error with SQLSTATE `code`, as the driver reports one.
+    fn postgres_error(code: &str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(ServerError(code.to_owned())))
+    }
+
+    #[derive(Debug)]
+    struct ServerError(String);
+
+    impl std::fmt::Display for ServerError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "server error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for ServerError {}
+
+    impl sqlx::error::DatabaseError for ServerError {
+        fn message(&self) -> &str {
+            "ended"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.as_str().into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
     }
 
     #[test]
