@@ -33,8 +33,23 @@ impl Store {
             account.into(),
             authorization_id.into(),
         ];
-        let rows = self
-            .bounded("read authorization", read::joined(&self.db, &SQL, values))
+        let key = (
+            provider.as_str().to_owned(),
+            account.to_owned(),
+            authorization_id.to_owned(),
+        );
+        // Both reads see one snapshot: read apart, a release committed between them showed the
+        // ledger released and no release among the records (a flaky test caught it).
+        let (rows, ledger) = self
+            .bounded("read authorization", async {
+                let snapshot = self.snapshot().await?;
+                let rows = read::joined(&snapshot, &SQL, values).await?;
+                let ledger = authorizations::Entity::find_by_id(key)
+                    .one(&snapshot)
+                    .await?;
+                snapshot.commit().await?;
+                Ok((rows, ledger))
+            })
             .await?;
         if rows.is_empty() {
             return Ok(None);
@@ -44,18 +59,6 @@ impl Store {
             .map(read::Joined::into_record)
             .collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(|r| (r.create_time, r.id.clone()));
-        let key = (
-            provider.as_str().to_owned(),
-            account.to_owned(),
-            authorization_id.to_owned(),
-        );
-        let ledger = self
-            .bounded("read authorization", async {
-                Ok(authorizations::Entity::find_by_id(key)
-                    .one(&self.db)
-                    .await?)
-            })
-            .await?;
         Ok(Some((ledger.map(facts).unwrap_or_default(), records)))
     }
 }

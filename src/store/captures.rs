@@ -148,7 +148,7 @@ impl Store {
                 authorization_id: p.authorization_id.as_str(),
             };
             let read = single_statement::find_request_and_ledger(
-                &self.db,
+                self.hot(),
                 new.tenant,
                 p.request_id.as_str(),
                 &key,
@@ -212,7 +212,7 @@ impl Store {
             LazyLock::new(|| read::select_where("c.tenant = $1 AND c.request_id = $2"));
         self.bounded(
             "find request",
-            read::joined_one(&self.db, &SQL, vec![tenant.into(), request_id.into()]),
+            read::joined_one(self.hot(), &SQL, vec![tenant.into(), request_id.into()]),
         )
         .await
     }
@@ -223,7 +223,7 @@ impl Store {
             LazyLock::new(|| read::select_where("c.id = $1 AND c.tenant = $2"));
         self.bounded(
             "get capture",
-            read::joined_one(&self.db, &SQL, vec![id.into(), tenant.into()]),
+            read::joined_one(self.hot(), &SQL, vec![id.into(), tenant.into()]),
         )
         .await?
         .map(read::Joined::into_record)
@@ -235,7 +235,7 @@ impl Store {
         static SQL: LazyLock<Sql> = LazyLock::new(|| read::select_where("c.id = $1"));
         self.bounded(
             "get capture",
-            read::joined_one(&self.db, &SQL, vec![id.into()]),
+            read::joined_one(self.hot(), &SQL, vec![id.into()]),
         )
         .await?
         .ok_or_else(|| StoreError::Missing(id.to_owned()))?
@@ -459,7 +459,7 @@ impl Store {
         let started = self
             .bounded("begin capture", async {
                 let _turn = self.write_turn().await?;
-                single_statement::start_capture(&self.db, &seen, rows).await
+                single_statement::start_capture(self.hot(), &seen, rows).await
             })
             .await?;
         match started {

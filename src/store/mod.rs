@@ -6,6 +6,7 @@ mod changes;
 mod convert;
 pub mod entities;
 mod feed;
+mod lanes;
 mod lease;
 mod ledger;
 mod pool;
@@ -109,6 +110,9 @@ impl Default for PoolSettings {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// On PostgreSQL, the connections of the statements every call makes (`lanes`); `None`,
+    /// those go to the pool like the rest.
+    lanes: Option<Arc<lanes::Lanes>>,
     /// Turns to write. SQLite has one writer at a time: writers of this process queue here, in
     /// order, instead of contending in SQLite's busy handler, whose sleeps make long tail
     /// latencies. PostgreSQL locks rows; its writers may hold all but the read reserve of the
@@ -144,7 +148,7 @@ impl Store {
     /// so readers never block the single writer and writers queue instead of failing.
     pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Self, StoreError> {
         sqlite::configure();
-        let db = pool::open(url, pool).await?;
+        let (db, lanes) = pool::open(url, pool).await?;
         let writers = match db.get_database_backend() {
             DbBackend::Sqlite => 1,
             _ => pool
@@ -159,6 +163,7 @@ impl Store {
         let single_statement_writes = db.get_database_backend() == DbBackend::Postgres;
         Ok(Store {
             db,
+            lanes: lanes.map(Arc::new),
             writers,
             group_commit,
             acquire_timeout: pool.acquire_timeout,
@@ -218,6 +223,32 @@ impl Store {
         self.feed.committed();
     }
 
+    /// Where the statements every call makes go: the lanes, or else the pool.
+    fn hot(&self) -> &dyn ConnectionTrait {
+        match &self.lanes {
+            Some(lanes) => lanes.as_ref(),
+            None => &self.db,
+        }
+    }
+
+    /// A read-only transaction whose reads all see one snapshot: `REPEATABLE READ` on
+    /// PostgreSQL (where each statement of a `READ COMMITTED` one sees its own); on SQLite any
+    /// transaction's reads do (WAL).
+    async fn snapshot(&self) -> Result<sea_orm::DatabaseTransaction, StoreError> {
+        use sea_orm::{AccessMode, IsolationLevel, TransactionTrait};
+        Ok(match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await?
+            }
+            _ => self.db.begin().await?,
+        })
+    }
+
     /// Whether the database answers (readiness), within the operation bound.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.bounded("ping", async {
@@ -227,7 +258,7 @@ impl Store {
         .await
     }
 
-    /// The pool's connections: in use, idle, and its maximum.
+    /// The store's connections (the pool's and the lanes'): in use, idle, and at most.
     pub fn pool_connections(&self) -> (u64, u64, u64) {
         fn of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> (u64, u64, u64) {
             let idle = pool.num_idle() as u64;
@@ -238,10 +269,15 @@ impl Store {
                 u64::from(pool.options().get_max_connections()),
             )
         }
-        match self.db.get_database_backend() {
+        let (in_use, idle, max) = match self.db.get_database_backend() {
             DbBackend::Postgres => of(self.db.get_postgres_connection_pool()),
             _ => of(self.db.get_sqlite_connection_pool()),
-        }
+        };
+        let (lanes_in_use, lanes_idle, lanes) = self
+            .lanes
+            .as_ref()
+            .map_or((0, 0, 0), |lanes| lanes.connections());
+        (in_use + lanes_in_use, idle + lanes_idle, max + lanes)
     }
 
     /// Runs one operation within the bound of [`PoolSettings::statement_timeout`]. A database

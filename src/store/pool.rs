@@ -23,13 +23,18 @@ use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sea_orm::sqlx::{ConnectOptions, Connection, Database};
 use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, SqlxPostgresConnector, SqlxSqliteConnector};
 
+use super::lanes::Lanes;
 use super::PoolSettings;
 
 /// How long a connection may sit idle before it is tested on its way out of the pool.
 pub const TEST_AFTER_IDLE: Duration = Duration::from_millis(500);
 
-/// Opens the pool of `url` (`sqlite:…` or `postgres://…`).
-pub async fn open(url: &str, settings: PoolSettings) -> Result<DatabaseConnection, DbErr> {
+/// Opens the pool of `url` (`sqlite:…` or `postgres://…`), and on PostgreSQL the lanes of the
+/// statements every call makes (`lanes.rs`), a share of the connections the pool does not get.
+pub async fn open(
+    url: &str,
+    settings: PoolSettings,
+) -> Result<(DatabaseConnection, Option<Lanes>), DbErr> {
     if url.starts_with("sqlite:") {
         let options = url
             .parse::<SqliteConnectOptions>()
@@ -45,7 +50,7 @@ pub async fn open(url: &str, settings: PoolSettings) -> Result<DatabaseConnectio
             .connect_with(options)
             .await
             .map_err(connection_error)?;
-        Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+        Ok((SqlxSqliteConnector::from_sqlx_sqlite_pool(pool), None))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let mut options = url
             .parse::<PgConnectOptions>()
@@ -66,7 +71,9 @@ pub async fn open(url: &str, settings: PoolSettings) -> Result<DatabaseConnectio
                 ("tcp_keepalives_count", "3"),
             ]);
         }
+        let lanes = Lanes::share(settings.max_connections);
         let pool = pool_options(&settings)
+            .max_connections(settings.max_connections - lanes)
             .test_before_acquire(false)
             .before_acquire(|connection: &mut PgConnection, meta| {
                 Box::pin(async move {
@@ -77,10 +84,11 @@ pub async fn open(url: &str, settings: PoolSettings) -> Result<DatabaseConnectio
                     Ok(true)
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(connection_error)?;
-        Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+        let lanes = (lanes > 0).then(|| Lanes::new(options, lanes, settings.acquire_timeout));
+        Ok((SqlxPostgresConnector::from_sqlx_postgres_pool(pool), lanes))
     } else {
         // The URL is not repeated: it may hold a password.
         Err(DbErr::Conn(RuntimeErr::Internal(

@@ -210,7 +210,7 @@ pub(super) fn joined_columns() -> String {
 }
 
 /// The records `sql` (a [`select_where`]) selects.
-pub(super) async fn joined<C: ConnectionTrait>(
+pub(super) async fn joined<C: ConnectionTrait + ?Sized>(
     db: &C,
     sql: &Sql,
     values: Vec<sea_orm::Value>,
@@ -222,7 +222,7 @@ pub(super) async fn joined<C: ConnectionTrait>(
 }
 
 /// The one record `sql` (a [`select_where`]) names, if any.
-pub(super) async fn joined_one<C: ConnectionTrait>(
+pub(super) async fn joined_one<C: ConnectionTrait + ?Sized>(
     db: &C,
     sql: &Sql,
     values: Vec<sea_orm::Value>,

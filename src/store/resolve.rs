@@ -99,7 +99,7 @@ impl Store {
         let recorded = self
             .bounded("record outcome", async {
                 let _turn = self.write_turn().await?;
-                single_statement::record_outcome(&self.db, rows).await
+                single_statement::record_outcome(self.hot(), rows).await
             })
             .await?;
         if !recorded {

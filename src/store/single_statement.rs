@@ -23,8 +23,8 @@ use std::fmt::Write;
 use std::sync::LazyLock;
 
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityName, EntityTrait, IdenStatic,
-    Iterable, SqlErr, Statement, Value,
+    ActiveModelTrait, ConnectionTrait, EntityName, EntityTrait, IdenStatic, Iterable, SqlErr,
+    Statement, Value,
 };
 
 use super::entities::seller_receivable_breakdowns;
@@ -49,7 +49,7 @@ pub(super) enum SeenLedger {
 /// The record a tenant's request made, if any, and the ledger row of the authorization the
 /// request names, in one read.
 pub(super) async fn find_request_and_ledger(
-    db: &DatabaseConnection,
+    db: &(impl ConnectionTrait + ?Sized),
     tenant: &str,
     request_id: &str,
     key: &LedgerKey<'_>,
@@ -113,7 +113,7 @@ pub(super) enum Started {
 /// Writes the ledger's hold, the `PROCESSING` capture, its requested fees and its event, if
 /// the ledger row is still `seen`.
 pub(super) async fn start_capture(
-    db: &DatabaseConnection,
+    db: &(impl ConnectionTrait + ?Sized),
     seen: &SeenLedger,
     rows: NewCaptureRows,
 ) -> Result<Started, StoreError> {
@@ -180,7 +180,7 @@ pub(super) struct OutcomeRows<'a> {
 /// Records an outcome of a capture that is still `PROCESSING`; `false`, with nothing written,
 /// when it no longer is.
 pub(super) async fn record_outcome(
-    db: &DatabaseConnection,
+    db: &(impl ConnectionTrait + ?Sized),
     rows: OutcomeRows<'_>,
 ) -> Result<bool, StoreError> {
     let mut binds = Binds::default();
@@ -255,7 +255,11 @@ const LEDGER_OF_CAPTURE: &str = "a.provider = capture.provider \
 const KEY_COLUMNS: &[&str] = &["provider", "provider_account", "authorization_id"];
 
 /// Runs `sql` (ending in `SELECT count(*) FROM capture`): whether it wrote the capture.
-async fn written(db: &DatabaseConnection, sql: String, binds: Binds) -> Result<bool, StoreError> {
+async fn written(
+    db: &(impl ConnectionTrait + ?Sized),
+    sql: String,
+    binds: Binds,
+) -> Result<bool, StoreError> {
     let statement = Statement::from_sql_and_values(db.get_database_backend(), sql, binds.0);
     let count: i64 = match db.query_one(statement).await? {
         Some(row) => row.try_get_by_index(0)?,
