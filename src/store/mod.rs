@@ -80,7 +80,7 @@ impl StoreError {
 pub struct PoolSettings {
     pub max_connections: u32,
     /// Connections writes may not take (PostgreSQL), so reads still answer while captures
-    /// storm. SQLite has a single writer anyway.
+    /// storm: half among the lanes, half in the pool. SQLite has a single writer anyway.
     pub reserved_for_reads: u32,
     /// How long a statement waits for a connection (or a write for its turn) before the store
     /// reports the database unavailable.
@@ -149,12 +149,13 @@ impl Store {
     pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Self, StoreError> {
         sqlite::configure();
         let (db, lanes) = pool::open(url, pool).await?;
-        let writers = match db.get_database_backend() {
-            DbBackend::Sqlite => 1,
-            _ => pool
-                .max_connections
-                .saturating_sub(pool.reserved_for_reads)
-                .max(1),
+        let unreserved = pool.max_connections.saturating_sub(pool.reserved_for_reads);
+        let writers = match (db.get_database_backend(), &lanes) {
+            (DbBackend::Sqlite, _) => 1,
+            // A write holds a lane or a pooled connection: each half keeps half the reserve
+            // for reads, whichever the writes crowd.
+            (_, Some(_)) => (unreserved / 2).max(1),
+            (_, None) => unreserved.max(1),
         };
         let writers = Arc::new(Semaphore::new(writers as usize));
         let feed = feed::Feed::new(db.clone(), url, pool.change_poll);
