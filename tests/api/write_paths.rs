@@ -452,3 +452,54 @@ async fn a_capture_is_three_round_trips() -> TestResult {
     assert_eq!(store.single_statements_made(), 22);
     Ok(())
 }
+
+/// A lane whose statement was cut off is closed, never handed to the next statement: the Get
+/// held in a blackhole times out, and the next Get opens a connection of its own and reads
+/// its own record (a lane kept after the cut would be taken again: no new connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_cut_off_mid_statement_is_closed_not_reused() -> TestResult {
+    let scratch = Scratch::new().await?;
+    let outage = outage_of(Db::Postgres).await?;
+    let Outage::Postgres(proxy) = &outage else {
+        return Err("no proxy in front of PostgreSQL".into());
+    };
+    let pool = PoolSettings {
+        max_connections: 4,
+        reserved_for_reads: 1,
+        statement_timeout: Some(std::time::Duration::from_millis(500)),
+        ..PoolSettings::default()
+    };
+    let store = Store::connect_migrated(&outage.route(&scratch.url), pool).await?;
+    for (id, authorization) in [("cap_lane_held", "LANE1"), ("cap_lane_after", "LANE2")] {
+        let command = command(authorization, &format!("req-{id}"), Some("10.00"), false)?;
+        created(&store, id, &command).await?;
+    }
+    // One caller at a time: every Get takes the same lane, the one the last statement used.
+    let read = |id: &'static str| {
+        let store = store.clone();
+        async move { store.get("tenant-a", id).await }
+    };
+    read("cap_lane_after").await?.ok_or("not found")?;
+    let opened = proxy.connections();
+
+    // The Get's parameters carry the id: its bytes start the blackhole, and are held.
+    proxy.blackhole_at(b"cap_lane_held");
+    let held = read("cap_lane_held").await;
+    assert!(
+        matches!(&held, Err(e) if e.is_unavailable()),
+        "a Get held in a blackhole: {held:?}"
+    );
+    proxy.lift_blackhole();
+
+    let after = read("cap_lane_after").await?.ok_or("not found")?;
+    assert_eq!(after.id, "cap_lane_after");
+    assert_eq!(
+        proxy.connections(),
+        opened + 1,
+        "the cut lane was closed and a new one opened"
+    );
+    let again = read("cap_lane_after").await?.ok_or("not found")?;
+    assert_eq!(again.id, "cap_lane_after");
+    assert_eq!(proxy.connections(), opened + 1, "the new lane is kept");
+    Ok(())
+}

@@ -35,6 +35,8 @@ pub struct TcpProxy {
     ready: Arc<AtomicU64>,
     /// The clients' simple queries (`Query` messages), over every connection.
     queries: Arc<AtomicU64>,
+    /// Connections let through to the server ([`TcpProxy::connections`]).
+    connections: Arc<AtomicU64>,
 }
 
 /// Closes a socket with RST instead of FIN, as a crashed peer or a cut link does.
@@ -60,9 +62,11 @@ impl TcpProxy {
             refusing: watch::channel(false).0,
             ready: Arc::default(),
             queries: Arc::default(),
+            connections: Arc::default(),
         };
         let ready = Arc::clone(&proxy.ready);
         let queries = Arc::clone(&proxy.queries);
+        let connections = Arc::clone(&proxy.connections);
         let mut refusing = proxy.refusing.subscribe();
         tokio::spawn(async move {
             let mut listener = Some(listener);
@@ -96,6 +100,7 @@ impl TcpProxy {
                     reset(&client);
                     continue;
                 }
+                connections.fetch_add(1, Ordering::SeqCst);
                 let mut cut = cuts.subscribe();
                 let hole = blackholed.subscribe();
                 let trigger = Trigger {
@@ -134,6 +139,11 @@ impl TcpProxy {
     /// query, a statement's `Sync`, a driver's ping) with one `ReadyForQuery` message.
     pub fn round_trips(&self) -> u64 {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    /// How many connections were let through to the server.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// How many simple queries (unprepared statements, such as a `pg_notify`) went through.
