@@ -115,8 +115,8 @@ pub struct Store {
     lanes: Option<Arc<lanes::Lanes>>,
     /// Turns to write. SQLite has one writer at a time: writers of this process queue here, in
     /// order, instead of contending in SQLite's busy handler, whose sleeps make long tail
-    /// latencies. PostgreSQL locks rows; its writers may hold all but the read reserve of the
-    /// pool.
+    /// latencies. PostgreSQL locks rows; its writers may hold half of what the read reserve
+    /// leaves, since each holds a lane or a pooled connection (`connect_with`).
     writers: Arc<Semaphore>,
     /// SQLite's writes, committed in groups (`writer`); `None` on PostgreSQL.
     group_commit: Option<writer::GroupCommit>,
