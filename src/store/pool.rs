@@ -45,8 +45,7 @@ pub async fn open(
             // holds the lock: wait for it as long as for a connection, then report it.
             .busy_timeout(settings.acquire_timeout)
             .foreign_keys(true);
-        let pool = pool_options(&settings)
-            .test_before_acquire(false)
+        let pool = pool_options(settings.max_connections, &settings)
             .connect_with(options)
             .await
             .map_err(connection_error)?;
@@ -72,9 +71,7 @@ pub async fn open(
             ]);
         }
         let lanes = Lanes::share(settings.max_connections);
-        let pool = pool_options(&settings)
-            .max_connections(settings.max_connections - lanes)
-            .test_before_acquire(false)
+        let pool = pool_options(settings.max_connections - lanes, &settings)
             .before_acquire(|connection: &mut PgConnection, meta| {
                 Box::pin(async move {
                     if meta.idle_for >= TEST_AFTER_IDLE {
@@ -97,10 +94,13 @@ pub async fn open(
     }
 }
 
-fn pool_options<DB: Database>(settings: &PoolSettings) -> PoolOptions<DB> {
+/// A pool of `size` connections that tests none as it hands them out (the module's comment says
+/// which are tested, and how).
+fn pool_options<DB: Database>(size: u32, settings: &PoolSettings) -> PoolOptions<DB> {
     PoolOptions::new()
-        .max_connections(settings.max_connections)
+        .max_connections(size)
         .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
 }
 
 /// sea-orm's error for a pool that could not open, as its own `Database::connect` gives it.
