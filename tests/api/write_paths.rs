@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use capture_service::domain::capture::{AuthorizationId, PlatformFee, RequestId};
 use capture_service::domain::outcome::{ProviderFailure, SellerReceivableBreakdown};
@@ -379,6 +380,23 @@ async fn an_outcome_for_a_capture_no_longer_processing_changes_nothing_twice() -
     Ok(())
 }
 
+/// A store of four connections (two lanes, two in the pool) on a database of its own, reached
+/// through a proxy that counts what passes; `bound`: the store's operation bound.
+async fn behind_proxy(
+    bound: Option<Duration>,
+) -> Result<(Scratch, Outage, Store), Box<dyn std::error::Error>> {
+    let scratch = Scratch::new().await?;
+    let outage = outage_of(Db::Postgres).await?;
+    let pool = PoolSettings {
+        max_connections: 4,
+        reserved_for_reads: 1,
+        statement_timeout: bound.or(PoolSettings::default().statement_timeout),
+        ..PoolSettings::default()
+    };
+    let store = Store::connect_migrated(&outage.route(&scratch.url), pool).await?;
+    Ok((scratch, outage, store))
+}
+
 /// A capture on PostgreSQL is its three statements (the read, the start, the outcome), each one
 /// round trip and no more: they run on the store's lanes (`store::lanes`), which go back
 /// without the test sqlx's pool makes of every connection it takes back (a `Sync`, a round trip
@@ -386,22 +404,14 @@ async fn an_outcome_for_a_capture_no_longer_processing_changes_nothing_twice() -
 /// moment ago (with that test, 90).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capture_is_three_round_trips() -> TestResult {
-    let scratch = Scratch::new().await?;
-    let outage = outage_of(Db::Postgres).await?;
+    // One caller at a time takes the same lane each time, so the statements it prepared at the
+    // first capture serve the rest (a connection new to a statement first prepares it, one
+    // round trip more).
+    let (_scratch, outage, store) = behind_proxy(None).await?;
     let Outage::Postgres(proxy) = &outage else {
         return Err("no proxy in front of PostgreSQL".into());
     };
-    // Four connections: two lanes, two in the pool. One caller at a time takes the same lane
-    // each time, so the statements it prepared at the first capture serve the rest (a
-    // connection new to a statement first prepares it, one round trip more).
-    let pool = PoolSettings {
-        max_connections: 4,
-        reserved_for_reads: 1,
-        ..PoolSettings::default()
-    };
-    let store = Store::connect_migrated(&outage.route(&scratch.url), pool)
-        .await?
-        .with_single_statement_writes(true);
+    let store = store.with_single_statement_writes(true);
     let capture = |n: usize| {
         let store = store.clone();
         async move {
@@ -426,7 +436,7 @@ async fn a_capture_is_three_round_trips() -> TestResult {
     let settled = || async {
         let mut last = (proxy.round_trips(), proxy.simple_queries());
         loop {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let now = (proxy.round_trips(), proxy.simple_queries());
             if now == last {
                 return now;
@@ -458,18 +468,10 @@ async fn a_capture_is_three_round_trips() -> TestResult {
 /// its own record (a lane kept after the cut would be taken again: no new connection).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lane_cut_off_mid_statement_is_closed_not_reused() -> TestResult {
-    let scratch = Scratch::new().await?;
-    let outage = outage_of(Db::Postgres).await?;
+    let (_scratch, outage, store) = behind_proxy(Some(Duration::from_millis(500))).await?;
     let Outage::Postgres(proxy) = &outage else {
         return Err("no proxy in front of PostgreSQL".into());
     };
-    let pool = PoolSettings {
-        max_connections: 4,
-        reserved_for_reads: 1,
-        statement_timeout: Some(std::time::Duration::from_millis(500)),
-        ..PoolSettings::default()
-    };
-    let store = Store::connect_migrated(&outage.route(&scratch.url), pool).await?;
     for (id, authorization) in [("cap_lane_held", "LANE1"), ("cap_lane_after", "LANE2")] {
         let command = command(authorization, &format!("req-{id}"), Some("10.00"), false)?;
         created(&store, id, &command).await?;
