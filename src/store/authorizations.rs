@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::ConnectionTrait;
 
 use super::entities::authorizations;
 use super::read;
@@ -21,36 +21,45 @@ impl Store {
         account: &str,
         authorization_id: &str,
     ) -> Result<Option<(LedgerFacts, Vec<CaptureRecord>)>, StoreError> {
+        // One statement, so the ledger and the records are one moment's: read apart, a release
+        // committed between the two reads showed the ledger released and no release among the
+        // records (a flaky test caught it). The ledger's columns come first, on every row; the
+        // outer joins from `one` give a row even when neither exists.
         static SQL: LazyLock<Sql> = LazyLock::new(|| {
-            read::select_where(
-                "c.tenant = $1 AND c.provider = $2 AND c.provider_account = $3 \
-                 AND c.authorization_id = $4",
-            )
+            Sql::new(format!(
+                "SELECT {}, {} FROM (SELECT 1) AS one \
+                 LEFT JOIN authorizations a ON a.provider = $1 AND a.provider_account = $2 \
+                 AND a.authorization_id = $3 \
+                 LEFT JOIN captures c ON c.tenant = $4 AND c.provider = $5 \
+                 AND c.provider_account = $6 AND c.authorization_id = $7 \
+                 LEFT JOIN seller_receivable_breakdowns b ON b.capture_id = c.id \
+                 LEFT JOIN platform_fees f ON f.capture_id = c.id \
+                 ORDER BY c.id, f.id",
+                read::ledger_columns("a"),
+                read::joined_columns()
+            ))
         });
-        let values = vec![
-            tenant.into(),
-            provider.as_str().into(),
-            account.into(),
-            authorization_id.into(),
-        ];
-        let key = (
-            provider.as_str().to_owned(),
-            account.to_owned(),
-            authorization_id.to_owned(),
-        );
-        // Both reads see one snapshot: read apart, a release committed between them showed the
-        // ledger released and no release among the records (a flaky test caught it).
-        let (rows, ledger) = self
+        let key = [provider.as_str(), account, authorization_id];
+        let values = key
+            .into_iter()
+            .chain(std::iter::once(tenant))
+            .chain(key)
+            .map(sea_orm::Value::from)
+            .collect();
+        let db = self.hot();
+        let statement = SQL.statement(db.get_database_backend(), values);
+        let rows = self
             .bounded("read authorization", async {
-                let snapshot = self.snapshot().await?;
-                let rows = read::joined(&snapshot, &SQL, values).await?;
-                let ledger = authorizations::Entity::find_by_id(key)
-                    .one(&snapshot)
-                    .await?;
-                snapshot.commit().await?;
-                Ok((rows, ledger))
+                Ok(db.query_all(statement).await?)
             })
             .await?;
+        let ledger = match rows.first() {
+            Some(first) if first.try_get_by_index::<Option<String>>(0)?.is_some() => {
+                Some(read::ledger_row(first, 0)?)
+            }
+            _ => None,
+        };
+        let rows = read::group_at(rows, read::LEDGER_WIDTH)?;
         if rows.is_empty() {
             return Ok(None);
         }

@@ -7,7 +7,7 @@
 //! its statement ended with the server's whole answer, so it is in step with the server. One
 //! whose statement ended any other way (an error, a broken connection, a caller whose bound ran
 //! out and dropped the statement halfway) is closed instead: the case sqlx's test exists for.
-//! As in the pool (`pool.rs`), a lane idle for [`TEST_AFTER_IDLE`] or more is tested before
+//! As in the pool (`pool.rs`, [`tested_after`]), a lane that sat idle long is tested before
 //! use, and one that fails the test is replaced.
 //!
 //! The lanes are part of the store's connections (`CAPTURE_DATABASE_MAX_CONNECTIONS`), not more:
@@ -16,6 +16,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use sea_orm::sea_query::Values;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::sqlx::{self, Connection, Executor};
 use sea_orm::{
@@ -25,7 +26,7 @@ use sea_orm::{
 use sea_query_binder::SqlxValues;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::pool::TEST_AFTER_IDLE;
+use super::pool::tested_after;
 
 /// A lane is closed when it goes back after this long, as the pool closes its connections: the
 /// server's per-connection state (plans, caches) does not grow for good.
@@ -82,7 +83,7 @@ impl Lanes {
             .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?;
         let idle = self.idle.lock().map_or(None, |mut idle| idle.pop());
         let (connection, opened) = match idle {
-            Some(idle) if idle.since.elapsed() < TEST_AFTER_IDLE => (idle.connection, idle.opened),
+            Some(idle) if !tested_after(idle.since.elapsed()) => (idle.connection, idle.opened),
             Some(mut idle) => match idle.connection.ping().await {
                 Ok(()) => (idle.connection, idle.opened),
                 // Broken while idle (the server restarted, a cut): replaced.
@@ -142,12 +143,9 @@ impl Lane<'_> {
     }
 }
 
-fn query(statement: &Statement) -> sqlx::query::Query<'_, sqlx::Postgres, SqlxValues> {
-    let values = statement
-        .values
-        .clone()
-        .unwrap_or_else(|| sea_orm::sea_query::Values(Vec::new()));
-    sqlx::query_with(&statement.sql, SqlxValues(values))
+/// `sql` with its values, which are moved to the driver (not copied).
+fn query(sql: &str, values: Option<Values>) -> sqlx::query::Query<'_, sqlx::Postgres, SqlxValues> {
+    sqlx::query_with(sql, SqlxValues(values.unwrap_or(Values(Vec::new()))))
 }
 
 #[async_trait::async_trait]
@@ -158,7 +156,8 @@ impl ConnectionTrait for Lanes {
 
     async fn execute(&self, statement: Statement) -> Result<ExecResult, DbErr> {
         let mut lane = self.take().await?;
-        let done = query(&statement).execute(lane.connection()?).await;
+        let Statement { sql, values, .. } = statement;
+        let done = query(&sql, values).execute(lane.connection()?).await;
         lane.finish(done)
             .map(ExecResult::from)
             .map_err(|err| DbErr::Exec(RuntimeErr::SqlxError(err)))
@@ -174,7 +173,8 @@ impl ConnectionTrait for Lanes {
 
     async fn query_one(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
         let mut lane = self.take().await?;
-        let done = query(&statement).fetch_optional(lane.connection()?).await;
+        let Statement { sql, values, .. } = statement;
+        let done = query(&sql, values).fetch_optional(lane.connection()?).await;
         lane.finish(done)
             .map(|row| row.map(QueryResult::from))
             .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err)))
@@ -182,7 +182,8 @@ impl ConnectionTrait for Lanes {
 
     async fn query_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let mut lane = self.take().await?;
-        let done = query(&statement).fetch_all(lane.connection()?).await;
+        let Statement { sql, values, .. } = statement;
+        let done = query(&sql, values).fetch_all(lane.connection()?).await;
         lane.finish(done)
             .map(|rows| rows.into_iter().map(QueryResult::from).collect())
             .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err)))

@@ -232,24 +232,6 @@ impl Store {
         }
     }
 
-    /// A read-only transaction whose reads all see one snapshot: `REPEATABLE READ` on
-    /// PostgreSQL (where each statement of a `READ COMMITTED` one sees its own); on SQLite any
-    /// transaction's reads do (WAL).
-    async fn snapshot(&self) -> Result<sea_orm::DatabaseTransaction, StoreError> {
-        use sea_orm::{AccessMode, IsolationLevel, TransactionTrait};
-        Ok(match self.db.get_database_backend() {
-            DbBackend::Postgres => {
-                self.db
-                    .begin_with_config(
-                        Some(IsolationLevel::RepeatableRead),
-                        Some(AccessMode::ReadOnly),
-                    )
-                    .await?
-            }
-            _ => self.db.begin().await?,
-        })
-    }
-
     /// Whether the database answers (readiness), within the operation bound.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.bounded("ping", async {

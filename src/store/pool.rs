@@ -27,7 +27,13 @@ use super::lanes::Lanes;
 use super::PoolSettings;
 
 /// How long a connection may sit idle before it is tested on its way out of the pool.
-pub const TEST_AFTER_IDLE: Duration = Duration::from_millis(500);
+const TEST_AFTER_IDLE: Duration = Duration::from_millis(500);
+
+/// Whether a connection idle for `idle_for` is tested before use (the pool's and the lanes'
+/// rule).
+pub(super) fn tested_after(idle_for: Duration) -> bool {
+    idle_for >= TEST_AFTER_IDLE
+}
 
 /// Opens the pool of `url` (`sqlite:…` or `postgres://…`), and on PostgreSQL the lanes of the
 /// statements every call makes (`lanes.rs`), a share of the connections the pool does not get.
@@ -74,7 +80,7 @@ pub async fn open(
         let pool = pool_options(settings.max_connections - lanes, &settings)
             .before_acquire(|connection: &mut PgConnection, meta| {
                 Box::pin(async move {
-                    if meta.idle_for >= TEST_AFTER_IDLE {
+                    if tested_after(meta.idle_for) {
                         // An error closes this connection, and the pool hands out another.
                         connection.ping().await?;
                     }

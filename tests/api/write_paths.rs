@@ -505,3 +505,53 @@ async fn a_lane_cut_off_mid_statement_is_closed_not_reused() -> TestResult {
     assert_eq!(proxy.connections(), opened + 1, "the new lane is kept");
     Ok(())
 }
+
+/// A Get and a replay on PostgreSQL are one statement each, on a lane: one round trip and no
+/// more (through the pool each would be two: sqlx tests every connection it takes back; a lane
+/// tested as it is taken, three).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_and_a_replay_are_one_round_trip_each() -> TestResult {
+    let (_scratch, outage, store) = behind_proxy(None).await?;
+    let Outage::Postgres(proxy) = &outage else {
+        return Err("no proxy in front of PostgreSQL".into());
+    };
+    let store = store.with_single_statement_writes(true);
+    let command = command("READS1", "req-reads-1", Some("10.00"), false)?;
+    let record = created(&store, "cap_reads_1", &command).await?;
+    let resolution = completed("10.00").ok_or("an invalid amount")?;
+    store.resolve(record, resolution, EventSource::Api).await?;
+    // The commits' notices (a moment after them) go out before counting starts.
+    let mut last = proxy.round_trips();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = proxy.round_trips();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    // One caller at a time takes the same lane, which prepares both statements here (and is
+    // tested, if it sat idle): counted from then on, with no pause in which it could idle.
+    store
+        .get("tenant-a", "cap_reads_1")
+        .await?
+        .ok_or("not found")?;
+    begin(&store, "cap_reads_unused", &command).await?;
+
+    let before = proxy.round_trips();
+    for _ in 0..10 {
+        let got = store.get("tenant-a", "cap_reads_1").await?;
+        assert_eq!(got.map(|r| r.status), Some(CaptureStatus::Completed));
+    }
+    let after_gets = proxy.round_trips();
+    for _ in 0..10 {
+        match begin(&store, "cap_reads_unused", &command).await? {
+            Begin::Existing(found) => assert_eq!(found.id, "cap_reads_1"),
+            other => return Err(format!("a replay was answered {other:?}").into()),
+        }
+    }
+    let after_replays = proxy.round_trips();
+    assert_eq!(after_gets - before, 10, "ten Gets");
+    assert_eq!(after_replays - after_gets, 10, "ten replays");
+    Ok(())
+}
