@@ -23,6 +23,7 @@ mod echo;
 #[path = "../shared/fresh_database.rs"]
 mod fresh_database;
 mod load;
+mod machine;
 mod options;
 // Shared with capture-faults, which uses the rest of it.
 #[allow(dead_code)]

@@ -33,6 +33,8 @@ pub struct Report {
 pub struct ServerUse {
     pub cpu: Duration,
     pub peak_rss_mb: f64,
+    /// The other roles' CPU per call over the same span (`machine::per_call`).
+    pub roles: Map<String, Value>,
 }
 
 fn rounded(value: f64) -> f64 {
@@ -49,6 +51,9 @@ impl Report {
     ) -> Report {
         let ops = measured.ops();
         let mut extra = Map::new();
+        if let Some(server) = &server {
+            extra.extend(server.roles.clone());
+        }
         if let Some(error) = measured.first_error.take() {
             extra.insert("first_error".into(), Value::String(error));
         }
@@ -69,6 +74,11 @@ impl Report {
             service_rss_mb: server.map(|s| rounded(s.peak_rss_mb)),
             extra,
         }
+    }
+
+    pub fn with_fields(mut self, fields: Map<String, Value>) -> Report {
+        self.extra.extend(fields);
+        self
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Report {

@@ -16,6 +16,7 @@ use tonic_health::pb::HealthCheckRequest;
 use crate::database::{self, seed, seeded_id, Ceiling};
 use crate::fresh_database::Database;
 use crate::load::{channels, closed_loop, Measured};
+use crate::machine;
 use crate::options::{Options, Scenario, DEFAULT_CONCURRENCY, SLOW_PROVIDER_CONCURRENCY};
 use crate::processes::{
     self, start_echo, start_sandbox, start_service, PeakRss, Sandbox, Service, ServiceSetup,
@@ -100,15 +101,62 @@ where
     Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
 {
     let _ = closed_loop(concurrency, warmup(options), call.clone()).await;
+    measure(server, concurrency, options.duration, call).await
+}
+
+/// A closed loop of `call` for `duration`, with the server's CPU and peak memory and the other
+/// roles' CPU (`machine`) over the same span.
+async fn measure<F, Fut>(
+    server: &processes::Process,
+    concurrency: usize,
+    duration: Duration,
+    call: F,
+) -> (Measured, ServerUse)
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
     let cpu_before = server.cpu_time();
+    let roles_before = machine::snapshot(Some(server.pid()));
     let peak = PeakRss::watch(server.pid());
-    let measured = closed_loop(concurrency, options.duration, call).await;
+    let measured = closed_loop(concurrency, duration, call).await;
     let cpu = server.cpu_time().saturating_sub(cpu_before);
+    let roles = machine::per_call(
+        &roles_before,
+        &machine::snapshot(Some(server.pid())),
+        cpu,
+        measured.elapsed,
+        measured.ops(),
+    );
     let used = ServerUse {
         cpu,
         peak_rss_mb: peak.mb(),
+        roles,
     };
     (measured, used)
+}
+
+/// [`against`] with no server: the database's ceilings, where this process is the client.
+async fn measured_alone<F, Fut>(
+    concurrency: usize,
+    options: &Options,
+    call: F,
+) -> (Measured, serde_json::Map<String, serde_json::Value>)
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let _ = closed_loop(concurrency, warmup(options), call.clone()).await;
+    let before = machine::snapshot(None);
+    let measured = closed_loop(concurrency, options.duration, call).await;
+    let roles = machine::per_call(
+        &before,
+        &machine::snapshot(None),
+        Duration::ZERO,
+        measured.elapsed,
+        measured.ops(),
+    );
+    (measured, roles)
 }
 
 async fn echo(options: &Options) -> anyhow::Result<Report> {
@@ -160,15 +208,8 @@ async fn db_ceiling(options: &Options) -> anyhow::Result<Report> {
                 .map_err(|e| format!("{e:#}"))
         }
     };
-    let _ = closed_loop(concurrency, warmup(options), call.clone()).await;
-    let measured = closed_loop(concurrency, options.duration, call).await;
-    Ok(Report::new(
-        Scenario::DbCeiling,
-        options,
-        concurrency,
-        measured,
-        None,
-    ))
+    let (measured, roles) = measured_alone(concurrency, options, call).await;
+    Ok(Report::new(Scenario::DbCeiling, options, concurrency, measured, None).with_fields(roles))
 }
 
 async fn db_read_ceiling(options: &Options) -> anyhow::Result<Report> {
@@ -187,8 +228,7 @@ async fn db_read_ceiling(options: &Options) -> anyhow::Result<Report> {
         let id = seeded_id(1 + spread(w, n, rows as usize) as u64);
         async move { ceiling.read(&id).await.map_err(|e| format!("{e:#}")) }
     };
-    let _ = closed_loop(concurrency, warmup(options), call.clone()).await;
-    let measured = closed_loop(concurrency, options.duration, call).await;
+    let (measured, roles) = measured_alone(concurrency, options, call).await;
     Ok(Report::new(
         Scenario::DbReadCeiling,
         options,
@@ -196,7 +236,8 @@ async fn db_read_ceiling(options: &Options) -> anyhow::Result<Report> {
         measured,
         None,
     )
-    .with("rows", rows))
+    .with("rows", rows)
+    .with_fields(roles))
 }
 
 /// The service with its sandbox, on a database of its own.
@@ -372,14 +413,8 @@ async fn capture(
         Scenario::CaptureWatched => Some(Watchers::open(stage.service.grpc).await?),
         _ => None,
     };
-    let server = &stage.service.process;
-    let cpu_before = server.cpu_time();
-    let peak = PeakRss::watch(server.pid());
-    let measured = closed_loop(concurrency, options.duration, call).await;
-    let used = ServerUse {
-        cpu: server.cpu_time().saturating_sub(cpu_before),
-        peak_rss_mb: peak.mb(),
-    };
+    let (measured, used) =
+        measure(&stage.service.process, concurrency, options.duration, call).await;
     let mut report = Report::new(scenario, options, concurrency, measured, Some(used))
         .with("provider_latency_ms", latency.as_millis() as u64)
         .with("authorizations_used", authorizations.used() as u64);
@@ -623,6 +658,7 @@ async fn idle(options: &Options) -> anyhow::Result<Report> {
         Some(ServerUse {
             cpu: Duration::ZERO,
             peak_rss_mb: rss,
+            roles: serde_json::Map::new(),
         }),
     )
     .with("ready_ms", sorted[STARTS / 2])

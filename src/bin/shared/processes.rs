@@ -33,7 +33,7 @@ impl Process {
 
     /// User + system CPU time the process has used so far.
     pub fn cpu_time(&self) -> Duration {
-        cpu_time(self.pid())
+        cpu_time_of(self.pid())
     }
 
     /// Resident memory now, in MiB.
@@ -57,7 +57,9 @@ impl Drop for Process {
     }
 }
 
-fn cpu_time(pid: u32) -> Duration {
+/// User + system CPU time process `pid` has used so far (its threads' together); zero for one
+/// that is gone.
+pub fn cpu_time_of(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which may itself hold spaces: utime and stime are the
     // 14th and 15th fields of the whole line.
@@ -67,6 +69,11 @@ fn cpu_time(pid: u32) -> Duration {
         .iter()
         .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
         .sum();
+    ticks_to_duration(ticks)
+}
+
+/// Clock ticks (the unit of `/proc`'s CPU times) as time.
+pub fn ticks_to_duration(ticks: u64) -> Duration {
     // SAFETY: sysconf only reads a constant of the running system.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let per_second = u64::try_from(per_second).unwrap_or(100).max(1);
