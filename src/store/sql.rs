@@ -57,8 +57,9 @@ fn positional_placeholders(sql: &str) -> String {
     out
 }
 
-/// `sql` (with `$1`, `$2`… placeholders) as `backend` writes it, for a statement run once
-/// (the benchmark's ceilings); a statement run often is a static [`Sql`].
+/// `sql` (with `$1`, `$2`… placeholders) as `backend` writes it, for a statement whose text
+/// differs from call to call (a list page's filters) or that runs once (the benchmark's
+/// ceilings); a statement run often as it is is a static [`Sql`].
 pub fn statement(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
     Sql::new(sql.to_owned()).statement(backend, values)
 }

@@ -383,8 +383,13 @@ async fn lists_page_newest_first_and_filter(db: Db) -> TestResult {
     let app = TestApp::spawn(db).await?;
     let auth = app.authorize("USD", "100.00", "APPROVE").await?;
     let mut made = Vec::new();
-    for _ in 0..5 {
-        made.push(app.captured(paypal_capture(&auth, usd("1.00"))).await?.id);
+    let mut made_at = Vec::new();
+    for n in 0..5 {
+        let mut request = paypal_capture(&auth, usd("1.00"));
+        request.invoice_id = format!("INV-LIST-{n}");
+        let capture = app.captured(request).await?;
+        made_at.push(capture.create_time.ok_or("no create_time")?);
+        made.push(capture.id);
     }
     let declined = app.authorize("USD", "100.00", "DECLINED").await?;
     let declined_id = app
@@ -415,6 +420,52 @@ async fn lists_page_newest_first_and_filter(db: Db) -> TestResult {
     }
     made.reverse();
     assert_eq!(seen, made, "newest first, each once");
+
+    // Each filter alone, and all of them together.
+    let ids = |page: proto::ListCapturesResponse| -> Vec<String> {
+        page.captures.into_iter().map(|c| c.id).collect()
+    };
+    let filtered = |filter: ListCapturesRequest| app.list(TENANT_A_KEY, filter);
+    let by_invoice = filtered(ListCapturesRequest {
+        invoice_id: "INV-LIST-3".into(),
+        ..Default::default()
+    })
+    .await?;
+    assert_eq!(ids(by_invoice), vec![made[1].clone()], "invoice_id");
+    let paypal = filtered(ListCapturesRequest {
+        provider: proto::Provider::Paypal as i32,
+        ..Default::default()
+    })
+    .await?;
+    assert_eq!(paypal.captures.len(), 6, "provider: PayPal's");
+    let stax = filtered(ListCapturesRequest {
+        provider: proto::Provider::Stax as i32,
+        ..Default::default()
+    })
+    .await?;
+    assert!(stax.captures.is_empty(), "provider: none at Stax");
+    // The second to the fourth (the window's start is in it, its end is not).
+    let window = ListCapturesRequest {
+        create_time_start: Some(made_at[1]),
+        create_time_end: Some(made_at[4]),
+        ..Default::default()
+    };
+    let in_window = filtered(window.clone()).await?;
+    assert_eq!(ids(in_window), made[1..4].to_vec(), "create_time window");
+    let everything = filtered(ListCapturesRequest {
+        page_size: 1,
+        provider: proto::Provider::Paypal as i32,
+        status: CaptureStatus::Completed as i32,
+        authorization_id: auth.clone(),
+        invoice_id: "INV-LIST-2".into(),
+        ..window
+    })
+    .await?;
+    assert_eq!(
+        ids(everything),
+        vec![made[2].clone()],
+        "every filter at once"
+    );
 
     let declined_only = app
         .list(
