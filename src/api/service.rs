@@ -80,7 +80,7 @@ impl CaptureService for CaptureApi {
             CaptureCommand::try_from(request.into_inner()).map_err(|v| invalid_argument(&v))?;
         let result = self.captures.capture(&tenant.0, command).await?;
         Ok(Response::new(CaptureResponse {
-            capture: Some(proto::Capture::from(&result.record)),
+            capture: Some(proto::Capture::from(result.record)),
             replayed: result.replayed,
         }))
     }
@@ -160,7 +160,7 @@ impl CaptureService for CaptureApi {
             .ok_or_else(|| Status::not_found(format!("capture {id} not found")))?;
         tracing::debug!(status = %record.status, "capture read");
         Ok(Response::new(GetCaptureResponse {
-            capture: Some(proto::Capture::from(&record)),
+            capture: Some(proto::Capture::from(record)),
         }))
     }
 
@@ -207,7 +207,7 @@ impl CaptureService for CaptureApi {
         let page = self.captures.store().list(&tenant.0, &query).await?;
         tracing::debug!(rows = page.records.len(), "captures listed");
         Ok(Response::new(ListCapturesResponse {
-            captures: page.records.iter().map(proto::Capture::from).collect(),
+            captures: page.records.into_iter().map(proto::Capture::from).collect(),
             next_page_token: page
                 .next
                 .map(|position| page_token::encode(&position, &filters))

@@ -65,8 +65,19 @@ macro_rules! text_type {
                 Ok(Self(value.to_owned()))
             }
 
+            /// [`Self::parse`] of a string the caller owns, kept without a copy.
+            pub fn parse_owned(value: String) -> Result<Self, String> {
+                let check: fn(&str) -> Result<(), String> = $check;
+                check(&value)?;
+                Ok(Self(value))
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
             }
         }
 
@@ -234,6 +245,10 @@ impl Metadata {
 
     pub fn entries(&self) -> &BTreeMap<String, String> {
         &self.0
+    }
+
+    pub fn into_entries(self) -> BTreeMap<String, String> {
+        self.0
     }
 
     pub fn is_empty(&self) -> bool {
@@ -411,6 +426,10 @@ impl CaptureCommand {
         } else {
             Err(errors)
         }
+    }
+
+    pub fn into_parts(self) -> CaptureParts {
+        self.0
     }
 
     pub fn parts(&self) -> &CaptureParts {

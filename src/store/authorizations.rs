@@ -24,7 +24,8 @@ impl Store {
         // One statement, so the ledger and the records are one moment's: read apart, a release
         // committed between the two reads showed the ledger released and no release among the
         // records (a flaky test caught it). The ledger's columns come first, on every row; the
-        // outer joins from `one` give a row even when neither exists.
+        // outer joins from `one` give a row even when neither exists. No ORDER BY: the records
+        // are sorted below, and each one's fees by `group_at`.
         static SQL: LazyLock<Sql> = LazyLock::new(|| {
             Sql::new(format!(
                 "SELECT {}, {} FROM (SELECT 1) AS one \
@@ -33,8 +34,7 @@ impl Store {
                  LEFT JOIN captures c ON c.tenant = $4 AND c.provider = $5 \
                  AND c.provider_account = $6 AND c.authorization_id = $7 \
                  LEFT JOIN seller_receivable_breakdowns b ON b.capture_id = c.id \
-                 LEFT JOIN platform_fees f ON f.capture_id = c.id \
-                 ORDER BY c.id, f.id",
+                 LEFT JOIN platform_fees f ON f.capture_id = c.id",
                 read::ledger_columns("a"),
                 read::joined_columns()
             ))

@@ -31,7 +31,7 @@ fn corrupt(id: &str, problem: impl std::fmt::Display) -> StoreError {
 
 fn money(
     id: &str,
-    currency: &Option<String>,
+    currency: Option<&str>,
     minor: Option<i64>,
 ) -> Result<Option<Money>, StoreError> {
     match (currency, minor) {
@@ -46,14 +46,10 @@ fn money(
 
 fn text<T>(
     id: &str,
-    value: &Option<String>,
-    parse: fn(&str) -> Result<T, String>,
+    value: Option<String>,
+    parse: fn(String) -> Result<T, String>,
 ) -> Result<Option<T>, StoreError> {
-    value
-        .as_deref()
-        .map(parse)
-        .transpose()
-        .map_err(|e| corrupt(id, e))
+    value.map(parse).transpose().map_err(|e| corrupt(id, e))
 }
 
 fn json<T: serde::de::DeserializeOwned>(
@@ -218,7 +214,7 @@ fn fees_from_rows(
 ) -> Result<Vec<PlatformFee>, StoreError> {
     rows.iter()
         .map(|row| {
-            let amount = money(id, &Some(row.currency_code.clone()), Some(row.amount_minor))?
+            let amount = money(id, Some(&row.currency_code), Some(row.amount_minor))?
                 .ok_or_else(|| corrupt(id, "fee amount"))?;
             let payee = match (&row.payee_email, &row.payee_merchant_id) {
                 (Some(e), _) => Some(FeePayee::Email(
@@ -234,54 +230,92 @@ fn fees_from_rows(
         .collect()
 }
 
-/// A capture row with its breakdown and fees, back into a record.
+/// A capture row with its breakdown and fees, back into a record. The row's strings move into
+/// the record: a page of 100 records copied some 1,000 of them.
 pub fn record_from_rows(
     row: captures::Model,
     breakdown: Option<&seller_receivable_breakdowns::Model>,
     fees: &[platform_fees::Model],
 ) -> Result<CaptureRecord, StoreError> {
-    let id = row.id.as_str();
+    let captures::Model {
+        id,
+        tenant,
+        request_id,
+        provider,
+        provider_account,
+        authorization_id,
+        currency_code,
+        amount_minor,
+        authorized_amount_minor,
+        final_capture,
+        invoice_id,
+        note_to_payer,
+        soft_descriptor,
+        reference,
+        metadata,
+        disbursement_mode,
+        status,
+        status_reason,
+        provider_reason,
+        provider_capture_id,
+        provider_status,
+        captured_currency_code,
+        captured_amount_minor,
+        network_reference,
+        seller_protection,
+        processor_response,
+        error_code,
+        error_message,
+        error_debug_id,
+        error_http_status,
+        create_time,
+        update_time,
+        capture_sequence,
+        operation,
+        refunded_minor,
+        ..
+    } = row;
+    let at = id.as_str();
     let requested: Vec<&platform_fees::Model> =
         fees.iter().filter(|f| f.source == FEE_REQUESTED).collect();
     let reported: Vec<&platform_fees::Model> =
         fees.iter().filter(|f| f.source == FEE_REPORTED).collect();
     let metadata_map: BTreeMap<String, String> =
-        serde_json::from_str(&row.metadata).map_err(|e| corrupt(id, e))?;
+        serde_json::from_str(&metadata).map_err(|e| corrupt(at, e))?;
     let parts = CaptureParts {
-        operation: Operation::parse(&row.operation).ok_or_else(|| corrupt(id, "operation"))?,
-        provider: Provider::parse(&row.provider).ok_or_else(|| corrupt(id, "provider"))?,
-        account: Some(AccountName::parse(&row.provider_account).map_err(|e| corrupt(id, e))?),
-        authorization_id: AuthorizationId::parse(&row.authorization_id)
-            .map_err(|e| corrupt(id, e))?,
-        amount: money(id, &row.currency_code, row.amount_minor)?,
-        authorized_amount: money(id, &row.currency_code, row.authorized_amount_minor)?,
-        final_capture: row.final_capture,
-        invoice_id: text(id, &row.invoice_id, InvoiceId::parse)?,
-        note_to_payer: text(id, &row.note_to_payer, NoteToPayer::parse)?,
-        soft_descriptor: text(id, &row.soft_descriptor, SoftDescriptor::parse)?,
-        reference: text(id, &row.reference, Reference::parse)?,
-        metadata: Metadata::parse(metadata_map).map_err(|_| corrupt(id, "metadata"))?,
-        platform_fees: fees_from_rows(id, &requested)?,
-        disbursement_mode: row
-            .disbursement_mode
+        operation: Operation::parse(&operation).ok_or_else(|| corrupt(at, "operation"))?,
+        provider: Provider::parse(&provider).ok_or_else(|| corrupt(at, "provider"))?,
+        account: Some(AccountName::parse(&provider_account).map_err(|e| corrupt(at, e))?),
+        authorization_id: AuthorizationId::parse_owned(authorization_id)
+            .map_err(|e| corrupt(at, e))?,
+        amount: money(at, currency_code.as_deref(), amount_minor)?,
+        authorized_amount: money(at, currency_code.as_deref(), authorized_amount_minor)?,
+        final_capture,
+        invoice_id: text(at, invoice_id, InvoiceId::parse_owned)?,
+        note_to_payer: text(at, note_to_payer, NoteToPayer::parse_owned)?,
+        soft_descriptor: text(at, soft_descriptor, SoftDescriptor::parse_owned)?,
+        reference: text(at, reference, Reference::parse_owned)?,
+        metadata: Metadata::parse(metadata_map).map_err(|_| corrupt(at, "metadata"))?,
+        platform_fees: fees_from_rows(at, &requested)?,
+        disbursement_mode: disbursement_mode
             .as_deref()
-            .map(|m| DisbursementMode::parse(m).ok_or_else(|| corrupt(id, "disbursement_mode")))
+            .map(|m| DisbursementMode::parse(m).ok_or_else(|| corrupt(at, "disbursement_mode")))
             .transpose()?,
-        request_id: RequestId::parse(&row.request_id).map_err(|e| corrupt(id, e))?,
+        request_id: RequestId::parse_owned(request_id).map_err(|e| corrupt(at, e))?,
     };
-    let command = CaptureCommand::new(parts).map_err(|e| corrupt(id, format!("{e:?}")))?;
+    let command = CaptureCommand::new(parts).map_err(|e| corrupt(at, format!("{e:?}")))?;
     let breakdown = breakdown
         .map(|b| -> Result<SellerReceivableBreakdown, StoreError> {
             Ok(SellerReceivableBreakdown {
-                gross_amount: money(id, &b.gross_currency, b.gross_minor)?,
-                provider_fee: money(id, &b.provider_fee_currency, b.provider_fee_minor)?,
+                gross_amount: money(at, b.gross_currency.as_deref(), b.gross_minor)?,
+                provider_fee: money(at, b.provider_fee_currency.as_deref(), b.provider_fee_minor)?,
                 provider_fee_in_receivable_currency: money(
-                    id,
-                    &b.provider_fee_receivable_currency,
+                    at,
+                    b.provider_fee_receivable_currency.as_deref(),
                     b.provider_fee_receivable_minor,
                 )?,
-                net_amount: money(id, &b.net_currency, b.net_minor)?,
-                receivable_amount: money(id, &b.receivable_currency, b.receivable_minor)?,
+                net_amount: money(at, b.net_currency.as_deref(), b.net_minor)?,
+                receivable_amount: money(at, b.receivable_currency.as_deref(), b.receivable_minor)?,
                 exchange_rate: match (
                     &b.exchange_source_currency,
                     &b.exchange_target_currency,
@@ -294,49 +328,47 @@ pub fn record_from_rows(
                     }),
                     _ => None,
                 },
-                platform_fees: fees_from_rows(id, &reported)?,
+                platform_fees: fees_from_rows(at, &reported)?,
             })
         })
         .transpose()?;
-    let failure = row.error_code.as_ref().map(|code| ProviderFailure {
-        code: code.clone(),
-        message: row.error_message.clone().unwrap_or_default(),
-        debug_id: row.error_debug_id.clone(),
-        http_status: row
-            .error_http_status
+    let failure = error_code.map(|code| ProviderFailure {
+        code,
+        message: error_message.unwrap_or_default(),
+        debug_id: error_debug_id,
+        http_status: error_http_status
             .and_then(|s| u16::try_from(s).ok())
             .unwrap_or(0),
     });
     Ok(CaptureRecord {
-        status: CaptureStatus::parse(&row.status).ok_or_else(|| corrupt(id, "status"))?,
-        reason: row
-            .status_reason
+        status: CaptureStatus::parse(&status).ok_or_else(|| corrupt(at, "status"))?,
+        reason: status_reason
             .as_deref()
-            .map(|r| StatusReason::parse(r).ok_or_else(|| corrupt(id, "status_reason")))
+            .map(|r| StatusReason::parse(r).ok_or_else(|| corrupt(at, "status_reason")))
             .transpose()?,
-        provider_reason: row.provider_reason.clone(),
-        provider_capture_id: row.provider_capture_id.clone(),
-        provider_status: row.provider_status.clone(),
-        captured_amount: money(id, &row.captured_currency_code, row.captured_amount_minor)?,
+        captured_amount: money(at, captured_currency_code.as_deref(), captured_amount_minor)?,
         refunded_amount: money(
-            id,
-            &row.captured_currency_code
-                .clone()
-                .or(row.currency_code.clone()),
-            row.refunded_minor,
+            at,
+            captured_currency_code
+                .as_deref()
+                .or(currency_code.as_deref()),
+            refunded_minor,
         )?,
         breakdown,
-        network_reference: json(id, &row.network_reference)?,
-        seller_protection: json(id, &row.seller_protection)?,
-        processor_response: json(id, &row.processor_response)?,
+        network_reference: json(at, &network_reference)?,
+        seller_protection: json(at, &seller_protection)?,
+        processor_response: json(at, &processor_response)?,
         failure,
-        capture_sequence: u32::try_from(row.capture_sequence)
-            .map_err(|_| corrupt(id, "capture_sequence"))?,
-        create_time: row.create_time,
-        update_time: row.update_time,
-        account: row.provider_account.clone(),
-        tenant: row.tenant.clone(),
-        id: row.id.clone(),
+        capture_sequence: u32::try_from(capture_sequence)
+            .map_err(|_| corrupt(at, "capture_sequence"))?,
+        provider_reason,
+        provider_capture_id,
+        provider_status,
+        create_time,
+        update_time,
+        account: provider_account,
+        tenant,
         command,
+        id,
     })
 }

@@ -61,8 +61,7 @@ pub(super) async fn find_request_and_ledger(
              AND a.authorization_id = $3 \
              LEFT JOIN captures c ON c.tenant = $4 AND c.request_id = $5 \
              LEFT JOIN seller_receivable_breakdowns b ON b.capture_id = c.id \
-             LEFT JOIN platform_fees f ON f.capture_id = c.id \
-             ORDER BY f.id",
+             LEFT JOIN platform_fees f ON f.capture_id = c.id",
             read::ledger_columns("a"),
             read::joined_columns()
         )
