@@ -13,7 +13,7 @@ mod webhooks;
 use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::domain::capture::{AccountName, RequestId};
 use crate::domain::{
@@ -298,7 +298,9 @@ impl Captures {
                 })
             }
             Begin::Created(record) => {
-                info!(capture_id = %record.id, "recorded as PROCESSING; calling provider");
+                // One INFO line a capture, at its outcome ("capture resolved"): each line
+                // formats the call's whole span context, about 4 % of a capture's CPU.
+                debug!(capture_id = %record.id, "recorded as PROCESSING; calling provider");
                 let void_after = !connector.release_rules().final_capture_releases;
                 let result = self
                     .drive(record, connector, claim, admitted, Attempt::First)
