@@ -7,7 +7,7 @@
 //! its statement ended with the server's whole answer, so it is in step with the server. One
 //! whose statement ended any other way (an error, a broken connection, a caller whose bound ran
 //! out and dropped the statement halfway) is closed instead: the case sqlx's test exists for.
-//! As in the pool (`pool.rs`, [`tested_after`]), a lane that sat idle long is tested before
+//! As in the pool (`pool.rs`, [`needs_test`]), a lane that sat idle long is tested before
 //! use, and one that fails the test is replaced.
 //!
 //! The lanes are part of the store's connections (`CAPTURE_DATABASE_MAX_CONNECTIONS`), not more:
@@ -26,7 +26,7 @@ use sea_orm::{
 use sea_query_binder::SqlxValues;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::pool::tested_after;
+use super::pool::needs_test;
 
 /// A lane is closed when it goes back after this long, as the pool closes its connections: the
 /// server's per-connection state (plans, caches) does not grow for good.
@@ -83,7 +83,7 @@ impl Lanes {
             .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?;
         let idle = self.idle.lock().map_or(None, |mut idle| idle.pop());
         let (connection, opened) = match idle {
-            Some(idle) if !tested_after(idle.since.elapsed()) => (idle.connection, idle.opened),
+            Some(idle) if !needs_test(idle.since.elapsed()) => (idle.connection, idle.opened),
             Some(mut idle) => match idle.connection.ping().await {
                 Ok(()) => (idle.connection, idle.opened),
                 // Broken while idle (the server restarted, a cut): replaced.

@@ -31,7 +31,7 @@ const TEST_AFTER_IDLE: Duration = Duration::from_millis(500);
 
 /// Whether a connection idle for `idle_for` is tested before use (the pool's and the lanes'
 /// rule).
-pub(super) fn tested_after(idle_for: Duration) -> bool {
+pub(super) fn needs_test(idle_for: Duration) -> bool {
     idle_for >= TEST_AFTER_IDLE
 }
 
@@ -80,7 +80,7 @@ pub async fn open(
         let pool = pool_options(settings.max_connections - lanes, &settings)
             .before_acquire(|connection: &mut PgConnection, meta| {
                 Box::pin(async move {
-                    if tested_after(meta.idle_for) {
+                    if needs_test(meta.idle_for) {
                         // An error closes this connection, and the pool hands out another.
                         connection.ping().await?;
                     }
