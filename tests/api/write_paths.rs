@@ -17,7 +17,7 @@ use capture_service::store::{
 };
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::common::db_outage::{outage_of, Outage};
+use crate::common::db_outage::{outage_of, Outage, TcpProxy};
 use crate::common::{create_postgres_database, drop_postgres_database, Db, TestResult};
 
 /// A PostgreSQL database of its own, dropped with it.
@@ -397,6 +397,20 @@ async fn behind_proxy(
     Ok((scratch, outage, store))
 }
 
+/// Waits until nothing has passed the proxy for 100 ms, and gives its (round trips, simple
+/// queries) then.
+async fn quiet(proxy: &TcpProxy) -> (u64, u64) {
+    let mut last = (proxy.round_trips(), proxy.simple_queries());
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = (proxy.round_trips(), proxy.simple_queries());
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// A capture on PostgreSQL is its three statements (the read, the start, the outcome), each one
 /// round trip and no more: they run on the store's lanes (`store::lanes`), which go back
 /// without the test sqlx's pool makes of every connection it takes back (a `Sync`, a round trip
@@ -433,17 +447,7 @@ async fn a_capture_is_three_round_trips() -> TestResult {
     capture(0).await?;
     // Counted once quiet: the release test runs after the statement has answered, and the
     // notices (below) a moment after the commits.
-    let settled = || async {
-        let mut last = (proxy.round_trips(), proxy.simple_queries());
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = (proxy.round_trips(), proxy.simple_queries());
-            if now == last {
-                return now;
-            }
-            last = now;
-        }
-    };
+    let settled = || quiet(proxy);
     let (trips, notices) = settled().await;
     for n in 1..=10 {
         capture(n).await?;
@@ -521,15 +525,7 @@ async fn a_get_and_a_replay_are_one_round_trip_each() -> TestResult {
     let resolution = completed("10.00").ok_or("an invalid amount")?;
     store.resolve(record, resolution, EventSource::Api).await?;
     // The commits' notices (a moment after them) go out before counting starts.
-    let mut last = proxy.round_trips();
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = proxy.round_trips();
-        if now == last {
-            break;
-        }
-        last = now;
-    }
+    quiet(proxy).await;
     // One caller at a time takes the same lane, which prepares both statements here (and is
     // tested, if it sat idle): counted from then on, with no pause in which it could idle.
     store

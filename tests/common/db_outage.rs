@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 #[path = "../../src/bin/shared/db_outage.rs"]
 mod shared;
 
-pub use shared::{Outage, Target};
+pub use shared::{Outage, Target, TcpProxy};
 
 use super::Db;
 
