@@ -17,7 +17,8 @@ use super::sql::Sql;
 use super::StoreError;
 use crate::domain::CaptureRecord;
 
-/// A capture row with what the other tables hold for it.
+/// A capture row with what the other tables hold for it. Its `provider_response` is `None`:
+/// the joined reads leave that column out ([`NOT_READ`]).
 pub(super) struct Joined {
     pub row: captures::Model,
     breakdown: Option<seller_receivable_breakdowns::Model>,
@@ -199,10 +200,23 @@ fn select_joined(from: &str) -> String {
     )
 }
 
+/// The `captures` columns a record is not made from and no caller of a joined read looks at:
+/// `provider_response` is the provider's redacted answer, kept for audit and often a kilobyte or
+/// more, which every Get, replay and list row sent, decoded and dropped. A joined read selects
+/// `NULL` in its place.
+const NOT_READ: &[&str] = &["provider_response"];
+
 /// The capture (`c.`), breakdown (`b.`) and fee (`f.`) columns of a record, in the order
-/// [`group_at`] decodes them.
+/// [`group_at`] decodes them; `NULL` for those [`NOT_READ`].
 pub(super) fn joined_columns() -> String {
-    let columns: Vec<String> = (CAPTURE.iter().map(|c| format!("c.{c}")))
+    let capture = CAPTURE.iter().map(|c| {
+        if NOT_READ.contains(c) {
+            "NULL".to_owned()
+        } else {
+            format!("c.{c}")
+        }
+    });
+    let columns: Vec<String> = capture
         .chain(BREAKDOWN.iter().map(|c| format!("b.{c}")))
         .chain(FEE.iter().map(|c| format!("f.{c}")))
         .collect();
