@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement};
+use sea_orm::sqlx::{self, Row};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, RuntimeErr, Statement};
 
 use super::convert;
 use super::entities::{authorizations, captures, platform_fees, seller_receivable_breakdowns};
@@ -31,6 +32,24 @@ impl Joined {
     }
 }
 
+/// The value at `at` of a row, decoded by sqlx itself. sea-orm's `try_get_by_index` reads a
+/// NULL as an error it then turns into `None`, and each such error formats its column's name:
+/// a `format!` and a free for every NULL, and a PayPal record has 28 NULLs in its 63 columns.
+fn column<T>(row: &QueryResult, at: usize) -> Result<T, DbErr>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    let decoded = if let Some(row) = row.try_as_pg_row() {
+        row.try_get(at)
+    } else if let Some(row) = row.try_as_sqlite_row() {
+        row.try_get(at)
+    } else {
+        return Err(DbErr::Type("a row of neither PostgreSQL nor SQLite".into()));
+    };
+    decoded.map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err)))
+}
+
 /// Decodes a model from consecutive columns of a row, and names those columns in that order.
 /// The struct literal lists every field, so a column added to the entity fails to compile here
 /// until it is read too; names and positions come from the same list.
@@ -42,7 +61,7 @@ macro_rules! positional {
         fn $decode(row: &QueryResult, mut at: usize) -> Result<$entity::Model, DbErr> {
             Ok($entity::Model {
                 $($field: {
-                    let value = row.try_get_by_index(at)?;
+                    let value = column(row, at)?;
                     at += 1;
                     value
                 }),+
@@ -281,10 +300,10 @@ pub(super) fn group_at(rows: Vec<QueryResult>, at: usize) -> Result<Vec<Joined>,
     // Where each capture's record is in `out`: a plan may interleave the rows of captures.
     let mut position: HashMap<String, usize> = HashMap::new();
     for result in rows {
-        let Some(id) = result.try_get_by_index::<Option<String>>(at)? else {
+        let Some(id) = column::<Option<String>>(&result, at)? else {
             continue;
         };
-        let fee = match result.try_get_by_index::<Option<i64>>(fee_at)? {
+        let fee = match column::<Option<i64>>(&result, fee_at)? {
             Some(_) => Some(fee(&result, fee_at)?),
             None => None,
         };
@@ -292,7 +311,7 @@ pub(super) fn group_at(rows: Vec<QueryResult>, at: usize) -> Result<Vec<Joined>,
             Some(&found) => out[found].fees.extend(fee),
             None => {
                 position.insert(id, out.len());
-                let breakdown = match result.try_get_by_index::<Option<String>>(breakdown_at)? {
+                let breakdown = match column::<Option<String>>(&result, breakdown_at)? {
                     Some(_) => Some(breakdown(&result, breakdown_at)?),
                     None => None,
                 };
