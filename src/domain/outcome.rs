@@ -1,6 +1,8 @@
 //! What a provider said about a capture, normalized. Connectors produce these; the store keeps
 //! them; the API returns them. Only what the provider returned is filled in.
 
+use std::sync::Arc;
+
 use super::capture::PlatformFee;
 use super::money::Money;
 use super::status::{CaptureStatus, StatusReason};
@@ -67,8 +69,9 @@ pub struct ProviderOutcome {
     pub network_reference: Option<NetworkTransactionReference>,
     pub seller_protection: Option<SellerProtection>,
     pub processor_response: Option<ProcessorResponse>,
-    /// The provider's answer with secrets and card numbers already removed, for support.
-    pub redacted_body: Option<serde_json::Value>,
+    /// The provider's answer with secrets and card numbers already removed, for support. Shared,
+    /// not copied, as the outcome goes to the store and to the caller: a tree of some 40 nodes.
+    pub redacted_body: Option<Arc<serde_json::Value>>,
 }
 
 /// A provider's refusal, as kept on a failed capture.

@@ -183,6 +183,18 @@ pub fn mask_card_numbers(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// Whether [`mask_card_numbers_in_json`] would change `value`: the same walk, without a copy.
+pub fn json_has_card_number(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => contains_card_number(text),
+        Value::Number(n) => contains_card_number(&n.to_string()),
+        Value::Array(items) => items.iter().any(json_has_card_number),
+        Value::Object(fields) => fields.values().any(json_has_card_number),
+        Value::Null | Value::Bool(_) => false,
+    }
+}
+
 /// Masks card numbers in every string of a JSON value, and in numbers long enough to be one.
 pub fn mask_card_numbers_in_json(value: &mut serde_json::Value) {
     use serde_json::Value;
@@ -257,10 +269,24 @@ mod tests {
             "nested": [{"pan": 4111111111111111_u64}],
             "amount": 1000,
         });
+        assert!(json_has_card_number(&body));
         mask_card_numbers_in_json(&mut body);
+        assert!(!json_has_card_number(&body));
         assert_eq!(body["note"], "paid with 411111******1111");
         assert_eq!(body["nested"][0]["pan"], "411111******1111");
         assert_eq!(body["amount"], 1000);
+    }
+
+    #[test]
+    fn json_card_numbers_are_found_in_strings_and_numbers_at_any_depth() {
+        for body in [
+            serde_json::json!({"a": {"b": ["x", "4111 1111 1111 1111"]}}),
+            serde_json::json!([1, [2, [4111111111111111_u64]]]),
+        ] {
+            assert!(json_has_card_number(&body), "{body}");
+        }
+        let clean = serde_json::json!({"id": "2GG279541U471931P", "amount": 1000, "ok": true});
+        assert!(!json_has_card_number(&clean));
     }
 
     #[test]

@@ -364,10 +364,15 @@ fn apply_outcome(update: &mut captures::ActiveModel, outcome: &ProviderOutcome) 
     update.network_reference = Set(convert::to_json_columns(&outcome.network_reference));
     update.seller_protection = Set(convert::to_json_columns(&outcome.seller_protection));
     update.processor_response = Set(convert::to_json_columns(&outcome.processor_response));
-    update.provider_response = Set(outcome.redacted_body.as_ref().map(|body| {
-        let mut body = body.clone();
-        pan::mask_card_numbers_in_json(&mut body);
-        body.to_string()
+    update.provider_response = Set(outcome.redacted_body.as_deref().map(|body| {
+        // Masked again here, where nothing may pass unmasked; copied only to mask.
+        if pan::json_has_card_number(body) {
+            let mut body = body.clone();
+            pan::mask_card_numbers_in_json(&mut body);
+            body.to_string()
+        } else {
+            body.to_string()
+        }
     }));
 }
 

@@ -136,7 +136,7 @@ fn completed(captured: &str) -> Option<Resolution> {
         network_reference: None,
         seller_protection: None,
         processor_response: None,
-        redacted_body: Some(serde_json::json!({"id": "2GG279541U471931P"})),
+        redacted_body: Some(serde_json::json!({"id": "2GG279541U471931P"}).into()),
     })))
 }
 

@@ -188,8 +188,8 @@ async fn a_partial_capture_sends_the_documented_request_and_is_pending_until_con
     assert_eq!(outcome.captured_amount, None);
     assert_eq!(outcome.breakdown, None);
     assert_eq!(
-        outcome.redacted_body,
-        Some(serde_json::from_str::<Value>(ACCEPTED)?)
+        outcome.redacted_body.as_deref(),
+        Some(&serde_json::from_str::<Value>(ACCEPTED)?)
     );
     Ok(())
 }

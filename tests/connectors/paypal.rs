@@ -200,8 +200,8 @@ async fn a_capture_sends_every_documented_field_and_reads_the_full_breakdown() -
         Some("Y".to_owned())
     );
     assert_eq!(
-        outcome.redacted_body,
-        Some(serde_json::from_str::<Value>(COMPLETED)?)
+        outcome.redacted_body.as_deref(),
+        Some(&serde_json::from_str::<Value>(COMPLETED)?)
     );
     Ok(())
 }

@@ -199,7 +199,7 @@ pub fn outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
         seller_protection: None,
         processor_response: None,
         // `{action_id, reference, _links}`: no secrets or card data.
-        redacted_body: Some(json),
+        redacted_body: Some(json.into()),
     })
 }
 
@@ -291,7 +291,7 @@ pub fn action_outcome(
         network_reference: None,
         seller_protection: None,
         processor_response,
-        redacted_body: Some(json),
+        redacted_body: Some(json.into()),
     })
 }
 

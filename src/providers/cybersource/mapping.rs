@@ -156,7 +156,7 @@ pub fn outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
         network_reference: None,
         seller_protection: None,
         processor_response: None,
-        redacted_body: Some(redact(json)),
+        redacted_body: Some(redact(json).into()),
     })
 }
 

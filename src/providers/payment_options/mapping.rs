@@ -289,7 +289,7 @@ fn outcome(parsed: Parsed, status: CaptureStatus, code: ResponseCode) -> Provide
             response_code: Some(code_text),
             payment_advice_code: None,
         }),
-        redacted_body: Some(json),
+        redacted_body: Some(json.into()),
     }
 }
 

@@ -70,7 +70,7 @@ pub fn outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
         .map_err(|e| format!("capture answer does not match PayPal's schema: {e}"))?;
     let mut outcome = outcome_from_capture(capture)?;
     // PayPal's capture carries no card numbers or secrets; it is kept whole for support.
-    outcome.redacted_body = Some(json);
+    outcome.redacted_body = Some(json.into());
     Ok(outcome)
 }
 

@@ -112,7 +112,7 @@ pub fn outcome(body: &[u8], command: &CaptureCommand) -> Result<ProviderOutcome,
         network_reference: None,
         seller_protection: None,
         processor_response: None,
-        redacted_body: Some(redact(object)),
+        redacted_body: Some(redact(object).into()),
     })
 }
 

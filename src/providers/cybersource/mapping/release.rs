@@ -43,7 +43,7 @@ pub fn reversal_outcome(body: &[u8]) -> Result<ProviderOutcome, String> {
         .to_owned();
     match status {
         wire::ReversalStatus::Reversed => Ok(ProviderOutcome {
-            redacted_body: Some(redact(json)),
+            redacted_body: Some(redact(json).into()),
             ..released(reversal.status, Some(id))
         }),
     }
@@ -79,7 +79,9 @@ pub fn reversal_refusal_for_400(reason: wire::InvalidRequestReason) -> Refusal {
 pub fn already_reversed(body: &[u8]) -> ProviderOutcome {
     ProviderOutcome {
         provider_reason: Some("AUTH_ALREADY_REVERSED".to_owned()),
-        redacted_body: serde_json::from_slice(body).ok().map(redact),
+        redacted_body: serde_json::from_slice(body)
+            .ok()
+            .map(|json| redact(json).into()),
         ..released("REVERSED", None)
     }
 }

@@ -35,7 +35,7 @@ pub fn voided_authorization(
     match status {
         wire::AuthorizationStatus::Voided => Ok(ProviderOutcome {
             // An authorization carries no card numbers or secrets; kept whole for support.
-            redacted_body: Some(json),
+            redacted_body: Some(json.into()),
             ..released(authorization.status, Some(authorization_id.to_owned()))
         }),
         wire::AuthorizationStatus::Created
@@ -76,7 +76,7 @@ pub fn void_refusal(issue: Option<&str>) -> VoidRefusal {
 pub fn previously_voided(authorization_id: &str, body: &[u8]) -> ProviderOutcome {
     ProviderOutcome {
         provider_reason: Some("PREVIOUSLY_VOIDED".to_owned()),
-        redacted_body: serde_json::from_slice(body).ok(),
+        redacted_body: serde_json::from_slice(body).ok().map(std::sync::Arc::new),
         ..released(VOIDED, Some(authorization_id.to_owned()))
     }
 }

@@ -36,7 +36,7 @@ pub fn void_outcome(body: &[u8], pre_auth_id: &str) -> Result<ProviderOutcome, S
     Ok(ProviderOutcome {
         status: void_status(state),
         provider_reason: message,
-        redacted_body: Some(redact(object)),
+        redacted_body: Some(redact(object).into()),
         ..released(state.as_provider_status(), Some(id))
     })
 }
