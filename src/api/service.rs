@@ -69,13 +69,12 @@ impl CaptureApi {
 
 #[tonic::async_trait]
 impl CaptureService for CaptureApi {
-    #[tracing::instrument(skip_all, fields(tenant))]
+    // No span of its own: the capture's span (`run_capture`) names the tenant with the rest.
     async fn capture(
         &self,
         request: Request<CaptureRequest>,
     ) -> Result<Response<CaptureResponse>, Status> {
         let tenant = tenant(&request)?;
-        tracing::Span::current().record("tenant", tenant.0.as_str());
         let command =
             CaptureCommand::try_from(request.into_inner()).map_err(|v| invalid_argument(&v))?;
         let result = self.captures.capture(&tenant.0, command).await?;

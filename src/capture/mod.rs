@@ -235,7 +235,7 @@ impl Captures {
     }
 
     #[tracing::instrument(skip_all, fields(
-        tenant,
+        tenant = tenant,
         operation = %command.operation(),
         provider = %command.parts().provider,
         authorization_id = %command.parts().authorization_id,
