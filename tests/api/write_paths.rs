@@ -551,3 +551,91 @@ async fn a_get_and_a_replay_are_one_round_trip_each() -> TestResult {
     assert_eq!(after_replays - after_gets, 10, "ten replays");
     Ok(())
 }
+
+/// Reads keep connections of their own while captures storm (README,
+/// `CAPTURE_DATABASE_RESERVED_FOR_READS`): writes may take half of what the reserve leaves, since
+/// each holds a lane or a pooled connection, whichever they crowd. Here every write is stuck
+/// behind a lock, twice as many as may run wait for their turn, and a Get, a replay's read and a
+/// list page still answer. With the writes' share not halved, four writes hold all four lanes
+/// and the Get waits out the acquire bound: an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_answer_while_every_write_waits_on_a_lock() -> TestResult {
+    let scratch = Scratch::new().await?;
+    // 4 lanes and 4 pooled connections; writes may run 3 at once.
+    let pool = PoolSettings {
+        max_connections: 8,
+        reserved_for_reads: 2,
+        acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Some(Duration::from_secs(20)),
+        ..PoolSettings::default()
+    };
+    let store = Store::connect_migrated(&scratch.url, pool).await?;
+    let first = command("RESERVE0", "req-reserve-0", Some("10.00"), false)?;
+    created(&store, "cap_reserve_0", &first).await?;
+
+    // Another session holds the ledger in SHARE mode: a capture's write of its ledger row waits
+    // for it, while reads (ACCESS SHARE) do not.
+    let locker = sea_orm::Database::connect(&scratch.url).await?;
+    let lock = sea_orm::TransactionTrait::begin(&locker).await?;
+    lock.execute_unprepared("LOCK TABLE authorizations IN SHARE MODE")
+        .await?;
+    let writes: Vec<_> = (1..=6)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let command = command(
+                    &format!("RESERVE{n}"),
+                    &format!("req-reserve-{n}"),
+                    Some("10.00"),
+                    false,
+                )
+                .map_err(|e| e.to_string())?;
+                begin(&store, &format!("cap_reserve_{n}"), &command)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    // Until the three writes that may run are waiting on the lock.
+    let observer = sea_orm::Database::connect(&scratch.url).await?;
+    let waiting = Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    );
+    loop {
+        let row = observer.query_one(waiting.clone()).await?.ok_or("no row")?;
+        if row.try_get_by_index::<i64>(0)? >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    for _ in 0..5 {
+        let got = store.get("tenant-a", "cap_reserve_0").await?;
+        assert_eq!(got.map(|r| r.id), Some("cap_reserve_0".to_owned()));
+        match begin(&store, "cap_reserve_unused", &first).await? {
+            Begin::Existing(found) => assert_eq!(found.id, "cap_reserve_0"),
+            other => return Err(format!("a replay was answered {other:?}").into()),
+        }
+        let query = capture_service::store::ListQuery {
+            page_size: 10,
+            ..Default::default()
+        };
+        let page = store.list("tenant-a", &query).await?;
+        assert_eq!(page.records.len(), 1, "only the first capture is committed");
+    }
+    assert!(
+        writes.iter().all(|write| !write.is_finished()),
+        "the reads were answered while every write waited"
+    );
+
+    lock.rollback().await?;
+    for write in writes {
+        match write.await?? {
+            Begin::Created(_) => {}
+            other => return Err(format!("a write ended {other:?}").into()),
+        }
+    }
+    Ok(())
+}
