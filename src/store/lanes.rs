@@ -39,6 +39,8 @@ pub(super) struct Lanes {
     turns: Semaphore,
     max: usize,
     acquire_timeout: Duration,
+    /// [`MAX_LIFETIME`].
+    max_lifetime: Duration,
 }
 
 struct Idle {
@@ -65,6 +67,7 @@ impl Lanes {
             turns: Semaphore::new(count as usize),
             max: count as usize,
             acquire_timeout,
+            max_lifetime: MAX_LIFETIME,
         }
     }
 
@@ -128,7 +131,7 @@ impl Lane<'_> {
 
     /// Keeps the connection for the next statement if `done` is the server's whole answer.
     fn finish<T>(mut self, done: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
-        if done.is_ok() && self.opened.elapsed() < MAX_LIFETIME {
+        if done.is_ok() && self.opened.elapsed() < self.lanes.max_lifetime {
             if let (Some(connection), Ok(mut idle)) =
                 (self.connection.take(), self.lanes.idle.lock())
             {
@@ -187,5 +190,46 @@ impl ConnectionTrait for Lanes {
         lane.finish(done)
             .map(|rows| rows.into_iter().map(QueryResult::from).collect())
             .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local server's `postgres` database, as the black-box tests reach it.
+    fn options() -> Result<PgConnectOptions, sqlx::Error> {
+        let base = std::env::var("CAPTURE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+        format!("{base}/postgres").parse()
+    }
+
+    /// The server process behind the lane a statement ran on.
+    async fn backend(lanes: &Lanes) -> Result<i32, DbErr> {
+        let statement = Statement::from_string(DbBackend::Postgres, "SELECT pg_backend_pid()");
+        let row = lanes.query_one(statement).await?;
+        row.ok_or(DbErr::RecordNotFound("no row".into()))?
+            .try_get_by_index(0)
+    }
+
+    #[tokio::test]
+    async fn a_lane_is_used_again_until_its_lifetime_ends_then_closed() -> Result<(), DbErr> {
+        let lasting = Lanes::new(options().map_err(sqlx_err)?, 1, Duration::from_secs(5));
+        let first = backend(&lasting).await?;
+        assert_eq!(lasting.connections(), (0, 1, 1), "kept when it went back");
+        assert_eq!(backend(&lasting).await?, first, "the same connection");
+
+        let spent = Lanes {
+            max_lifetime: Duration::ZERO,
+            ..Lanes::new(options().map_err(sqlx_err)?, 1, Duration::from_secs(5))
+        };
+        let first = backend(&spent).await?;
+        assert_eq!(spent.connections(), (0, 0, 1), "closed when it went back");
+        assert_ne!(backend(&spent).await?, first, "a new connection");
+        Ok(())
+    }
+
+    fn sqlx_err(err: sqlx::Error) -> DbErr {
+        DbErr::Conn(RuntimeErr::SqlxError(err))
     }
 }
