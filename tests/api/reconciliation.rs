@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::mock_provider::{MockProvider, Reply};
 use crate::common::*;
 use crate::on_both_databases;
 use capture_service::domain::{CaptureCommand, CaptureStatus as DomainStatus, ReleaseRules};
@@ -183,4 +184,70 @@ async fn a_capture_cut_off_by_a_crash_is_captured_once_by_the_reconciler(db: Db)
         Code::FailedPrecondition,
     );
     app.stop().await
+}
+
+/// A pass looks at up to 64 captures at once (README, "The reconciler"): behind a PayPal that
+/// holds each answer half a second, 100 due captures are looked at 64 at a time. Looked at one
+/// by one, the most held at once would be 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciler_pass_looks_at_64_captures_at_once() -> TestResult {
+    let paypal = MockProvider::paypal_granting_tokens().await?;
+    // Recorded PROCESSING, as a crashed process leaves them, while no reconciler runs.
+    let base = paypal.url();
+    let maker = TestApp::spawn_with(Db::Postgres, move |config| {
+        use_paypal_at(config, base);
+        config.reconcile.interval = Duration::ZERO;
+    })
+    .await?;
+    let store = Store::connect(&maker.database_url).await?;
+    let mut ids = Vec::new();
+    for n in 0..100 {
+        let authorization = format!("AUTH-WAVE-{n}");
+        paypal.default_for(
+            http::Method::POST,
+            &format!("/v2/payments/authorizations/{authorization}/capture"),
+            move |_| {
+                Reply::json(
+                    201,
+                    format!(
+                        r#"{{"id":"CAP-WAVE-{n}","status":"COMPLETED","amount":{{"currency_code":"USD","value":"1.00"}}}}"#
+                    ),
+                )
+                .after(Duration::from_millis(500))
+            },
+        );
+        let command = CaptureCommand::try_from(paypal_capture(&authorization, usd("1.00")))
+            .map_err(|v| format!("{v:?}"))?;
+        let id = capture_service::capture::new_capture_id().map_err(|e| e.to_string())?;
+        let begun = store
+            .begin_capture(&NewCapture {
+                id: &id,
+                tenant: "tenant-a",
+                account: "default",
+                command: &command,
+                lease_micros: 0,
+                release_rules: ReleaseRules::NONE,
+            })
+            .await?;
+        assert!(matches!(begun, Begin::Created(_)), "{begun:?}");
+        ids.push(id);
+    }
+
+    let base = paypal.url();
+    let url = maker.database_url.clone();
+    let reconciling = TestApp::spawn_with(Db::Postgres, move |config| {
+        use_paypal_at(config, base);
+        config.database_url = url.into();
+        config.reconcile.interval = Duration::from_millis(50);
+        config.reconcile.min_age = Duration::ZERO;
+        config.providers.max_retries = 0;
+    })
+    .await?;
+    for id in &ids {
+        let capture = settled(&reconciling, id, CaptureStatus::Processing).await?;
+        assert_eq!(capture.status(), CaptureStatus::Completed, "{id}");
+    }
+    assert_eq!(paypal.most_held_at_once(), 64);
+    reconciling.stop().await?;
+    maker.stop().await
 }

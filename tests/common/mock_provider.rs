@@ -144,6 +144,10 @@ struct Script {
     routes: Vec<Route>,
     any: VecDeque<Reply>,
     default: Reply,
+    /// Requests whose reply is held back ([`Reply::after`]) and not yet sent, and the most
+    /// there ever were at once.
+    held: usize,
+    most_held: usize,
 }
 
 impl Script {
@@ -214,6 +218,8 @@ impl MockProvider {
             routes: Vec::new(),
             any: VecDeque::new(),
             default: Reply::empty(500),
+            held: 0,
+            most_held: 0,
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -279,6 +285,12 @@ impl MockProvider {
             .collect()
     }
 
+    /// The most requests whose replies were held back ([`Reply::after`]) at one time: how many
+    /// such calls the client had in flight at once.
+    pub fn most_held_at_once(&self) -> usize {
+        self.script().most_held
+    }
+
     fn script(&self) -> MutexGuard<'_, Script> {
         self.script.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -304,10 +316,17 @@ async fn answer(
         headers,
         body: body.to_vec(),
     };
-    let reply = script
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .answer(request);
+    let lock = || script.lock().unwrap_or_else(PoisonError::into_inner);
+    let reply = lock().answer(request);
+    if reply.delay.is_zero() {
+        return reply.into_response();
+    }
+    {
+        let mut script = lock();
+        script.held += 1;
+        script.most_held = script.most_held.max(script.held);
+    }
     tokio::time::sleep(reply.delay).await;
+    lock().held -= 1;
     reply.into_response()
 }
