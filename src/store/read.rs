@@ -274,8 +274,26 @@ pub(super) async fn joined_page<C: ConnectionTrait>(
     page: Statement,
 ) -> Result<Vec<Joined>, StoreError> {
     static JOINED: LazyLock<String> = LazyLock::new(|| select_joined("page c"));
+    static JOINED_BY_INDEX: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM page c \
+             LEFT JOIN LATERAL (SELECT * FROM seller_receivable_breakdowns \
+             WHERE capture_id = c.id OFFSET 0) b ON true \
+             LEFT JOIN LATERAL (SELECT * FROM platform_fees \
+             WHERE capture_id = c.id OFFSET 0) f ON true",
+            joined_columns()
+        )
+    });
+    // On PostgreSQL each row's breakdown and fees are looked up by index: `OFFSET 0` keeps the
+    // planner from flattening the subqueries into joins, for which, on tables of thousands of
+    // rows, it hashed the whole breakdowns table for every page (0.8 of a 2.0 ms page at
+    // 10,000). SQLite has no LATERAL, and joins by nested loops anyway.
+    let joined = match page.db_backend {
+        sea_orm::DbBackend::Postgres => &*JOINED_BY_INDEX,
+        _ => &*JOINED,
+    };
     let statement = Statement {
-        sql: format!("WITH page AS ({}) {}", page.sql, *JOINED),
+        sql: format!("WITH page AS ({}) {joined}", page.sql),
         values: page.values,
         db_backend: page.db_backend,
     };

@@ -387,6 +387,14 @@ async fn lists_page_newest_first_and_filter(db: Db) -> TestResult {
     for n in 0..5 {
         let mut request = paypal_capture(&auth, usd("1.00"));
         request.invoice_id = format!("INV-LIST-{n}");
+        // Every other one with a platform fee (PayPal takes one at most), which PayPal's
+        // breakdown reports back: a page's rows carry each capture's own fees.
+        if n % 2 == 1 {
+            request.platform_fees = vec![proto::PlatformFee {
+                amount: usd(&format!("0.0{n}")),
+                payee: None,
+            }];
+        }
         let capture = app.captured(request).await?;
         made_at.push(capture.create_time.ok_or("no create_time")?);
         made.push(capture.id);
@@ -412,6 +420,10 @@ async fn lists_page_newest_first_and_filter(db: Db) -> TestResult {
             )
             .await?;
         assert!(page.captures.len() <= 2);
+        for listed in &page.captures {
+            // A listed capture is the whole record, as GetCapture gives it.
+            assert_eq!(&app.get(TENANT_A_KEY, &listed.id).await?, listed);
+        }
         seen.extend(page.captures.into_iter().map(|c| c.id));
         if page.next_page_token.is_empty() {
             break;
