@@ -34,7 +34,7 @@ impl Joined {
 
 /// The value at `at` of a row, decoded by sqlx itself. sea-orm's `try_get_by_index` reads a
 /// NULL as an error it then turns into `None`, and each such error formats its column's name:
-/// a `format!` and a free for every NULL, and a PayPal record has 28 NULLs in its 63 columns.
+/// a `format!` and a free for every NULL, and a PayPal record has 30 NULLs in its 63 columns.
 fn column<T>(row: &QueryResult, at: usize) -> Result<T, DbErr>
 where
     T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
