@@ -316,17 +316,33 @@ async fn answer(
         headers,
         body: body.to_vec(),
     };
-    let lock = || script.lock().unwrap_or_else(PoisonError::into_inner);
-    let reply = lock().answer(request);
+    let reply = lock(&script).answer(request);
     if reply.delay.is_zero() {
         return reply.into_response();
     }
-    {
-        let mut script = lock();
-        script.held += 1;
-        script.most_held = script.most_held.max(script.held);
-    }
+    let _held = Held::new(&script);
     tokio::time::sleep(reply.delay).await;
-    lock().held -= 1;
     reply.into_response()
+}
+
+fn lock(script: &Mutex<Script>) -> MutexGuard<'_, Script> {
+    script.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A reply held back: counted from its start until it is sent, or its client went away.
+struct Held<'a>(&'a Mutex<Script>);
+
+impl<'a> Held<'a> {
+    fn new(script: &'a Mutex<Script>) -> Held<'a> {
+        let mut counts = lock(script);
+        counts.held += 1;
+        counts.most_held = counts.most_held.max(counts.held);
+        Held(script)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        lock(self.0).held -= 1;
+    }
 }
