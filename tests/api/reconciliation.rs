@@ -30,6 +30,27 @@ async fn spawn_reconciling(db: Db) -> Result<TestApp, Box<dyn std::error::Error>
     .await
 }
 
+/// Records `command` of tenant A as `PROCESSING`, the way a process that committed it and died
+/// before calling the provider leaves it once its request's lease has run out; its id.
+async fn recorded_as_a_crash_leaves_it(
+    store: &Store,
+    command: &CaptureCommand,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let id = capture_service::capture::new_capture_id().map_err(|e| e.to_string())?;
+    let begun = store
+        .begin_capture(&NewCapture {
+            id: &id,
+            tenant: "tenant-a",
+            account: "default",
+            command,
+            lease_micros: 0,
+            release_rules: ReleaseRules::NONE,
+        })
+        .await?;
+    assert!(matches!(begun, Begin::Created(_)), "{begun:?}");
+    Ok(id)
+}
+
 /// Reads the capture until its status is no longer `from` (at most 10 s).
 async fn settled(
     app: &TestApp,
@@ -151,19 +172,7 @@ async fn a_capture_cut_off_by_a_crash_is_captured_once_by_the_reconciler(db: Db)
     let command = CaptureCommand::try_from(paypal_capture(&auth, usd("60.00")))
         .map_err(|v| format!("{v:?}"))?;
     let store = Store::connect(&app.database_url).await?;
-    let id = capture_service::capture::new_capture_id().map_err(|e| e.to_string())?;
-    let begun = store
-        .begin_capture(&NewCapture {
-            id: &id,
-            tenant: "tenant-a",
-            account: "default",
-            command: &command,
-            // As a crashed process leaves it once its request's lease has run out.
-            lease_micros: 0,
-            release_rules: ReleaseRules::NONE,
-        })
-        .await?;
-    assert!(matches!(begun, Begin::Created(_)));
+    let id = recorded_as_a_crash_leaves_it(&store, &command).await?;
 
     let resolved = settled(&app, &id, CaptureStatus::Processing).await?;
     assert_eq!(resolved.status(), CaptureStatus::Completed);
@@ -218,19 +227,7 @@ async fn a_reconciler_pass_looks_at_64_captures_at_once() -> TestResult {
         );
         let command = CaptureCommand::try_from(paypal_capture(&authorization, usd("1.00")))
             .map_err(|v| format!("{v:?}"))?;
-        let id = capture_service::capture::new_capture_id().map_err(|e| e.to_string())?;
-        let begun = store
-            .begin_capture(&NewCapture {
-                id: &id,
-                tenant: "tenant-a",
-                account: "default",
-                command: &command,
-                lease_micros: 0,
-                release_rules: ReleaseRules::NONE,
-            })
-            .await?;
-        assert!(matches!(begun, Begin::Created(_)), "{begun:?}");
-        ids.push(id);
+        ids.push(recorded_as_a_crash_leaves_it(&store, &command).await?);
     }
 
     let base = paypal.url();
